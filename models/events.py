@@ -1,0 +1,183 @@
+"""Typed, versioned events that flow between quoteflow's processes.
+
+Every event is a msgspec Struct tagged by `type` so a single decoder can read any
+topic. Prices and sizes are `Decimal` so they keep the venue's precision end to end;
+timestamps are integer nanoseconds since the Unix epoch.
+
+Conventions:
+- `venue` is the ccxt exchange id (`binance`, `binanceusdm`, `coinbase`, ...).
+- `symbol` is unified `BASE/QUOTE` for spot and ccxt form (`BTC/USDT:USDT`) for derivatives.
+- `exchange_ts` is the exchange's event time, `receive_ts` the local receive time.
+- `seq` is the exchange's update id where it has one (Binance `u`), else None.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Side = Literal["buy", "sell"]
+Level = tuple[Decimal, Decimal]
+
+
+class Event(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=False):
+    """Base of every event; `v` is the schema version the producer wrote."""
+
+    v: int = SCHEMA_VERSION
+
+
+class MarketEvent(Event, kw_only=True):
+    venue: str
+    symbol: str
+    exchange_ts: int
+    receive_ts: int
+    seq: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Kafka key: one partition keeps one instrument in order."""
+        return f"{self.venue}:{self.symbol}"
+
+
+class BookSnapshot(MarketEvent, tag="book_snapshot", kw_only=True):
+    """Full L2 state; `seq` is the snapshot's last update id (Binance `lastUpdateId`)."""
+
+    bids: list[Level]
+    asks: list[Level]
+
+
+class BookDelta(MarketEvent, tag="book_delta", kw_only=True):
+    """L2 changes; a size of 0 removes the level.
+
+    `first_seq` is the first update id in the message (Binance `U`) and `prev_seq` the
+    previous message's last id where the venue says it (Binance USD-M `pu`).
+    """
+
+    bids: list[Level]
+    asks: list[Level]
+    first_seq: int | None = None
+    prev_seq: int | None = None
+
+
+class BBO(MarketEvent, tag="bbo", kw_only=True):
+    bid_price: Decimal
+    bid_size: Decimal
+    ask_price: Decimal
+    ask_size: Decimal
+
+
+class Trade(MarketEvent, tag="trade", kw_only=True):
+    """A public trade; `side` is the taker's side."""
+
+    price: Decimal
+    size: Decimal
+    side: Side
+    trade_id: str | None = None
+
+
+class Quote(msgspec.Struct, frozen=True):
+    """One resting order the strategy wants: price and size already on the venue's grid."""
+
+    price: Decimal
+    size: Decimal
+
+
+class OrderIntent(Event, tag="order_intent", kw_only=True):
+    """The full desired set of resting orders for one instrument.
+
+    A whole desired state (not a diff) so the executor can diff it against live orders and a
+    replayed intent is harmless. `intent_id` is deterministic from (strategy, instrument,
+    triggering event) so duplicates can be recognised.
+    """
+
+    intent_id: str
+    venue: str
+    symbol: str
+    ts: int
+    strategy: str
+    bids: list[Quote]
+    asks: list[Quote]
+    reference_mid: Decimal | None = None
+    trigger_receive_ts: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+
+OrderEventKind = Literal["ack", "partial_fill", "fill", "cancel", "reject", "amend"]
+
+
+class OrderEvent(Event, tag="order_event", kw_only=True):
+    venue: str
+    symbol: str
+    ts: int
+    kind: OrderEventKind
+    client_order_id: str
+    exchange_order_id: str | None = None
+    side: Side
+    price: Decimal | None
+    size: Decimal
+    filled: Decimal = Decimal(0)
+    remaining: Decimal = Decimal(0)
+    reason: str | None = None
+
+
+class Fill(Event, tag="fill", kw_only=True):
+    """One execution of one of our orders. `fee` is in the quote currency; a rebate is < 0."""
+
+    venue: str
+    symbol: str
+    ts: int
+    client_order_id: str
+    trade_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: Literal["maker", "taker"]
+
+
+class Position(Event, tag="position", kw_only=True):
+    venue: str
+    symbol: str
+    ts: int
+    quantity: Decimal
+    average_price: Decimal | None
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    mark_price: Decimal | None = None
+
+
+class DeadLetter(Event, tag="dead_letter", kw_only=True):
+    """Input that could not be turned into an event, kept whole with the reason."""
+
+    source: str
+    reason: str
+    raw: str
+    receive_ts: int | None = None
+
+
+AnyMarketEvent = BookSnapshot | BookDelta | BBO | Trade
+AnyEvent = AnyMarketEvent | OrderIntent | OrderEvent | Fill | Position | DeadLetter
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes | str) -> AnyEvent:
+    return _decoder.decode(data)
+
+
+def to_builtins(event: Event) -> dict:
+    return msgspec.to_builtins(event)
