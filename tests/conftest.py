@@ -1,0 +1,24 @@
+"""Shared fixtures: where the recorded exchange traffic lives.
+
+The recordings sit in `../shared/data` beside the project root (never copied into the
+repo). `QUOTEFLOW_SHARED_DATA` overrides the location.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("QUOTEFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BINANCE_FILES = sorted((SHARED_DATA / "binance").glob("*/*.gz"))
+CRYPTOFEED_DIR = SHARED_DATA / "cryptofeed"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"recorded data not found at {SHARED_DATA}: put ../shared beside the repo")
+    return SHARED_DATA
