@@ -1,0 +1,233 @@
+"""Online estimators of the inputs the quoting models need: σ, and A, k of λ(δ) = A·e^{−kδ}.
+
+Both are pure: the caller passes every timestamp (ns), so replays and live runs agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+NS_PER_S = 1_000_000_000
+
+
+class VolatilityEstimator:
+    """EWMA of squared mid changes sampled on a fixed clock; σ in price units per √second.
+
+    Arithmetic (not log) changes, because the quoting models assume an arithmetic Brownian
+    mid. The mid is piecewise constant between updates, so the sample at each clock tick is
+    the last mid seen before it. The average is normalised by its total weight, so the first
+    samples give a plain mean instead of being dragged towards an arbitrary prior; before
+    any sample `sigma` is `initial_sigma`. `ready` says `min_samples` intervals were seen.
+    """
+
+    __slots__ = (
+        "_decay",
+        "_interval_ns",
+        "_interval_s",
+        "_last_mid",
+        "_next_ns",
+        "_sample_mid",
+        "_samples",
+        "_weight",
+        "_weighted_sum",
+        "initial_sigma",
+        "min_samples",
+    )
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        half_life_s: float = 60.0,
+        initial_sigma: float = 0.0,
+        min_samples: int = 10,
+    ) -> None:
+        if interval_s <= 0 or half_life_s <= 0:
+            raise ValueError("interval_s and half_life_s must be > 0")
+        if initial_sigma < 0 or min_samples < 1:
+            raise ValueError("initial_sigma must be >= 0 and min_samples >= 1")
+        self._interval_ns = round(interval_s * NS_PER_S)
+        self._interval_s = self._interval_ns / NS_PER_S
+        self._decay = 0.5 ** (self._interval_s / half_life_s)
+        self.initial_sigma = initial_sigma
+        self.min_samples = min_samples
+        self._next_ns: int | None = None
+        self._last_mid = math.nan
+        self._sample_mid = math.nan
+        self._weighted_sum = 0.0
+        self._weight = 0.0
+        self._samples = 0
+
+    def update(self, ts_ns: int, mid: float) -> None:
+        """Feed the mid at `ts_ns`; out-of-order timestamps are treated as "now"."""
+        if not math.isfinite(mid):
+            raise ValueError(f"mid must be finite, got {mid}")
+        next_ns = self._next_ns
+        if next_ns is None:
+            self._next_ns = ts_ns + self._interval_ns
+            self._sample_mid = mid
+        elif ts_ns >= next_ns:
+            self._close_intervals((ts_ns - next_ns) // self._interval_ns + 1)
+        self._last_mid = mid
+
+    def _close_intervals(self, n: int) -> None:
+        # The mid moved (if at all) in the first of the n intervals and stood still after,
+        # so that change is decayed by n-1 intervals and the rest add zero-change weight.
+        change = self._last_mid - self._sample_mid
+        decay_n = self._decay**n
+        self._weighted_sum = (
+            decay_n * self._weighted_sum
+            + self._decay ** (n - 1) * change * change / self._interval_s
+        )
+        self._weight = decay_n * self._weight + (1.0 - decay_n) / (1.0 - self._decay)
+        self._samples += n
+        self._sample_mid = self._last_mid
+        self._next_ns += n * self._interval_ns
+
+    @property
+    def sigma(self) -> float:
+        if self._weight == 0.0:
+            return self.initial_sigma
+        return math.sqrt(self._weighted_sum / self._weight)
+
+    @property
+    def ready(self) -> bool:
+        return self._samples >= self.min_samples
+
+
+class IntensityEstimator:
+    """Fits λ(δ) = A·e^{−kδ}, the rate at which a quote δ from the mid gets hit, from trades.
+
+    A trade printed δ from the mid (the mid just before the trade) would have filled any
+    resting quote at depth ≤ δ on that side, so the hit rate at depth d is the number of
+    trades with δ ≥ d per second, per side (both sides are pooled, hence the division by
+    2). Over a rolling window the counts at depths d = 0, step, 2·step, ... are fitted by
+    weighted least squares of ln(rate) on d, the log-linear fit of hftbacktest's GLFT
+    example. `depth_step=None` sizes the buckets from the data (a quarter of the mean
+    depth, about 1/(4k)), so the defaults work in any price unit.
+
+    Fits are amortised: `on_trade` refits at most every `refit_interval_s`. `A` and `k`
+    hold the last successful fit (the initial values before one); `ready` says a fit over
+    at least `min_trades` trades has succeeded.
+    """
+
+    __slots__ = (
+        "A",
+        "_depths",
+        "_first_ns",
+        "_next_fit_ns",
+        "_refit_ns",
+        "_window_ns",
+        "depth_step",
+        "k",
+        "max_depth_steps",
+        "min_trades",
+        "ready",
+    )
+
+    def __init__(
+        self,
+        depth_step: float | None = None,
+        window_s: float = 600.0,
+        refit_interval_s: float = 5.0,
+        max_depth_steps: int = 20,
+        min_trades: int = 100,
+        initial_A: float = 1.0,
+        initial_k: float = 1.0,
+    ) -> None:
+        if depth_step is not None and depth_step <= 0:
+            raise ValueError(f"depth_step must be > 0, got {depth_step}")
+        if window_s <= 0 or refit_interval_s < 0:
+            raise ValueError("window_s must be > 0 and refit_interval_s >= 0")
+        if max_depth_steps < 2 or min_trades < 1:
+            raise ValueError("max_depth_steps must be >= 2 and min_trades >= 1")
+        if initial_A <= 0 or initial_k <= 0:
+            raise ValueError("initial_A and initial_k must be > 0")
+        self.depth_step = depth_step
+        self.max_depth_steps = max_depth_steps
+        self.min_trades = min_trades
+        self._window_ns = round(window_s * NS_PER_S)
+        self._refit_ns = round(refit_interval_s * NS_PER_S)
+        self._depths: deque[tuple[int, float]] = deque()
+        self._first_ns: int | None = None
+        self._next_fit_ns = 0
+        self.A = initial_A
+        self.k = initial_k
+        self.ready = False
+
+    def on_trade(self, ts_ns: int, price: float, mid: float) -> None:
+        """Record a trade at `price`; `mid` is the mid just before it printed."""
+        if not (math.isfinite(price) and math.isfinite(mid)):
+            raise ValueError(f"trade price and mid must be finite, got {price} and {mid}")
+        if self._first_ns is None:
+            self._first_ns = ts_ns
+            self._next_fit_ns = ts_ns + self._refit_ns
+        self._depths.append((ts_ns, abs(price - mid)))
+        if ts_ns >= self._next_fit_ns:
+            self._next_fit_ns = ts_ns + self._refit_ns
+            self.fit(ts_ns)
+
+    def fit(self, now_ns: int) -> bool:
+        """Refit A and k from the window ending at `now_ns`; False if the data do not allow it."""
+        if self._first_ns is None:
+            return False
+        horizon = now_ns - self._window_ns
+        depths = self._depths
+        while depths and depths[0][0] <= horizon:
+            depths.popleft()
+        span_s = min(now_ns - self._first_ns, self._window_ns) / NS_PER_S
+        if len(depths) < self.min_trades or span_s <= 0:
+            return False
+        values = [d for _, d in depths]
+        step = self.depth_step or sum(values) / (4 * len(values))
+        if step <= 0:
+            return False  # every trade printed at the mid: no decay to measure
+        fitted = fit_exponential_intensity(values, step, self.max_depth_steps, 2.0 * span_s)
+        if fitted is None:
+            return False
+        self.A, self.k = fitted
+        self.ready = True
+        return True
+
+
+def fit_exponential_intensity(
+    depths: list[float], depth_step: float, max_depth_steps: int, exposure_s: float
+) -> tuple[float, float] | None:
+    """(A, k) of rate(d) = A·e^{−kd}, rate(d) = #(depth ≥ d) / exposure_s, or None.
+
+    None when fewer than two depths are usable or the fitted decay is not positive (the
+    data do not look like a decaying intensity, so the last good fit should stand).
+    """
+    counts = [0] * max_depth_steps
+    for depth in depths:
+        counts[min(int(depth / depth_step), max_depth_steps - 1)] += 1
+    total = len(depths)
+    xs: list[float] = []
+    ys: list[float] = []
+    ws: list[int] = []
+    at_least = 0
+    # Bucket i holds depths in [i·step, (i+1)·step) (the last one is open-ended), so the
+    # trades reaching depth i·step are those in bucket i and above. Walking inwards, stop
+    # at the first depth every trade reached: shallower depths are flat (on a real venue
+    # nothing prints inside the spread) and would only flatten the fitted decay.
+    for i in range(max_depth_steps - 1, -1, -1):
+        at_least += counts[i]
+        if at_least > 0:
+            xs.append(i * depth_step)
+            ys.append(math.log(at_least / exposure_s))
+            ws.append(at_least)
+        if at_least == total:
+            break
+    if len(xs) < 2:
+        return None
+    # Weighted by count: the log of a Poisson count n has variance about 1/n, so the
+    # sparse deep buckets must not pull the slope as hard as the dense shallow ones.
+    weight = sum(ws)
+    mean_x = sum(w * x for w, x in zip(ws, xs, strict=True)) / weight
+    mean_y = sum(w * y for w, y in zip(ws, ys, strict=True)) / weight
+    sxx = sum(w * (x - mean_x) ** 2 for w, x in zip(ws, xs, strict=True))
+    sxy = sum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(ws, xs, ys, strict=True))
+    slope = sxy / sxx
+    if slope >= 0:
+        return None
+    return math.exp(mean_y - slope * mean_x), -slope
