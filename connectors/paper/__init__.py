@@ -1,0 +1,1 @@
+"""Parts of the paper venue (`connectors.paper_venue.PaperVenue`): orders, cash, matching."""
