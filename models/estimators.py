@@ -22,10 +22,10 @@ class VolatilityEstimator:
     """
 
     __slots__ = (
-        "_decay",
         "_interval_ns",
         "_interval_s",
         "_last_mid",
+        "_log_decay",
         "_next_ns",
         "_sample_mid",
         "_samples",
@@ -48,7 +48,8 @@ class VolatilityEstimator:
             raise ValueError("initial_sigma must be >= 0 and min_samples >= 1")
         self._interval_ns = round(interval_s * NS_PER_S)
         self._interval_s = self._interval_ns / NS_PER_S
-        self._decay = 0.5 ** (self._interval_s / half_life_s)
+        # log of the per-interval decay; expm1 keeps 1 − decay exact for long half-lives.
+        self._log_decay = -math.log(2.0) * self._interval_s / half_life_s
         self.initial_sigma = initial_sigma
         self.min_samples = min_samples
         self._next_ns: int | None = None
@@ -74,12 +75,14 @@ class VolatilityEstimator:
         # The mid moved (if at all) in the first of the n intervals and stood still after,
         # so that change is decayed by n-1 intervals and the rest add zero-change weight.
         change = self._last_mid - self._sample_mid
-        decay_n = self._decay**n
+        log_decay = self._log_decay
+        decay_n = math.exp(n * log_decay)
         self._weighted_sum = (
             decay_n * self._weighted_sum
-            + self._decay ** (n - 1) * change * change / self._interval_s
+            + math.exp((n - 1) * log_decay) * change * change / self._interval_s
         )
-        self._weight = decay_n * self._weight + (1.0 - decay_n) / (1.0 - self._decay)
+        # 1 + decay + ... + decay^(n−1)
+        self._weight = decay_n * self._weight + math.expm1(n * log_decay) / math.expm1(log_decay)
         self._samples += n
         self._sample_mid = self._last_mid
         self._next_ns += n * self._interval_ns
@@ -195,8 +198,8 @@ def fit_exponential_intensity(
 ) -> tuple[float, float] | None:
     """(A, k) of rate(d) = A·e^{−kd}, rate(d) = #(depth ≥ d) / exposure_s, or None.
 
-    None when fewer than two depths are usable or the fitted decay is not positive (the
-    data do not look like a decaying intensity, so the last good fit should stand).
+    None when fewer than two depths are usable (all trades at one depth: no decay to see).
+    Counts of "depth ≥ d" fall with d, so with two or more depths the fitted k is > 0.
     """
     counts = [0] * max_depth_steps
     for depth in depths:
@@ -228,6 +231,4 @@ def fit_exponential_intensity(
     sxx = sum(w * (x - mean_x) ** 2 for w, x in zip(ws, xs, strict=True))
     sxy = sum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(ws, xs, ys, strict=True))
     slope = sxy / sxx
-    if slope >= 0:
-        return None
     return math.exp(mean_y - slope * mean_x), -slope

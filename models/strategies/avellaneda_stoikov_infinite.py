@@ -8,7 +8,9 @@ v(x − r_b, s, q+1) = v(x, s, q) and v(x + r_a, s, q−1) = v(x, s, q), which g
 
 (the ask as derived from that definition; the printed paper has the ask's ln argument's sign
 flipped, which only agrees to first order). Quotes sit (1/γ) ln(1 + γ/k) outside them, as in
-the finite-horizon model.
+the finite-horizon model. The reported reservation price is the marginal indifference price
+r = s − 2γσ²q / D, which is smooth and decreasing in q; for large ω it tends to
+s − q γ σ² / ω, the finite-horizon r with T−t = 1/ω.
 
 Why this form rather than a rolling finite horizon: it is stationary (no arbitrary T), and it
 carries its own inventory limit. The value function is finite only while γ²σ²q² < 2ω, so
@@ -67,13 +69,10 @@ class AvellanedaStoikovInfinite:
         edge = math.log1p(gamma / state.k) / gamma
         bids: tuple[QuoteLevel, ...] = ()
         asks: tuple[QuoteLevel, ...] = ()
-        reservations = []
         if q < limit:
             r_bid = s + math.log(1.0 - (2.0 * q_model + 1.0) * g / d) / gamma
             bids = (QuoteLevel(r_bid - edge, self.order_size),)
-            reservations.append(r_bid)
         if q > -limit:
             r_ask = s - math.log(1.0 + (2.0 * q_model - 1.0) * g / d) / gamma
             asks = (QuoteLevel(r_ask + edge, self.order_size),)
-            reservations.append(r_ask)
-        return DesiredQuotes(bids, asks, sum(reservations) / len(reservations))
+        return DesiredQuotes(bids, asks, s - 2.0 * gamma * state.sigma**2 * q_model / d)
