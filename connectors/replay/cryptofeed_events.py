@@ -1,0 +1,184 @@
+"""cryptofeed's callback objects (OrderBook, Trade, Ticker) as quoteflow events.
+
+Conventions:
+- symbol: cryptofeed's `BTC-USD` becomes `BTC/USD`; derivatives take ccxt's form, e.g.
+  `UNI-USD-PERP` -> `UNI/USD:UNI`, `BTC-USD-22K27` -> `BTC/USD:BTC-220527` (options are not
+  mapped: their events become dead letters). cryptofeed's
+  symbol does not say the settlement currency: contracts quoted in a stablecoin settle in it
+  (linear), others in the base currency (inverse), which holds for OKX, Binance and Bybit.
+- exchange_ts: cryptofeed's float seconds, rounded to the microsecond (no venue here is finer,
+  and float seconds near 1.6e9 are only good to ~0.2 µs); the receive time when cryptofeed has
+  none.
+- L2 books: cryptofeed's delta when it gives one, the whole book otherwise; seq is cryptofeed's
+  sequence_number (Binance's update id), else None.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cryptofeed.defines import ASK, BID, L2_BOOK, TICKER, TRADES
+from cryptofeed.types import OrderBook, Ticker
+from cryptofeed.types import Trade as CryptofeedTrade
+
+from models.events import BBO, AnyMarketEvent, BookDelta, BookSnapshot, Level, Trade
+
+_STABLECOINS = frozenset({"USDT", "USDC", "BUSD", "DAI", "TUSD", "USDP", "FDUSD"})
+_MONTH_CODES = "FGHJKMNQUVXZ"  # futures month letters, January to December
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EventSink:
+    """Collects the events one recorded input makes cryptofeed call back with.
+
+    The driver sets `receive_ns` before handing cryptofeed each message, then takes `events`
+    and `failures` (callback objects that could not be converted, with the reason) after it.
+    """
+
+    __slots__ = ("_symbols", "_ticker_sizes", "_venue", "events", "failures", "receive_ns",
+                 "snapshot_times")
+
+    def __init__(self, venue: str, ticker_sizes: tuple[str, str] | None) -> None:
+        self._venue = venue
+        self._ticker_sizes = ticker_sizes
+        self._symbols: dict[str, str] = {}
+        self.events: list[AnyMarketEvent] = []
+        self.failures: list[str] = []
+        self.receive_ns = 0
+        # Receive times of REST snapshots served to cryptofeed, for the whole books it then
+        # builds from them: those were received then, not with the message that asked.
+        self.snapshot_times: deque[int] = deque()
+
+    def callbacks(self) -> dict:
+        return {L2_BOOK: self.on_book, TRADES: self.on_trade, TICKER: self.on_ticker}
+
+    def take(self) -> tuple[list[AnyMarketEvent], list[str]]:
+        """The events and failures collected since the last take, handed over whole."""
+        taken = self.events, self.failures
+        self.events, self.failures = [], []
+        self.snapshot_times.clear()
+        return taken
+
+    async def on_book(self, book: OrderBook, _receipt: float) -> None:
+        # cryptofeed mutates and reuses one OrderBook per symbol: convert it now.
+        try:
+            delta = book.delta
+            if delta is None:
+                times = self.snapshot_times
+                receive_ns = times.popleft() if times else self.receive_ns
+                self.events.append(
+                    BookSnapshot(
+                        venue=self._venue,
+                        symbol=self._symbol(book.symbol),
+                        exchange_ts=_exchange_ns(book.timestamp, receive_ns),
+                        receive_ts=receive_ns,
+                        seq=book.sequence_number,
+                        bids=book.book.bids.to_list(),
+                        asks=book.book.asks.to_list(),
+                    )
+                )
+            else:
+                self.events.append(
+                    BookDelta(
+                        venue=self._venue,
+                        symbol=self._symbol(book.symbol),
+                        exchange_ts=_exchange_ns(book.timestamp, self.receive_ns),
+                        receive_ts=self.receive_ns,
+                        seq=book.sequence_number,
+                        bids=_levels(delta[BID]),
+                        asks=_levels(delta[ASK]),
+                    )
+                )
+        except Exception as exc:
+            self.failures.append(f"L2 book {book.symbol}: {describe(exc)}")
+
+    async def on_trade(self, trade: CryptofeedTrade, _receipt: float) -> None:
+        try:
+            self.events.append(
+                Trade(
+                    venue=self._venue,
+                    symbol=self._symbol(trade.symbol),
+                    exchange_ts=_exchange_ns(trade.timestamp, self.receive_ns),
+                    receive_ts=self.receive_ns,
+                    price=trade.price,
+                    size=trade.amount,
+                    side=trade.side,
+                    trade_id=trade.id,
+                )
+            )
+        except Exception as exc:
+            self.failures.append(f"trade {trade.symbol}: {describe(exc)}")
+
+    async def on_ticker(self, ticker: Ticker, _receipt: float) -> None:
+        try:
+            if self._ticker_sizes is None:
+                raise ValueError("this venue's ticker carries no bid/ask sizes")
+            if not (ticker.bid and ticker.ask):
+                raise ValueError(f"one-sided ticker: bid {ticker.bid} ask {ticker.ask}")
+            bid_size, ask_size = self._ticker_sizes
+            self.events.append(
+                BBO(
+                    venue=self._venue,
+                    symbol=self._symbol(ticker.symbol),
+                    exchange_ts=_exchange_ns(ticker.timestamp, self.receive_ns),
+                    receive_ts=self.receive_ns,
+                    bid_price=ticker.bid,
+                    bid_size=Decimal(ticker.raw[bid_size]),
+                    ask_price=ticker.ask,
+                    ask_size=Decimal(ticker.raw[ask_size]),
+                )
+            )
+        except Exception as exc:
+            self.failures.append(f"ticker {ticker.symbol}: {describe(exc)}")
+
+    def _symbol(self, cryptofeed_symbol: str) -> str:
+        symbol = self._symbols.get(cryptofeed_symbol)
+        if symbol is None:
+            symbol = self._symbols[cryptofeed_symbol] = unified_symbol(cryptofeed_symbol)
+        return symbol
+
+
+def unified_symbol(cryptofeed_symbol: str) -> str:
+    """cryptofeed's normalized symbol in ccxt's unified form (see the module notes)."""
+    parts = cryptofeed_symbol.split("-")
+    if len(parts) < 2 or not all(parts):
+        raise ValueError(f"not a cryptofeed instrument symbol: {cryptofeed_symbol!r}")
+    base, quote, *contract = parts
+    pair = f"{base}/{quote}"
+    if not contract:
+        return pair
+    settled = f"{pair}:{quote if quote in _STABLECOINS else base}"
+    if contract == ["PERP"]:
+        return settled
+    if len(contract) == 1:
+        return f"{settled}-{_expiry(contract[0])}"
+    raise ValueError(f"not a spot, perpetual or future symbol: {cryptofeed_symbol!r}")
+
+
+def _expiry(code: str) -> str:
+    """cryptofeed's `22K27` (year, month letter, unpadded day) as ccxt's `220527`."""
+    year, month, day = code[:2], code[2:3], code[3:]
+    if not (year.isdigit() and day.isdigit() and month and month in _MONTH_CODES):
+        raise ValueError(f"not a cryptofeed expiry code: {code!r}")
+    return f"{year}{_MONTH_CODES.index(month) + 1:02d}{int(day):02d}"
+
+
+def _levels(levels: list) -> list[Level]:
+    # Some feeds mark a removed level with the int 0; events keep Decimal throughout.
+    return [(price, size if size.__class__ is Decimal else Decimal(size)) for price, size in levels]
+
+
+def _exchange_ns(timestamp: float | datetime | None, fallback_ns: int) -> int:
+    if timestamp is None:
+        return fallback_ns
+    if isinstance(timestamp, datetime):
+        # cryptofeed 2.4's Coinbase book passes the parsed datetime through unconverted.
+        since = timestamp - _EPOCH
+        return ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1_000
+    return round(timestamp * 1_000_000) * 1_000
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,150 @@
+"""The files cryptofeed's raw-data recorder (`cryptofeed.raw_data_collection.AsyncFileCallback`)
+writes, read back for replay.
+
+One recording is a set of files named after cryptofeed's exchange id `NAME`:
+- `NAME.0`: a `configuration: {json}` line (the feed's channels and symbols) and the start-up
+  REST calls as `URL -> ts: body`;
+- `NAME.http.N.M`: REST calls made while running (book snapshots), same format;
+- `NAME.ws.N.M`: websocket session N (M counts the recorder's file rotations): `URL <-> ts`
+  when it connected, `URL <- ts: json` for each sent message, `ts: json` for each received one.
+Timestamps are the local wall clock in seconds, as `time.time()` printed them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_URL_SCHEMES = ("wss://", "ws://", "https://", "http://")
+_CONFIGURATION = "configuration: "
+
+RestTranslation = Callable[[str, str], tuple[str, str]]
+
+
+def seconds_to_ns(text: str) -> int:
+    """Exact nanoseconds from a printed `time.time()`; float would lose the last digits."""
+    whole, _, fraction = text.partition(".")
+    if not whole.isdigit() or not (fraction.isdigit() or fraction == ""):
+        raise ValueError(f"not a timestamp in seconds: {text!r}")
+    return int(whole) * 1_000_000_000 + int(fraction[:9].ljust(9, "0"))
+
+
+class RecordedResponses:
+    """REST bodies by URL, served first-in first-out in the order cryptofeed asks for them."""
+
+    __slots__ = ("_by_url",)
+
+    def __init__(self) -> None:
+        self._by_url: dict[str, deque[tuple[int, str]]] = {}
+
+    def add(self, url: str, receive_ns: int, body: str) -> None:
+        self._by_url.setdefault(url, deque()).append((receive_ns, body))
+
+    def take(self, url: str) -> tuple[int, str]:
+        """The next recorded `(receive_ns, body)` for `url`."""
+        responses = self._by_url.get(url)
+        if not responses:
+            raise LookupError(f"the recording holds no (further) response to GET {url}")
+        return responses.popleft()
+
+
+class Recording:
+    """One exchange's recording: what the feed was configured with and what it was sent."""
+
+    __slots__ = ("configuration", "sessions", "snapshots", "startup")
+
+    def __init__(
+        self,
+        configuration: dict[str, list[str]],
+        startup: RecordedResponses,
+        snapshots: RecordedResponses,
+        sessions: list[Path],
+    ) -> None:
+        self.configuration = configuration
+        self.startup = startup
+        self.snapshots = snapshots
+        self.sessions = sessions
+
+
+def load_recording(directory: Path, name: str, translate_rest: RestTranslation) -> Recording:
+    """Read `name`'s start-up and REST files; `translate_rest(url, body)` may rewrite each call.
+
+    Raises FileNotFoundError when the start-up file or every websocket session is missing and
+    ValueError (with file and line) for an unreadable start-up line: without them no feed can
+    be built, so these fail the whole replay rather than one message.
+    """
+    startup_path = directory / f"{name}.0"
+    if not startup_path.is_file():
+        raise FileNotFoundError(f"no cryptofeed recording {startup_path}")
+    sessions = sorted(directory.glob(f"{name}.ws.*"), key=_session_order)
+    if not sessions:
+        raise FileNotFoundError(f"no websocket session {name}.ws.N.M in {directory}")
+
+    configuration: dict[str, list[str]] | None = None
+    startup = RecordedResponses()
+    for line_no, line in _lines(startup_path):
+        if line.startswith(_CONFIGURATION):
+            configuration = _parse_json(line[len(_CONFIGURATION) :], startup_path, line_no)
+        else:
+            _add_rest_call(startup, line, startup_path, line_no, translate_rest)
+    if configuration is None:
+        raise ValueError(f"{startup_path}: no 'configuration:' line naming channels and symbols")
+
+    snapshots = RecordedResponses()
+    for path in sorted(directory.glob(f"{name}.http.*"), key=_session_order):
+        for line_no, line in _lines(path):
+            _add_rest_call(snapshots, line, path, line_no, translate_rest)
+    return Recording(configuration, startup, snapshots, sessions)
+
+
+def received_lines(sessions: list[Path]) -> Iterator[tuple[str, str]]:
+    """`(location, line)` for every received message, sessions one after another.
+
+    Connect and sent lines start with the URL and are skipped; anything else is a received
+    message, including a corrupt line, which the caller must account for.
+    """
+    for path in sessions:
+        for line_no, line in _lines(path):
+            if not line.startswith(_URL_SCHEMES):
+                yield f"{path.name}:{line_no}", line
+
+
+def split_received(line: str) -> tuple[int, str, str]:
+    """`(receive_ns, seconds, message)` of a received line `ts: message`."""
+    seconds, separator, message = line.partition(": ")
+    if not separator:
+        raise ValueError("not a recorded message 'timestamp: message'")
+    return seconds_to_ns(seconds), seconds, message
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8", errors="replace") as file:
+        for line_no, line in enumerate(file, start=1):
+            line = line.rstrip("\n")
+            if line:
+                yield line_no, line
+
+
+def _add_rest_call(
+    store: RecordedResponses, line: str, path: Path, line_no: int, translate: RestTranslation
+) -> None:
+    url, arrow, rest = line.partition(" -> ")
+    seconds, colon, body = rest.partition(": ")
+    if not (arrow and colon):
+        raise ValueError(f"{path}:{line_no}: not a recorded REST call 'URL -> ts: body'")
+    url, body = translate(url, body)
+    store.add(url, seconds_to_ns(seconds), body)
+
+
+def _parse_json(text: str, path: Path, line_no: int) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}:{line_no}: unreadable configuration: {exc}") from None
+
+
+def _session_order(path: Path) -> tuple[int, ...]:
+    """`NAME.ws.10.0` after `NAME.ws.9.0`: numeric, not text, order of the counters."""
+    return tuple(int(part) for part in path.name.split(".") if part.isdigit())

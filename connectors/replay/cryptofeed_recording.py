@@ -1,0 +1,325 @@
+"""Replay of cryptofeed raw-data recordings through cryptofeed's own exchange parsers.
+
+Done as cryptofeed's `raw_data_collection.playback` does it, minus its process-wide patches:
+the real Feed class for the exchange is built from the recorded configuration, its REST calls
+(symbol lists at start-up, book snapshots later) are answered from the recorded files, every
+received websocket message goes to the feed's real `message_handler(msg, conn, timestamp)`, and
+its L2_BOOK, TRADES and TICKER callbacks become quoteflow events. Replay thus runs the live
+parsing path, book keeping and sequence checks included.
+
+Every received message is read once and counted in exactly one of
+- produced: it made at least one event;
+- ignored: cryptofeed handled it and made no event on purpose (subscription acks, heartbeats,
+  status messages, channels quoteflow does not consume such as candles, book diffs older than
+  the snapshot);
+- failed: it raised, cryptofeed logged a warning about it, or an object it made could not be
+  converted. One DeadLetter is yielded for it, after any events it made before failing (they
+  are already in cryptofeed's own book, so consumers must see them too).
+Events made while subscribing (Bitstamp fetches its snapshots then) belong to no message.
+
+receive_ts is the recorded local receive time of the websocket message being handled; a book
+snapshot fetched over REST takes the REST response's recorded time instead, so receive_ts
+steps back after it (cryptofeed handles the messages queued meanwhile after the snapshot, as
+live). exchange_ts falls back to receive_ts where cryptofeed gives no exchange time: Binance
+bookTicker and REST snapshots, every Kraken and Gemini book update, Coinbase book snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+
+from cryptofeed.exchanges import EXCHANGE_MAP
+from cryptofeed.feed import Feed
+from cryptofeed.symbols import Symbols
+from yapic import json as cryptofeed_json
+
+from connectors.replay.cryptofeed_events import EventSink, describe
+from connectors.replay.cryptofeed_files import (
+    RecordedResponses,
+    Recording,
+    load_recording,
+    received_lines,
+    split_received,
+)
+from connectors.replay.cryptofeed_venues import SUPPORTED_EXCHANGES, Venue, venue_for
+from models.events import AnyMarketEvent, DeadLetter
+
+__all__ = ["SUPPORTED_EXCHANGES", "RecordingReplay", "ReplayStats", "iter_recording"]
+
+_CRYPTOFEED_LOGGER = "feedhandler"
+_BATCH = 512
+
+# (location, line, receive_ns, events, failures) of one received message
+_Handled = tuple[str, str, int | None, list[AnyMarketEvent], list[str]]
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """Counts of one exchange's recorded messages; see the module notes for the buckets."""
+
+    exchange: str
+    read: int = 0
+    produced: int = 0
+    ignored: int = 0
+    failed: int = 0
+    events: int = 0
+
+    @property
+    def accounted(self) -> bool:
+        return self.read == self.produced + self.ignored + self.failed
+
+
+def iter_recording(directory: str | Path, exchange: str) -> RecordingReplay:
+    """Events of `exchange`'s recording in `directory`, in cryptofeed's processing order.
+
+    `exchange` is the ccxt id (binance, coinbase, kraken, bitstamp, okx, gemini); an unknown
+    one raises ValueError naming the supported ones, missing files FileNotFoundError.
+    """
+    return RecordingReplay(directory, exchange)
+
+
+class RecordingReplay:
+    """An iterator of events and dead letters; `stats` counts as it is consumed."""
+
+    __slots__ = ("_items", "stats")
+
+    def __init__(self, directory: str | Path, exchange: str) -> None:
+        venue = venue_for(exchange)
+        recording = load_recording(Path(directory), venue.cryptofeed_id, venue.adapter.rest)
+        sink = EventSink(venue.ccxt_id, venue.ticker_sizes)
+        # Built now, so unusable start-up data fails here rather than at the first event.
+        feed = _build_feed(venue, recording, sink)
+        self.stats = ReplayStats(venue.ccxt_id)
+        self._items = _replay(_FeedDriver(feed, sink, venue), recording.sessions, self.stats)
+
+    def __iter__(self) -> RecordingReplay:
+        return self
+
+    def __next__(self) -> AnyMarketEvent | DeadLetter:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._items.close()
+
+
+def _replay(
+    driver: _FeedDriver, sessions: list[Path], stats: ReplayStats
+) -> Iterator[AnyMarketEvent | DeadLetter]:
+    try:
+        events = driver.subscribe()
+        stats.events += len(events)
+        yield from events
+
+        lines = received_lines(sessions)
+        while batch := list(islice(lines, _BATCH)):
+            for location, line, receive_ns, events, failures in driver.handle(batch):
+                stats.read += 1
+                stats.events += len(events)
+                if failures:
+                    stats.failed += 1
+                elif events:
+                    stats.produced += 1
+                else:
+                    stats.ignored += 1
+                yield from events
+                if failures:
+                    yield DeadLetter(
+                        source=f"cryptofeed:{stats.exchange}:{location}",
+                        reason="; ".join(failures),
+                        raw=line,
+                        receive_ts=receive_ns,
+                    )
+    finally:
+        driver.close()
+
+
+class _FeedDriver:
+    """Drives one feed on an event loop of its own, a batch of recorded lines per loop run:
+    starting the loop for every message would cost as much as cryptofeed's parsing.
+
+    The loop and the log capture start when iteration does, so an iterator never consumed
+    holds neither.
+    """
+
+    def __init__(self, feed: Feed, sink: EventSink, venue: Venue) -> None:
+        self._feed = feed
+        self._conn = _ReplayConnection(feed)
+        self._translate = venue.adapter.message
+        self._venue = venue.ccxt_id
+        self._sink = sink
+        self._loop: _NoWaitLoop | None = None
+        self._warnings = _WarningCapture()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            logging.getLogger(_CRYPTOFEED_LOGGER).removeHandler(self._warnings)
+            self._loop.close()
+
+    def subscribe(self) -> list[AnyMarketEvent]:
+        self._loop = _NoWaitLoop()
+        logging.getLogger(_CRYPTOFEED_LOGGER).addHandler(self._warnings)
+        try:
+            self._run(self._feed.subscribe(self._conn))
+        except Exception as exc:
+            self._sink.failures.append(describe(exc))
+        events, failures = self._sink.take()
+        failures += self._warnings.take()
+        if failures:
+            raise ValueError(
+                f"{self._venue}: cryptofeed cannot subscribe from the recording: "
+                + "; ".join(failures)
+            )
+        return events
+
+    def handle(self, batch: list[tuple[str, str]]) -> list[_Handled]:
+        return self._run(self._handle(batch))
+
+    def _run(self, coroutine):
+        with self._warnings:
+            return self._loop.run_until_complete(coroutine)
+
+    async def _handle(self, batch: list[tuple[str, str]]) -> list[_Handled]:
+        handled = []
+        for location, line in batch:
+            receive_ns = None
+            try:
+                receive_ns, seconds, message = split_received(line)
+                self._sink.receive_ns = receive_ns
+                message = self._translate(message)
+                await self._feed.message_handler(message, self._conn, float(seconds))
+            except Exception as exc:
+                self._sink.failures.append(describe(exc))
+            self._sink.failures.extend(self._warnings.take())
+            events, failures = self._sink.take()
+            handled.append((location, line, receive_ns, events, failures))
+        return handled
+
+
+def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
+    feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
+    # A subclass carries the recorded start-up answers, so the real symbol_mapping() runs on
+    # them without patching HTTPSync for the whole process as cryptofeed's playback does.
+    replay_class = type(
+        f"Replayed{feed_class.__name__}",
+        (feed_class,),
+        {"http_sync": _StartupRest(recording.startup)},
+    )
+    # Recorded channels the installed cryptofeed no longer offers (Coinbase ticker) are left out.
+    subscription = {
+        channel: symbols
+        for channel, symbols in recording.configuration.items()
+        if channel in feed_class.websocket_channels
+    }
+    # cryptofeed keeps one symbol table per exchange id for the whole process: lift out any
+    # live one while the recording's is built, and put it back so neither leaks into the other.
+    kept = Symbols.data.pop(feed_class.id, None)
+    try:
+        feed = replay_class(
+            config=venue.adapter.feed_config(),
+            subscription=subscription,
+            callbacks=sink.callbacks(),
+            checksum_validation=True,
+        )
+    except Exception as exc:
+        raise ValueError(
+            f"{venue.ccxt_id}: cryptofeed cannot build its feed from the recorded start-up "
+            f"data: {describe(exc)}"
+        ) from exc
+    finally:
+        Symbols.data.pop(feed_class.id, None)
+        if kept is not None:
+            Symbols.data[feed_class.id] = kept
+    feed.http_conn = _SnapshotRest(recording.snapshots, sink)
+    return feed
+
+
+class _StartupRest:
+    """Answers the blocking REST calls a feed makes while being built (`HTTPSync.read`)."""
+
+    __slots__ = ("_responses",)
+
+    def __init__(self, responses: RecordedResponses) -> None:
+        self._responses = responses
+
+    def read(self, address: str, params=None, headers=None, json=False, text=True, uuid=None):
+        _, body = self._responses.take(address)
+        # Decoded as HTTPSync.process_response does, so the parsers see the same types as live.
+        return cryptofeed_json.loads(body, parse_float=Decimal) if json else body
+
+
+class _SnapshotRest:
+    """Answers the REST calls a running feed makes (`HTTPAsyncConn.read`): book snapshots."""
+
+    __slots__ = ("_responses", "_sink")
+
+    def __init__(self, responses: RecordedResponses, sink: EventSink) -> None:
+        self._responses = responses
+        self._sink = sink
+
+    async def read(self, address: str, header=None, params=None, return_headers=False,
+                   retry_count=0, retry_delay=60) -> str:
+        receive_ns, body = self._responses.take(address)
+        self._sink.snapshot_times.append(receive_ns)
+        return body
+
+
+class _ReplayConnection:
+    """Stands in for the websocket: the feed reads its subscription and id, and what it writes
+    (subscribe requests) goes nowhere, since the recording already holds what was sent.
+
+    Like cryptofeed's playback, one connection carries the whole subscription, however live
+    cryptofeed would split it over sockets.
+    """
+
+    __slots__ = ("id", "subscription", "uuid")
+
+    def __init__(self, feed: Feed) -> None:
+        self.subscription = {chan: list(symbols) for chan, symbols in feed.subscription.items()}
+        self.id = self.uuid = f"{feed.id}.replay"
+
+    async def write(self, msg: str) -> None:
+        pass
+
+
+class _NoWaitLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps a day at every reading, so a feed's sleeps are due at
+    once (Bitstamp waits 5 s before fetching snapshots): replay never waits on wall time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+
+    def time(self) -> float:
+        self._now += 86_400.0
+        return self._now
+
+
+class _WarningCapture(logging.Handler):
+    """cryptofeed reports messages it cannot use with a logged warning, not an exception;
+    collected while active (`with capture:`) so they make the message a dead letter."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._active = False
+        self._messages: list[str] = []
+
+    def __enter__(self) -> None:
+        self._active = True
+
+    def __exit__(self, *exc_info) -> None:
+        self._active = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._active:
+            self._messages.append(f"cryptofeed: {record.getMessage()}")
+
+    def take(self) -> list[str]:
+        messages, self._messages = self._messages, []
+        return messages
+
