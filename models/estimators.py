@@ -106,20 +106,22 @@ class IntensityEstimator:
     trades with δ ≥ d per second, per side (both sides are pooled, hence the division by
     2). Over a rolling window the counts at depths d = 0, step, 2·step, ... are fitted by
     weighted least squares of ln(rate) on d, the log-linear fit of hftbacktest's GLFT
-    example. `depth_step=None` sizes the buckets from the data (a quarter of the mean
-    depth, about 1/(4k)), so the defaults work in any price unit.
+    example. `depth_step=None` sizes the buckets once, from the first `min_trades` trades
+    (a quarter of their mean depth, about 1/(4k)), so the defaults work in any price unit.
 
-    Fits are amortised: `on_trade` refits at most every `refit_interval_s`. `A` and `k`
-    hold the last successful fit (the initial values before one); `ready` says a fit over
-    at least `min_trades` trades has succeeded.
+    Per-bucket counts are kept as trades enter and leave the window, so a trade costs O(1)
+    and a fit O(max_depth_steps). `on_trade` refits at most every `refit_interval_s`. `A`
+    and `k` hold the last successful fit (the initial values before one); `ready` says a fit
+    over at least `min_trades` trades has succeeded.
     """
 
     __slots__ = (
         "A",
-        "_depths",
+        "_counts",
         "_first_ns",
         "_next_fit_ns",
         "_refit_ns",
+        "_window",
         "_window_ns",
         "depth_step",
         "k",
@@ -151,7 +153,8 @@ class IntensityEstimator:
         self.min_trades = min_trades
         self._window_ns = round(window_s * NS_PER_S)
         self._refit_ns = round(refit_interval_s * NS_PER_S)
-        self._depths: deque[tuple[int, float]] = deque()
+        self._window: deque[tuple[int, float]] = deque()
+        self._counts = [0] * max_depth_steps
         self._first_ns: int | None = None
         self._next_fit_ns = 0
         self.A = initial_A
@@ -165,7 +168,12 @@ class IntensityEstimator:
         if self._first_ns is None:
             self._first_ns = ts_ns
             self._next_fit_ns = ts_ns + self._refit_ns
-        self._depths.append((ts_ns, abs(price - mid)))
+        depth = abs(price - mid)
+        self._window.append((ts_ns, depth))
+        if self.depth_step is not None:
+            self._counts[self._bucket(depth)] += 1
+        elif len(self._window) >= self.min_trades:
+            self._calibrate_depth_step()
         if ts_ns >= self._next_fit_ns:
             self._next_fit_ns = ts_ns + self._refit_ns
             self.fit(ts_ns)
@@ -175,45 +183,51 @@ class IntensityEstimator:
         if self._first_ns is None:
             return False
         horizon = now_ns - self._window_ns
-        depths = self._depths
-        while depths and depths[0][0] <= horizon:
-            depths.popleft()
+        window, counts = self._window, self._counts
+        while window and window[0][0] <= horizon:
+            depth = window.popleft()[1]
+            if self.depth_step is not None:
+                counts[self._bucket(depth)] -= 1
         span_s = min(now_ns - self._first_ns, self._window_ns) / NS_PER_S
-        if len(depths) < self.min_trades or span_s <= 0:
+        if self.depth_step is None or len(window) < self.min_trades or span_s <= 0:
             return False
-        values = [d for _, d in depths]
-        step = self.depth_step or sum(values) / (4 * len(values))
-        if step <= 0:
-            return False  # every trade printed at the mid: no decay to measure
-        fitted = fit_exponential_intensity(values, step, self.max_depth_steps, 2.0 * span_s)
+        fitted = fit_exponential_intensity(counts, self.depth_step, 2.0 * span_s)
         if fitted is None:
             return False
         self.A, self.k = fitted
         self.ready = True
         return True
 
+    def _bucket(self, depth: float) -> int:
+        return min(int(depth / self.depth_step), self.max_depth_steps - 1)
+
+    def _calibrate_depth_step(self) -> None:
+        mean_depth = sum(depth for _, depth in self._window) / len(self._window)
+        if mean_depth > 0:  # else every trade printed at the mid: wait for a spread
+            self.depth_step = mean_depth / 4
+            for _, depth in self._window:
+                self._counts[self._bucket(depth)] += 1
+
 
 def fit_exponential_intensity(
-    depths: list[float], depth_step: float, max_depth_steps: int, exposure_s: float
+    counts: list[int], depth_step: float, exposure_s: float
 ) -> tuple[float, float] | None:
-    """(A, k) of rate(d) = A·e^{−kd}, rate(d) = #(depth ≥ d) / exposure_s, or None.
+    """(A, k) of rate(d) = A·e^{−kd} from per-bucket trade counts, or None.
 
-    None when fewer than two depths are usable (all trades at one depth: no decay to see).
-    Counts of "depth ≥ d" fall with d, so with two or more depths the fitted k is > 0.
+    `counts[i]` holds the trades with depth in [i·step, (i+1)·step), the last bucket is
+    open-ended, and rate(d) = #(depth ≥ d) / exposure_s. None when fewer than two depths
+    are usable (all trades in one bucket: no decay to see). Counts of "depth ≥ d" fall with
+    d, so with two or more depths the fitted k is > 0.
     """
-    counts = [0] * max_depth_steps
-    for depth in depths:
-        counts[min(int(depth / depth_step), max_depth_steps - 1)] += 1
-    total = len(depths)
+    total = sum(counts)
     xs: list[float] = []
     ys: list[float] = []
     ws: list[int] = []
     at_least = 0
-    # Bucket i holds depths in [i·step, (i+1)·step) (the last one is open-ended), so the
-    # trades reaching depth i·step are those in bucket i and above. Walking inwards, stop
-    # at the first depth every trade reached: shallower depths are flat (on a real venue
-    # nothing prints inside the spread) and would only flatten the fitted decay.
-    for i in range(max_depth_steps - 1, -1, -1):
+    # Walking inwards, stop at the first depth every trade reached: shallower depths are
+    # flat (on a real venue nothing prints inside the spread) and would only flatten the
+    # fitted decay.
+    for i in range(len(counts) - 1, -1, -1):
         at_least += counts[i]
         if at_least > 0:
             xs.append(i * depth_step)

@@ -114,15 +114,34 @@ def test_intensity_is_not_ready_on_too_few_trades_or_no_decay():
     for i in range(10):
         estimator.on_trade(i * S, 100.5, 100.0)  # every trade at one depth: nothing to fit
     assert not estimator.fit(10 * S)
+    mid_only = IntensityEstimator(min_trades=5)
+    for i in range(10):
+        mid_only.on_trade(i * S, 100.0, 100.0)  # no depth at all: no bucket size either
+    assert mid_only.depth_step is None and not mid_only.fit(10 * S)
     assert (estimator.A, estimator.k, estimator.ready) == (3.0, 2.0, False)
 
 
 def test_intensity_fit_by_hand():
     # depths reached: ≥0 by 8 trades, ≥1 by 4, ≥2 by 2, ≥3 by 1 over 2 s: rate halves per
     # unit depth, so k = ln 2 and A = 8/2 = 4 exactly.
-    depths = [0.5] * 4 + [1.5] * 2 + [2.5] + [3.5]
-    assert fit_exponential_intensity(depths, 1.0, 10, 2.0) == pytest.approx((4.0, math.log(2)))
-    assert fit_exponential_intensity([0.5, 0.5], 1.0, 10, 1.0) is None
+    counts = [4, 2, 1, 1, 0, 0]
+    assert fit_exponential_intensity(counts, 1.0, 2.0) == pytest.approx((4.0, math.log(2)))
+    assert fit_exponential_intensity([0, 0, 5, 0], 1.0, 1.0) is None
+
+
+def test_intensity_skips_depths_inside_the_spread():
+    # Nothing traded shallower than 2: the flat counts at 0 and 1 must not enter the fit.
+    counts = [0, 0, 4, 2, 1, 1]
+    assert fit_exponential_intensity(counts, 1.0, 2.0) == pytest.approx((16.0, math.log(2)))
+
+
+def test_intensity_calibrates_its_depth_step_once_from_the_first_trades():
+    estimator = IntensityEstimator(min_trades=4)
+    for i, depth in enumerate([0.1, 0.3, 0.1, 0.3]):
+        estimator.on_trade(i, 100.0 + depth, 100.0)
+    assert estimator.depth_step == pytest.approx(0.05)
+    estimator.on_trade(5, 110.0, 100.0)
+    assert estimator.depth_step == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize(
