@@ -64,7 +64,7 @@ class Ladder:
         bids: tuple[QuoteLevel, ...] = ()
         asks: tuple[QuoteLevel, ...] = ()
         if q < self.max_lots:
-            bids = tuple(QuoteLevel(reservation - mid * d, size) for d, size in self._levels)
+            bids = tuple([QuoteLevel(reservation - mid * d, size) for d, size in self._levels])
         if q > -self.max_lots:
-            asks = tuple(QuoteLevel(reservation + mid * d, size) for d, size in self._levels)
+            asks = tuple([QuoteLevel(reservation + mid * d, size) for d, size in self._levels])
         return DesiredQuotes(bids, asks, reservation)
