@@ -28,6 +28,8 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_notional: Decimal = Decimal(0)
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0004")
+    # A sensible quote size when the user names none: a few times the minimum notional.
+    default_order_size: Decimal = Decimal(1)
 
     @property
     def key(self) -> str:
@@ -53,7 +55,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         if size <= 0:
             raise InstrumentRuleError("INVALID_SIZE", f"size {size} must be positive")
         if size % self.step_size != 0:
-            raise InstrumentRuleError("STEP_SIZE", f"size {size} is not a multiple of {self.step_size}")
+            raise InstrumentRuleError(
+                "STEP_SIZE", f"size {size} is not a multiple of {self.step_size}"
+            )
         if size < self.min_qty:
             raise InstrumentRuleError("MIN_QTY", f"size {size} is below the minimum {self.min_qty}")
         if price is None:
@@ -61,7 +65,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         if price <= 0:
             raise InstrumentRuleError("INVALID_PRICE", f"price {price} must be positive")
         if price % self.tick_size != 0:
-            raise InstrumentRuleError("TICK_SIZE", f"price {price} is not a multiple of {self.tick_size}")
+            raise InstrumentRuleError(
+                "TICK_SIZE", f"price {price} is not a multiple of {self.tick_size}"
+            )
         if price * size < self.min_notional:
             raise InstrumentRuleError(
                 "MIN_NOTIONAL", f"notional {price * size} is below the minimum {self.min_notional}"
@@ -77,21 +83,25 @@ KNOWN_INSTRUMENTS: dict[str, Instrument] = {
             venue="binance", symbol="BTC/USDT", base="BTC", quote="USDT",
             tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
             min_notional=Decimal("5"), maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"),
+            default_order_size=Decimal("0.001"),
         ),
         Instrument(
             venue="binance", symbol="ETH/USDT", base="ETH", quote="USDT",
             tick_size=Decimal("0.01"), step_size=Decimal("0.0001"),
             min_notional=Decimal("5"), maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"),
+            default_order_size=Decimal("0.01"),
         ),
         Instrument(
             venue="binanceusdm", symbol="BTC/USDT:USDT", base="BTC", quote="USDT",
             tick_size=Decimal("0.10"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
             min_notional=Decimal("100"), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
+            default_order_size=Decimal("0.01"),
         ),
         Instrument(
             venue="binanceusdm", symbol="ETH/USDT:USDT", base="ETH", quote="USDT",
             tick_size=Decimal("0.01"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
             min_notional=Decimal("20"), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
+            default_order_size=Decimal("0.1"),
         ),
         Instrument(
             venue="sim", symbol="SIM/USD", base="SIM", quote="USD",

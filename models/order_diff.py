@@ -1,0 +1,78 @@
+"""Diff a desired set of quotes against live orders, with the least churn.
+
+A live order within the tolerance of a desired quote stays (as Hummingbot's order refresh
+tolerance); everything else is cancelled or placed. Pure logic: the executor acts on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from models.events import Quote, Side
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOrder:
+    client_order_id: str
+    side: Side
+    price: Decimal
+    remaining: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How far a live order may be from the desired quote and still stay."""
+
+    price: Decimal = Decimal(0)
+    size_fraction: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class OrderActions:
+    cancels: list[str] = field(default_factory=list)
+    places: list[tuple[Side, Quote]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.cancels or self.places)
+
+
+def _fits(order: LiveOrder, quote: Quote, tolerance: Tolerance) -> bool:
+    if abs(order.price - quote.price) > tolerance.price:
+        return False
+    return abs(order.remaining - quote.size) <= quote.size * tolerance.size_fraction
+
+
+def diff_side(
+    side: Side,
+    desired: Sequence[Quote],
+    live: Iterable[LiveOrder],
+    tolerance: Tolerance,
+    actions: OrderActions,
+) -> None:
+    unmatched = list(live)
+    for quote in desired:
+        match = next((o for o in unmatched if _fits(o, quote, tolerance)), None)
+        if match is None:
+            actions.places.append((side, quote))
+        else:
+            unmatched.remove(match)
+    actions.cancels.extend(o.client_order_id for o in unmatched)
+
+
+def diff_orders(
+    bids: Sequence[Quote],
+    asks: Sequence[Quote],
+    live: Iterable[LiveOrder],
+    tolerance: Tolerance = Tolerance(),
+) -> OrderActions:
+    """Cancels for live orders no desired quote keeps, places for quotes no live order covers."""
+    live_bids: list[LiveOrder] = []
+    live_asks: list[LiveOrder] = []
+    for order in live:
+        (live_bids if order.side == "buy" else live_asks).append(order)
+    actions = OrderActions()
+    diff_side("buy", bids, live_bids, tolerance, actions)
+    diff_side("sell", asks, live_asks, tolerance, actions)
+    return actions
