@@ -1,0 +1,51 @@
+"""`quoteflow backtest`: recorded traffic through the quote flow and the paper venue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from connectors.replay.binance_hft import ReplayStats, iter_merged
+from quoteflow.progress import chunk_tracker, event_progress
+from quoteflow.report import print_summary, write_charts
+from quoteflow.runner import run_paper_trading
+from quoteflow.sessions import TradingOptions
+
+
+def run_backtest(
+    paths: Sequence[Path],
+    options: TradingOptions,
+    *,
+    json_out: Path | None = None,
+    report_dir: Path | None = None,
+    chunk_size: int = 512,
+    console: Console | None = None,
+) -> dict:
+    console = console or Console(stderr=True)
+    stats = ReplayStats()
+    with event_progress(console) as progress:
+        task = progress.add_task("backtest", total=None, rate="")
+        outcome = run_paper_trading(
+            iter_merged(paths, stats=stats),
+            options,
+            chunk_size=chunk_size,
+            on_chunk=chunk_tracker(progress, task),
+        )
+    summary = {
+        **outcome.summary,
+        "strategy": options.strategy,
+        "params": dict(options.params),
+        "replay": stats.as_dict(),
+    }
+    print_summary(summary, f"backtest: {options.strategy}", console)
+    if report_dir is not None:
+        for chart in write_charts(outcome.results, report_dir):
+            console.print(f"chart: {chart}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2, default=str))
+        console.print(f"summary: {json_out}")
+    return summary

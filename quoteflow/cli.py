@@ -1,0 +1,173 @@
+"""The `quoteflow` command line."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Streaming crypto market making: quotes, arbitrage signals and predictions on Bytewax.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Strategy parameter as NAME=VALUE (repeatable)."),
+]
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--param")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _bad(message: str, hint: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=hint)
+
+
+def _trading_options(strategy: str, params: dict[str, str], max_inventory_lots: str, **extra):
+    from models.strategies import build_strategy
+    from quoteflow.sessions import TradingOptions
+
+    try:
+        build_strategy(strategy, params)
+    except ValueError as error:
+        raise _bad(str(error), "--strategy/--param") from None
+    try:
+        lots = Decimal(max_inventory_lots)
+    except InvalidOperation:
+        raise _bad(f"not a number: {max_inventory_lots!r}", "--max-inventory-lots") from None
+    if lots <= 0:
+        raise _bad("must be positive", "--max-inventory-lots")
+    return TradingOptions(strategy=strategy, params=params, max_inventory_lots=lots, **extra)
+
+
+@app.command()
+def run(
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+    minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Simulated minutes.")] = 30.0,
+    strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
+    param: ParamOption = None,
+    max_inventory_lots: Annotated[
+        str, typer.Option(help="Position cap in order-size lots.")
+    ] = "10",
+    report: Annotated[Path, typer.Option(help="Where the chart and JSON go.")] = Path("out/run"),
+) -> None:
+    """The embedded default: simulated market + quote flow + paper venue, no servers."""
+    from quoteflow.embedded import run_embedded
+
+    options = _trading_options(strategy, parse_params(param), max_inventory_lots)
+    run_embedded(options, seed=seed, minutes=minutes, report_dir=report, console=console)
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="Recorded files.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Normalized events as JSON lines.")],
+) -> None:
+    """Normalize recorded exchange traffic; book lines carry seq, best_bid and best_ask."""
+    from connectors.replay.jsonl import replay_to_jsonl
+
+    stats = replay_to_jsonl(files, out)
+    console.print(f"wrote {out}: {stats}")
+
+
+@app.command()
+def backtest(
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
+    ],
+    strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
+    param: ParamOption = None,
+    max_inventory_lots: Annotated[
+        str, typer.Option(help="Position cap in order-size lots.")
+    ] = "10",
+    latency_ms: Annotated[
+        float, typer.Option(min=0, help="Order-entry latency of the paper venue.")
+    ] = 0.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Summary as JSON.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Directory for the charts.")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
+) -> None:
+    """Replay recordings through the quote flow against the paper venue."""
+    from quoteflow.backtest import run_backtest
+
+    options = _trading_options(
+        strategy, parse_params(param), max_inventory_lots, order_latency_ms=latency_ms
+    )
+    summary = run_backtest(
+        data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size, console=console
+    )
+    if json_out is None:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def simulate(
+    strategy: Annotated[
+        str, typer.Option(help="Only the paper's inventory strategy is defined here.")
+    ] = ("avellaneda-stoikov"),
+    gamma: Annotated[float, typer.Option(min=0, help="Risk aversion γ.")] = 0.1,
+    paths: Annotated[int, typer.Option(min=1, help="Monte Carlo paths.")] = 1000,
+    seed: Annotated[int, typer.Option()] = 1,
+    s0: Annotated[float, typer.Option(help="Initial mid.")] = 100.0,
+    horizon: Annotated[float, typer.Option("--T", min=0, help="Horizon T.")] = 1.0,
+    sigma: Annotated[float, typer.Option(min=0, help="Volatility σ.")] = 2.0,
+    dt: Annotated[float, typer.Option(min=0, help="Time step.")] = 0.005,
+    k: Annotated[float, typer.Option(min=0, help="Intensity decay k.")] = 1.5,
+    intensity: Annotated[float, typer.Option("--A", min=0, help="Intensity scale A.")] = 140.0,
+    q0: Annotated[int, typer.Option(help="Initial inventory.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Results as JSON.")] = None,
+) -> None:
+    """Avellaneda & Stoikov (2008) section 4: inventory strategy vs the symmetric baseline."""
+    from models.as_experiment import run_experiment
+    from quoteflow.experiment_report import print_experiment
+
+    if strategy != "avellaneda-stoikov":
+        raise _bad(
+            f"unknown strategy {strategy!r}; the experiment is defined for 'avellaneda-stoikov'",
+            "--strategy",
+        )
+    for hint, value in (
+        ("--gamma", gamma),
+        ("--T", horizon),
+        ("--dt", dt),
+        ("--k", k),
+        ("--A", intensity),
+    ):
+        if value <= 0:
+            raise _bad(f"must be > 0, got {value:g}", hint)
+    if dt >= horizon:
+        raise _bad(f"dt {dt} must be smaller than T {horizon}", "--dt")
+    results = run_experiment(
+        gamma=gamma,
+        paths=paths,
+        seed=seed,
+        s0=s0,
+        T=horizon,
+        sigma=sigma,
+        dt=dt,
+        k=k,
+        A=intensity,
+        q0=q0,
+    )
+    print_experiment(results, gamma, console)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(results, indent=2))

@@ -1,0 +1,49 @@
+"""Runs the quote flow in-process on in-memory connectors against the paper venue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bytewax.testing import run_main
+
+from connectors.memory import CallbackSink, ChunkedSource
+from flows.quote import build_quote_flow
+from quoteflow.results import RunResults, summarize
+from quoteflow.sessions import SessionRegistry, TradingOptions
+
+
+@dataclass
+class RunOutcome:
+    summary: dict
+    results: RunResults
+    registry: SessionRegistry
+
+
+def run_paper_trading(
+    events: Iterable,
+    options: TradingOptions,
+    *,
+    chunk_size: int = 512,
+    on_chunk: Callable[[list], None] | None = None,
+) -> RunOutcome:
+    registry = SessionRegistry(options)
+    results = RunResults()
+    counted = 0
+
+    def count(chunk: list) -> None:
+        nonlocal counted
+        counted += len(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+
+    flow = build_quote_flow(
+        ChunkedSource(events, chunk_size=chunk_size, on_chunk=count),
+        CallbackSink(results.collect),
+        registry,
+    )
+    started = time.perf_counter()
+    run_main(flow)
+    wall = time.perf_counter() - started
+    return RunOutcome(summarize(registry.sessions, results, counted, wall), results, registry)

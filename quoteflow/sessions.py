@@ -1,0 +1,96 @@
+"""Builds the per-instrument paper-trading state the quote flow keeps.
+
+Shared by `quoteflow run` (simulated market) and `quoteflow backtest` (recordings): the
+only differences are the book (full L2 for recordings, top of book for the simulator) and
+where the model inputs come from before the estimators warm up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from connectors.paper_trading import PaperTradingSession
+from connectors.paper_venue import PaperVenue
+from models.accounting import PositionLedger
+from models.book import OrderBook
+from models.book_view import TopOfBook
+from models.estimators import IntensityEstimator, VolatilityEstimator
+from models.instrument import Instrument, instrument_for
+from models.markouts import MarkoutTracker
+from models.quote_engine import ModelFallbacks, QuoteEngine, QuoteLimits
+from models.sequencing import rule_for_venue
+from models.strategies import build_strategy, strategy_params
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TradingOptions:
+    strategy: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    max_inventory_lots: Decimal = Decimal(10)
+    order_latency_ms: float = 0.0
+    market_data_latency_ms: float = 0.0
+    sample_interval_ms: float = 250.0
+    horizon_end_ns: int | None = None
+    fallbacks: ModelFallbacks | None = None
+    top_of_book: bool = False
+
+
+class SessionRegistry:
+    """Creates sessions on demand and keeps them so a run can report on them afterwards."""
+
+    def __init__(
+        self,
+        options: TradingOptions,
+        instruments: Callable[[str, str], Instrument] = instrument_for,
+    ):
+        build_strategy(options.strategy, options.params)  # fail before any data is read
+        self._options = options
+        self._instruments = instruments
+        self.sessions: dict[str, PaperTradingSession] = {}
+
+    def __call__(self, key: str) -> PaperTradingSession:
+        venue, symbol = key.split(":", 1)
+        instrument = self._instruments(venue, symbol)
+        session = self._build(instrument)
+        self.sessions[key] = session
+        return session
+
+    def _build(self, instrument: Instrument) -> PaperTradingSession:
+        options = self._options
+        params = dict(options.params)
+        if "order_size" in strategy_params(options.strategy) and "order_size" not in params:
+            params["order_size"] = str(instrument.default_order_size)
+        strategy = build_strategy(options.strategy, params)
+        order_size = Decimal(str(strategy.order_size))
+        engine = QuoteEngine(
+            instrument,
+            strategy,
+            QuoteLimits(
+                max_inventory=order_size * options.max_inventory_lots, max_order_size=order_size
+            ),
+            volatility=VolatilityEstimator(),
+            intensity=IntensityEstimator(),
+            fallbacks=options.fallbacks,
+            horizon_end_ns=options.horizon_end_ns,
+        )
+        venue = PaperVenue(
+            [instrument],
+            order_latency_ns=int(options.order_latency_ms * NS_PER_MS),
+            market_data_latency_ns=int(options.market_data_latency_ms * NS_PER_MS),
+        )
+        if options.top_of_book:
+            book = TopOfBook()
+        else:
+            book = OrderBook(instrument.venue, instrument.symbol, rule_for_venue(instrument.venue))
+        return PaperTradingSession(
+            engine,
+            venue,
+            book,
+            ledger=PositionLedger(instrument),
+            markouts=MarkoutTracker(),
+            sample_interval_ns=int(options.sample_interval_ms * NS_PER_MS),
+        )

@@ -1,0 +1,118 @@
+"""The `quoteflow` commands end to end (in-process through Typer's runner)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from quoteflow.cli import app
+from tests.conftest import SHARED_DATA
+
+runner = CliRunner()
+SPOT_ETH = str(SHARED_DATA / "binance/spot/ethusdt_20240808.gz")
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_run_reports_and_draws_a_chart(tmp_path):
+    result = invoke("run", "--minutes", "1", "--report", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["events"] > 0 and summary["fills"] > 0
+    assert (tmp_path / "sim_SIM-USD.png").stat().st_size > 10_000
+
+
+def test_backtest_writes_the_summary_json_and_charts(tmp_path, shared_data):
+    out = tmp_path / "bt.json"
+    result = invoke(
+        "backtest",
+        "--data",
+        SPOT_ETH,
+        "--strategy",
+        "glft",
+        "--json",
+        out,
+        "--report",
+        tmp_path / "charts",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    for key in (
+        "events",
+        "fills",
+        "volume",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees",
+        "final_inventory",
+        "max_abs_inventory",
+        "markouts",
+        "wall_seconds",
+        "events_per_second",
+    ):
+        assert key in summary, key
+    assert summary["events"] == summary["replay"]["lines"]
+    assert list((tmp_path / "charts").glob("*.png"))
+
+
+def test_simulate_writes_both_strategies(tmp_path):
+    out = tmp_path / "sim.json"
+    result = invoke(
+        "simulate",
+        "--strategy",
+        "avellaneda-stoikov",
+        "--gamma",
+        "0.1",
+        "--paths",
+        "200",
+        "--seed",
+        "3",
+        "--json",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    for name in ("inventory", "symmetric"):
+        assert set(data[name]) >= {
+            "profit_mean",
+            "profit_std",
+            "final_q_mean",
+            "final_q_std",
+            "spread_mean",
+        }
+
+
+def test_replay_writes_book_lines_with_top_of_book(tmp_path, shared_data):
+    out = tmp_path / "events.jsonl"
+    result = invoke("replay", SPOT_ETH, "--out", out)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    deltas = [line for line in lines if line["type"] == "book_delta" and line["best_bid"]]
+    assert deltas and all(float(d["best_bid"]) < float(d["best_ask"]) for d in deltas)
+    assert all("seq" in d for d in deltas)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--minutes", "0"),
+        ("run", "--strategy", "no-such-model"),
+        ("run", "--param", "gamma"),
+        ("run", "--param", "gamma=-1"),
+        ("run", "--param", "no_such_param=1"),
+        ("run", "--max-inventory-lots", "lots"),
+        ("simulate", "--gamma", "0"),
+        ("simulate", "--paths", "0"),
+        ("simulate", "--dt", "2"),
+        ("simulate", "--strategy", "glft"),
+        ("backtest", "--data", "/no/such/file.gz"),
+        ("backtest", "--data", SPOT_ETH, "--latency-ms", "-1"),
+        ("replay", "/no/such/file.gz", "--out", "x.jsonl"),
+    ],
+)
+def test_invalid_parameters_exit_2_with_a_message(args):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output or "Error" in result.output
