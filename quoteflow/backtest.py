@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from connectors.replay.binance_hft import ReplayStats, iter_merged
+from connectors.replay.recordings import Recordings
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
 from quoteflow.runner import run_paper_trading
@@ -25,11 +25,11 @@ def run_backtest(
     console: Console | None = None,
 ) -> dict:
     console = console or Console(stderr=True)
-    stats = ReplayStats()
+    recordings = Recordings(paths)
     with event_progress(console) as progress:
         task = progress.add_task("backtest", total=None, rate="")
         outcome = run_paper_trading(
-            iter_merged(paths, stats=stats),
+            recordings.events(),
             options,
             chunk_size=chunk_size,
             on_chunk=chunk_tracker(progress, task),
@@ -38,7 +38,7 @@ def run_backtest(
         **outcome.summary,
         "strategy": options.strategy,
         "params": dict(options.params),
-        "replay": stats.as_dict(),
+        "replay": recordings.stats(),
     }
     print_summary(summary, f"backtest: {options.strategy}", console)
     if report_dir is not None:

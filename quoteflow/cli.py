@@ -84,7 +84,7 @@ def replay(
     from connectors.replay.jsonl import replay_to_jsonl
 
     stats = replay_to_jsonl(files, out)
-    console.print(f"wrote {out}: {stats}")
+    console.print(f"wrote {out}: {json.dumps(stats.as_dict(), default=str)}")
 
 
 @app.command()

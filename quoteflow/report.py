@@ -55,6 +55,10 @@ def print_summary(summary: dict, title: str, console: Console | None = None) -> 
         f"({summary['events_per_second']:,.0f} events/s), {summary['intents']:,} intents, "
         f"{summary['dead_letters']:,} dead letters"
     )
+    for key, untraded in summary["untraded"].items():
+        console.print(
+            f"[yellow]not traded[/] {key} ({untraded['events']:,} events): {untraded['reason']}"
+        )
 
 
 def _times(ns: list[int]) -> np.ndarray:

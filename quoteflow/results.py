@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from connectors.paper_trading import PaperTradingSession
 from models.events import DeadLetter, Event, Fill, OrderIntent, Position
+from quoteflow.sessions import SessionRegistry
 
 
 @dataclass
@@ -70,13 +71,10 @@ def instrument_summary(session: PaperTradingSession) -> dict:
 
 
 def summarize(
-    sessions: dict[str, PaperTradingSession],
-    results: RunResults,
-    events: int,
-    wall_seconds: float,
+    registry: SessionRegistry, results: RunResults, events: int, wall_seconds: float
 ) -> dict:
     """The backtest JSON: totals over instruments (all quoted in the same currency) + each one."""
-    per_instrument = {key: instrument_summary(s) for key, s in sorted(sessions.items())}
+    per_instrument = {key: instrument_summary(s) for key, s in sorted(registry.sessions.items())}
     totals = {
         name: sum(summary[name] for summary in per_instrument.values())
         for name in ("fills", "volume", "realized_pnl", "unrealized_pnl", "fees", "net_pnl")
@@ -92,4 +90,8 @@ def summarize(
         "wall_seconds": wall_seconds,
         "events_per_second": events / wall_seconds if wall_seconds > 0 else 0.0,
         "instruments": per_instrument,
+        "untraded": {
+            key: {"events": u.events, "reason": u.reason}
+            for key, u in sorted(registry.untraded.items())
+        },
     }

@@ -46,4 +46,4 @@ def run_paper_trading(
     started = time.perf_counter()
     run_main(flow)
     wall = time.perf_counter() - started
-    return RunOutcome(summarize(registry.sessions, results, counted, wall), results, registry)
+    return RunOutcome(summarize(registry, results, counted, wall), results, registry)

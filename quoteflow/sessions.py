@@ -39,6 +39,26 @@ class TradingOptions:
     top_of_book: bool = False
 
 
+class UntradedInstrument:
+    """Stands in for an instrument without known trading rules: counts its events, trades nothing.
+
+    Quoting without the venue's tick, step and minimum notional would send orders the venue
+    rejects, so such instruments are reported instead of guessed at.
+    """
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        self.events = 0
+
+    def on_event(self, event) -> list:
+        self.events += 1
+        return []
+
+    def close(self) -> list:
+        return []
+
+
 class SessionRegistry:
     """Creates sessions on demand and keeps them so a run can report on them afterwards."""
 
@@ -51,12 +71,16 @@ class SessionRegistry:
         self._options = options
         self._instruments = instruments
         self.sessions: dict[str, PaperTradingSession] = {}
+        self.untraded: dict[str, UntradedInstrument] = {}
 
-    def __call__(self, key: str) -> PaperTradingSession:
+    def __call__(self, key: str) -> PaperTradingSession | UntradedInstrument:
         venue, symbol = key.split(":", 1)
-        instrument = self._instruments(venue, symbol)
-        session = self._build(instrument)
-        self.sessions[key] = session
+        try:
+            instrument = self._instruments(venue, symbol)
+        except KeyError as error:
+            untraded = self.untraded[key] = UntradedInstrument(key, str(error.args[0]))
+            return untraded
+        session = self.sessions[key] = self._build(instrument)
         return session
 
     def _build(self, instrument: Instrument) -> PaperTradingSession:

@@ -116,3 +116,25 @@ def test_invalid_parameters_exit_2_with_a_message(args):
     result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert "Invalid value" in result.output or "Error" in result.output
+
+
+def test_replay_reads_cryptofeed_recordings_through_cryptofeed(tmp_path, shared_data):
+    out = tmp_path / "events.jsonl"
+    result = invoke("replay", SHARED_DATA / "cryptofeed/KRAKEN.ws.50.0", "--out", out)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["venue"] for line in lines} == {"kraken"}
+    books = [line for line in lines if line["type"] in ("book_snapshot", "book_delta")]
+    assert books and all(b["book_status"] == "applied" for b in books)
+    assert all(float(b["best_bid"]) < float(b["best_ask"]) for b in books)
+
+
+def test_backtest_reports_instruments_it_has_no_trading_rules_for(tmp_path, shared_data):
+    out = tmp_path / "bt.json"
+    result = invoke("backtest", "--data", SHARED_DATA / "cryptofeed/OKX.ws.1.0", "--data", SPOT_ETH,
+                    "--json", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert set(summary["instruments"]) == {"binance:ETH/USDT"}
+    assert summary["untraded"]["okx:BTC/USDT"]["events"] > 0
+    assert "no trading rules" in summary["untraded"]["okx:BTC/USDT"]["reason"]

@@ -285,7 +285,7 @@ def test_replay_to_jsonl_writes_events_with_the_books_top(tmp_path, shared_data)
 
     lines = out.read_bytes().splitlines()
     assert len(lines) == report.lines_written == 33_618 + 6
-    assert report.events.dead_letter_reasons == {"bad_timestamp": 1}
+    assert report.replay["dead_letter_reasons"] == {"bad_timestamp": 1}
     assert set(report.books) == {"binance:ETH/USDT", "binance:BTC/USDT"}
     assert report.as_dict()["books"]["binance:ETH/USDT"]["gaps"] == 0
 

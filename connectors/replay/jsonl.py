@@ -1,4 +1,4 @@
-"""Body of `quoteflow replay`: recorded Binance files -> normalized events as JSON lines.
+"""Body of `quoteflow replay`: recordings -> normalized events as JSON lines.
 
 Every event is written as its msgspec JSON (type-tagged, Decimals as strings), in receive-time
 order across the input files. Book events (snapshots and deltas) go through one `OrderBook`
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from connectors.replay.binance_hft import ReplayStats, iter_merged
+from connectors.replay.recordings import Recordings
 from models.book import BookStats, BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, encode
 
@@ -32,29 +32,29 @@ _encode_outcome = msgspec.json.Encoder(decimal_format="string").encode
 
 
 class JsonlReplayReport:
-    __slots__ = ("books", "events", "lines_written")
+    __slots__ = ("books", "lines_written", "replay")
 
-    def __init__(self, events: ReplayStats, books: dict[str, BookStats], lines_written: int):
-        self.events = events
+    def __init__(self, replay: dict, books: dict[str, BookStats], lines_written: int):
+        self.replay = replay
         self.books = books
         self.lines_written = lines_written
 
     def as_dict(self) -> dict:
         return {
             "lines_written": self.lines_written,
-            **self.events.as_dict(),
+            **self.replay,
             "books": {key: stats.as_dict() for key, stats in self.books.items()},
         }
 
 
 def replay_to_jsonl(paths: Iterable[str | Path], out_path: str | Path) -> JsonlReplayReport:
-    stats = ReplayStats()
+    recordings = Recordings(list(paths))
     books: dict[tuple[str, str], OrderBook] = {}
     written = 0
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("wb") as out:
-        for event in iter_merged(paths, stats=stats):
+        for event in recordings.events():
             line = encode(event)
             if type(event) is BookDelta or type(event) is BookSnapshot:
                 instrument = (event.venue, event.symbol)
@@ -66,7 +66,7 @@ def replay_to_jsonl(paths: Iterable[str | Path], out_path: str | Path) -> JsonlR
             out.write(b"\n")
             written += 1
     book_stats = {f"{venue}:{symbol}": book.stats for (venue, symbol), book in books.items()}
-    return JsonlReplayReport(stats, book_stats, written)
+    return JsonlReplayReport(recordings.stats(), book_stats, written)
 
 
 def _with_outcome(event_json: bytes, status: BookStatus, book: OrderBook) -> bytes:
