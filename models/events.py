@@ -164,8 +164,92 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     receive_ts: int | None = None
 
 
+class ArbSignal(Event, tag="arb_signal", kw_only=True):
+    """A price difference between two instruments of the same asset, net of taker fees.
+
+    Buying `size` at `buy_price` on one leg and selling it at `sell_price` on the other earns
+    `net_edge_bps` after both legs' taker fees; `kind` is `cross_venue` or `spot_perp`.
+    """
+
+    ts: int
+    kind: Literal["cross_venue", "spot_perp"]
+    buy_venue: str
+    buy_symbol: str
+    buy_price: Decimal
+    sell_venue: str
+    sell_symbol: str
+    sell_price: Decimal
+    size: Decimal
+    gross_edge_bps: float
+    net_edge_bps: float
+    buy_age_ns: int
+    sell_age_ns: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.buy_venue}:{self.buy_symbol}>{self.sell_venue}:{self.sell_symbol}"
+
+
+class Prediction(Event, tag="prediction", kw_only=True):
+    """An online model's forecast of the mid's direction over `horizon_ns`."""
+
+    venue: str
+    symbol: str
+    ts: int
+    horizon_ns: int
+    model: str
+    prob_up: float
+    prob_down: float
+    expected_move: float = 0.0
+    rolling_accuracy: float | None = None
+    baseline_accuracy: float | None = None
+    rolling_log_loss: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+
+class RiskEvent(Event, tag="risk_event", kw_only=True):
+    """A risk decision worth keeping: a rejected order, a limit breach, a state change."""
+
+    ts: int
+    kind: Literal["reject", "breach", "state_change", "limit_change"]
+    reason_code: str
+    detail: str
+    state: Literal["ACTIVE", "REDUCING", "HALTED"]
+    venue: str | None = None
+    symbol: str | None = None
+
+
+class ControlCommand(Event, tag="control", kw_only=True):
+    """An operator's command; `target` is `venue:symbol`, a venue, or `*` for everything."""
+
+    command_id: str
+    ts: int
+    issued_by: str
+    action: Literal["pause", "resume", "reduce", "kill", "set_limits", "set_params"]
+    target: str = "*"
+    params: dict[str, str] = {}
+
+    @property
+    def key(self) -> str:
+        return self.target
+
+
 AnyMarketEvent = BookSnapshot | BookDelta | BBO | Trade
-AnyEvent = AnyMarketEvent | OrderIntent | OrderEvent | Fill | Position | DeadLetter
+AnyEvent = (
+    AnyMarketEvent
+    | OrderIntent
+    | OrderEvent
+    | Fill
+    | Position
+    | DeadLetter
+    | ArbSignal
+    | Prediction
+    | RiskEvent
+    | ControlCommand
+)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _decoder = msgspec.json.Decoder(AnyEvent)
