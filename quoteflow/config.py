@@ -1,0 +1,109 @@
+"""Production wiring is chosen by configuration, never by code edits.
+
+A TOML file (optional) overlaid with environment variables: `QUOTEFLOW_<SECTION>__<KEY>`
+(double underscore between levels), e.g. `QUOTEFLOW_KAFKA__BOOTSTRAP=10.0.0.5:9092`. Values
+from the environment are parsed as TOML scalars when they look like one (`5`, `true`,
+`["a","b"]`), else taken as strings. Unknown sections or keys are errors, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "QUOTEFLOW_"
+
+
+class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    client_id: str = "quoteflow"
+    connect_timeout_s: float = 10.0
+
+
+class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    strategy: str = "avellaneda-stoikov-infinite"
+    params: dict[str, str] = {}
+    max_inventory_lots: str = "10"
+    prediction_weight: float = 0.0
+
+
+class RecoveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    directory: str | None = None
+    snapshot_interval_s: float = 5.0
+    backup_interval_s: float = 0.0
+
+
+class PostgresConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dsn: str = "postgresql://quoteflow@127.0.0.1:5432/quoteflow"
+
+
+class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    issuer: str = "http://127.0.0.1:8080/realms/quoteflow"
+    audience: str = "quoteflow-api"
+
+
+class SecretsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    backend: str = "local"
+    path: str = "~/.local/share/quoteflow/keys.json"
+    vault_addr: str | None = None
+    vault_mount: str = "secret"
+    vault_transit_key: str = "quoteflow"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
+    quote: QuoteConfig = msgspec.field(default_factory=QuoteConfig)
+    recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
+    postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
+    keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
+    secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file or variable at fault."""
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    _overlay_environment(raw, os.environ if environ is None else environ)
+    try:
+        return msgspec.convert(raw, Config, str_keys=True)
+    except msgspec.ValidationError as error:
+        source = f"config file {path} or " if path is not None else ""
+        raise ConfigError(
+            f"invalid configuration ({source}{ENV_PREFIX}* variables): {error}"
+        ) from None
+
+
+def _overlay_environment(raw: dict, environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        *sections, key = name[len(ENV_PREFIX):].lower().split("__")
+        target = raw
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{name}: {section} is a value, not a section")
+        target[key] = _scalar(value)
+
+
+def _scalar(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
