@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import io
 import json
 import os
 import urllib.parse
@@ -18,7 +19,6 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 _MIN_CANARY = 8  # shorter canaries match by chance
 _CHUNK = 1 << 20
@@ -104,7 +104,10 @@ def _scan_file(file: Path, forms: dict[str, bytes]) -> list[LeakHit]:
 
 
 def _scan_stream(
-    stream: BinaryIO, forms: dict[str, bytes], where: str, into: list[LeakHit] | None = None
+    stream: io.BufferedIOBase,
+    forms: dict[str, bytes],
+    where: str,
+    into: list[LeakHit] | None = None,
 ) -> list[LeakHit]:
     """Chunked search; chunks overlap by the longest pattern so nothing straddles unseen."""
     overlap = max(map(len, forms.values())) - 1
@@ -112,7 +115,8 @@ def _scan_stream(
     seen: set[str] = set()
     base = 0  # stream offset of `window[0]`
     window = b""
-    while chunk := stream.read(_CHUNK):
+    # read1: a truncated gzip stream yields what it decoded before failing, not nothing.
+    while chunk := stream.read1(_CHUNK):
         window += chunk
         for hit in _scan(window, forms, where):
             if hit.form not in seen:
