@@ -1,0 +1,166 @@
+"""The append-only audit file: one canonical JSON record per line, hash-chained.
+
+The file is only ever opened for appending (O_APPEND) and never truncated or rewritten.
+Reopening continues the chain from its last record. A file whose last line was cut off
+(a crash mid-write) is refused rather than repaired, since a repair would be a rewrite:
+`verify_audit` names the cut and the operator moves the file aside.
+
+Durability is a trade-off the caller picks with `sync_every`: every record goes to the OS
+at once (a crash of the process loses nothing), and an fsync after every `sync_every`
+records bounds what a power loss can take; 0 syncs only on `sync()` and `close()`.
+One writer per file, enforced with an exclusive lock, so two processes never fork a chain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from models.audit import (
+    AuditChain,
+    AuditRecord,
+    VerifyResult,
+    encode_line,
+    parse_line,
+    verify_lines,
+)
+
+_TAIL_CHUNK = 64 * 1024
+
+
+class AuditStoreError(RuntimeError):
+    """The store cannot append without breaking the chain; the message says why."""
+
+
+class AuditStore:
+    __slots__ = ("_chain", "_fd", "_unsynced", "path", "sync_every")
+
+    def __init__(self, path: str | Path, *, sync_every: int = 1) -> None:
+        if sync_every < 0:
+            raise ValueError(f"sync_every must be >= 0, not {sync_every}")
+        self.path = Path(path)
+        self.sync_every = sync_every
+        self._unsynced = 0
+        existed = self.path.exists()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise AuditStoreError(f"{self.path} is open by another writer") from None
+        try:
+            self._chain = _resume_chain(self.path)
+        except AuditStoreError:
+            os.close(self._fd)
+            raise
+        if not existed:
+            _sync_directory(self.path.parent)
+
+    @property
+    def last_seq(self) -> int:
+        return self._chain.last_seq
+
+    @property
+    def last_hash(self) -> str:
+        return self._chain.last_hash
+
+    def append(self, ts: int, actor: str, action: str, payload: Any) -> AuditRecord:
+        if self._fd < 0:
+            raise AuditStoreError(f"{self.path} is closed")
+        record = self._chain.append(ts, actor, action, payload)
+        try:
+            _write_all(self._fd, encode_line(record))
+        except OSError:
+            # Part of the record may be in the file: appending more would bury a broken
+            # line mid-chain, so the store stops here and a reopen reports the cut.
+            os.close(self._fd)
+            self._fd = -1
+            raise
+        self._unsynced += 1
+        if self.sync_every and self._unsynced >= self.sync_every:
+            self.sync()
+        return record
+
+    def sync(self) -> None:
+        if self._unsynced and self._fd >= 0:
+            os.fsync(self._fd)
+            self._unsynced = 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def verify_audit(path: str | Path, expected_head: str | None = None) -> VerifyResult:
+    """Check an audit file; `expected_head` (a last hash kept elsewhere) also catches a cut end."""
+    try:
+        with open(path, "rb") as lines:
+            return verify_lines(lines, expected_head)
+    except OSError as error:
+        return VerifyResult(
+            ok=False, records=0, last_hash="", reason="UNREADABLE", detail=str(error)
+        )
+
+
+def _resume_chain(path: Path) -> AuditChain:
+    tail = _last_line(path)
+    if tail is None:
+        return AuditChain()
+    if not tail.endswith(b"\n"):
+        raise AuditStoreError(
+            f"{path} ends with a cut-off record; the store never rewrites a file: "
+            "run `quoteflow audit verify` and start a new file"
+        )
+    try:
+        record = parse_line(tail)
+    except msgspec.DecodeError as error:
+        raise AuditStoreError(f"{path}: the last record is unreadable ({error})") from None
+    return AuditChain(record.seq, record.hash)
+
+
+def _last_line(path: Path) -> bytes | None:
+    """The file's last line with its newline (if any), reading backwards from the end."""
+    with open(path, "rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        if end == 0:
+            return None
+        tail = b""
+        position = end
+        while position > 0:
+            step = min(_TAIL_CHUNK, position)
+            position -= step
+            file.seek(position)
+            tail = file.read(step) + tail
+            # The newline that ends the previous line, not the one ending this line.
+            start = tail.rfind(b"\n", 0, len(tail) - 1)
+            if start >= 0:
+                return tail[start + 1:]
+        return tail
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a new file's directory entry durable too, not only its contents."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
