@@ -60,6 +60,7 @@ class PaperTradingSession:
         self._sample_interval_ns = sample_interval_ns
         self._next_sample_ns = 0
         self.last_mid: Decimal | None = None
+        self._mid: Decimal | None = None  # of the book as it is now: it changes with the book
         self._last_ts = 0
 
     @property
@@ -69,9 +70,11 @@ class PaperTradingSession:
     def on_event(self, event: AnyMarketEvent) -> list[Event]:
         out: list[Event] = []
         book_changed = self._apply_to_book(event)
-        for result in self.venue.on_market_event(event, self.book):
+        for result in self.venue.on_market_event(event, self.book, book_changed=book_changed):
             self._on_venue_result(result, out)
-        mid = self._current_mid()
+        if book_changed:
+            self._mid = self._current_mid()
+        mid = self._mid
         ts = event.receive_ts
         self._last_ts = ts
         if mid is not None:
@@ -136,7 +139,7 @@ class PaperTradingSession:
         for side, quote in actions.places:
             client_order_id = self.live.new_client_order_id()
             try:
-                self.venue.create_order(
+                self.venue.place_order(
                     self.symbol,
                     "limit",
                     side,
@@ -153,7 +156,7 @@ class PaperTradingSession:
     def _cancel(self, client_order_id: str, out: list[Event]) -> None:
         self.live.cancelling(client_order_id)
         try:
-            self.venue.cancel_order(
+            self.venue.request_cancel(
                 client_order_id, self.symbol, {"clientOrderId": client_order_id}
             )
         except ccxt.OrderNotFound:

@@ -69,6 +69,9 @@ class PaperVenue:
             symbol: {"buy": [], "sell": []} for symbol in self._instruments
         }
         self._books: dict[str, BookView] = {}
+        # Symbols whose resting orders changed (arrived, amended, traded) since their book was
+        # last matched: after a match, matching the same book again changes nothing.
+        self._rematch: set[str] = set()
         # One constant delay keeps arrivals in sending order, so a FIFO is a time queue.
         self._requests: deque[tuple[int, str, PaperOrder, Decimal | None, Decimal | None]] = (
             deque()
@@ -86,20 +89,28 @@ class PaperVenue:
 
     # -- market data --------------------------------------------------------------------------
 
-    def on_market_event(self, event: AnyMarketEvent, book: BookView) -> list[OrderEvent | Fill]:
-        """Advance to the event, deliver arrived requests, match; `book` is after the event."""
+    def on_market_event(
+        self, event: AnyMarketEvent, book: BookView, *, book_changed: bool = True
+    ) -> list[OrderEvent | Fill]:
+        """Advance to the event, deliver arrived requests, match; `book` is after the event.
+
+        `book_changed=False` promises `book` is the one shown last, unchanged (a BBO beside
+        an L2 book): resting orders are then matched only if they changed since.
+        """
         if event.receive_ts > self._now:
             self._now = event.receive_ts
-        instrument = self._instruments.get(event.symbol)
+        symbol = event.symbol
+        instrument = self._instruments.get(symbol)
         if instrument is not None and instrument.venue == event.venue:
-            self._books[event.symbol] = book
+            self._books[symbol] = book
             self._deliver_due()
-            resting = self._resting[event.symbol]
+            resting = self._resting[symbol]
             if type(event) is Trade:
                 # The taker's side says whose orders it hit: a sell hits our bids.
                 maker_side = "buy" if event.side == "sell" else "sell"
                 self._match_trade(event, resting[maker_side])
-            else:
+            elif book_changed or symbol in self._rematch:
+                self._rematch.discard(symbol)
                 self._match_book(book, resting)
         else:
             self._deliver_due()
@@ -108,6 +119,8 @@ class PaperVenue:
 
     def _match_trade(self, trade: Trade, orders: list[PaperOrder]) -> None:
         # Our own orders share the print: the best-placed one takes its volume first.
+        if orders:
+            self._rematch.add(trade.symbol)
         left = trade.size
         for order in orders:
             reached = order.queue.on_trade(trade.price, trade.size)
@@ -148,10 +161,33 @@ class PaperVenue:
         price: Decimal | None = None,
         params: dict | None = None,
     ) -> dict:
-        params = params or {}
+        return self._create(symbol, type, side, amount, price, params or {}).to_ccxt()
+
+    def place_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None = None,
+        params: dict | None = None,
+    ) -> str:
+        """`create_order` returning only the order's id, for in-process callers that follow
+        their orders through the venue's events: ccxt's structure costs more than the order."""
+        return self._create(symbol, type, side, amount, price, params or {}).id
+
+    def _create(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None,
+        params: dict,
+    ) -> PaperOrder:
         client_order_id = params.get("clientOrderId")
         if client_order_id is not None and client_order_id in self._by_client_id:
-            return self._by_client_id[client_order_id].to_ccxt()
+            return self._by_client_id[client_order_id]
         instrument = self._instrument(symbol)
         if type not in ("limit", "market"):
             raise ccxt.InvalidOrder(f"order type {type!r} is not supported: limit or market")
@@ -182,14 +218,23 @@ class PaperVenue:
         self._by_client_id[order.client_order_id] = order
         self._live[order.id] = order
         self._send(_CREATE, order, None, None)
-        return order.to_ccxt()
+        return order
 
     def cancel_order(self, id: str, symbol: str | None = None, params: dict | None = None) -> dict:
+        return self._request_cancel(id, symbol, params).to_ccxt()
+
+    def request_cancel(
+        self, id: str, symbol: str | None = None, params: dict | None = None
+    ) -> None:
+        """`cancel_order` without building ccxt's order structure (see `place_order`)."""
+        self._request_cancel(id, symbol, params)
+
+    def _request_cancel(self, id: str, symbol: str | None, params: dict | None) -> PaperOrder:
         order = self._open_order(id, symbol, params)
         if not order.cancel_pending:
             order.cancel_pending = True
             self._send(_CANCEL, order, None, None)
-        return order.to_ccxt()
+        return order
 
     def edit_order(
         self,
@@ -342,7 +387,9 @@ class PaperVenue:
         order.queue = QueuePosition(order.side, order.price, visible, order.instrument.step_size)
         self._arrivals += 1
         order.priority = self._arrivals
-        insort(self._resting[order.instrument.symbol][order.side], order, key=_matching_priority)
+        symbol = order.instrument.symbol
+        insort(self._resting[symbol][order.side], order, key=_matching_priority)
+        self._rematch.add(symbol)
 
     def _arrive_cancel(self, order: PaperOrder) -> None:
         order.cancel_pending = False
@@ -364,6 +411,7 @@ class PaperVenue:
             # A smaller order at the same price keeps its place, as on most venues.
             order.amount = size
             order.last_update_ns = self._now
+            self._rematch.add(order.instrument.symbol)
             self._emit(order, "amend")
             return
         crossing = crosses(order.side, price, book)
