@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,12 @@ from connectors.secrets.errors import (
 )
 from connectors.secrets.master_key import MasterKey
 from connectors.secrets.sealing import DATA_KEY_BYTES, record_aad, seal, unseal
-from connectors.secrets.store import new_record_info
+from connectors.secrets.store import RotationProgress, new_record_info
 from connectors.secrets.validation import check_exchange, check_key_id, check_owner
 
 FORMAT = "quoteflow-secrets"
 FORMAT_VERSION = 1
 SALT_BYTES = 16
-
-# Called after each record is re-encrypted during a rotation with (done, total).
-RotationProgress = Callable[[int, int], None]
 
 
 class _Keys:

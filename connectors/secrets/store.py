@@ -7,11 +7,15 @@ invisible to every other owner, and another owner's key id looks exactly like a 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 from connectors.secrets.credentials import ExchangeCredentials, KeyRecordInfo, mask_api_key
 from connectors.secrets.validation import check_exchange, check_owner, check_required_fields
+
+# A rotation calls this after each record it re-protects, with (done, total).
+RotationProgress = Callable[[int, int], None]
 
 
 class SecretStore(Protocol):

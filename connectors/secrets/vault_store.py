@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -35,12 +35,11 @@ from connectors.secrets.errors import (
     TamperedRecordError,
 )
 from connectors.secrets.sealing import DATA_KEY_BYTES, RECORD_SCHEMA, record_aad, seal, unseal
-from connectors.secrets.store import new_record_info
+from connectors.secrets.store import RotationProgress, new_record_info
 from connectors.secrets.validation import check_exchange, check_key_id, check_owner
 
 _INFO_FIELDS = tuple(f.name for f in fields(KeyRecordInfo))
-
-RotationProgress = Callable[[int, int], None]
+_RECORD_FIELDS = frozenset((*_INFO_FIELDS, "schema", "wrapped_key", "nonce", "ciphertext"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +322,11 @@ class VaultSecretStore:
                 path=path, mount_point=self._kv_mount, raise_on_deleted_version=True
             )
         record = response["data"]["data"]
-        if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
+        if (
+            not isinstance(record, dict)
+            or record.get("schema") != RECORD_SCHEMA
+            or not record.keys() >= _RECORD_FIELDS
+        ):
             raise TamperedRecordError(f"Vault record {path} is not a quoteflow record")
         return record, response["data"]["metadata"]["version"]
 
