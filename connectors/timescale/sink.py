@@ -37,8 +37,13 @@ def route(chunk: Iterable[Any]) -> list[tuple[str, list[Any]]]:
 
 
 class _WriterPartition(StatefulSinkPartition[list, None]):
-    def __init__(self, name: str, conn: psycopg.Connection, config: TimescaleConfig,
-                 on_close: Callable[[str, WriterStats], None] | None):
+    def __init__(
+        self,
+        name: str,
+        conn: psycopg.Connection,
+        config: TimescaleConfig,
+        on_close: Callable[[str, WriterStats], None] | None,
+    ):
         self._name = name
         self._conn = conn
         self._writer = EventWriter(conn, config)
