@@ -171,3 +171,37 @@ def simulate(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(results, indent=2))
+
+
+@app.command("predict-report")
+def predict_report_command(
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
+    ],
+    horizon_ms: Annotated[int, typer.Option(min=1, help="Prediction horizon.")] = 1000,
+    sample_ms: Annotated[
+        int, typer.Option(min=1, help="Sampling interval (divides the horizon).")
+    ] = 100,
+    model: Annotated[
+        str, typer.Option(help="River model: logreg, hoeffding, gaussian_nb.")
+    ] = "logreg",
+    charts: Annotated[Path | None, typer.Option(help="Directory for the accuracy chart.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
+) -> None:
+    """Prequential accuracy and log-loss of the River predictor vs naive baselines."""
+    from models.predictor import MODELS, PredictorConfig
+    from quoteflow.predict_report import predict_report
+
+    if model not in MODELS:
+        raise _bad(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", "--model")
+    try:
+        config = PredictorConfig(
+            horizon_ns=horizon_ms * 1_000_000, sample_interval_ns=sample_ms * 1_000_000, model=model
+        )
+    except (ValueError, TypeError) as error:
+        raise _bad(str(error), "--horizon-ms/--sample-ms") from None
+    report = predict_report(data, config, chart_dir=charts, console=console)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, default=str))

@@ -131,10 +131,33 @@ def test_replay_reads_cryptofeed_recordings_through_cryptofeed(tmp_path, shared_
 
 def test_backtest_reports_instruments_it_has_no_trading_rules_for(tmp_path, shared_data):
     out = tmp_path / "bt.json"
-    result = invoke("backtest", "--data", SHARED_DATA / "cryptofeed/OKX.ws.1.0", "--data", SPOT_ETH,
-                    "--json", out)
+    result = invoke(
+        "backtest",
+        "--data",
+        SHARED_DATA / "cryptofeed/OKX.ws.1.0",
+        "--data",
+        SPOT_ETH,
+        "--json",
+        out,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())
     assert set(summary["instruments"]) == {"binance:ETH/USDT"}
     assert summary["untraded"]["okx:BTC/USDT"]["events"] > 0
     assert "no trading rules" in summary["untraded"]["okx:BTC/USDT"]["reason"]
+
+
+def test_predict_report_scores_the_model_against_baselines(tmp_path, shared_data):
+    out = tmp_path / "pred.json"
+    result = invoke("predict-report", "--data", SPOT_ETH, "--json", out, "--charts", tmp_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["instruments"] and list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    "args", [("--model", "nope"), ("--horizon-ms", "1000", "--sample-ms", "300")]
+)
+def test_predict_report_rejects_bad_settings(args):
+    result = invoke("predict-report", "--data", SPOT_ETH, *args)
+    assert result.exit_code == 2, result.output
