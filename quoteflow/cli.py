@@ -18,6 +18,10 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+DataOption = Annotated[
+    list[Path],
+    typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
+]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option("--param", "-p", help="Strategy parameter as NAME=VALUE (repeatable)."),
@@ -89,10 +93,7 @@ def replay(
 
 @app.command()
 def backtest(
-    data: Annotated[
-        list[Path],
-        typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
-    ],
+    data: DataOption,
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
     param: ParamOption = None,
     max_inventory_lots: Annotated[
@@ -175,10 +176,7 @@ def simulate(
 
 @app.command("predict-report")
 def predict_report_command(
-    data: Annotated[
-        list[Path],
-        typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
-    ],
+    data: DataOption,
     horizon_ms: Annotated[int, typer.Option(min=1, help="Prediction horizon.")] = 1000,
     sample_ms: Annotated[
         int, typer.Option(min=1, help="Sampling interval (divides the horizon).")
