@@ -63,8 +63,12 @@ start() {
     if [ -n "$ephemeral" ]; then
         options="$options -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
-    as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$options" -w -t 30 start \
-        >/dev/null || die "server did not start: $(tail -n 20 "$dir/server.log")"
+    if as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        echo "postgres.sh: already running in $dir" >&2
+    else
+        as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$options" -w -t 30 start \
+            >/dev/null || die "server did not start: $(tail -n 20 "$dir/server.log")"
+    fi
     local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
     if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='quoteflow'")" ]
     then
