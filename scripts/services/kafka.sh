@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# A real Apache Kafka broker (KRaft, one combined broker+controller on 127.0.0.1) built from
+# Maven Central jars, for tests and local development.
+#
+#   kafka.sh fetch                          jars into the cache; prints the libs folder
+#   kafka.sh start DIR PORT CTRL_PORT [--foreground]
+#                                           format DIR (once) and run the broker; prints the
+#                                           bootstrap address when it answers
+#   kafka.sh stop DIR                       SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT s
+#
+# Environment: KAFKA_VERSION (4.1.1), QUOTEFLOW_CACHE (~/.cache/quoteflow),
+# KAFKA_START_TIMEOUT (60 s), KAFKA_STOP_TIMEOUT (15 s), KAFKA_HEAP_OPTS (-Xms128m -Xmx512m).
+# The jars are fetched once per version and pom into $QUOTEFLOW_CACHE/kafka-$KAFKA_VERSION/libs,
+# so every clone on the machine shares them. java (17+) and mvn are installed from Debian when
+# missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+version="${KAFKA_VERSION:-4.1.1}"
+cache="${QUOTEFLOW_CACHE:-$HOME/.cache/quoteflow}/kafka-$version"
+libs="$cache/libs"
+pom="$here/kafka-pom.xml"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+apt_install() {
+    echo "kafka.sh: installing system packages: $*" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    command -v mvn >/dev/null || apt_install maven
+}
+
+fetch() {
+    # The pom's hash is stored beside the jars: editing the pom refetches, nothing else does.
+    local pom_sha
+    pom_sha="$(sha256sum "$pom" | cut -d' ' -f1)"
+    if [ -f "$libs/.pom.sha256" ] && [ "$(cat "$libs/.pom.sha256")" = "$pom_sha" ]; then
+        echo "$libs"
+        return
+    fi
+    ensure_tools
+    echo "kafka.sh: fetching Kafka $version jars from Maven Central into $libs" >&2
+    mkdir -p "$cache"
+    local staging
+    staging="$(mktemp -d "$cache/libs.XXXXXX")"
+    mvn -q -B -Dstyle.color=never -f "$pom" -Dkafka.version="$version" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$staging" >&2 \
+        || { rm -rf "$staging"; die "maven could not fetch org.apache.kafka:kafka_2.13:$version"; }
+    echo "$pom_sha" >"$staging/.pom.sha256"
+    # A whole folder swapped in at once: a concurrent reader sees the old jars or the new ones.
+    rm -rf "$libs"
+    mv "$staging" "$libs"
+    echo "$libs"
+}
+
+write_properties() {
+    local dir="$1" port="$2" ctrl_port="$3"
+    cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ctrl_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# Topics come from connectors.kafka.ensure_topics only, so a misspelt name fails loudly.
+auto.create.topics.enable=false
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# One broker on a 2-core machine: one partition per internal topic (the first consumer group
+# starts in milliseconds, not seconds), no rebalance grace period, few threads.
+offsets.topic.num.partitions=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+EOF
+}
+
+java_opts() {
+    # shellcheck disable=SC2086
+    echo ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} -XX:+UseSerialGC \
+        -Dlog4j2.configurationFile="$here/kafka-log4j2.properties"
+}
+
+format_storage() {
+    local dir="$1" cluster_id
+    [ -f "$dir/data/meta.properties" ] && return
+    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
+    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # shellcheck disable=SC2046
+    java $(java_opts) -XX:TieredStopAtLevel=1 -cp "$libs/*" kafka.tools.StorageTool \
+        format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+        || die "formatting KRaft storage failed; see $dir/format.log"
+}
+
+running_pid() {
+    local pid_file="$1/kafka.pid"
+    [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null && cat "$pid_file"
+}
+
+start() {
+    [ $# -ge 3 ] || die "usage: kafka.sh start DIR PORT CTRL_PORT [--foreground]"
+    local dir="$1" port="$2" ctrl_port="$3" mode="${4:-}"
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    if running_pid "$dir" >/dev/null; then
+        die "a broker from $dir is already running (pid $(cat "$dir/kafka.pid")); stop it first"
+    fi
+    fetch >/dev/null
+    write_properties "$dir" "$port" "$ctrl_port"
+    format_storage "$dir"
+    # shellcheck disable=SC2046
+    set -- java $(java_opts) -cp "$libs/*" kafka.Kafka "$dir/server.properties"
+    if [ "$mode" = "--foreground" ]; then
+        echo "kafka.sh: broker on 127.0.0.1:$port (Ctrl-C stops it)" >&2
+        exec "$@"
+    fi
+    nohup "$@" >"$dir/kafka.log" 2>&1 &
+    echo $! >"$dir/kafka.pid"
+    wait_started "$dir" "$!"
+    echo "127.0.0.1:$port"
+}
+
+wait_started() {
+    local dir="$1" pid="$2" deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-60}))
+    until grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$dir/kafka.log" >&2
+            die "the broker exited during start-up; log: $dir/kafka.log"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            stop "$dir"
+            die "the broker did not start within ${KAFKA_START_TIMEOUT:-60} s; log: $dir/kafka.log"
+        fi
+        sleep 0.2
+    done
+}
+
+stop() {
+    [ $# -ge 1 ] || die "usage: kafka.sh stop DIR"
+    local dir="$1" pid deadline
+    pid="$(running_pid "$dir")" || { rm -f "$dir/kafka.pid"; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + ${KAFKA_STOP_TIMEOUT:-15}))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "kafka.sh: broker $pid ignored SIGTERM; sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$dir/kafka.pid"
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+    fetch) fetch ;;
+    start) start "$@" ;;
+    stop) stop "$@" ;;
+    *) sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac

@@ -1,0 +1,98 @@
+"""A real Kafka broker for the test session, started on first use and stopped at the end.
+
+`scripts/services/kafka.sh` does the work (fetching the jars once into the user cache,
+formatting KRaft storage, starting a combined broker/controller on 127.0.0.1); this module
+picks free ports, waits until the broker answers an AdminClient, and stops it. Set
+`QUOTEFLOW_KAFKA_BOOTSTRAP` to run the tests against a broker you already have
+(`./dev kafka`). Tests isolate themselves with a topic prefix of their own (`fresh_prefix`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
+from connectors.kafka.config import ENV_BOOTSTRAP
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = ROOT / "scripts" / "services" / "kafka.sh"
+_START_TIMEOUT_S = 180  # includes the one-time jar download on a new machine
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    existing = os.environ.get(ENV_BOOTSTRAP)
+    if existing:
+        yield existing
+        return
+    directory = tmp_path_factory.mktemp("kafka")
+    start = subprocess.run(
+        [str(KAFKA_SCRIPT), "start", str(directory), str(_free_port()), str(_free_port())],
+        capture_output=True, text=True, timeout=_START_TIMEOUT_S, check=False,
+    )
+    try:
+        if start.returncode != 0:
+            pytest.fail(f"could not start Kafka:\n{start.stderr}", pytrace=False)
+        bootstrap = start.stdout.strip().splitlines()[-1]
+        connect_admin(KafkaConfig(bootstrap=bootstrap, connect_timeout_s=30))
+        yield bootstrap
+    finally:
+        subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], check=False, timeout=60)
+
+
+def fresh_prefix() -> str:
+    """A topic namespace of its own, so tests sharing the broker never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def new_deployment(bootstrap: str) -> KafkaConfig:
+    """A deployment with all of quoteflow's topics created under a fresh prefix."""
+    prefix = fresh_prefix()
+    config = KafkaConfig(bootstrap=bootstrap, prefix=prefix, account="acct-1",
+                         connect_timeout_s=10)
+    ensure_topics(connect_admin(config), prefix)
+    return config
+
+
+def read_topic(config: KafkaConfig, name: str) -> list[tuple[int, bytes | None, bytes]]:
+    """Every message on a topic (base name) as (partition, key, value), per partition in order.
+
+    A plain assigned consumer with end offsets taken first: tests see exactly what was on the
+    broker, independent of the code under test.
+    """
+    topic = topic_name(config.prefix, name)
+    consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "tests",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions}
+        wanted = {p: end for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
+        messages: list[tuple[int, bytes | None, bytes]] = []
+        deadline = time.monotonic() + 30
+        while wanted:
+            assert time.monotonic() < deadline, f"{topic}: partitions {sorted(wanted)} unread"
+            for message in consumer.consume(1000, 0.1):
+                assert message.error() is None, message.error()
+                messages.append((message.partition(), message.key(), message.value()))
+                if message.offset() + 1 >= wanted.get(message.partition(), 0):
+                    wanted.pop(message.partition(), None)
+        return messages
+    finally:
+        consumer.close()
