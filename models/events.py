@@ -162,6 +162,8 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     reason: str
     raw: str
     receive_ts: int | None = None
+    # "base64" when the input bytes were not UTF-8 text (Kafka dead letters keep them exact).
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
 
 
 class ArbSignal(Event, tag="arb_signal", kw_only=True):

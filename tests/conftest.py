@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kafka_service import kafka_bootstrap  # noqa: F401
 from tests.postgres_service import postgres_dsn  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,116 @@
+"""The bytes on quoteflow's topics: msgspec JSON of `models.events` (`models.events.encode`,
+decimals as strings), and decoding them back with every failure turned into a dead letter.
+
+Chosen by measurement (docs/kafka.md): on real Binance events msgspec JSON and MessagePack
+encode and decode at the same speed (decoding is dominated by parsing decimals, which both
+carry as strings) and compress to the same size in producer batches; JSON is readable with
+any Kafka tool and is what the published JSON Schemas describe.
+
+Every message carries its schema version in the body (`v`), so no per-message header is
+needed. Decoding never raises: what cannot be read becomes a `DeadLetter` whose reason
+starts with one of REASONS and which keeps the original bytes and where they came from.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import msgspec
+
+from connectors.kafka.topics import TOPICS, topic_name
+from models.events import SCHEMA_VERSION, AnyEvent, DeadLetter, Event
+
+SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+
+# Dead-letter reason prefixes, in the order decoding checks them.
+EMPTY = "empty"
+UNDECODABLE = "undecodable"
+UNKNOWN_TYPE = "unknown_type"
+INVALID = "invalid"
+SCHEMA_VERSION_REASON = "schema_version"
+WRONG_TOPIC = "wrong_topic"
+REASONS = (EMPTY, UNDECODABLE, UNKNOWN_TYPE, INVALID, SCHEMA_VERSION_REASON, WRONG_TOPIC)
+
+_log = logging.getLogger(__name__)
+_TAG_ERROR_SUFFIX = "- at `$.type`"
+
+
+class WireDecoder:
+    """Message values → events, checking each event belongs on the topic it came from.
+
+    One decoder serves every topic of one deployment (`prefix`); a topic quoteflow does not
+    own accepts any event type. `dead_letters` counts what was turned into dead letters.
+    """
+
+    __slots__ = ("_allowed", "_decode", "dead_letters")
+
+    def __init__(self, prefix: str = ""):
+        self._decode = msgspec.json.Decoder(AnyEvent).decode
+        self._allowed = {
+            topic_name(prefix, spec.name): frozenset(spec.event_types) for spec in TOPICS
+        }
+        self.dead_letters = 0
+
+    def decode(
+        self,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        receive_ts: int | None = None,
+    ) -> Event:
+        try:
+            return self._checked(value, topic)
+        except _Rejected as exc:
+            self.dead_letters += 1
+            letter = dead_letter(str(exc), value or b"", topic, partition, offset, receive_ts)
+            # Powers of two: a flood of bad input logs a few lines, not one per message.
+            if self.dead_letters & (self.dead_letters - 1) == 0:
+                _log.warning("%d dead letters so far; latest from %s: %s",
+                             self.dead_letters, letter.source, letter.reason)
+            return letter
+
+    def _checked(self, value: bytes | None, topic: str) -> Event:
+        if not value:
+            raise _Rejected(EMPTY, "message has no value")
+        try:
+            event = self._decode(value)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            raise _Rejected(
+                UNKNOWN_TYPE if message.endswith(_TAG_ERROR_SUFFIX) else INVALID, message
+            ) from None
+        except msgspec.DecodeError as exc:
+            raise _Rejected(UNDECODABLE, str(exc)) from None
+        if event.v not in SUPPORTED_VERSIONS:
+            raise _Rejected(
+                SCHEMA_VERSION_REASON, f"v={event.v}, this build reads {sorted(SUPPORTED_VERSIONS)}"
+            )
+        allowed = self._allowed.get(topic)
+        if allowed and type(event) not in allowed:
+            raise _Rejected(WRONG_TOPIC, f"{type(event).__name__} does not belong on {topic}")
+        return event
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+
+
+def dead_letter(
+    reason: str,
+    value: bytes,
+    topic: str,
+    partition: int,
+    offset: int,
+    receive_ts: int | None = None,
+) -> DeadLetter:
+    """A dead letter for one Kafka message, keeping its bytes exactly."""
+    source = f"kafka:{topic}/{partition}@{offset}"
+    try:
+        return DeadLetter(source=source, reason=reason, raw=value.decode(),
+                          receive_ts=receive_ts)
+    except UnicodeDecodeError:
+        return DeadLetter(source=source, reason=reason, raw=base64.b64encode(value).decode(),
+                          receive_ts=receive_ts, raw_encoding="base64")

@@ -1,0 +1,225 @@
+"""Kafka edge without a broker: wire format, dead letters, routing, configuration, schemas."""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing
+from decimal import Decimal
+from itertools import islice
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.kafka import (
+    SPECS,
+    TOPICS,
+    KafkaConfig,
+    KafkaConfigError,
+    WireDecoder,
+    routes,
+    topic_name,
+)
+from connectors.kafka.schemas import DEFAULT_DIR, render_schemas, stale_schemas
+from connectors.replay.recordings import Recordings
+from models.events import (
+    BBO,
+    AnyEvent,
+    ArbSignal,
+    BookDelta,
+    BookSnapshot,
+    ControlCommand,
+    DeadLetter,
+    Fill,
+    OrderEvent,
+    OrderIntent,
+    Position,
+    Prediction,
+    Quote,
+    RiskEvent,
+    Trade,
+    encode,
+)
+from tests.conftest import SHARED_DATA
+
+USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
+D = Decimal
+
+
+def sample_events() -> list:
+    """One of every event type that is not market data (market data comes from recordings)."""
+    common = {"venue": "binanceusdm", "symbol": "BTC/USDT:USDT", "ts": 1_723_161_254_000_000_000}
+    return [
+        OrderIntent(intent_id="i-1", strategy="glft", bids=[Quote(D("58000.1"), D("0.002"))],
+                    asks=[Quote(D("58010.0"), D("0.002"))], reference_mid=D("58005.05"),
+                    **common),
+        OrderEvent(kind="ack", client_order_id="c-1", side="buy", price=D("58000.1"),
+                   size=D("0.002"), remaining=D("0.002"), **common),
+        Fill(client_order_id="c-1", trade_id="t-1", side="buy", price=D("58000.1"),
+             size=D("0.001"), fee=D("-0.0011600"), fee_currency="USDT", liquidity="maker",
+             **common),
+        Position(quantity=D("0.001"), average_price=D("58000.1"), realized_pnl=D("0"),
+                 unrealized_pnl=D("0.0049"), fees=D("-0.00116"), **common),
+        ArbSignal(ts=common["ts"], kind="spot_perp", buy_venue="binance", buy_symbol="BTC/USDT",
+                  buy_price=D("57990.00"), sell_venue="binanceusdm",
+                  sell_symbol="BTC/USDT:USDT", sell_price=D("58010.1"), size=D("0.5"),
+                  gross_edge_bps=3.4, net_edge_bps=-4.6, buy_age_ns=1000, sell_age_ns=2000),
+        Prediction(horizon_ns=1_000_000_000, model="logreg", prob_up=0.55, prob_down=0.45,
+                   **common),
+        RiskEvent(ts=common["ts"], kind="breach", reason_code="max_inventory", detail="0.5 > 0.4",
+                  state="REDUCING", venue="binanceusdm", symbol="BTC/USDT:USDT"),
+        ControlCommand(command_id="cmd-1", ts=common["ts"], issued_by="alice", action="pause",
+                       target="binanceusdm:BTC/USDT:USDT"),
+        DeadLetter(source="replay:1", reason="bad_file: test", raw="{"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def market_events(shared_data) -> list:
+    """The first few thousand events of a real USD-M recording: all four market types."""
+    events = list(islice(Recordings([USDM_BTC]).events(), 5000))
+    assert {type(e) for e in events} >= {BookSnapshot, BookDelta, BBO, Trade}
+    return events
+
+
+def topic_of(event) -> str:
+    return routes("", "acct")[type(event)][0]
+
+
+def test_every_event_type_has_a_topic_and_every_topic_type_is_routed_there():
+    table = routes("prod", "acct")
+    assert set(table) == set(typing.get_args(AnyEvent))
+    for spec in TOPICS:
+        for event_type in spec.event_types:
+            assert table[event_type][0] == f"prod.{spec.name}"
+    assert SPECS["control"].configs() == {"cleanup.policy": "compact", "retention.ms": "-1"}
+
+
+def test_keys_keep_instruments_and_accounts_in_order(market_events):
+    table = routes("", "acct-7")
+    for event in market_events[:50]:
+        assert table[type(event)][1](event) == event.key == f"{event.venue}:{event.symbol}"
+    by_type = {type(e): e for e in sample_events()}
+    for account_keyed in (OrderEvent, Fill, Position, RiskEvent):
+        assert table[account_keyed][1](by_type[account_keyed]) == "acct-7"
+    assert table[OrderIntent][1](by_type[OrderIntent]) == "binanceusdm:BTC/USDT:USDT"
+    # A compacted control topic keeps the latest command per key: per action, not per target.
+    assert table[ControlCommand][1](by_type[ControlCommand]) == "binanceusdm:BTC/USDT:USDT:pause"
+    assert table[DeadLetter][1](by_type[DeadLetter]) is None
+
+
+def test_real_and_sample_events_round_trip_exactly(market_events):
+    decoder = WireDecoder()
+    for offset, event in enumerate(market_events + sample_events()):
+        decoded = decoder.decode(encode(event), topic_of(event), 0, offset)
+        assert decoded == event
+    assert decoder.dead_letters == 0
+
+
+def test_decimals_keep_the_venue_precision_on_the_wire(market_events):
+    bbo = next(e for e in market_events if type(e) is BBO)
+    wire = json.loads(encode(bbo))
+    assert wire["bid_price"] == str(bbo.bid_price) and wire["v"] == 1 and wire["type"] == "bbo"
+
+
+def _only_dead_letter(value, topic="md.bbo", partition=2, offset=41):
+    decoder = WireDecoder()
+    letter = decoder.decode(value, topic, partition, offset, receive_ts=7)
+    assert type(letter) is DeadLetter and decoder.dead_letters == 1
+    assert letter.source == f"kafka:{topic}/{partition}@{offset}" and letter.receive_ts == 7
+    return letter
+
+
+def test_bad_messages_become_dead_letters_with_the_reason_and_exact_bytes(market_events):
+    bbo = encode(next(e for e in market_events if type(e) is BBO))
+    cases = {
+        b"{not json": "undecodable: ",
+        bbo.replace(b'"type":"bbo"', b'"type":"tick"'): "unknown_type: Invalid value 'tick'",
+        bbo.replace(b'"v":1', b'"v":2'): "schema_version: v=2, this build reads [1]",
+        bbo.replace(b'"bid_price":"', b'"bid_price":"x'): "invalid: ",
+        b'{"type":"bbo"}': "invalid: Object missing required field",
+        b"[1, 2]": "invalid: Expected `object`",
+    }
+    for value, reason in cases.items():
+        letter = _only_dead_letter(value)
+        assert letter.reason.startswith(reason), (value, letter.reason)
+        assert letter.raw == value.decode() and letter.raw_encoding == "utf-8"
+
+
+def test_an_event_on_the_wrong_topic_is_a_dead_letter(market_events):
+    trade = next(e for e in market_events if type(e) is Trade)
+    letter = _only_dead_letter(encode(trade), topic="md.book")
+    assert letter.reason == "wrong_topic: Trade does not belong on md.book"
+
+
+def test_binary_and_empty_values_are_kept_exactly():
+    binary = b"\x80\x81\xff{"
+    letter = _only_dead_letter(binary)
+    assert letter.reason.startswith("undecodable")
+    assert letter.raw_encoding == "base64" and base64.b64decode(letter.raw) == binary
+    for empty in (None, b""):
+        letter = _only_dead_letter(empty)
+        assert letter.reason == "empty: message has no value" and letter.raw == ""
+
+
+def test_prefixed_topics_are_checked_and_foreign_topics_take_any_event(market_events):
+    decoder = WireDecoder("prod")
+    trade = encode(next(e for e in market_events if type(e) is Trade))
+    assert type(decoder.decode(trade, "prod.md.trades", 0, 0)) is Trade
+    assert type(decoder.decode(trade, "prod.md.bbo", 0, 1)) is DeadLetter
+    assert type(decoder.decode(trade, "someone.elses.topic", 0, 2)) is Trade
+
+
+@given(st.binary(max_size=300))
+def test_decoding_never_raises(value):
+    event = WireDecoder().decode(value, "md.book", 0, 0)
+    assert isinstance(event, msgspec.Struct)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"bootstrap": "localhost"}, "invalid Kafka bootstrap 'localhost'"),
+        ({"bootstrap": "a:1,b"}, "got 'b'"),
+        ({"bootstrap": "h:99999"}, "invalid Kafka bootstrap"),
+        ({"prefix": "prod env"}, "invalid Kafka topic prefix 'prod env'"),
+        ({"prefix": "prod_env"}, "invalid Kafka topic prefix"),
+        ({"prefix": "prod."}, "invalid Kafka topic prefix"),
+        ({"prefix": "p" * 201}, "at most 200"),
+        ({"account": ""}, "account must not be empty"),
+        ({"connect_timeout_s": 0}, "connect timeout must be > 0"),
+    ],
+)
+def test_configuration_errors_say_what_to_fix(settings, message):
+    with pytest.raises(KafkaConfigError, match=message.replace("(", r"\(")):
+        KafkaConfig(**settings)
+
+
+def test_configuration_from_environment():
+    env = {"QUOTEFLOW_KAFKA_BOOTSTRAP": "k1:9092,[::1]:9093", "QUOTEFLOW_KAFKA_PREFIX": "eu.paper"}
+    config = KafkaConfig.from_env(env, account="desk")
+    assert (config.bootstrap, config.prefix, config.account) == ("k1:9092,[::1]:9093",
+                                                                 "eu.paper", "desk")
+    assert topic_name(config.prefix, "md.book") == "eu.paper.md.book"
+    with pytest.raises(KafkaConfigError):
+        KafkaConfig.from_env({"QUOTEFLOW_KAFKA_PREFIX": "bad prefix"})
+
+
+def test_committed_json_schemas_are_up_to_date():
+    assert stale_schemas() == [], "run: .venv/bin/python -m connectors.kafka.schemas"
+    assert sorted(p.name for p in DEFAULT_DIR.glob("*.json")) == sorted(render_schemas())
+
+
+def test_schemas_describe_the_topic_types_and_accept_real_messages(market_events):
+    schemas = {name: json.loads(text) for name, text in render_schemas().items()}
+    assert set(schemas) == {f"{s.name}.json" for s in TOPICS if s.event_types}
+    book = schemas["md.book.json"]
+    assert set(book["discriminator"]["mapping"]) == {"book_snapshot", "book_delta"}
+    assert book["x-kafka"]["partitions"] == SPECS["md.book"].partitions
+    # Every field a real message carries is declared for its type.
+    for event in market_events[:200]:
+        definition = schemas[f"{topic_of(event)}.json"]
+        props = definition["$defs"][type(event).__name__]["properties"]
+        assert set(json.loads(encode(event))) <= set(props)
