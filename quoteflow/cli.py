@@ -16,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 DataOption = Annotated[
@@ -203,3 +205,19 @@ def predict_report_command(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2, default=str))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[Path, typer.Argument(help="An audit file (JSON lines, hash-chained).")],
+    expected_head: Annotated[
+        str | None, typer.Option(help="Last hash kept elsewhere: also catches a cut end.")
+    ] = None,
+) -> None:
+    """Check a chain; exit 1 naming the first broken record."""
+    from connectors.audit_store import verify_audit
+
+    result = verify_audit(file, expected_head)
+    typer.echo(str(result))
+    if not result.ok:
+        raise typer.Exit(1)

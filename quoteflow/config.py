@@ -16,6 +16,8 @@ from pathlib import Path
 
 import msgspec
 
+from models.risk import LimitsError, parse_limits
+
 ENV_PREFIX = "QUOTEFLOW_"
 
 
@@ -57,12 +59,15 @@ class SecretsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`risk` is the limits table of `models.risk.parse_limits` (see docs/risk.md)."""
+
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
     quote: QuoteConfig = msgspec.field(default_factory=QuoteConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
+    risk: dict = {}
 
 
 class ConfigError(ValueError):
@@ -80,13 +85,15 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     _overlay_environment(raw, os.environ if environ is None else environ)
+    source = f"config file {path} or " if path is not None else ""
     try:
-        return msgspec.convert(raw, Config, str_keys=True)
-    except msgspec.ValidationError as error:
-        source = f"config file {path} or " if path is not None else ""
+        config = msgspec.convert(raw, Config, str_keys=True)
+        parse_limits(config.risk)
+    except (msgspec.ValidationError, LimitsError) as error:
         raise ConfigError(
             f"invalid configuration ({source}{ENV_PREFIX}* variables): {error}"
         ) from None
+    return config
 
 
 def _overlay_environment(raw: dict, environ: Mapping[str, str]) -> None:

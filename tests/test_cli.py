@@ -161,3 +161,18 @@ def test_predict_report_scores_the_model_against_baselines(tmp_path, shared_data
 def test_predict_report_rejects_bad_settings(args):
     result = invoke("predict-report", "--data", SPOT_ETH, *args)
     assert result.exit_code == 2, result.output
+
+
+def test_audit_verify_names_the_first_broken_record(tmp_path):
+    from connectors.audit_store import AuditStore
+
+    path = tmp_path / "audit.jsonl"
+    with AuditStore(path) as store:
+        for n in range(3):
+            store.append(n, "tester", "note", {"n": n})
+    ok = invoke("audit", "verify", path)
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 3 records")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1].replace('"n":1', '"n":7') + lines[2])
+    broken = invoke("audit", "verify", path)
+    assert broken.exit_code == 1 and "line 2" in broken.output

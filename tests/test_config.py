@@ -14,8 +14,13 @@ def test_file_then_environment(tmp_path):
     path.write_text(
         '[kafka]\nbootstrap = "k:1"\ntopic_prefix = "prod."\n[quote.params]\ngamma = "0.2"\n'
     )
-    config = load_config(path, environ={"QUOTEFLOW_KAFKA__BOOTSTRAP": "k:2",
-                                        "QUOTEFLOW_RECOVERY__SNAPSHOT_INTERVAL_S": "2.5"})
+    config = load_config(
+        path,
+        environ={
+            "QUOTEFLOW_KAFKA__BOOTSTRAP": "k:2",
+            "QUOTEFLOW_RECOVERY__SNAPSHOT_INTERVAL_S": "2.5",
+        },
+    )
     assert config.kafka.bootstrap == "k:2"
     assert config.kafka.topic_prefix == "prod."
     assert config.quote.params == {"gamma": "0.2"}
@@ -41,3 +46,12 @@ def test_bad_configuration_names_the_culprit(tmp_path, text, environ, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_risk_limits_are_validated_at_load(tmp_path):
+    path = tmp_path / "quoteflow.toml"
+    path.write_text("[risk]\nmax_order_size = 'lots'\n")
+    with pytest.raises(ConfigError, match="max_order_size"):
+        load_config(path, environ={})
+    path.write_text("[risk]\nmax_order_size = '0.5'\n")
+    assert load_config(path, environ={}).risk == {"max_order_size": "0.5"}
