@@ -27,7 +27,10 @@ def run_paper_trading(
     *,
     chunk_size: int = 512,
     on_chunk: Callable[[list], None] | None = None,
+    on_output: Callable[[list], None] | None = None,
 ) -> RunOutcome:
+    """`on_chunk` sees each input chunk as it leaves the source, `on_output` each batch the
+    flow writes, before it is collected (benchmarks time the path between the two)."""
     registry = SessionRegistry(options)
     results = RunResults()
     counted = 0
@@ -38,9 +41,13 @@ def run_paper_trading(
         if on_chunk is not None:
             on_chunk(chunk)
 
+    def collect(batch: list) -> None:
+        on_output(batch)
+        results.collect(batch)
+
     flow = build_quote_flow(
         ChunkedSource(events, chunk_size=chunk_size, on_chunk=count),
-        CallbackSink(results.collect),
+        CallbackSink(results.collect if on_output is None else collect),
         registry,
     )
     started = time.perf_counter()

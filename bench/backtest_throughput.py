@@ -1,0 +1,114 @@
+"""Backtest throughput in events/s, end to end and per stage.
+
+- `decode`: the recording read into events (`Recordings([...]).events()`), nothing else;
+- `flow`: the quote flow with the paper venue (`run_paper_trading`) on events decoded
+  beforehand, one run per strategy;
+- `end_to_end`: both, as `quoteflow backtest` runs them (minus the table and charts).
+
+Every measurement is the best of `--repeat` runs, interleaved so a noisy neighbour hurts
+all stages alike. An event is one recorded message (a depth diff with many levels counts
+once). `python -m bench.backtest_throughput --help` lists the options.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.charts import throughput_chart
+from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
+from connectors.replay.recordings import Recordings
+from quoteflow.runner import run_paper_trading
+from quoteflow.sessions import TradingOptions
+
+RESULT_FILE = "backtest_throughput.json"
+TARGET_EVENTS_PER_S = 200_000
+
+
+def time_decode(path: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    count = sum(1 for _ in Recordings([path]).events())
+    return time.perf_counter() - started, count
+
+
+def time_flow(events, strategy: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    outcome = run_paper_trading(events, TradingOptions(strategy=strategy))
+    return time.perf_counter() - started, outcome.summary["events"]
+
+
+def stages(path: Path, strategies: Sequence[str]) -> dict[str, Callable[[], tuple[float, int]]]:
+    decoded = list(Recordings([path]).events())
+    measured: dict[str, Callable[[], tuple[float, int]]] = {"decode": lambda: time_decode(path)}
+    for strategy in strategies:
+        measured[f"flow {strategy}"] = lambda s=strategy: time_flow(decoded, s)
+        measured[f"end_to_end {strategy}"] = (
+            lambda s=strategy: time_flow(Recordings([path]).events(), s)
+        )
+    return measured
+
+
+def best_of(measured: dict[str, Callable], repeat: int, console: Console) -> dict[str, dict]:
+    best: dict[str, dict] = {}
+    with progress_bar(console) as progress:
+        task = progress.add_task("backtest throughput", total=repeat * len(measured), last="")
+        for run in range(1, repeat + 1):
+            for name, measure in measured.items():
+                progress.update(task, description=f"run {run}/{repeat}: {name}")
+                seconds, events = measure()
+                rate = events / seconds
+                progress.update(task, advance=1, last=f"{name}: {rate:,.0f} ev/s")
+                if name not in best or seconds < best[name]["seconds"]:
+                    best[name] = {
+                        "seconds": seconds,
+                        "events": events,
+                        "events_per_second": rate,
+                        "us_per_event": seconds / events * 1e6,
+                    }
+    return best
+
+
+def print_table(results: dict[str, dict], console: Console) -> None:
+    table = Table(title="backtest throughput (best of runs)")
+    for column in ("stage", "events", "seconds", "events/s", "µs/event"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, result in results.items():
+        table.add_row(
+            name,
+            f"{result['events']:,}",
+            f"{result['seconds']:.3f}",
+            f"{result['events_per_second']:,.0f}",
+            f"{result['us_per_event']:.2f}",
+        )
+    console.print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    console = Console(stderr=True)
+    results = best_of(stages(args.data, args.strategies), args.repeat, console)
+    print_table(results, console)
+    summary = {
+        "benchmark": "backtest_throughput",
+        "command": " ".join([Path(sys.executable).name, "-m", __spec__.name, *sys.argv[1:]]),
+        "data": str(args.data),
+        "repeat": args.repeat,
+        "machine": machine(),
+        "results": results,
+    }
+    console.print(f"results: {write_json(args.out / RESULT_FILE, summary)}")
+    baseline = read_baseline(args.baseline, RESULT_FILE)
+    chart = throughput_chart(
+        summary, baseline, TARGET_EVENTS_PER_S, args.img_dir / "backtest_throughput.png"
+    )
+    console.print(f"chart: {chart}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
