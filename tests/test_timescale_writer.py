@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.timescale import (
     EventWriter,
@@ -100,9 +102,12 @@ def one_of_each() -> dict[str, object]:
 
 
 def _comparable(value):
+    """Stored values and row-maker output in one form: the text the maker sent to COPY."""
     # str() keeps a Decimal's scale (2.890 vs 2.89): the stored number must be the same digits.
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}+00"
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     if isinstance(value, psycopg.types.json.Jsonb):
@@ -250,3 +255,21 @@ def test_a_lost_connection_raises_instead_of_dead_lettering(conn):
     assert writer.stats.rejected == 0
 
 
+
+
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=20))
+def test_timestamp_text_is_the_truncated_microsecond_whatever_the_cache_holds(values):
+    for ns in values:  # consecutive calls reuse or replace the cached second
+        expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+        assert datetime.fromisoformat(row_makers.ts_text(ns)) == expected
+
+
+def test_timestamps_far_from_now_round_trip_through_the_server(conn):
+    far = [-(2**63), -1, 0, 999, 2**63 - 1]  # the whole range of the bigint ns columns
+    writer = _writer(conn)
+    writer.write([BBO(**{**MARKET, "exchange_ts": ns}, bid_price=D(1), bid_size=D(1),
+                      ask_price=D(2), ask_size=D(1)) for ns in far])
+    writer.flush()
+    stored = conn.execute("SELECT exchange_ts_ns, ts FROM md_bbo ORDER BY exchange_ts_ns")
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert stored.fetchall() == [(ns, epoch + timedelta(microseconds=ns // 1000)) for ns in far]
