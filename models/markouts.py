@@ -7,10 +7,13 @@ horizon the mids never reached are pending, not zero.
 
 Each horizon keeps a FIFO of fills waiting for it; fills arrive in time order, so the due
 times in a FIFO are sorted and `on_mid` only ever looks at heads: O(1) amortised per call.
+The earliest due time over all heads is kept too, because `on_mid` runs on every market
+event and almost always finds nothing due.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from decimal import Decimal
 
@@ -60,7 +63,7 @@ class _FillRecord:
 
 
 class MarkoutTracker:
-    __slots__ = ("_at_fill", "_horizons", "_last_fill_ts")
+    __slots__ = ("_at_fill", "_horizons", "_last_fill_ts", "_next_due_ns")
 
     def __init__(self, horizons_ns: tuple[int, ...] = DEFAULT_HORIZONS_NS) -> None:
         if not horizons_ns or any(h <= 0 for h in horizons_ns):
@@ -70,6 +73,7 @@ class MarkoutTracker:
         self._at_fill = _Horizon(0)
         self._horizons = tuple(_Horizon(h) for h in sorted(horizons_ns))
         self._last_fill_ts = 0
+        self._next_due_ns = math.inf
 
     def on_fill(self, fill: Fill, mid_at_fill: Decimal) -> None:
         if fill.ts < self._last_fill_ts:
@@ -79,13 +83,21 @@ class MarkoutTracker:
         self._at_fill.add(record, mid_at_fill)
         for horizon in self._horizons:
             horizon.waiting.append(record)
+        # Heads only change in FIFOs that were empty; the shortest horizon is due first.
+        self._next_due_ns = min(self._next_due_ns, record.ts + self._horizons[0].horizon_ns)
 
     def on_mid(self, ts_ns: int, mid: Decimal) -> None:
+        if ts_ns < self._next_due_ns:
+            return
+        next_due = math.inf
         for horizon in self._horizons:
             waiting = horizon.waiting
             due_before = ts_ns - horizon.horizon_ns
             while waiting and waiting[0].ts <= due_before:
                 horizon.add(waiting.popleft(), mid)
+            if waiting:
+                next_due = min(next_due, waiting[0].ts + horizon.horizon_ns)
+        self._next_due_ns = next_due
 
     def results(self) -> dict[str, dict]:
         """Per horizon, ascending, keyed by `horizon_label`: count, sum and mean in quote
