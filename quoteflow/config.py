@@ -16,16 +16,10 @@ from pathlib import Path
 
 import msgspec
 
+from connectors.kafka.config import KafkaConfig
 from models.risk import LimitsError, parse_limits
 
 ENV_PREFIX = "QUOTEFLOW_"
-
-
-class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    bootstrap: str = "127.0.0.1:9092"
-    topic_prefix: str = ""
-    client_id: str = "quoteflow"
-    connect_timeout_s: float = 10.0
 
 
 class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -3,7 +3,7 @@
 `scripts/services/kafka.sh` does the work (fetching the jars once into the user cache,
 formatting KRaft storage, starting a combined broker/controller on 127.0.0.1); this module
 picks free ports, waits until the broker answers an AdminClient, and stops it. Set
-`QUOTEFLOW_KAFKA_BOOTSTRAP` to run the tests against a broker you already have
+`QUOTEFLOW_TEST_KAFKA_BOOTSTRAP` to run the tests against a broker you already have
 (`./dev kafka`). Tests isolate themselves with a topic prefix of their own (`fresh_prefix`).
 """
 
@@ -21,7 +21,6 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
-from connectors.kafka.config import ENV_BOOTSTRAP
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "scripts" / "services" / "kafka.sh"
@@ -36,7 +35,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    existing = os.environ.get(ENV_BOOTSTRAP)
+    existing = os.environ.get("QUOTEFLOW_TEST_KAFKA_BOOTSTRAP")
     if existing:
         yield existing
         return

@@ -12,7 +12,7 @@ def test_defaults_need_no_file():
 def test_file_then_environment(tmp_path):
     path = tmp_path / "quoteflow.toml"
     path.write_text(
-        '[kafka]\nbootstrap = "k:1"\ntopic_prefix = "prod."\n[quote.params]\ngamma = "0.2"\n'
+        '[kafka]\nbootstrap = "k:1"\nprefix = "prod"\n[quote.params]\ngamma = "0.2"\n'
     )
     config = load_config(
         path,
@@ -22,7 +22,7 @@ def test_file_then_environment(tmp_path):
         },
     )
     assert config.kafka.bootstrap == "k:2"
-    assert config.kafka.topic_prefix == "prod."
+    assert config.kafka.prefix == "prod"
     assert config.quote.params == {"gamma": "0.2"}
     assert config.recovery.snapshot_interval_s == 2.5
 

@@ -42,6 +42,7 @@ from models.events import (
     Trade,
     encode,
 )
+from quoteflow.config import ConfigError, load_config
 from tests.conftest import SHARED_DATA
 
 USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
@@ -198,13 +199,17 @@ def test_configuration_errors_say_what_to_fix(settings, message):
 
 
 def test_configuration_from_environment():
-    env = {"QUOTEFLOW_KAFKA_BOOTSTRAP": "k1:9092,[::1]:9093", "QUOTEFLOW_KAFKA_PREFIX": "eu.paper"}
-    config = KafkaConfig.from_env(env, account="desk")
+    env = {
+        "QUOTEFLOW_KAFKA__BOOTSTRAP": "k1:9092,[::1]:9093",
+        "QUOTEFLOW_KAFKA__PREFIX": "eu.paper",
+        "QUOTEFLOW_KAFKA__ACCOUNT": "desk",
+    }
+    config = load_config(environ=env).kafka
     assert (config.bootstrap, config.prefix, config.account) == ("k1:9092,[::1]:9093",
                                                                  "eu.paper", "desk")
     assert topic_name(config.prefix, "md.book") == "eu.paper.md.book"
-    with pytest.raises(KafkaConfigError):
-        KafkaConfig.from_env({"QUOTEFLOW_KAFKA_PREFIX": "bad prefix"})
+    with pytest.raises(ConfigError, match="prefix"):
+        load_config(environ={"QUOTEFLOW_KAFKA__PREFIX": "bad prefix"})
 
 
 def test_committed_json_schemas_are_up_to_date():

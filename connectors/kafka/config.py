@@ -8,7 +8,6 @@ says what to fix, instead of surfacing later as a librdkafka retry loop.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -20,9 +19,6 @@ _PREFIX = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _MAX_PREFIX_LENGTH = 200  # topic names stop at 249 characters; the longest base name is 14
 _HOST_PORT = re.compile(r"^(?P<host>[^\s:,]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 
-ENV_BOOTSTRAP = "QUOTEFLOW_KAFKA_BOOTSTRAP"
-ENV_PREFIX = "QUOTEFLOW_KAFKA_PREFIX"
-ENV_ACCOUNT = "QUOTEFLOW_KAFKA_ACCOUNT"
 
 
 class KafkaConfigError(ValueError):
@@ -57,17 +53,6 @@ class KafkaConfig:
             raise KafkaConfigError(
                 f"Kafka connect timeout must be > 0 s, got {self.connect_timeout_s}"
             )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides) -> KafkaConfig:
-        """Settings from `QUOTEFLOW_KAFKA_*` variables; `overrides` win over them."""
-        values = {
-            "bootstrap": env.get(ENV_BOOTSTRAP),
-            "prefix": env.get(ENV_PREFIX),
-            "account": env.get(ENV_ACCOUNT),
-        }
-        values = {k: v for k, v in values.items() if v is not None}
-        return cls(**(values | overrides))
 
     def client_settings(self) -> dict[str, str]:
         """librdkafka settings every client of this deployment shares."""
