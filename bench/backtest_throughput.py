@@ -75,8 +75,9 @@ def best_of(measured: dict[str, Callable], repeat: int, console: Console) -> dic
 
 def print_table(results: dict[str, dict], console: Console) -> None:
     table = Table(title="backtest throughput (best of runs)")
-    for column in ("stage", "events", "seconds", "events/s", "µs/event"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    table.add_column("stage", no_wrap=True)
+    for column in ("events", "seconds", "events/s", "µs/event"):
+        table.add_column(column, justify="right")
     for name, result in results.items():
         table.add_row(
             name,

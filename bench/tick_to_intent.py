@@ -110,7 +110,7 @@ def measure(events: list, strategies: Sequence[str], repeat: int, console: Conso
 def print_table(stats: dict[str, dict], console: Console) -> None:
     table = Table(title="tick-to-intent latency, µs (run with the best p99)")
     columns = ("intents", "mean", *PERCENTILES, "max")
-    table.add_column("measure")
+    table.add_column("measure", no_wrap=True)
     for column in columns:
         table.add_column(column, justify="right")
     for name, s in stats.items():

@@ -1,0 +1,191 @@
+"""The backtest path's shortcuts give exactly what the long way gives, on real recordings.
+
+Each shortcut skips work whose result is known (a rematch of an unchanged book, ccxt's
+order structure nobody reads, the touch recomputed from the sorted levels): these tests run
+the long way beside the short one and compare everything that comes out.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import ccxt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.paper_venue import PaperVenue
+from connectors.replay.binance_hft import iter_events
+from models.book import OrderBook
+from models.events import BookDelta, BookSnapshot, Fill, Trade, encode
+from models.instrument import KNOWN_INSTRUMENTS
+from models.markouts import MarkoutTracker
+from quoteflow.sessions import SessionRegistry, TradingOptions
+from tests.conftest import SHARED_DATA
+
+USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
+SPOT_ETH = SHARED_DATA / "binance" / "spot" / "ethusdt_20240808.gz"
+PERP = KNOWN_INSTRUMENTS["binanceusdm:BTC/USDT:USDT"]
+D = Decimal
+
+
+class AlwaysRematchingVenue(PaperVenue):
+    """The venue as it was: every non-trade event rematches the book."""
+
+    def on_market_event(self, event, book, *, book_changed=True):
+        return super().on_market_event(event, book, book_changed=True)
+
+
+def _session_outputs(path, venue_class, strategy="avellaneda-stoikov-infinite", latency_ms=0.0):
+    registry = SessionRegistry(TradingOptions(strategy=strategy, order_latency_ms=latency_ms))
+    events = list(iter_events(path))
+    session = registry(events[0].key)
+    session.venue.__class__ = venue_class
+    out = [encode(item) for event in events for item in session.on_event(event)]
+    return out + [encode(item) for item in session.close()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "latency_ms"), [(USDM_BTC, 0.0), (USDM_BTC, 5.0), (SPOT_ETH, 0.0)]
+)
+def test_skipping_the_rematch_of_an_unchanged_book_changes_no_output(shared_data, path, latency_ms):
+    fast = _session_outputs(path, PaperVenue, latency_ms=latency_ms)
+    slow = _session_outputs(path, AlwaysRematchingVenue, latency_ms=latency_ms)
+    assert len(fast) > 1000  # intents, order events and fills, not an idle run
+    assert fast == slow
+
+
+def _queue_after_trade_then_unchanged_book(venue_class) -> list[Decimal]:
+    venue = venue_class([PERP])
+    book = OrderBook(PERP.venue, PERP.symbol)
+    snapshot = BookSnapshot(
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=1, receive_ts=1, seq=10,
+        bids=[(D("100.0"), D("5"))], asks=[(D("100.1"), D("5"))],
+    )
+    book.apply(snapshot)
+    venue.on_market_event(snapshot, book)
+    venue.place_order(PERP.symbol, "limit", "buy", D("1"), D("100.0"), {"clientOrderId": "a"})
+    trade = Trade(
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=2, receive_ts=2,
+        price=D("100.0"), size=D("2"), side="sell",
+    )
+    bbo_time = BookSnapshot(
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=3, receive_ts=3, seq=10, bids=[], asks=[]
+    )
+    delta = BookDelta(
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=4, receive_ts=4, seq=11,
+        first_seq=9, prev_seq=8, bids=[(D("100.0"), D("3"))], asks=[],
+    )
+    ahead = []
+    for event, changed in ((trade, False), (bbo_time, False), (delta, True)):
+        if changed:
+            book.apply(event)
+        venue.on_market_event(event, book, book_changed=changed)
+        ahead.append(venue.fetch_order("a")["info"]["queue_ahead"])
+    return ahead
+
+
+def test_a_trade_then_an_unchanged_book_still_rematches_the_queue():
+    """A trade moves our queue position, so the next event rematches even if the book is the
+    same: the long way's queue estimate, step by step."""
+    fast = _queue_after_trade_then_unchanged_book(PaperVenue)
+    assert fast == _queue_after_trade_then_unchanged_book(AlwaysRematchingVenue)
+    assert fast[0] == D("3")  # the trade took 2 of the 5 ahead of us
+
+
+def test_place_order_and_request_cancel_act_like_their_ccxt_shaped_twins():
+    long_way, short_way = PaperVenue([PERP]), PaperVenue([PERP])
+    params = {"clientOrderId": "q1", "postOnly": True}
+    created = long_way.create_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params)
+    order_id = short_way.place_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params)
+    assert order_id == created["id"]
+    # The same client id is idempotent on both paths.
+    assert short_way.place_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params) == (
+        order_id
+    )
+    long_way.cancel_order("q1", PERP.symbol, {"clientOrderId": "q1"})
+    assert short_way.request_cancel("q1", PERP.symbol, {"clientOrderId": "q1"}) is None
+    assert short_way.fetch_order(order_id) == long_way.fetch_order(order_id)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("BTC/EUR", "limit", "buy", D("0.01"), D("60000.0")), ccxt.BadSymbol),
+        ((PERP.symbol, "limit", "buy", D("0.0101"), D("60000.0")), ccxt.InvalidOrder),
+        ((PERP.symbol, "limit", "buy", D("0.01"), D("60000.05")), ccxt.InvalidOrder),
+        ((PERP.symbol, "limit", "hold", D("0.01"), D("60000.0")), ccxt.InvalidOrder),
+        ((PERP.symbol, "limit", "buy", "lots", D("60000.0")), ccxt.InvalidOrder),
+    ],
+)
+def test_place_order_rejects_what_create_order_rejects(args, error):
+    with pytest.raises(error):
+        PaperVenue([PERP]).place_order(*args)
+    with pytest.raises(ccxt.OrderNotFound):
+        PaperVenue([PERP]).request_cancel("unknown", PERP.symbol)
+
+
+@pytest.mark.slow
+def test_the_kept_touch_matches_a_naive_book_over_a_whole_recording(shared_data):
+    book = OrderBook(PERP.venue, PERP.symbol)
+    naive: dict[str, dict[Decimal, Decimal]] = {"bid": {}, "ask": {}}
+    checked = 0
+    for event in iter_events(USDM_BTC):
+        if not isinstance(event, BookSnapshot | BookDelta):
+            continue
+        if book.apply(event) != "applied":
+            continue
+        if isinstance(event, BookSnapshot):
+            # The snapshot with the deltas buffered before it, read once in full.
+            naive = {side: dict(book.levels(side, 1_000_000)) for side in ("bid", "ask")}
+        else:
+            for side, levels in (("bid", event.bids), ("ask", event.asks)):
+                for price, size in levels:
+                    if size:
+                        naive[side][price] = size
+                    else:
+                        naive[side].pop(price, None)
+        best_bid = max(naive["bid"])
+        best_ask = min(naive["ask"])
+        assert book.best_bid() == (best_bid, naive["bid"][best_bid])
+        assert book.best_ask() == (best_ask, naive["ask"][best_ask])
+        assert book.mid() == (best_bid + best_ask) / 2
+        checked += 1
+        if checked % 500 == 0:
+            top = sorted(naive["bid"], reverse=True)[:5]
+            assert book.levels("bid", 5) == [(p, naive["bid"][p]) for p in top]
+            top = sorted(naive["ask"])[:5]
+            assert book.levels("ask", 5) == [(p, naive["ask"][p]) for p in top]
+    assert checked > 6000
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.integers(1, 40)), max_size=60)
+)
+def test_markouts_skip_nothing_that_is_due(steps):
+    """Against the definition: the first mid at or after fill time + horizon."""
+    tracker = MarkoutTracker((2, 5))
+    ts, mids, fills = 0, [], []
+    for dt, is_fill, price in steps:
+        ts += dt
+        if is_fill:
+            fill = Fill(
+                venue="v", symbol="s", ts=ts, client_order_id="c", trade_id=str(len(fills)),
+                side="buy", price=D(price), size=D(1), fee=D(0), fee_currency="Q",
+                liquidity="maker",
+            )
+            tracker.on_fill(fill, D(price))
+            fills.append(fill)
+        else:
+            tracker.on_mid(ts, D(price))
+            mids.append((ts, D(price)))
+    results = tracker.results()
+    for label, horizon in (("2ns", 2), ("5ns", 5)):
+        expected = [
+            next((mid - f.price for t, mid in mids if t >= f.ts + horizon), None) for f in fills
+        ]
+        done = [move for move in expected if move is not None]
+        assert results[label]["count"] == len(done)
+        assert results[label]["sum"] == sum(done, D(0))
+        assert results[label]["pending"] == len(expected) - len(done)
