@@ -18,6 +18,21 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration (QUOTEFLOW_* env overlays it)."),
+]
+
+
+def _load_config(path: Path | None):
+    from quoteflow.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise _bad(str(error), "--config") from None
+
+
 console = Console(stderr=True)
 
 DataOption = Annotated[
@@ -221,3 +236,35 @@ def audit_verify(
     typer.echo(str(result))
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schemas.")] = Path(
+        "docs/schemas"
+    ),
+) -> None:
+    """Generate one JSON Schema per Kafka topic from the event types."""
+    from connectors.kafka.schemas import write_schemas
+
+    for path in write_schemas(out):
+        typer.echo(path)
+
+
+@app.command()
+def topics(config: ConfigOption = None) -> None:
+    """Create the deployment's Kafka topics that are missing; report any that differ."""
+    from connectors.kafka.config import KafkaUnavailable, connect_admin
+    from connectors.kafka.topics import TopicMismatchError, ensure_topics
+
+    kafka = _load_config(config).kafka
+    try:
+        report = ensure_topics(connect_admin(kafka), kafka.prefix)
+    except KafkaUnavailable as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    except TopicMismatchError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    typer.echo(f"created: {', '.join(report.created) or '-'}")
+    typer.echo(f"existing: {', '.join(report.existing) or '-'}")

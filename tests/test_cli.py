@@ -176,3 +176,32 @@ def test_audit_verify_names_the_first_broken_record(tmp_path):
     path.write_text(lines[0] + lines[1].replace('"n":1', '"n":7') + lines[2])
     broken = invoke("audit", "verify", path)
     assert broken.exit_code == 1 and "line 2" in broken.output
+
+
+def test_schemas_command_writes_the_committed_schemas(tmp_path):
+    from connectors.kafka.schemas import DEFAULT_DIR
+
+    result = invoke("schemas", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for path in tmp_path.glob("*.json"):
+        assert path.read_text() == (DEFAULT_DIR / path.name).read_text()
+
+
+@pytest.mark.integration
+def test_topics_command_creates_the_deployment_topics(kafka_bootstrap, tmp_path, monkeypatch):
+    from tests.kafka_service import fresh_prefix
+
+    config = tmp_path / "quoteflow.toml"
+    config.write_text(f'[kafka]\nbootstrap = "{kafka_bootstrap}"\nprefix = "{fresh_prefix()}"\n')
+    first = invoke("topics", "--config", config)
+    assert first.exit_code == 0, first.output
+    assert "md.book" in first.output.splitlines()[0]
+    second = invoke("topics", "--config", config)
+    assert second.exit_code == 0 and second.output.startswith("created: -")
+
+
+def test_topics_command_says_when_kafka_is_unreachable(tmp_path):
+    config = tmp_path / "quoteflow.toml"
+    config.write_text('[kafka]\nbootstrap = "127.0.0.1:1"\nconnect_timeout_s = 1\n')
+    result = invoke("topics", "--config", config)
+    assert result.exit_code == 1

@@ -86,7 +86,8 @@ def validate_prefix(prefix: str) -> None:
 
 def connect_admin(config: KafkaConfig) -> AdminClient:
     """An AdminClient on a broker that has answered within `config.connect_timeout_s`."""
-    admin = AdminClient(config.client_settings())
+    # librdkafka would print a line per failed connect attempt; the exception below says it once.
+    admin = AdminClient({**config.client_settings(), "log_level": 0})
     try:
         admin.list_topics(timeout=config.connect_timeout_s)
     except KafkaException as exc:
