@@ -159,6 +159,8 @@ stop() {
             waited=$((waited + 1))
         done
         if kill -0 -- "-$pid" 2>/dev/null; then kill -KILL -- "-$pid"; fi
+    elif kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"  # stopped before setsid made it a group leader: java not started yet
     fi
     rm -f "$dir/keycloak.pid"
 }
