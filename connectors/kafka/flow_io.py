@@ -1,0 +1,274 @@
+"""Kafka source and sink for long-running flows: deterministic replays, patient with brokers.
+
+`CoPartitionedSource` reads the same partition index of several topics as one Bytewax
+partition. quoteflow's producers key every market topic by `venue:symbol` with the same
+partitioner and the `md.*` topics have the same partition count, so partition i of
+`md.book`, `md.bbo` and `md.trades` holds the same instruments. Merged by receive time,
+those streams reach a flow in one order that depends only on what the topics hold, not on
+when fetches return: a replay after a crash, or a run with more workers, computes exactly
+what an uninterrupted run computed. The merge waits only for a topic that is neither
+buffered nor at its end, which a caught-up live consumer never is for long, so it costs no
+latency live. Each topic's snapshot offset is its first message not yet emitted.
+
+Errors never stop the flow unless they cannot heal: librdkafka reconnects to a broker that
+went away by itself, so connection errors are logged (rate-limited) and polling backs off
+until messages flow again; a fatal error, a vanished topic or an offset the broker no longer
+has (data lost, `auto.offset.reset=error`) raises.
+
+`PatientSink` is an `EventProducer` per worker that never gives up on a message (librdkafka
+retries until the broker is back; idempotence keeps those retries free of duplicates) and
+flushes before `write_batch` returns, so an epoch's output is on the broker before Bytewax
+snapshots past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from connectors.kafka.config import KafkaConfig, KafkaUnavailable, connect_admin
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import require_topics, topic_name
+from connectors.kafka.wire import WireDecoder
+from models.events import Event, MarketEvent
+
+_log = logging.getLogger(__name__)
+
+_MIN_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 2.0
+_LOG_EVERY_S = 10.0
+_FATAL_PARTITION_ERRORS = frozenset({
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._AUTO_OFFSET_RESET,
+    KafkaError.OFFSET_OUT_OF_RANGE,
+})
+# Released at once: their order relative to market data decides nothing downstream.
+_UNORDERED = -1
+
+
+class NotCoPartitionedError(ValueError):
+    """Topics read as one stream must have the same partition count."""
+
+
+class _ErrorLog:
+    """Counts errors and logs the first of each burst and then one line per `_LOG_EVERY_S`."""
+
+    __slots__ = ("_last_logged", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last_logged = 0.0
+
+    def __call__(self, where: str, error: KafkaError) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last_logged >= _LOG_EVERY_S:
+            self._last_logged = now
+            _log.warning(
+                "Kafka %s: %s (%d errors so far; retrying)", where, error.str(), self.count
+            )
+
+
+def _order_ts(event: Event) -> int:
+    return event.receive_ts if isinstance(event, MarketEvent) else _UNORDERED
+
+
+class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
+    def __init__(
+        self,
+        settings: dict,
+        topics: list[str],
+        index: int,
+        offsets: dict[str, int],
+        decoder: WireDecoder,
+        *,
+        tail: bool,
+        batch_size: int,
+    ):
+        self._errors = _ErrorLog()
+        self._consumer = Consumer(settings | {"error_cb": self._on_client_error})
+        self._consumer.assign([TopicPartition(t, index, offsets[t]) for t in topics])
+        self._topics = topics
+        self._index = index
+        self._next_offset = dict(offsets)  # next message to fetch, per topic
+        self._buffers: dict[str, deque[tuple[int, int, Event]]] = {t: deque() for t in topics}
+        self._at_end = dict.fromkeys(topics, False)
+        self._decode = decoder.decode
+        self._tail = tail
+        self._batch_size = batch_size
+        self._backoff_s = 0.0
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list[list[Event]]:
+        messages = self._consumer.consume(self._batch_size, 0)
+        now_ns = time.time_ns()
+        decode, buffers, at_end = self._decode, self._buffers, self._at_end
+        received = False
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_partition_error(message.topic(), error)
+                continue
+            topic, offset = message.topic(), message.offset()
+            event = decode(message.value(), topic, self._index, offset, now_ns)
+            buffers[topic].append((_order_ts(event), offset, event))
+            at_end[topic] = False
+            self._next_offset[topic] = offset + 1
+            received = True
+        if received:
+            self._backoff_s = 0.0
+            self._awake = None
+        chunk = self._release()
+        if not (chunk or self._tail or any(buffers.values())) and all(at_end.values()):
+            raise StopIteration
+        return [chunk] if chunk else []
+
+    def _release(self) -> list[Event]:
+        buffers = list(self._buffers.items())
+        if len(buffers) == 1:
+            buffer = buffers[0][1]
+            chunk = [event for _, _, event in buffer]
+            buffer.clear()
+            return chunk
+        chunk: list[Event] = []
+        at_end = self._at_end
+        while True:
+            first: deque | None = None
+            first_ts = 0
+            for topic, buffer in buffers:
+                if not buffer:
+                    if not at_end[topic]:
+                        # This topic may still hold something older than every buffered head.
+                        return chunk
+                    continue
+                ts = buffer[0][0]
+                if first is None or ts < first_ts:
+                    first, first_ts = buffer, ts
+            if first is None:
+                return chunk
+            chunk.append(first.popleft()[2])
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            topic: buffer[0][1] if buffer else self._next_offset[topic]
+            for topic, buffer in self._buffers.items()
+        }
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _on_partition_error(self, topic: str, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            self._at_end[topic] = True
+            return
+        if error.fatal() or error.code() in _FATAL_PARTITION_ERRORS:
+            raise KafkaException(error)
+        self._errors(f"{topic}[{self._index}]", error)
+        self._back_off()
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Runs inside consume(): raising here would surface as a confusing callback error.
+        self._errors("client", error)
+        self._back_off()
+
+    def _back_off(self) -> None:
+        self._backoff_s = min(max(self._backoff_s * 2, _MIN_BACKOFF_S), _MAX_BACKOFF_S)
+        self._awake = datetime.now(UTC) + timedelta(seconds=self._backoff_s)
+
+
+class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
+    """Chunks of events from `topics` (base names), partition i of each merged by receive time.
+
+    `tail=False` ends each partition once every topic's partition is at its end: replays and
+    tests run to completion. Offsets live in Bytewax snapshots, not in a consumer group.
+    """
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        topics: Iterable[str],
+        *,
+        tail: bool = True,
+        batch_size: int = 1000,
+    ):
+        self._config = config
+        self._topics = [topic_name(config.prefix, t) for t in topics]
+        if not self._topics:
+            raise ValueError("CoPartitionedSource needs at least one topic")
+        self._tail = tail
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        admin = connect_admin(self._config)
+        require_topics(admin, self._topics, self._config.connect_timeout_s)
+        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
+        counts = {topic: len(listed[topic].partitions) for topic in self._topics}
+        if len(set(counts.values())) != 1:
+            raise NotCoPartitionedError(
+                f"topics read as one stream need equal partition counts, got {counts}"
+            )
+        return [str(index) for index in range(counts[self._topics[0]])]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: dict[str, int] | None
+    ) -> _CoPartition:
+        offsets = dict.fromkeys(self._topics, OFFSET_BEGINNING) | (resume_state or {})
+        settings = self._config.client_settings() | {
+            "group.id": "quoteflow-unused",  # required by librdkafka; offsets are ours
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "error",
+            "fetch.wait.max.ms": 5,
+        }
+        return _CoPartition(
+            settings, self._topics, int(for_part), offsets, WireDecoder(self._config.prefix),
+            tail=self._tail, batch_size=self._batch_size,
+        )
+
+
+class _PatientPartition(StatelessSinkPartition[Event | list[Event]]):
+    def __init__(self, producer: EventProducer, retry_log_s: float):
+        self._producer = producer
+        self._retry_log_s = retry_log_s
+
+    def write_batch(self, items: list[Event | list[Event]]) -> None:
+        send = self._producer.send
+        for item in items:
+            if isinstance(item, list):
+                for event in item:
+                    send(event)
+            else:
+                send(item)
+        while True:
+            try:
+                self._producer.flush(self._retry_log_s)
+                return
+            except KafkaUnavailable as waiting:
+                _log.warning("Kafka sink still waiting for the broker: %s", waiting)
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class PatientSink(DynamicSink[Event | list[Event]]):
+    """Writes events, or chunks of events, each to the topic its type routes to; waits out
+    broker outages instead of failing (`message.timeout.ms=0`: librdkafka never expires them).
+    """
+
+    def __init__(self, config: KafkaConfig, retry_log_s: float = 10.0):
+        self._config = config
+        self._retry_log_s = retry_log_s
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PatientPartition:
+        producer = EventProducer(self._config, **{"message.timeout.ms": 0})
+        return _PatientPartition(producer, self._retry_log_s)

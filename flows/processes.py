@@ -1,0 +1,212 @@
+"""The flows as long-running Kafka processes, built from a `quoteflow.config.Config`.
+
+- quote: `md.book`/`md.bbo`/`md.trades` + `orders.events` (our fills) + `signals.pred` →
+  `orders.intents` (+ dead letters), one `models.quote_session.QuoteSession` per instrument;
+- arbitrage: `md.*` → `signals.arb` (`flows.arbitrage`);
+- predict: `md.*` → `signals.pred` (`flows.predict`).
+
+Market data is read co-partitioned (`connectors.kafka.flow_io.CoPartitionedSource`), so one
+Bytewax partition holds the same instruments on all three `md.*` topics, merged in receive
+order: replays and rescaled runs compute the same intents. `run_flow` starts a flow with
+Bytewax's `cli_main` (workers per process, a cluster of processes with -i/-a) and a recovery
+directory whose snapshots hold both the per-instrument state and the input offsets, so a
+process killed mid-stream resumes from its last snapshot (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import bytewax.operators as op
+from bytewax._bytewax import cli_main
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulLogic
+from bytewax.recovery import RecoveryConfig, init_db_dir
+
+from connectors.kafka import KafkaConfig
+from connectors.kafka.flow_io import CoPartitionedSource, PatientSink
+from flows.arbitrage import build_arbitrage_flow
+from flows.predict import build_predict_flow
+from models.arbitrage import ArbitrageConfig
+from models.events import DeadLetter, Event
+from models.instrument import Instrument, instrument_for
+from models.predictor import PredictorConfig
+from models.quote_session import QuoteSession, QuoteSessionOptions, build_quote_session
+from quoteflow.config import Config
+from quoteflow.sessions import UntradedInstrument
+
+MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
+DEAD_LETTER_KEY = "dead_letter"
+# Fixed at initialisation: Bytewax spreads these over however many workers run later.
+RECOVERY_PARTITIONS = 4
+
+
+def quote_options(config: Config) -> QuoteSessionOptions:
+    quote = config.quote
+    try:
+        lots = Decimal(quote.max_inventory_lots)
+    except ArithmeticError:
+        raise ValueError(
+            f"quote.max_inventory_lots is not a number: {quote.max_inventory_lots!r}"
+        ) from None
+    return QuoteSessionOptions(
+        strategy=quote.strategy,
+        params=quote.params,
+        max_inventory_lots=lots,
+        prediction_weight=quote.prediction_weight,
+    )
+
+
+def instrument_key(event: Event) -> str:
+    """`venue:symbol` for market data, fills, order events and predictions alike.
+
+    Fills and order events are keyed by account on Kafka; the quote state is per instrument.
+    """
+    if type(event) is DeadLetter:
+        return DEAD_LETTER_KEY
+    return f"{event.venue}:{event.symbol}"
+
+
+def split_by_instrument(chunk: list[Event]) -> Iterable[tuple[str, list[Event]]]:
+    """One (key, events) pair per instrument in the chunk, preserving each one's order."""
+    groups: dict[str, list[Event]] = {}
+    for event in chunk:
+        key = instrument_key(event)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [event]
+        else:
+            group.append(event)
+    return groups.items()
+
+
+class QuoteSessions:
+    """key → the instrument's `QuoteSession`, or a counting stand-in when its rules are unknown."""
+
+    def __init__(
+        self,
+        options: QuoteSessionOptions,
+        instruments: Callable[[str, str], Instrument] = instrument_for,
+    ):
+        self._options = options
+        self._instruments = instruments
+
+    def __call__(self, key: str) -> QuoteSession | UntradedInstrument:
+        venue, symbol = key.split(":", 1)
+        try:
+            instrument = self._instruments(venue, symbol)
+        except KeyError as error:
+            return UntradedInstrument(key, str(error.args[0]))
+        return build_quote_session(instrument, self._options)
+
+
+class _QuoteLogic(StatefulLogic):
+    def __init__(self, sessions: QuoteSessions, session):
+        self._sessions = sessions
+        self._session = session
+
+    # Outputs leave as one list per chunk: Bytewax's cost is per item, not per event.
+    def on_item(self, value: list[Event]) -> tuple[list[list[Event]], bool]:
+        if self._session is None:
+            self._session = self._sessions(instrument_key(value[0]))
+        on_event = self._session.on_event
+        out: list[Event] = []
+        for event in value:
+            out.extend(on_event(event))
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+    def snapshot(self):
+        return self._session
+
+
+def build_quote_kafka_flow(
+    kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True
+) -> Dataflow:
+    sessions = QuoteSessions(options)
+    flow = Dataflow("quote")
+    market = op.input("market", flow, CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail))
+    orders = op.input("orders", flow, CoPartitionedSource(kafka, ["orders.events"], tail=tail))
+    predictions = op.input(
+        "predictions", flow, CoPartitionedSource(kafka, ["signals.pred"], tail=tail)
+    )
+    chunks = op.merge("inputs", market, orders, predictions)
+    keyed = op.flat_map("by_instrument", chunks, split_by_instrument)
+    split = op.branch("dead_letters", keyed, lambda item: item[0] == DEAD_LETTER_KEY)
+    intents = op.stateful(
+        "instrument_state", split.falses, lambda resume: _QuoteLogic(sessions, resume)
+    )
+    out = op.merge(
+        "out", op.map("unkey", intents, _value), op.map("letters", split.trues, _value)
+    )
+    op.output("intents", out, PatientSink(kafka))
+    return flow
+
+
+def _value(item: tuple[str, list[Event]]) -> list[Event]:
+    return item[1]
+
+
+def build_arbitrage_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:
+    source = CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail)
+    return build_arbitrage_flow(source, PatientSink(kafka), ArbitrageConfig())
+
+
+def build_predict_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:
+    source = CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail)
+    return build_predict_flow(source, PatientSink(kafka), PredictorConfig())
+
+
+FLOWS = ("quote", "arbitrage", "predict")
+
+
+def build_flow(name: str, config: Config, *, tail: bool = True) -> Dataflow:
+    """The named flow on the configured Kafka; `tail=False` stops at the end of the input."""
+    kafka = config.kafka
+    if name == "quote":
+        return build_quote_kafka_flow(kafka, quote_options(config), tail=tail)
+    if name == "arbitrage":
+        return build_arbitrage_kafka_flow(kafka, tail=tail)
+    if name == "predict":
+        return build_predict_kafka_flow(kafka, tail=tail)
+    raise ValueError(f"unknown flow {name!r}; choose from {', '.join(FLOWS)}")
+
+
+def recovery_config(directory: str | Path, backup_interval_s: float = 0.0) -> RecoveryConfig:
+    """Bytewax recovery in `directory`, initialised on first use (`python -m bytewax.recovery`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        init_db_dir(directory, RECOVERY_PARTITIONS)
+    return RecoveryConfig(str(directory), timedelta(seconds=backup_interval_s))
+
+
+def run_flow(
+    name: str,
+    config: Config,
+    *,
+    workers: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+    tail: bool = True,
+) -> None:
+    """Run the named flow until it ends (never, with `tail`); blocks.
+
+    `process_id` and `addresses` make this process one of a Bytewax cluster: every process
+    gets the same addresses (one `host:port` per process) and its own index. Snapshots are
+    taken every `config.recovery.snapshot_interval_s` when `config.recovery.directory` is set.
+    """
+    recovery = config.recovery
+    resume = None
+    if recovery.directory:
+        resume = recovery_config(recovery.directory, recovery.backup_interval_s)
+    cli_main(
+        build_flow(name, config, tail=tail),
+        workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
+        epoch_interval=timedelta(seconds=recovery.snapshot_interval_s),
+        recovery_config=resume,
+    )

@@ -1,0 +1,74 @@
+"""Helpers for tests that run the Kafka flows: recorded data onto md.*, the flows as OS
+processes, and the expected intents computed in-process from the same events."""
+
+from __future__ import annotations
+
+import heapq
+import subprocess
+import sys
+from collections import defaultdict
+from itertools import islice
+from pathlib import Path
+
+from connectors.kafka import EventProducer, KafkaConfig
+from connectors.replay.recordings import Recordings
+from flows.processes import QuoteSessions, instrument_key
+from models.events import BBO, BookDelta, BookSnapshot, OrderIntent, Trade, decode
+from models.quote_session import QuoteSessionOptions
+from tests.conftest import BINANCE_FILES
+from tests.kafka_service import read_topic
+
+QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
+OPTIONS = QuoteSessionOptions(strategy="avellaneda-stoikov-infinite")
+SPOT_FILES = [f for f in BINANCE_FILES if f.parent.name == "spot"]
+
+
+def recorded_events(count: int) -> list:
+    """The first `count` events of both Binance spot recordings, merged by receive time."""
+    return list(islice(Recordings(SPOT_FILES).events(), count))
+
+
+def publish(config: KafkaConfig, events: list) -> None:
+    producer = EventProducer(config)
+    producer.send_all(events)
+    producer.close()
+
+
+def expected_intents(events: list, options: QuoteSessionOptions = OPTIONS) -> list[OrderIntent]:
+    """Each instrument's md topics merged by receive time, as the co-partitioned source does."""
+    by_topic: dict[str, list[list]] = defaultdict(lambda: [[], [], []])
+    for event in events:
+        rank = {BookSnapshot: 0, BookDelta: 0, BBO: 1, Trade: 2}[type(event)]
+        by_topic[instrument_key(event)][rank].append(event)
+    sessions = QuoteSessions(options)
+    intents = []
+    for key, streams in by_topic.items():
+        session = sessions(key)
+        for event in heapq.merge(*streams, key=lambda e: e.receive_ts):
+            intents.extend(session.on_event(event))
+    return intents
+
+
+def intents_on(config: KafkaConfig) -> list[OrderIntent]:
+    return [decode(value) for _, _, value in read_topic(config, "orders.intents")]
+
+
+def write_config(path: Path, config: KafkaConfig, snapshot_interval_s: float = 5.0) -> Path:
+    path.write_text(
+        f'[kafka]\nbootstrap = "{config.bootstrap}"\nprefix = "{config.prefix}"\n'
+        f"[recovery]\nsnapshot_interval_s = {snapshot_interval_s}\n"
+    )
+    return path
+
+
+def start_flow(config_file: Path, *args: str, log: Path) -> subprocess.Popen:
+    """`quoteflow flow quote` as its own OS process, output to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(QUOTEFLOW), "flow", "quote", "--config", str(config_file), *args],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+
+
+def by_id(intents: list[OrderIntent]) -> dict[str, OrderIntent]:
+    return {intent.intent_id: intent for intent in intents}
