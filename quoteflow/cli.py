@@ -268,3 +268,45 @@ def topics(config: ConfigOption = None) -> None:
         raise typer.Exit(1) from None
     typer.echo(f"created: {', '.join(report.created) or '-'}")
     typer.echo(f"existing: {', '.join(report.existing) or '-'}")
+
+
+@app.command()
+def flow(
+    name: Annotated[str, typer.Argument(help="quote, arbitrage or predict.")],
+    config: ConfigOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Bytewax workers in this process.")] = 1,
+    process_id: Annotated[
+        int | None, typer.Option("--process-id", "-i", min=0, help="This process's index.")
+    ] = None,
+    addresses: Annotated[
+        list[str] | None,
+        typer.Option("--addresses", "-a", help="host:port of every process, in index order."),
+    ] = None,
+    recovery_dir: Annotated[
+        Path | None, typer.Option(help="Snapshots for recovery (overrides [recovery] directory).")
+    ] = None,
+    until_end: Annotated[
+        bool, typer.Option(help="Stop at the end of the input topics (replays, tests).")
+    ] = False,
+) -> None:
+    """Run a flow on Kafka: md.* in; orders.intents, signals.arb or signals.pred out."""
+    import msgspec
+
+    from flows.processes import FLOWS, quote_options, run_flow
+
+    if name not in FLOWS:
+        raise _bad(f"unknown flow {name!r}; choose from {', '.join(FLOWS)}", "NAME")
+    if (process_id is None) != (not addresses):
+        raise _bad("give both or neither", "--process-id/--addresses")
+    if process_id is not None and process_id >= len(addresses):
+        raise _bad(f"{process_id} is not an index of the {len(addresses)} addresses", "-i")
+    settings = _load_config(config)
+    if recovery_dir is not None:
+        recovery = msgspec.structs.replace(settings.recovery, directory=str(recovery_dir))
+        settings = msgspec.structs.replace(settings, recovery=recovery)
+    try:
+        quote_options(settings)  # a bad strategy or limit stops here, before any Kafka work
+    except ValueError as error:
+        raise _bad(str(error), "--config") from None
+    run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
+             tail=not until_end)
