@@ -157,6 +157,29 @@ def unified_symbol(cryptofeed_symbol: str) -> str:
     raise ValueError(f"not a spot, perpetual or future symbol: {cryptofeed_symbol!r}")
 
 
+def cryptofeed_symbol(unified: str) -> str:
+    """The inverse of `unified_symbol`: ccxt's `BTC/USDT:USDT` as cryptofeed's `BTC-USDT-PERP`."""
+    pair, _, contract = unified.partition(":")
+    base, slash, quote = pair.partition("/")
+    if not (slash and base and quote) or "-" in pair or "/" in quote:
+        raise ValueError(f"not a unified symbol BASE/QUOTE[:SETTLE[-YYMMDD]]: {unified!r}")
+    spot = f"{base}-{quote}"
+    if not contract:
+        return spot
+    settle, _, expiry = contract.partition("-")
+    if settle != (quote if quote in _STABLECOINS else base):
+        # cryptofeed's symbol cannot say the settlement currency: only the usual one maps.
+        raise ValueError(f"{unified!r}: cryptofeed has no symbol for a contract settled in "
+                         f"{settle}")
+    if not expiry:
+        return f"{spot}-PERP"
+    if not (len(expiry) == 6 and expiry.isdigit()
+            and 1 <= int(expiry[2:4]) <= 12 and 1 <= int(expiry[4:]) <= 31):
+        raise ValueError(f"{unified!r}: expiry must be YYMMDD")
+    month = _MONTH_CODES[int(expiry[2:4]) - 1]
+    return f"{spot}-{expiry[:2]}{month}{int(expiry[4:])}"
+
+
 def _expiry(code: str) -> str:
     """cryptofeed's `22K27` (year, month letter, unpadded day) as ccxt's `220527`."""
     year, month, day = code[:2], code[2:3], code[3:]

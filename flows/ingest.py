@@ -1,0 +1,119 @@
+"""The ingest flow: exchange traffic in, checked and normalized events onto Kafka.
+
+Wiring only. Input items are chunks (lists) of market events and dead letters, from either
+- live cryptofeed feeds (`connectors.live_feeds.LiveFeedSource`), or
+- recordings replayed through the same cryptofeed parsers, or hftbacktest's Binance files
+  (`connectors.replay.recordings.Recordings`).
+They are split per instrument (`venue:symbol`), each instrument's stream goes through its
+book check (`models.ingest_check.InstrumentCheck`: a gap or a crossed book adds a dead letter
+with the reason), and the sink routes each event by type: md.book, md.bbo, md.trades, keyed
+`venue:symbol`, and dead letters to `deadletter`. See docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+from bytewax.testing import run_main
+
+from connectors.kafka import KafkaConfig, KafkaEventSink, connect_admin, require_topics, topic_name
+from connectors.live_feeds import LiveFeedSource
+from connectors.memory import ChunkedSource
+from connectors.replay.recordings import Recordings
+from flows.quote import split_by_instrument
+from models.events import DeadLetter, Event
+from models.ingest_check import InstrumentCheck
+
+# Where ingest writes: a deployment without these topics is a configuration error.
+INGEST_TOPICS = ("md.book", "md.bbo", "md.trades", "deadletter")
+
+
+class _CheckLogic(StatefulLogic):
+    def __init__(self, check: InstrumentCheck | None):
+        self._check = check
+
+    # Outputs leave as one list per chunk: Bytewax's cost is per item, not per event.
+    def on_item(self, value: list) -> tuple[list[list[Event]], bool]:
+        first = value[0]
+        if isinstance(first, DeadLetter):
+            return [value], StatefulLogic.DISCARD
+        if self._check is None:
+            self._check = InstrumentCheck(first.venue, first.symbol)
+        admit = self._check.admit
+        out: list[Event] = []
+        for event in value:
+            admit(event, out)
+        return [out], StatefulLogic.RETAIN
+
+    def snapshot(self) -> InstrumentCheck | None:
+        return self._check
+
+
+def build_ingest_flow(source: Source, sink: Sink, flow_id: str = "ingest") -> Dataflow:
+    flow = Dataflow(flow_id)
+    chunks = op.input("exchange", flow, source)
+    per_instrument = op.flat_map("by_instrument", chunks, split_by_instrument)
+    checked = op.stateful("book_check", per_instrument, _CheckLogic)
+    events = op.flat_map("unkey", checked, _unkey)
+    op.output("kafka", events, sink)
+    return flow
+
+
+def _unkey(item: tuple[str, list[Event]]) -> list[list[Event]]:
+    return [item[1]]
+
+
+def open_recordings(paths: Sequence[str | Path]) -> Recordings:
+    """Recordings for replay; a missing file is an error now, not in the middle of the flow."""
+    if not paths:
+        raise ValueError("no recordings to replay")
+    missing = [str(path) for path in paths if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such recording: {', '.join(missing)}")
+    return Recordings(paths)
+
+
+def replay_source(recordings: Recordings, chunk_size: int = 512) -> ChunkedSource:
+    # events() builds the cryptofeed feeds now, so unusable start-up data fails here.
+    return ChunkedSource(recordings.events(), chunk_size)
+
+
+def check_kafka(config: KafkaConfig) -> None:
+    """Raise `KafkaUnavailable` or `MissingTopicsError`, saying what to fix, before any flow."""
+    topics = [topic_name(config.prefix, name) for name in INGEST_TOPICS]
+    require_topics(connect_admin(config), topics, config.connect_timeout_s)
+
+
+def run_ingest(
+    mode: Literal["live", "replay"],
+    kafka: KafkaConfig,
+    *,
+    paths: Sequence[str | Path] = (),
+    instruments: Mapping[str, Sequence[str]] | None = None,
+    feed_config: Mapping | None = None,
+    chunk_size: int = 512,
+) -> dict:
+    """Ingest into Kafka until the input ends (replay) or the process is stopped (live).
+
+    Replay takes `paths` (recordings, see `Recordings`) and returns its stats, which account
+    for every recorded line; live takes `instruments` (`{"kraken": ["BTC/USD"], ...}`, unified
+    symbols) and cryptofeed's `feed_config` (API keys). Configuration errors raise before
+    anything runs.
+    """
+    check_kafka(kafka)
+    if mode == "replay":
+        recordings = open_recordings(paths)
+        run_main(build_ingest_flow(replay_source(recordings, chunk_size), KafkaEventSink(kafka)))
+        return recordings.stats()
+    if mode == "live":
+        source = LiveFeedSource(instruments or {}, config=feed_config)
+        run_main(build_ingest_flow(source, KafkaEventSink(kafka)))
+        return {}
+    raise ValueError(f"ingest mode must be 'live' or 'replay', not {mode!r}")
