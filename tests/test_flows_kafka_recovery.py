@@ -1,0 +1,139 @@
+"""Delivery guarantees on the real broker, with the quote flow as its own OS process:
+`kill -9` mid-stream and a restart from the recovery snapshots lose nothing and repeat only
+identical intents; a broker that goes away and comes back is waited out."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka import KafkaConfig, topic_name
+from models.events import OrderIntent
+from tests.flow_runs import (
+    expected_intents,
+    intents_on,
+    publish,
+    recorded_events,
+    start_flow,
+    write_config,
+)
+from tests.kafka_service import KAFKA_SCRIPT, _free_port, new_deployment
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 40_000
+SEED = 20240808
+
+
+@pytest.fixture(scope="module")
+def events(shared_data):
+    return recorded_events(EVENTS)
+
+
+@pytest.fixture(scope="module")
+def expected(events):
+    return expected_intents(events)
+
+
+def intents_written(config: KafkaConfig) -> int:
+    """Messages on orders.intents so far (sum of the partitions' high watermarks)."""
+    topic = topic_name(config.prefix, "orders.intents")
+    consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "watch"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in partitions)
+    finally:
+        consumer.close()
+
+
+def wait_for_intents(config: KafkaConfig, count: int, flow: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while intents_written(config) < count:
+        assert flow.poll() is None, f"the flow ended early:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, "no progress on orders.intents"
+        time.sleep(0.02)
+
+
+def assert_no_loss_and_only_identical_repeats(
+    actual: list[OrderIntent], expected: list[OrderIntent]
+) -> int:
+    """Returns how many intents were written twice."""
+    first: dict[str, OrderIntent] = {}
+    repeats = 0
+    for intent in actual:
+        seen = first.setdefault(intent.intent_id, intent)
+        if seen is not intent:
+            repeats += 1
+            assert seen == intent, f"{intent.intent_id} repeated with other content"
+    assert first == {i.intent_id: i for i in expected}
+    return repeats
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(kafka_bootstrap, events, expected,
+                                                      tmp_path):
+    config = new_deployment(kafka_bootstrap)
+    publish(config, events)
+    config_file = write_config(tmp_path / "q.toml", config, snapshot_interval_s=0.2)
+    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
+    log = tmp_path / "flow.log"
+    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
+
+    flow = start_flow(config_file, *args, log=log)
+    wait_for_intents(config, kill_after, flow, log)
+    flow.send_signal(signal.SIGKILL)
+    flow.wait(timeout=10)
+    before_restart = intents_written(config)
+    assert before_restart < len(expected), "the flow finished before it could be killed"
+
+    restarted = start_flow(config_file, *args, log=log)
+    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
+    repeats = assert_no_loss_and_only_identical_repeats(intents_on(config), expected)
+    # It resumed from a snapshot, not from the beginning.
+    assert repeats < before_restart
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test's own, so stopping it disturbs no other test."""
+    directory = tmp_path / "kafka"
+    ports = [str(_free_port()), str(_free_port())]
+
+    def start() -> str:
+        started = subprocess.run([str(KAFKA_SCRIPT), "start", str(directory), *ports],
+                                 capture_output=True, text=True, timeout=180, check=True)
+        return started.stdout.strip().splitlines()[-1]
+
+    def stop() -> None:
+        subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], check=True, timeout=60)
+
+    try:
+        yield start, stop
+    finally:
+        stop()
+
+
+def test_broker_outage_is_waited_out(own_broker, events, expected, tmp_path):
+    start_broker, stop_broker = own_broker
+    config = new_deployment(start_broker())
+    publish(config, events)
+    log = tmp_path / "flow.log"
+    flow = start_flow(write_config(tmp_path / "q.toml", config), "--until-end", log=log)
+    try:
+        wait_for_intents(config, 1, flow, log)
+        stop_broker()
+        time.sleep(3)
+        assert flow.poll() is None, f"the flow died with the broker:\n{log.read_text()[-3000:]}"
+        start_broker()
+        assert flow.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert_no_loss_and_only_identical_repeats(intents_on(config), expected)
+    assert "Traceback" not in log.read_text()
