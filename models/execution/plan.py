@@ -1,0 +1,97 @@
+"""From a desired state and our orders to the requests with the least churn.
+
+`models.order_diff` says which orders stay (within the tolerance) and which quotes are
+missing; here each missing quote gets its level (for its client order id), and a cancel and
+a place on the same side become one amend when the venue can amend in place and one amend
+costs less of the rate limit than a cancel and a new order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from models.events import OrderIntent, Quote, Side
+from models.execution.orders import TrackedOrder
+from models.order_diff import OrderActions, Tolerance, diff_side
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCosts:
+    """Rate-limit cost of each request kind (the venue's endpoint weights)."""
+
+    create: float = 1.0
+    cancel: float = 1.0
+    amend: float = 1.0
+    fetch_order: float = 1.0
+    fetch_open_orders: float = 1.0
+    fetch_balance: float = 1.0
+    fetch_my_trades: float = 1.0
+
+    @property
+    def amend_is_cheaper(self) -> bool:
+        return self.amend < self.cancel + self.create
+
+
+UNIT_COSTS = RequestCosts()
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    side: Side
+    level: int  # index of the quote in the intent's bids or asks
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class Amendment:
+    order: TrackedOrder
+    quote: Quote
+
+
+@dataclass(slots=True)
+class Plan:
+    cancels: list[TrackedOrder] = field(default_factory=list)
+    amends: list[Amendment] = field(default_factory=list)
+    places: list[Placement] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.cancels or self.amends or self.places)
+
+
+def plan(
+    intent: OrderIntent, quoting: Sequence[TrackedOrder], tolerance: Tolerance, amend: bool
+) -> Plan:
+    """`quoting`: our unfinished orders on the instrument that no cancel is pending for."""
+    result = Plan()
+    by_id = {order.client_order_id: order for order in quoting}
+    for side, desired in (("buy", intent.bids), ("sell", intent.asks)):
+        actions = OrderActions()
+        diff_side(side, desired, [o for o in quoting if o.side == side], tolerance, actions)
+        cancels = [by_id[client_order_id] for client_order_id in actions.cancels]
+        places = _with_levels(side, desired, [quote for _, quote in actions.places])
+        if amend:
+            pairs = min(len(cancels), len(places))
+            result.amends.extend(
+                Amendment(order, placement.quote)
+                for order, placement in zip(cancels[:pairs], places[:pairs], strict=True)
+            )
+            cancels, places = cancels[pairs:], places[pairs:]
+        result.cancels.extend(cancels)
+        result.places.extend(places)
+    return result
+
+
+def _with_levels(side: Side, desired: Sequence[Quote], missing: list[Quote]) -> list[Placement]:
+    """The missing quotes are a subsequence of the desired ones, in order: walk both once.
+
+    By identity, so two levels asking for the same price and size keep distinct levels.
+    """
+    placements = []
+    level = 0
+    for quote in missing:
+        while desired[level] is not quote:
+            level += 1
+        placements.append(Placement(side, level, quote))
+        level += 1
+    return placements
