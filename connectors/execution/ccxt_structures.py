@@ -1,0 +1,64 @@
+"""ccxt's unified order and trade structures as the executor's exact types.
+
+The paper venue fills these structures with `Decimal`s; live ccxt exchanges built by
+`CcxtVenue` parse numbers as strings (`exchange.number = str`). Either way nothing passes
+through a binary float on its way to a `Decimal`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from models.events import Fill
+from models.execution.orders import CCXT_STATUS, PENDING, VenueOrder
+
+NS_PER_MS = 1_000_000
+
+
+def decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        raise TypeError(f"{value!r} is a float: ccxt must parse numbers as strings here")
+    return Decimal(str(value))
+
+
+def venue_order(order: dict) -> VenueOrder:
+    """A ccxt order; a paper order still travelling to the venue is PENDING."""
+    status = CCXT_STATUS.get(order.get("status") or "open", PENDING)
+    if order.get("info", {}).get("in_flight"):
+        status = PENDING
+    amount = decimal(order.get("amount")) or Decimal(0)
+    filled = decimal(order.get("filled"))
+    return VenueOrder(
+        client_order_id=order.get("clientOrderId") or "",
+        exchange_order_id=None if order.get("id") is None else str(order["id"]),
+        symbol=order["symbol"],
+        side=order["side"],
+        price=decimal(order.get("price")),
+        amount=amount,
+        filled=filled if filled is not None else Decimal(0),
+        status=status,
+        ts=(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0) * NS_PER_MS,
+    )
+
+
+def fill(trade: dict, venue: str, client_order_id: str, quote_currency: str) -> Fill:
+    """A ccxt trade of ours; `client_order_id` because not every venue echoes it in trades."""
+    fee = trade.get("fee") or {}
+    fee_cost = decimal(fee.get("cost"))
+    return Fill(
+        venue=venue,
+        symbol=trade["symbol"],
+        ts=(trade.get("timestamp") or 0) * NS_PER_MS,
+        client_order_id=client_order_id,
+        trade_id=str(trade["id"]),
+        side=trade["side"],
+        price=decimal(trade["price"]),
+        size=decimal(trade["amount"]),
+        fee=fee_cost if fee_cost is not None else Decimal(0),
+        fee_currency=fee.get("currency") or quote_currency,
+        liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker",
+    )

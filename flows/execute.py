@@ -1,0 +1,99 @@
+"""The executor process: an asyncio service around `connectors.execution.executor.Executor`.
+
+Wiring only. Not a Bytewax flow: every step of the executor awaits the venue (ccxt's async
+API), and Bytewax operators are synchronous. Not faust-streaming either: docs/executor.md
+gives the measurements and the reasons. It is a plain asyncio service with three tasks:
+
+- the inbox consumer: `OrderIntent`s and `ControlCommand`s in arrival order, one at a time
+  (a Kafka consumer, an in-memory test or the embedded run puts them in with `submit`); when a
+  backlog holds several intents for one instrument only the newest is acted on, since each
+  is a full desired state (the older ones are audited as `SUPERSEDED`);
+- the poller: the venue's pushed order events and fills, every `poll_interval_s`;
+- the reconciler: at start-up, then every `reconcile_interval_s`.
+
+`run(stop)` returns after `stop` is set and the shutdown cancelled every order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from connectors.execution.executor import Executor
+from connectors.execution.reconcile import reconcile
+from models.events import ControlCommand, OrderIntent
+
+Inbound = OrderIntent | ControlCommand
+TRADES_MARGIN_NS = 60_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    poll_interval_s: float = 0.05
+    reconcile_interval_s: float = 30.0
+    inbox_size: int = 10_000  # a full inbox makes `submit` wait: back-pressure on the source
+
+
+class ExecutorService:
+    def __init__(self, executor: Executor, config: ServiceConfig | None = None) -> None:
+        self.executor = executor
+        self.config = config if config is not None else ServiceConfig()
+        self._inbox: asyncio.Queue[Inbound] = asyncio.Queue(self.config.inbox_size)
+        self._last_reconcile_ns = 0
+
+    async def submit(self, item: Inbound) -> None:
+        await self._inbox.put(item)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        executor = self.executor
+        await self._reconcile()
+        tasks = [
+            asyncio.create_task(self._consume(), name="executor-inbox"),
+            asyncio.create_task(self._every(self.config.poll_interval_s, executor.pump),
+                                name="executor-poll"),
+            asyncio.create_task(self._every(self.config.reconcile_interval_s, self._reconcile),
+                                name="executor-reconcile"),
+        ]
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        stopping.cancel()
+        await executor.shutdown()
+        await executor.pump()
+        for task in done:
+            if task is not stopping:
+                task.result()  # a crashed task's error, after the orders are cancelled
+
+    async def _consume(self) -> None:
+        inbox, executor = self._inbox, self.executor
+        while True:
+            batch = [await inbox.get()]
+            while not inbox.empty():
+                batch.append(inbox.get_nowait())
+            newest = {item.key: item for item in batch if isinstance(item, OrderIntent)}
+            for item in batch:
+                if isinstance(item, ControlCommand):
+                    await executor.on_command(item)
+                elif newest[item.key] is item:
+                    await executor.on_intent(item)
+                else:
+                    executor.drop_intent(item, "SUPERSEDED")
+
+    async def _reconcile(self) -> None:
+        # Trades since the previous pass, with a margin for venues that report them late.
+        executor = self.executor
+        now = executor.clock()
+        since = self._last_reconcile_ns - TRADES_MARGIN_NS if self._last_reconcile_ns else None
+        self._last_reconcile_ns = now
+        await reconcile(executor, trades_since_ns=since)
+
+    @staticmethod
+    async def _every(interval_s: float, action) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await action()
