@@ -1,0 +1,234 @@
+"""The executor on the paper venue, over the start of a real recording (Binance spot
+BTCUSDT, ../shared/data): intent filtering, risk gating, trading states, reconciliation's
+differences, and the asyncio service that feeds it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from connectors.audit_store import AuditStore, verify_audit
+from connectors.execution.executor import Executor, ExecutorConfig
+from connectors.execution.paper import PaperVenueAdapter
+from connectors.execution.rate_limiter import AsyncRateLimiter
+from connectors.execution.reconcile import reconcile
+from connectors.paper_venue import PaperVenue
+from connectors.replay.recordings import Recordings
+from flows.execute import ExecutorService, ServiceConfig
+from models.book import OrderBook
+from models.events import (
+    BookDelta,
+    BookSnapshot,
+    ControlCommand,
+    DeadLetter,
+    OrderEvent,
+    OrderIntent,
+    Quote,
+    RiskEvent,
+)
+from models.execution.client_ids import client_order_id
+from models.execution.orders import TrackedOrder
+from models.instrument import instrument_for
+from models.risk import RiskEngine, parse_limits
+from models.sequencing import rule_for_venue
+from tests.conftest import SHARED_DATA
+
+SPOT_BTC = SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz"
+INSTRUMENT = instrument_for("binance", "BTC/USDT")
+D = Decimal
+
+
+class Market:
+    """The paper venue and an L2 book, advanced through the recording on demand."""
+
+    def __init__(self) -> None:
+        self.paper = PaperVenue([INSTRUMENT])
+        self.adapter = PaperVenueAdapter(
+            self.paper, "binance", AsyncRateLimiter.from_ccxt(0.01, capacity=100)
+        )
+        self.book = OrderBook("binance", "BTC/USDT", rule_for_venue("binance"))
+        self._events = (e for e in Recordings([SPOT_BTC]).events() if not isinstance(e, DeadLetter))
+
+    def advance(self, count: int) -> None:
+        for event in itertools.islice(self._events, count):
+            changed = isinstance(event, BookSnapshot | BookDelta)
+            if changed:
+                self.book.apply(event)
+            self.adapter.on_market_event(event, self.book, book_changed=changed)
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.book.best_bid()[0] + self.book.best_ask()[0]) / 2
+
+    def intent(self, intent_id: str, bid_ticks: int = 50, ask_ticks: int = 50,
+               size: str = "0.001", ts: int | None = None) -> OrderIntent:
+        now = self.paper.now_ns if ts is None else ts
+        bid = self.book.best_bid()[0] - bid_ticks * INSTRUMENT.tick_size
+        ask = self.book.best_ask()[0] + ask_ticks * INSTRUMENT.tick_size
+        return OrderIntent(
+            intent_id=intent_id, venue="binance", symbol="BTC/USDT", ts=now, strategy="test",
+            bids=[Quote(bid, D(size))], asks=[Quote(ask, D(size))], reference_mid=self.mid,
+            trigger_receive_ts=now,
+        )
+
+
+@pytest.fixture
+def market(shared_data) -> Market:
+    market = Market()
+    market.advance(3000)  # past the REST snapshot: the book is live
+    assert market.book.best_bid() is not None
+    return market
+
+
+def _executor(market: Market, tmp_path, limits=None, **config):
+    emitted: list = []
+    store = AuditStore(tmp_path / "audit.jsonl", sync_every=0)
+    executor = Executor(
+        market.adapter, [INSTRUMENT], RiskEngine(parse_limits(limits or {})),
+        emit=emitted.append, clock=lambda: market.paper.now_ns, audit=store,
+        config=ExecutorConfig(**config),
+    )
+    return executor, emitted, store
+
+
+def _audit(tmp_path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+
+def _open_at_venue(market: Market) -> set[str]:
+    return {o["clientOrderId"] for o in market.paper.fetch_open_orders()}
+
+
+def test_duplicate_stale_out_of_order_and_foreign_intents_are_dropped(market, tmp_path):
+    executor, _, store = _executor(market, tmp_path, max_intent_age_ns=1_000_000_000)
+    now = market.paper.now_ns
+
+    async def scenario():
+        await executor.on_intent(market.intent("a"))
+        await executor.on_intent(market.intent("a"))
+        await executor.on_intent(market.intent("old", ts=now - 2_000_000_000))
+        await executor.on_intent(market.intent("earlier", ts=now - 1))
+        await executor.on_intent(msgspec.structs.replace(market.intent("b"), venue="okx"))
+
+    asyncio.run(scenario())
+    store.close()
+    reasons = [r["payload"]["reason"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    assert reasons == ["DUPLICATE", "STALE", "OUT_OF_ORDER", "UNKNOWN_INSTRUMENT"]
+    assert _open_at_venue(market) == {client_order_id("a", "buy", 0),
+                                      client_order_id("a", "sell", 0)}
+
+
+def test_a_risk_rejection_is_a_risk_event_and_nothing_is_sent(market, tmp_path):
+    executor, emitted, store = _executor(market, tmp_path, limits={"price_band_bps": "5"})
+    # 50 ticks of 0.01 from a ~60000 mid is well inside 5 bps; 5000 ticks is not.
+    asyncio.run(executor.on_intent(market.intent("far", bid_ticks=5000, ask_ticks=50)))
+    store.close()
+    [reject] = [e for e in emitted if isinstance(e, RiskEvent)]
+    assert (reject.kind, reject.reason_code) == ("reject", "PRICE_BAND")
+    assert _open_at_venue(market) == {client_order_id("far", "sell", 0)}
+    decisions = [r["payload"] for r in _audit(tmp_path) if r["action"] == "risk_decision"]
+    assert sorted(d["accepted"] for d in decisions) == [False, True]
+
+
+def test_reducing_cancels_what_adds_exposure_and_halted_cancels_everything(market, tmp_path):
+    executor, emitted, store = _executor(market, tmp_path)
+
+    def command(action, target="*"):
+        return ControlCommand(command_id=action, ts=market.paper.now_ns, issued_by="ops",
+                              action=action, target=target)
+
+    async def scenario():
+        await executor.on_intent(market.intent("q"))
+        assert len(_open_at_venue(market)) == 2
+        # Flat: both sides add exposure, so REDUCING pulls both.
+        await executor.on_command(command("reduce", "binance:BTC/USDT"))
+        assert _open_at_venue(market) == set()
+        await executor.on_command(command("resume"))
+        await executor.on_intent(market.intent("r"))
+        assert len(_open_at_venue(market)) == 2
+        await executor.on_command(command("pause", "binance"))
+        assert _open_at_venue(market) == set()
+        await executor.on_intent(market.intent("s"))
+        assert _open_at_venue(market) == set()
+        market.advance(1)  # the venue reports what happened at its next market event
+        await executor.pump()
+
+    asyncio.run(scenario())
+    store.close()
+    states = [e.state for e in emitted if isinstance(e, RiskEvent) and e.kind == "state_change"]
+    assert states == ["REDUCING", "ACTIVE", "HALTED"]
+    cancels = [e for e in emitted if isinstance(e, OrderEvent) and e.kind == "cancel"]
+    assert len(cancels) == 4
+    assert verify_audit(tmp_path / "audit.jsonl").ok
+
+
+def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market, tmp_path):
+    executor, emitted, store = _executor(market, tmp_path,
+                                         initial_balances={"USDT": D("1000")})
+
+    async def scenario():
+        # Someone else's order on our account, placed behind the executor's back.
+        far_bid = market.book.best_bid()[0] - 100
+        market.paper.create_order("BTC/USDT", "limit", "buy", D("0.001"), far_bid,
+                                  {"clientOrderId": "manual1"})
+        # An order we think we sent long ago that never reached the venue.
+        executor.tracker.add(TrackedOrder(
+            client_order_id="ghost", venue="binance", symbol="BTC/USDT", side="sell",
+            price=D("70000"), amount=D("0.001"), sent_ts=0,
+        ))
+        # A fill whose push we never see: cross the book so the order trades at once.
+        market.paper.create_order("BTC/USDT", "limit", "buy", D("0.001"),
+                                  market.book.best_ask()[0], {"clientOrderId": "taker1"})
+        market.advance(1)
+        await market.adapter.poll_events()  # the pushed events are lost
+        report = await reconcile(executor)
+        assert report.differences == {
+            "UNKNOWN_OPEN_ORDER": 1, "ORDER_LOST": 1, "MISSING_FILL": 1, "BALANCE": 1,
+        }
+        assert executor.ledgers[INSTRUMENT.key].quantity == D("0.001")
+        assert executor.balances["BTC"] == D("0.001")  # what our fills say too: no difference
+        # Expected cash is 1000 USDT less the trade, but the margin-less paper venue keeps
+        # the cash flow from zero: the difference is reported, the venue's total kept.
+        assert report.balances["USDT"][0] - report.balances["USDT"][1] == D("1000")
+        assert "manual1" in {o.client_order_id for o in executor.tracker}
+        await executor.shutdown()
+        assert _open_at_venue(market) == set()
+
+    asyncio.run(scenario())
+    store.close()
+    lost = [e for e in emitted if isinstance(e, OrderEvent) and e.client_order_id == "ghost"]
+    assert [(e.kind, e.reason) for e in lost] == [("reject", "LOST: never reached the venue")]
+    assert verify_audit(tmp_path / "audit.jsonl").ok
+
+
+def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(market, tmp_path):
+    executor, _, store = _executor(market, tmp_path)
+    service = ExecutorService(executor, ServiceConfig(poll_interval_s=0.001,
+                                                      reconcile_interval_s=0.01))
+
+    async def scenario():
+        stop = asyncio.Event()
+        for name in ("one", "two", "three"):  # queued before the service starts
+            await service.submit(market.intent(name))
+        running = asyncio.create_task(service.run(stop))
+        while len(_open_at_venue(market)) < 2:
+            await asyncio.sleep(0.001)
+        market.advance(500)
+        await asyncio.sleep(0.05)  # a few polls and reconciliations
+        stop.set()
+        await running
+
+    asyncio.run(scenario())
+    store.close()
+    assert _open_at_venue(market) == set()
+    records = _audit(tmp_path)
+    dropped = [r["payload"] for r in records if r["action"] == "intent_dropped"]
+    assert dropped == [{"intent_id": "one", "reason": "SUPERSEDED"},
+                       {"intent_id": "two", "reason": "SUPERSEDED"}]
+    assert any(r["action"] == "reconcile_end" for r in records)
+    assert verify_audit(tmp_path / "audit.jsonl").ok
