@@ -340,17 +340,18 @@ class _FeedHandlerPartition(StatelessSourcePartition[list[Event]]):
     def next_batch(self) -> list[list[Event]]:
         if not self._outboxes:
             raise StopIteration  # more workers than venues: nothing to read here
-        if self._failure is not None:
-            raise RuntimeError(f"live feed stopped: {describe(self._failure)}") from self._failure
         stopping = self._stop.is_set()
+        failure = self._failure
         chunk: list[Event] = []
         for outbox in self._outboxes:
             chunk.extend(outbox.take())
-        if chunk:
+        if chunk:  # what was delivered goes on before a stop or a failure ends the source
             self._awake = None
             return [chunk]
         if stopping:
             raise StopIteration
+        if failure is not None:
+            raise LiveFeedError(f"live feed stopped: {describe(failure)}") from failure
         self._awake = datetime.now(UTC) + self._poll_interval
         return []
 
