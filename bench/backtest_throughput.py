@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.charts import throughput_chart
+from bench.common import console as bench_console
 from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
 from connectors.replay.recordings import Recordings
 from quoteflow.runner import run_paper_trading
@@ -76,7 +77,7 @@ def best_of(measured: dict[str, Callable], repeat: int, console: Console) -> dic
 def print_table(results: dict[str, dict], console: Console) -> None:
     table = Table(title="backtest throughput (best of runs)")
     table.add_column("stage", no_wrap=True)
-    for column in ("events", "seconds", "events/s", "µs/event"):
+    for column in ("events", "seconds", "ev/s", "µs/ev"):
         table.add_column(column, justify="right")
     for name, result in results.items():
         table.add_row(
@@ -91,7 +92,7 @@ def print_table(results: dict[str, dict], console: Console) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
-    console = Console(stderr=True)
+    console = bench_console()
     results = best_of(stages(args.data, args.strategies), args.repeat, console)
     print_table(results, console)
     summary = {

@@ -107,6 +107,12 @@ def _os_name() -> str:
     return platform.platform()
 
 
+def console() -> Console:
+    """Progress and tables on stderr, wide enough for the tables when it is not a terminal."""
+    stderr = Console(stderr=True)
+    return stderr if stderr.is_terminal else Console(stderr=True, width=120)
+
+
 def progress_bar(console: Console) -> Progress:
     return Progress(
         SpinnerColumn(),

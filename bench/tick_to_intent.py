@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.charts import latency_chart
+from bench.common import console as bench_console
 from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
 from connectors.replay.recordings import Recordings
 from models.events import OrderIntent
@@ -121,7 +122,7 @@ def print_table(stats: dict[str, dict], console: Console) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
-    console = Console(stderr=True)
+    console = bench_console()
     events = list(Recordings([args.data]).events())
     measured = measure(events, args.strategies, args.repeat, console)
     print_table(measured["stats"], console)
