@@ -141,7 +141,13 @@ class Executor:
         actions = plan(intent, self.tracker.quoting(key), self.config.tolerance, self._amend)
         if not actions:
             return
-        sends: list[Awaitable[None]] = [self._cancel(o, "REPLACED") for o in actions.cancels]
+        # Cancels need no risk check: they leave first (a stale quote is the one that gets
+        # picked off), while the new orders are checked.
+        sends: list[Awaitable[None]] = [
+            asyncio.ensure_future(self._cancel(o, "REPLACED")) for o in actions.cancels
+        ]
+        if sends:
+            await asyncio.sleep(0)
         sends.extend(self._amend_checked(intent, a, now) for a in actions.amends)
         sends.extend(self._create_checked(intent, p, now) for p in actions.places)
         await _gather(sends)

@@ -73,7 +73,9 @@ async def with_retries(
     retry = 0
     while True:
         try:
-            return await asyncio.wait_for(call(), policy.timeout_s)
+            # asyncio.timeout, not wait_for: no extra task and loop turn per request.
+            async with asyncio.timeout(policy.timeout_s):
+                return await call()
         except TimeoutError:
             error: BaseException = ccxt.RequestTimeout(f"no answer within {policy.timeout_s} s")
         except ccxt.NetworkError as network_error:
