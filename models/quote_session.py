@@ -133,6 +133,7 @@ class QuoteSession:
         return []
 
     def close(self) -> list[OrderIntent]:
+        """Nothing to pull: the executor owns the orders (`flows.quote.Session` protocol)."""
         return []
 
     def _quote(self, ts: int) -> list[OrderIntent]:

@@ -11,7 +11,8 @@ import pytest
 from bytewax.testing import run_main
 from confluent_kafka import Producer
 
-from connectors.kafka import topic_name
+from connectors.kafka import KafkaConfig, KafkaUnavailable, MissingTopicsError, topic_name
+from connectors.kafka.flow_io import CoPartitionedSource, NotCoPartitionedError
 from flows.processes import QuoteSessions, build_flow, build_quote_kafka_flow, quote_options
 from models.events import (
     ArbSignal,
@@ -174,7 +175,16 @@ def test_arbitrage_and_predict_flows_run_on_kafka(kafka_bootstrap, events):
     assert not any(isinstance(p, ArbSignal) for p in predictions)
 
 
-def test_configuration_errors_are_clear(kafka_bootstrap, tmp_path):
+def test_configuration_errors_are_clear(kafka_bootstrap):
+    config = new_deployment(kafka_bootstrap)
+    with pytest.raises(NotCoPartitionedError, match="equal partition counts"):
+        CoPartitionedSource(config, ["md.book", "orders.events"]).list_parts()
+    with pytest.raises(MissingTopicsError):
+        CoPartitionedSource(KafkaConfig(bootstrap=kafka_bootstrap, prefix="absent"),
+                            ["md.book"]).list_parts()
+    closed = KafkaConfig(bootstrap=f"127.0.0.1:{_free_port()}", connect_timeout_s=1)
+    with pytest.raises(KafkaUnavailable, match="cannot reach Kafka"):
+        CoPartitionedSource(closed, ["md.book"]).list_parts()
     with pytest.raises(ValueError, match="unknown flow"):
         build_flow("nope", Config())
     with pytest.raises(ValueError, match="max_inventory_lots"):

@@ -107,6 +107,8 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[list[Event]]:
+        # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
+        self._awake = None
         messages = self._consumer.consume(self._batch_size, 0)
         now_ns = time.time_ns()
         decode, buffers, at_end = self._decode, self._buffers, self._at_end
@@ -124,7 +126,6 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             received = True
         if received:
             self._backoff_s = 0.0
-            self._awake = None
         chunk = self._release()
         if not (chunk or self._tail or any(buffers.values())) and all(at_end.values()):
             raise StopIteration
