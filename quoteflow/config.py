@@ -52,6 +52,25 @@ class SecretsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     vault_transit_key: str = "quoteflow"
 
 
+class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The control API (`quoteflow api`); see docs/api.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Browser origins allowed to call the API; none by default, and never "*".
+    cors_origins: list[str] = []
+    max_body_bytes: int = 65_536
+    audit_path: str = "~/.local/share/quoteflow/api-audit.jsonl"
+    exchange_sandbox: bool = False
+    key_test_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if "*" in self.cors_origins:
+            raise ValueError("api.cors_origins must list origins, not '*'")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"api.max_body_bytes must be >= 1, got {self.max_body_bytes}")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`risk` is the limits table of `models.risk.parse_limits` (see docs/risk.md)."""
 
@@ -61,6 +80,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     risk: dict = {}
 
 

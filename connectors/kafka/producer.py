@@ -68,6 +68,10 @@ class EventProducer:
             raise TypeError(f"no Kafka topic for {type(event).__name__}") from None
         self._produce(topic, key_of(event), encode(event))
 
+    def send_bytes(self, topic: str, key: str | None, value: bytes) -> None:
+        """A record that is not an event (an audit line) to a full topic name."""
+        self._produce(topic, key, value)
+
     def send_all(self, events: Iterable[Event]) -> None:
         for event in events:
             self.send(event)

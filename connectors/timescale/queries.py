@@ -6,6 +6,7 @@ views. Rows come back as dicts keyed by column name; numbers keep their `Decimal
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,81 @@ def dead_letter_counts(conn: psycopg.Connection, since: datetime) -> list[Record
     )
 
 
-def _fetch(conn: psycopg.Connection, sql: str, params: tuple = ()) -> list[Record]:
+def order_events(
+    conn: psycopg.Connection,
+    *,
+    venue: str | None = None,
+    symbol: str | None = None,
+    client_order_id: str | None = None,
+    before_ns: int | None = None,
+    limit: int = 100,
+) -> list[Record]:
+    """Order events newest first, optionally filtered; `before_ns` pages back in time."""
+    return _fetch(
+        conn,
+        "SELECT ts, ts_ns, venue, symbol, kind, client_order_id, exchange_order_id, side,"
+        " price, size, filled, remaining, reason FROM order_events"
+        " WHERE (%(venue)s::text IS NULL OR venue = %(venue)s)"
+        " AND (%(symbol)s::text IS NULL OR symbol = %(symbol)s)"
+        " AND (%(client)s::text IS NULL OR client_order_id = %(client)s)"
+        " AND (%(before)s::bigint IS NULL OR ts_ns < %(before)s)"
+        " ORDER BY ts_ns DESC LIMIT %(limit)s",
+        {"venue": venue, "symbol": symbol, "client": client_order_id, "before": before_ns,
+         "limit": limit},
+    )
+
+
+def audit_records(
+    conn: psycopg.Connection,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: tuple[int, str] | None = None,
+    limit: int = 100,
+) -> list[Record]:
+    """Audit records newest first; `before` is the (ts_ns, hash) of the last row of a page.
+
+    Several chains (executor, API) share the table, so `seq` is not unique across it; the
+    hash is, and breaks ties between records of the same nanosecond.
+    """
+    before_ns, before_hash = before if before is not None else (None, None)
+    return _fetch(
+        conn,
+        "SELECT ts, ts_ns, seq, actor, action, payload, prev_hash, hash FROM audit"
+        " WHERE (%(actor)s::text IS NULL OR actor = %(actor)s)"
+        " AND (%(action)s::text IS NULL OR action = %(action)s)"
+        " AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)"
+        " AND (%(before_ns)s::bigint IS NULL OR (ts_ns, hash) < (%(before_ns)s, %(before_hash)s))"
+        " ORDER BY ts_ns DESC, hash DESC LIMIT %(limit)s",
+        {"actor": actor, "action": action, "since": since, "until": until,
+         "before_ns": before_ns, "before_hash": before_hash, "limit": limit},
+    )
+
+
+def trading_states(conn: psycopg.Connection) -> list[Record]:
+    """The last state change of every scope (venue and symbol NULL for `*`)."""
+    return _fetch(
+        conn,
+        "SELECT DISTINCT ON (venue, symbol) venue, symbol, ts, state, reason_code, detail"
+        " FROM risk_events WHERE kind = 'state_change' ORDER BY venue, symbol, ts_ns DESC",
+    )
+
+
+def control_commands(conn: psycopg.Connection, actions: Sequence[str]) -> list[Record]:
+    """Every stored command with one of `actions`, oldest first."""
+    return _fetch(
+        conn,
+        "SELECT ts, ts_ns, command_id, issued_by, action, target, params FROM control_commands"
+        " WHERE action = ANY(%s) ORDER BY ts_ns, command_id",
+        (list(actions),),
+    )
+
+
+def _fetch(
+    conn: psycopg.Connection, sql: str, params: tuple | Mapping[str, Any] = ()
+) -> list[Record]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(sql, params).fetchall()

@@ -1,0 +1,174 @@
+"""The outside systems the control API reaches, built once per app from the configuration.
+
+Everything is opened on first use, not at start-up: the API must come up (and answer
+health, readiness and the reads that still work) while Kafka, PostgreSQL or the secret
+store are down. A call that needs a missing system answers 503 saying which and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from connectors.audit_store import AuditStore
+from connectors.kafka import EventProducer, KafkaConfig, topic_name
+from connectors.keycloak import TokenValidator
+from connectors.secrets import (
+    LocalSecretStore,
+    SecretStore,
+    VaultSecretStore,
+    VaultSettings,
+    load_master_key,
+)
+from connectors.timescale import TimescaleConfig, connect
+from models.audit import AuditRecord, canonical
+from models.events import ControlCommand
+from quoteflow.config import Config, SecretsConfig
+
+# Reads must fail fast when the database is down; libpq counts whole seconds.
+_DB_CONNECT_TIMEOUT_S = 3.0
+_FLUSH_TIMEOUT_S = 10.0
+
+
+class Database:
+    """A connection per request: the API is low-traffic, and it survives database restarts."""
+
+    __slots__ = ("_config",)
+
+    def __init__(self, dsn: str) -> None:
+        self._config = TimescaleConfig(dsn=dsn, connect_timeout_s=_DB_CONNECT_TIMEOUT_S)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with connect(self._config) as conn:
+            yield conn
+
+
+class Publisher:
+    """Control commands and audit records onto Kafka, each delivered before the call returns.
+
+    One lock orders the two streams as the API produced them, and the producer is shared:
+    librdkafka connections are costly to open per request.
+    """
+
+    __slots__ = ("_audit_topic", "_config", "_lock", "_producer")
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self._config = config
+        self._audit_topic = topic_name(config.prefix, "audit")
+        self._lock = threading.Lock()
+        self._producer: EventProducer | None = None
+
+    def _ready(self) -> EventProducer:
+        if self._producer is None:
+            self._producer = EventProducer(self._config)
+        return self._producer
+
+    def command(self, command: ControlCommand) -> None:
+        with self._lock:
+            producer = self._ready()
+            producer.send(command)
+            producer.flush(_FLUSH_TIMEOUT_S)
+
+    def audit(self, record: AuditRecord) -> None:
+        # Keyed by actor: the topic has one partition, the key is for readers' filtering.
+        with self._lock:
+            producer = self._ready()
+            producer.send_bytes(self._audit_topic, record.actor, canonical(record))
+            producer.flush(_FLUSH_TIMEOUT_S)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(_FLUSH_TIMEOUT_S)
+                self._producer = None
+
+
+class Lazy:
+    """A value made on first use under a lock; a failed attempt is retried on the next use."""
+
+    __slots__ = ("_factory", "_lock", "_value")
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._value: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value
+
+    @property
+    def opened(self) -> Any:
+        """The value if it was made, else None (for shutting down)."""
+        return self._value
+
+
+@dataclasses.dataclass
+class ApiServices:
+    """What the routes use. Tests build the real ones from a Config pointing at test servers;
+    `exchange_overrides` (ccxt constructor settings per exchange id) point the key test at a
+    local stand-in instead of the exchange."""
+
+    config: Config
+    validator: TokenValidator
+    database: Database
+    publisher: Publisher
+    secrets: Lazy  # SecretStore
+    audit_store: Lazy  # AuditStore
+    exchange_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        environ: Mapping[str, str] | None = None,
+        *,
+        exchange_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> ApiServices:
+        environ = os.environ if environ is None else environ
+        return cls(
+            config=config,
+            validator=TokenValidator(config.keycloak.issuer, config.keycloak.audience),
+            database=Database(config.postgres.dsn),
+            publisher=Publisher(config.kafka),
+            secrets=Lazy(lambda: open_secret_store(config.secrets, environ)),
+            audit_store=Lazy(lambda: open_audit_store(config.api.audit_path)),
+            exchange_overrides=exchange_overrides or {},
+        )
+
+    def close(self) -> None:
+        self.publisher.close()
+        store = self.audit_store.opened
+        if store is not None:
+            store.close()
+
+
+def open_secret_store(config: SecretsConfig, environ: Mapping[str, str]) -> SecretStore:
+    if config.backend == "local":
+        return LocalSecretStore(Path(config.path).expanduser(), load_master_key(environ))
+    if config.backend == "vault":
+        if config.vault_addr:
+            environ = {**environ, "VAULT_ADDR": config.vault_addr}
+        settings = dataclasses.replace(
+            VaultSettings.from_env(environ),
+            kv_mount=config.vault_mount,
+            transit_key=config.vault_transit_key,
+        )
+        return VaultSecretStore.from_settings(settings)
+    raise ValueError(f"secrets.backend must be 'local' or 'vault', not {config.backend!r}")
+
+
+def open_audit_store(path: str) -> AuditStore:
+    file = Path(path).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return AuditStore(file)
