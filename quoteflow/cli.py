@@ -310,3 +310,69 @@ def flow(
         raise _bad(str(error), "--config") from None
     run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
              tail=not until_end)
+
+
+grafana_app = typer.Typer(help="Grafana dashboards and their provisioning.", no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
+
+
+@grafana_app.command("provision")
+def grafana_provision(
+    url: Annotated[str, typer.Option(help="Grafana's URL, e.g. http://localhost:3000.")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN)."),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Basic-auth user, an Admin.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="GRAFANA_PASSWORD", help="Its password (or GRAFANA_PASSWORD)."),
+    ] = None,
+    dsn: Annotated[
+        str | None,
+        typer.Option(help="How Grafana reaches PostgreSQL (default: [postgres] dsn of --config)."),
+    ] = None,
+    config: ConfigOption = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per HTTP request.")] = 10.0,
+) -> None:
+    """Push the PostgreSQL datasource and every dashboard to a Grafana (grafana-client)."""
+    from connectors.grafana import (
+        DASHBOARDS,
+        GrafanaError,
+        GrafanaTarget,
+        dashboard_json,
+        datasource_from_dsn,
+        provision,
+    )
+
+    if (token is None) == (user is None):
+        raise _bad("give --token, or --user and --password", "--token/--user")
+    try:
+        target = GrafanaTarget(url, token=token, user=user, password=password, timeout_s=timeout)
+    except ValueError as error:
+        raise _bad(str(error), "--url/--user/--password") from None
+    try:
+        datasource = datasource_from_dsn(dsn or _load_config(config).postgres.dsn)
+    except ValueError as error:
+        raise _bad(str(error), "--dsn") from None
+    try:
+        report = provision(target, datasource, [dashboard_json(d) for d in DASHBOARDS])
+    except GrafanaError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    typer.echo(f"datasource {datasource['uid']}: {report.datasource}")
+    typer.echo(f"folder quoteflow: {report.folder}")
+    typer.echo(f"dashboards: {', '.join(report.dashboards)}")
+
+
+@grafana_app.command("dashboards")
+def grafana_dashboards(
+    out: Annotated[
+        Path | None, typer.Option(help="Directory (default: grafana/dashboards).")
+    ] = None,
+) -> None:
+    """Regenerate the dashboards' JSON files from connectors/grafana/dashboards.py."""
+    from connectors.grafana import DASHBOARDS_DIR, write_dashboards
+
+    for path in write_dashboards(out or DASHBOARDS_DIR):
+        typer.echo(path)
