@@ -12,7 +12,10 @@ commands built here, and dead letters (the replay's and a malformed event's).
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from numbers import Number
@@ -29,7 +32,7 @@ from connectors.timescale import EventWriter, TimescaleConfig, connect, migrate
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from models.arbitrage import ArbitrageConfig
-from models.events import ArbSignal, ControlCommand, Fill, OrderEvent, Prediction
+from models.events import BBO, ArbSignal, ControlCommand, Fill, OrderEvent, Prediction
 from models.instrument import instrument_for
 from models.predictor import PredictorConfig
 from models.risk.engine import RiskEngine
@@ -82,6 +85,13 @@ def _risk_events_and_commands(start_ns: int) -> list:
     return [*commands, *engine.take_events()]
 
 
+@dataclass
+class Filled:
+    conn: psycopg.Connection
+    fills: list[Fill]
+    bbos: list[BBO]
+
+
 @pytest.fixture(scope="module")
 def filled_database(shared_data, postgres_dsn):
     market = list(Recordings(RECORDINGS).events())
@@ -115,7 +125,8 @@ def filled_database(shared_data, postgres_dsn):
             writer.write(events)
             writer.flush()
             assert writer.stats.rejected == 1
-            yield conn
+            yield Filled(conn, [e for e in produced if isinstance(e, Fill)],
+                         [e for e in market if isinstance(e, BBO)])
 
 
 def _run(conn: psycopg.Connection, sql: str, context: QueryContext):
@@ -148,7 +159,7 @@ def test_every_panel_in_the_files_is_one_of_the_tested_ones():
 @pytest.mark.parametrize(("dashboard", "panel"), PANELS,
                          ids=[f"{d.uid}:{p.title}" for d, p in PANELS])
 def test_panel_sql_returns_the_columns_its_panel_expects(filled_database, dashboard, panel):
-    columns, rows = _run(filled_database, panel.sql, RECORDED)
+    columns, rows = _run(filled_database.conn, panel.sql, RECORDED)
     assert tuple(columns) == panel.columns
     assert rows, f"{panel.title}: no rows from the replayed recordings"
     assert "--" not in panel.sql and "/*" not in panel.sql
@@ -167,17 +178,17 @@ def test_panel_sql_returns_the_columns_its_panel_expects(filled_database, dashbo
 
 def test_panels_show_both_venues_and_what_the_test_put_in(filled_database):
     by_title = {p.title: p for _, p in PANELS}
-    _, mids = _run(filled_database, by_title["Mid price"].sql, RECORDED)
+    _, mids = _run(filled_database.conn, by_title["Mid price"].sql, RECORDED)
     assert {m for _, m, _ in mids} == {"binance BTC/USDT", "binanceusdm BTC/USDT:USDT"}
     assert all(Decimal(50_000) < mid < Decimal(70_000) for _, _, mid in mids)
-    _, states = _run(filled_database, by_title["Trading state"].sql, RECORDED)
+    _, states = _run(filled_database.conn, by_title["Trading state"].sql, RECORDED)
     assert [(scope, state) for _, scope, state in states if scope == "binanceusdm"] == [
         ("binanceusdm", 2), ("binanceusdm", 0)]  # paused (HALTED), then resumed
-    _, usage = _run(filled_database, by_title["Position limit usage"].sql, RECORDED)
+    _, usage = _run(filled_database.conn, by_title["Position limit usage"].sql, RECORDED)
     assert {m for _, m, _ in usage} == {"binance BTC/USDT"}  # the only instrument with a limit
-    _, rejects = _run(filled_database, by_title["Pre-trade rejects by reason"].sql, RECORDED)
+    _, rejects = _run(filled_database.conn, by_title["Pre-trade rejects by reason"].sql, RECORDED)
     assert {reason for _, reason, _ in rejects} == {"STATE_HALTED", "MAX_POSITION"}
-    _, letters = _run(filled_database, by_title["Dead letters by reason"].sql, RECORDED)
+    _, letters = _run(filled_database.conn, by_title["Dead letters by reason"].sql, RECORDED)
     assert any(source == "persist:fills" for source, *_ in letters)
 
 
@@ -185,7 +196,7 @@ def test_the_selection_filters_the_rows(filled_database):
     spot_only = QueryContext(RECORDED.start, RECORDED.end, RECORDED.interval,
                              {"venue": ["binance"], "symbol": ["BTC/USDT"]})
     mid = next(p for _, p in PANELS if p.title == "Mid price")
-    _, rows = _run(filled_database, mid.sql, spot_only)
+    _, rows = _run(filled_database.conn, mid.sql, spot_only)
     assert rows and {m for _, m, _ in rows} == {"binance BTC/USDT"}
 
 
@@ -193,13 +204,44 @@ def test_a_range_without_data_gives_no_rows_and_no_error(filled_database):
     before = QueryContext(datetime(2024, 8, 7, tzinfo=UTC), datetime(2024, 8, 7, 1, tzinfo=UTC),
                           timedelta(minutes=1), RECORDED.variables)
     for _, panel in PANELS:
-        columns, rows = _run(filled_database, panel.sql, before)
+        columns, rows = _run(filled_database.conn, panel.sql, before)
         assert tuple(columns) == panel.columns and rows == [], panel.title
 
 
 def test_the_variables_list_the_recorded_instruments(filled_database):
     venue, symbol = VARIABLES
-    _, venues = _run(filled_database, venue.sql, RECORDED)
+    _, venues = _run(filled_database.conn, venue.sql, RECORDED)
     assert [v for (v,) in venues] == ["binance", "binanceusdm"]
-    _, symbols = _run(filled_database, symbol.sql, RECORDED)
+    _, symbols = _run(filled_database.conn, symbol.sql, RECORDED)
     assert [s for (s,) in symbols] == ["BTC/USDT", "BTC/USDT:USDT"]
+
+
+def test_markouts_match_a_recomputation_from_the_replayed_events(filled_database):
+    """docs/pnl.md's definition on the stored (microsecond) times: the first mid at or after
+    fill + horizon (ties: the first received), signed, in bps of the fill price."""
+    mids: dict[str, list[tuple[int, int, Decimal]]] = defaultdict(list)
+    last_us = int(RECORDED.end.timestamp() * 1_000_000) + 90_000_000
+    for b in filled_database.bbos:
+        if b.exchange_ts // 1000 <= last_us:
+            mids[f"{b.venue} {b.symbol}"].append(
+                (b.exchange_ts // 1000, b.receive_ts, (b.bid_price + b.ask_price) / 2))
+    for series in mids.values():
+        series.sort()
+    expected: dict[tuple[int, str], list[Decimal]] = defaultdict(list)
+    for fill in filled_database.fills:
+        instrument = f"{fill.venue} {fill.symbol}"
+        series = mids[instrument]
+        for label, horizon_us in (("1s", 1_000_000), ("5s", 5_000_000), ("30s", 30_000_000)):
+            index = bisect.bisect_left(series, (fill.ts // 1000 + horizon_us,))
+            if index == len(series):
+                continue
+            sign = 1 if fill.side == "buy" else -1
+            move = sign * (series[index][2] - fill.price) / fill.price * 10000
+            bucket = fill.ts // 10_000_000_000 * 10
+            expected[(bucket, f"{instrument} {label}")].append(move)
+    markouts = next(p for _, p in PANELS if p.title == "Markouts")
+    _, rows = _run(filled_database.conn, markouts.sql, RECORDED)
+    got = {(int(t), metric): float(bps) for t, metric, bps in rows}
+    assert got.keys() == expected.keys()
+    for key, moves in expected.items():
+        assert got[key] == pytest.approx(float(sum(moves) / len(moves)), abs=1e-9), key

@@ -91,7 +91,7 @@ MARKET = Dashboard(
 # so that a positive markout was good for us. One pass over the range's BBOs instead of a
 # lookup per fill (md_bbo has a BRIN index, which cannot find one row fast): fills' due times
 # and mids in one timeline per instrument, read backwards; the running count of mids puts
-# each due time in the group of the first mid at or after it.
+# each due time in the group of the first mid at or after it (ties: the first received).
 _MARKOUTS = f"""WITH due AS (
   SELECT f.venue, f.symbol, f.ts AS fill_ts, f.side, f.price, h.label, f.ts + h.horizon AS at
   FROM fills AS f
@@ -100,21 +100,22 @@ _MARKOUTS = f"""WITH due AS (
   WHERE $__timeFilter(f.ts) AND f.venue IN ($venue) AND f.symbol IN ($symbol)
 ),
 timeline AS (
-  SELECT venue, symbol, ts AS at, 0 AS is_due, {_MID} AS mid, NULL::timestamptz AS fill_ts,
-    NULL::text AS side, NULL::numeric AS price, NULL::text AS label
+  SELECT venue, symbol, ts AS at, receive_ts_ns AS tiebreak, 0 AS is_due, {_MID} AS mid,
+    NULL::timestamptz AS fill_ts, NULL::text AS side, NULL::numeric AS price, NULL::text AS label
   FROM md_bbo
   WHERE ts >= $__timeFrom() AND ts <= $__timeTo()::timestamptz + interval '90 seconds'
     AND {_IN_SELECTION}
   UNION ALL
-  SELECT venue, symbol, at, 1, NULL, fill_ts, side, price, label FROM due
+  SELECT venue, symbol, at, NULL, 1, NULL, fill_ts, side, price, label FROM due
 ),
 grouped AS (
-  SELECT *, count(mid) OVER (PARTITION BY venue, symbol ORDER BY at DESC, is_due) AS mid_group
+  SELECT *, count(mid) OVER (PARTITION BY venue, symbol
+    ORDER BY at DESC, is_due, tiebreak DESC ROWS UNBOUNDED PRECEDING) AS mid_group
   FROM timeline
 ),
 resolved AS (
   SELECT *, first_value(mid) OVER (PARTITION BY venue, symbol, mid_group
-    ORDER BY at DESC, is_due) AS next_mid
+    ORDER BY at DESC, is_due, tiebreak DESC ROWS UNBOUNDED PRECEDING) AS next_mid
   FROM grouped
 )
 SELECT $__timeGroupAlias(fill_ts, $__interval), venue || ' ' || symbol || ' ' || label AS metric,
