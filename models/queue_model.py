@@ -57,7 +57,13 @@ class QueuePosition:
         return ZERO
 
     def on_level_size(self, size: Decimal) -> None:
-        """The visible size at our price is now `size` (the caller knows it is observable)."""
+        """The visible size at our price is now `size` (the caller knows it is observable).
+
+        An unchanged size says nothing: trades at our price may not be in the book yet, and
+        forgetting them here would count them a second time, as cancels, when they show up.
+        """
+        if size == self._level_size:
+            return
         before = self._level_size - self._traded
         cancelled = before - size
         if cancelled > 0 and self.ahead > 0:

@@ -188,6 +188,16 @@ def test_queue_estimate_stays_on_the_size_grid_and_within_the_visible_level(step
         assert queue.ahead >= 0 and queue.ahead % step == 0
 
 
+def test_a_trade_seen_before_the_book_shows_it_is_not_counted_again_as_cancels():
+    """The trade print arrives first, an unrelated event shows the old level, then the book
+    catches up: the queue ahead shrinks by the traded volume once."""
+    queue = QueuePosition("buy", D(100), D("0.010"), D("0.001"))  # 10 ahead
+    assert queue.on_trade(D(100), D("0.004")) == 0
+    queue.on_level_size(D("0.010"))  # the book has not caught up yet
+    queue.on_level_size(D("0.006"))  # now it shows the trade
+    assert queue.ahead == D("0.006")
+
+
 # -- latency ----------------------------------------------------------------------------------
 
 
