@@ -20,10 +20,7 @@ from __future__ import annotations
 from models.book import BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, DeadLetter, Event, encode
 from models.sequencing import (
-    APPLY,
     MissingUpdateIdError,
-    SequencingRule,
-    Verdict,
     rule_for_venue,
 )
 
@@ -33,31 +30,13 @@ BOOK_IDS = "book_ids"
 REASONS = (BOOK_GAP, BOOK_CROSSED, BOOK_IDS)
 
 
-class SourceSequencedRule:
-    """The venue's rule for deltas with update ids; arrival order for the others."""
-
-    __slots__ = ("_venue_rule",)
-
-    def __init__(self, venue_rule: SequencingRule) -> None:
-        self._venue_rule = venue_rule
-
-    def check(self, delta: BookDelta, book_seq: int | None, bridged: bool) -> Verdict:
-        if delta.first_seq is None and delta.prev_seq is None:
-            return APPLY
-        return self._venue_rule.check(delta, book_seq, bridged)
-
-
-def ingest_rule(venue: str) -> SourceSequencedRule:
-    return SourceSequencedRule(rule_for_venue(venue))
-
-
 class InstrumentCheck:
     """One instrument's book, fed every event of its stream; `admit` says what goes on."""
 
     __slots__ = ("book", "flagged")
 
     def __init__(self, venue: str, symbol: str) -> None:
-        self.book = OrderBook(venue, symbol, ingest_rule(venue))
+        self.book = OrderBook(venue, symbol, rule_for_venue(venue))
         self.flagged = 0  # dead letters made here
 
     def admit(self, event: Event, out: list[Event]) -> None:

@@ -89,9 +89,28 @@ class UnsequencedRule:
         return APPLY
 
 
+class SourceSequencedRule:
+    """The venue's rule for deltas that carry update ids; arrival order for those that don't.
+
+    Binance deltas reach us two ways: with their ids (recordings, our own decoder) and without
+    (cryptofeed, which checks the sequence itself before it hands a delta on). A delta with
+    only some of its ids is still refused by the venue's rule: that is a wiring bug.
+    """
+
+    __slots__ = ("venue_rule",)
+
+    def __init__(self, venue_rule: SequencingRule) -> None:
+        self.venue_rule = venue_rule
+
+    def check(self, delta: BookDelta, book_seq: int | None, bridged: bool) -> Verdict:
+        if delta.first_seq is None and delta.prev_seq is None:
+            return APPLY
+        return self.venue_rule.check(delta, book_seq, bridged)
+
+
 _RULES_BY_VENUE: dict[str, SequencingRule] = {
-    "binance": BinanceSpotRule(),
-    "binanceusdm": BinanceUsdmRule(),
+    "binance": SourceSequencedRule(BinanceSpotRule()),
+    "binanceusdm": SourceSequencedRule(BinanceUsdmRule()),
 }
 
 

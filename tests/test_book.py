@@ -32,30 +32,43 @@ def levels(*pairs: tuple[str, str]) -> list[tuple[Decimal, Decimal]]:
 
 def snapshot(seq: int | None, bids=(("99", "1"),), asks=(("101", "1"),), venue="binance"):
     return BookSnapshot(
-        venue=venue, symbol="BTC/USDT", exchange_ts=0, receive_ts=0, seq=seq,
-        bids=levels(*bids), asks=levels(*asks),
+        venue=venue,
+        symbol="BTC/USDT",
+        exchange_ts=0,
+        receive_ts=0,
+        seq=seq,
+        bids=levels(*bids),
+        asks=levels(*asks),
     )
 
 
-def delta(first: int | None, last: int | None, prev: int | None = None, bids=(), asks=(),
-          venue="binance"):
+def delta(
+    first: int | None, last: int | None, prev: int | None = None, bids=(), asks=(), venue="binance"
+):
     return BookDelta(
-        venue=venue, symbol="BTC/USDT", exchange_ts=0, receive_ts=0, seq=last,
-        first_seq=first, prev_seq=prev, bids=levels(*bids), asks=levels(*asks),
+        venue=venue,
+        symbol="BTC/USDT",
+        exchange_ts=0,
+        receive_ts=0,
+        seq=last,
+        first_seq=first,
+        prev_seq=prev,
+        bids=levels(*bids),
+        asks=levels(*asks),
     )
 
 
 def spot_book() -> OrderBook:
-    return OrderBook("binance", "BTC/USDT")
+    return OrderBook("binance", "BTC/USDT", BinanceSpotRule())
 
 
 def usdm_book() -> OrderBook:
-    return OrderBook("binanceusdm", "BTC/USDT:USDT")
+    return OrderBook("binanceusdm", "BTC/USDT:USDT", BinanceUsdmRule())
 
 
 def test_rule_for_venue():
-    assert isinstance(rule_for_venue("binance"), BinanceSpotRule)
-    assert isinstance(rule_for_venue("binanceusdm"), BinanceUsdmRule)
+    assert isinstance(rule_for_venue("binance").venue_rule, BinanceSpotRule)
+    assert isinstance(rule_for_venue("binanceusdm").venue_rule, BinanceUsdmRule)
     assert isinstance(rule_for_venue("coinbase"), UnsequencedRule)
 
 
@@ -74,8 +87,13 @@ def test_spot_buffers_until_snapshot_then_drops_stale_and_bridges():
     assert book.best_bid() == (D("99"), D("3"))
     assert book.size_at("bid", D("98")) == 0
     assert book.stats.as_dict() == {
-        "applied": 1, "buffered": 2, "crossed": 0, "gaps": 0, "resyncs": 0,
-        "snapshots": 1, "stale": 1,
+        "applied": 1,
+        "buffered": 2,
+        "crossed": 0,
+        "gaps": 0,
+        "resyncs": 0,
+        "snapshots": 1,
+        "stale": 1,
     }
 
 
@@ -203,9 +221,11 @@ def test_apply_rejects_other_events():
 
 def test_book_view_queries():
     book = spot_book()
-    book.apply(snapshot(
-        1, bids=[("99", "1"), ("98.5", "2"), ("97", "3")], asks=[("101", "4"), ("103", "5")]
-    ))
+    book.apply(
+        snapshot(
+            1, bids=[("99", "1"), ("98.5", "2"), ("97", "3")], asks=[("101", "4"), ("103", "5")]
+        )
+    )
     view: BookView = book
     assert view.best_bid() == (D("99"), D("1"))
     assert view.best_ask() == (D("101"), D("4"))
@@ -232,9 +252,16 @@ def test_random_deltas_match_a_reference_and_never_cross_silently(updates):
     book.apply(snapshot(None, bids=(), asks=()))
     reference: dict[str, dict[Decimal, Decimal]] = {"bid": {}, "ask": {}}
     for bids, asks in updates:
-        status = book.apply(BookDelta(
-            venue="sim", symbol="SIM/USD", exchange_ts=0, receive_ts=0, bids=bids, asks=asks,
-        ))
+        status = book.apply(
+            BookDelta(
+                venue="sim",
+                symbol="SIM/USD",
+                exchange_ts=0,
+                receive_ts=0,
+                bids=bids,
+                asks=asks,
+            )
+        )
         if status is BookStatus.BUFFERED:
             continue
         for side, changes in (("bid", bids), ("ask", asks)):
@@ -266,13 +293,15 @@ def test_adding_then_removing_levels_returns_the_empty_book(bids, asks):
     asks = [(price, size) for price, size in asks if price >= 5]
     book = OrderBook("sim", "SIM/USD")
     book.apply(snapshot(None, bids=(), asks=()))
-    book.apply(BookDelta(venue="sim", symbol="SIM/USD", exchange_ts=0, receive_ts=0,
-                         bids=bids, asks=asks))
+    book.apply(
+        BookDelta(venue="sim", symbol="SIM/USD", exchange_ts=0, receive_ts=0, bids=bids, asks=asks)
+    )
     removals = dict(
         bids=[(price, D(0)) for price, _ in bids], asks=[(price, D(0)) for price, _ in asks]
     )
-    status = book.apply(BookDelta(venue="sim", symbol="SIM/USD", exchange_ts=0, receive_ts=0,
-                                  **removals))
+    status = book.apply(
+        BookDelta(venue="sim", symbol="SIM/USD", exchange_ts=0, receive_ts=0, **removals)
+    )
     assert status is BookStatus.APPLIED
     assert book.levels("bid", 100) == [] and book.levels("ask", 100) == []
     assert book.mid() is None and book.synced
@@ -288,12 +317,18 @@ def test_spot_book_started_from_any_snapshot_point_equals_the_full_stream(batche
     snapshot arrives and the rest live: both books must agree."""
     deltas, next_id = [], 1
     for width, bids, asks in batches:
-        deltas.append(BookDelta(
-            venue="binance", symbol="BTC/USDT", exchange_ts=0, receive_ts=0,
-            seq=next_id + width - 1, first_seq=next_id,
-            bids=[level for level in bids if level[0] < 5],
-            asks=[level for level in asks if level[0] >= 5],
-        ))
+        deltas.append(
+            BookDelta(
+                venue="binance",
+                symbol="BTC/USDT",
+                exchange_ts=0,
+                receive_ts=0,
+                seq=next_id + width - 1,
+                first_seq=next_id,
+                bids=[level for level in bids if level[0] < 5],
+                asks=[level for level in asks if level[0] >= 5],
+            )
+        )
         next_id += width
     full = spot_book()
     full.apply(snapshot(0, bids=(), asks=()))
@@ -301,8 +336,13 @@ def test_spot_book_started_from_any_snapshot_point_equals_the_full_stream(batche
     for item in deltas[:cut]:
         assert full.apply(item) is BookStatus.APPLIED
     taken = BookSnapshot(
-        venue="binance", symbol="BTC/USDT", exchange_ts=0, receive_ts=0, seq=full.seq,
-        bids=full.levels("bid", 1000), asks=full.levels("ask", 1000),
+        venue="binance",
+        symbol="BTC/USDT",
+        exchange_ts=0,
+        receive_ts=0,
+        seq=full.seq,
+        bids=full.levels("bid", 1000),
+        asks=full.levels("ask", 1000),
     )
     for item in deltas[cut:]:
         assert full.apply(item) is BookStatus.APPLIED
@@ -318,3 +358,20 @@ def test_spot_book_started_from_any_snapshot_point_equals_the_full_stream(batche
     assert late.synced and late.seq == full.seq
     for side in ("bid", "ask"):
         assert late.levels(side, 1000) == full.levels(side, 1000)
+
+
+def test_default_binance_rule_applies_deltas_a_sequencing_source_already_checked():
+    """cryptofeed's Binance deltas carry no `U`/`pu`: cryptofeed sequenced them itself."""
+    book = OrderBook("binance", "BTC/USDT")
+    book.apply(snapshot(10))
+    unsequenced = BookDelta(
+        venue="binance",
+        symbol="BTC/USDT",
+        exchange_ts=0,
+        receive_ts=0,
+        seq=None,
+        bids=[(D("99"), D("1"))],
+        asks=[],
+    )
+    assert book.apply(unsequenced) is BookStatus.APPLIED
+    assert book.best_bid() == (D("99"), D("1"))
