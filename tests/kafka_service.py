@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
 
@@ -68,12 +68,28 @@ def new_deployment(bootstrap: str) -> KafkaConfig:
     return config
 
 
+# A topic nothing was written to may still be electing its partition leaders on a busy broker
+# (NOT_LEADER_FOR_PARTITION on its offsets): that settles within seconds.
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
 def read_topic(config: KafkaConfig, name: str) -> list[tuple[int, bytes | None, bytes]]:
     """Every message on a topic (base name) as (partition, key, value), per partition in order.
 
     A plain assigned consumer with end offsets taken first: tests see exactly what was on the
     broker, independent of the code under test.
     """
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return _read_topic(config, name)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _read_topic(config: KafkaConfig, name: str) -> list[tuple[int, bytes | None, bytes]]:
     topic = topic_name(config.prefix, name)
     consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "tests",
                          "enable.auto.commit": False})

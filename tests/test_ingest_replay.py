@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
 
 from connectors.kafka import KafkaConfig, KafkaUnavailable, MissingTopicsError
 from connectors.replay.cryptofeed_recording import iter_recording
@@ -29,7 +27,6 @@ pytestmark = pytest.mark.integration
 
 EXCHANGES = ("binance", "coinbase", "kraken", "bitstamp", "okx", "gemini")
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
-SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
 
 
 def ws_file(exchange: str, directory: Path = CRYPTOFEED_DIR) -> Path:
@@ -46,7 +43,7 @@ class Ingested:
         for name in (*MARKET_TOPICS, "deadletter"):
             self.by_topic[name] = [
                 (partition, key.decode() if key else None, decode(value))
-                for partition, key, value in read_settled_topic(config, name)
+                for partition, key, value in read_topic(config, name)
             ]
 
     def market(self) -> list:
@@ -62,19 +59,6 @@ class Ingested:
             for _, key, event in self.by_topic[name]:
                 streams[name, key].append(event)
         return streams
-
-
-def read_settled_topic(config: KafkaConfig, name: str) -> list:
-    # A topic nothing was written to may still be electing its partition leaders on a busy
-    # broker (NOT_LEADER_FOR_PARTITION on its offsets): that settles within seconds.
-    for _ in range(20):
-        try:
-            return read_topic(config, name)
-        except KafkaException as exc:
-            if exc.args[0].code() not in SETTLING:
-                raise
-            time.sleep(0.5)
-    return read_topic(config, name)
 
 
 def ingest(bootstrap: str, paths: list[Path]) -> Ingested:
