@@ -14,6 +14,7 @@ from models.book_view import BookView
 from models.estimators import IntensityEstimator, VolatilityEstimator
 from models.events import Fill, OrderIntent, Quote, Trade
 from models.instrument import Instrument, InstrumentRuleError
+from models.strategies import build_strategy, strategy_params
 from models.strategies.base import MarketState, QuoteLevel, Strategy
 
 
@@ -176,3 +177,36 @@ class QuoteEngine:
             reference_mid=mid,
             trigger_receive_ts=trigger_receive_ts,
         )
+
+
+def build_engine(
+    instrument: Instrument,
+    strategy_name: str,
+    params: dict[str, str],
+    *,
+    max_inventory_lots: Decimal,
+    fallbacks: ModelFallbacks | None = None,
+    horizon_end_ns: int | None = None,
+    wrap_strategy=None,
+) -> QuoteEngine:
+    """An engine quoting `strategy_name` with fresh estimators and limits in order-size lots.
+
+    The order size defaults to the instrument's `default_order_size` when the strategy takes
+    one and `params` names none; `wrap_strategy` decorates the built strategy (e.g. a skew).
+    """
+    params = dict(params)
+    if "order_size" in strategy_params(strategy_name) and "order_size" not in params:
+        params["order_size"] = str(instrument.default_order_size)
+    strategy = build_strategy(strategy_name, params)
+    if wrap_strategy is not None:
+        strategy = wrap_strategy(strategy)
+    order_size = Decimal(str(strategy.order_size))
+    return QuoteEngine(
+        instrument,
+        strategy,
+        QuoteLimits(max_inventory=order_size * max_inventory_lots, max_order_size=order_size),
+        volatility=VolatilityEstimator(),
+        intensity=IntensityEstimator(),
+        fallbacks=fallbacks,
+        horizon_end_ns=horizon_end_ns,
+    )

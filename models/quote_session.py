@@ -23,12 +23,10 @@ import msgspec
 
 from models.book import OrderBook
 from models.book_view import TopOfBook
-from models.estimators import IntensityEstimator, VolatilityEstimator
 from models.events import BBO, BookDelta, BookSnapshot, Event, Fill, OrderIntent, Prediction, Trade
 from models.instrument import Instrument
-from models.quote_engine import ModelFallbacks, QuoteEngine, QuoteLimits
-from models.sequencing import rule_for_venue
-from models.strategies import build_strategy, strategy_params
+from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine
+from models.strategies import build_strategy
 from models.strategies.base import DesiredQuotes, MarketState, Strategy
 
 # Enough to catch an executor re-publishing its recent fills after a restart.
@@ -170,23 +168,13 @@ class QuoteSession:
 
 
 def build_quote_session(instrument: Instrument, options: QuoteSessionOptions) -> QuoteSession:
-    params = dict(options.params)
-    if "order_size" in strategy_params(options.strategy) and "order_size" not in params:
-        params["order_size"] = str(instrument.default_order_size)
-    strategy = SkewedStrategy(build_strategy(options.strategy, params))
-    order_size = Decimal(str(strategy.order_size))
-    engine = QuoteEngine(
+    engine = build_engine(
         instrument,
-        strategy,
-        QuoteLimits(
-            max_inventory=order_size * options.max_inventory_lots, max_order_size=order_size
-        ),
-        volatility=VolatilityEstimator(),
-        intensity=IntensityEstimator(),
+        options.strategy,
+        options.params,
+        max_inventory_lots=options.max_inventory_lots,
         fallbacks=options.fallbacks,
+        wrap_strategy=SkewedStrategy,
     )
-    if options.top_of_book:
-        book = TopOfBook()
-    else:
-        book = OrderBook(instrument.venue, instrument.symbol, rule_for_venue(instrument.venue))
+    book = TopOfBook() if options.top_of_book else OrderBook(instrument.venue, instrument.symbol)
     return QuoteSession(engine, book, prediction_weight=options.prediction_weight)

@@ -16,12 +16,10 @@ from connectors.paper_venue import PaperVenue
 from models.accounting import PositionLedger
 from models.book import OrderBook
 from models.book_view import TopOfBook
-from models.estimators import IntensityEstimator, VolatilityEstimator
 from models.instrument import Instrument, instrument_for
 from models.markouts import MarkoutTracker
-from models.quote_engine import ModelFallbacks, QuoteEngine, QuoteLimits
-from models.sequencing import rule_for_venue
-from models.strategies import build_strategy, strategy_params
+from models.quote_engine import ModelFallbacks, build_engine
+from models.strategies import build_strategy
 
 NS_PER_MS = 1_000_000
 
@@ -85,19 +83,11 @@ class SessionRegistry:
 
     def _build(self, instrument: Instrument) -> PaperTradingSession:
         options = self._options
-        params = dict(options.params)
-        if "order_size" in strategy_params(options.strategy) and "order_size" not in params:
-            params["order_size"] = str(instrument.default_order_size)
-        strategy = build_strategy(options.strategy, params)
-        order_size = Decimal(str(strategy.order_size))
-        engine = QuoteEngine(
+        engine = build_engine(
             instrument,
-            strategy,
-            QuoteLimits(
-                max_inventory=order_size * options.max_inventory_lots, max_order_size=order_size
-            ),
-            volatility=VolatilityEstimator(),
-            intensity=IntensityEstimator(),
+            options.strategy,
+            options.params,
+            max_inventory_lots=options.max_inventory_lots,
             fallbacks=options.fallbacks,
             horizon_end_ns=options.horizon_end_ns,
         )
@@ -106,10 +96,8 @@ class SessionRegistry:
             order_latency_ns=int(options.order_latency_ms * NS_PER_MS),
             market_data_latency_ns=int(options.market_data_latency_ms * NS_PER_MS),
         )
-        if options.top_of_book:
-            book = TopOfBook()
-        else:
-            book = OrderBook(instrument.venue, instrument.symbol, rule_for_venue(instrument.venue))
+        symbol = instrument.symbol
+        book = TopOfBook() if options.top_of_book else OrderBook(instrument.venue, symbol)
         return PaperTradingSession(
             engine,
             venue,
