@@ -12,7 +12,7 @@ Run it on in-memory connectors (`connectors.memory`) or on Kafka with the same c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import bytewax.operators as op
@@ -32,11 +32,21 @@ class Session(Protocol):
     def close(self) -> list[Event]: ...
 
 
+def instrument_key(event: Event) -> str:
+    """`venue:symbol` for market data, fills, order events and predictions alike.
+
+    Fills and order events are keyed by account on Kafka; the quote state is per instrument.
+    """
+    if type(event) is DeadLetter:
+        return DEAD_LETTER_KEY
+    return f"{event.venue}:{event.symbol}"
+
+
 def split_by_instrument(chunk: list) -> Iterable[tuple[str, list]]:
     """One (key, events) pair per instrument in the chunk, preserving each one's order."""
     groups: dict[str, list] = {}
     for event in chunk:
-        key = DEAD_LETTER_KEY if isinstance(event, DeadLetter) else event.key
+        key = instrument_key(event)
         group = groups.get(key)
         if group is None:
             groups[key] = [event]
@@ -56,7 +66,7 @@ class _InstrumentLogic(StatefulLogic):
         if isinstance(first, DeadLetter):
             return [value], StatefulLogic.DISCARD
         if self._session is None:
-            self._session = self._new_session(first.key)
+            self._session = self._new_session(instrument_key(first))
         on_event = self._session.on_event
         out: list[Event] = []
         for event in value:
@@ -73,13 +83,19 @@ class _InstrumentLogic(StatefulLogic):
 
 
 def build_quote_flow(
-    source: Source,
+    sources: Source | Mapping[str, Source],
     sink: Sink,
     new_session: Callable[[str], Session],
     flow_id: str = "quote",
 ) -> Dataflow:
+    """`sources` is one source of market events, or several by name (market data, our own
+    fills, predictions) merged into one stream."""
     flow = Dataflow(flow_id)
-    chunks = op.input("market", flow, source)
+    if isinstance(sources, Mapping):
+        inputs = [op.input(name, flow, source) for name, source in sources.items()]
+        chunks = op.merge("inputs", *inputs)
+    else:
+        chunks = op.input("market", flow, sources)
     per_instrument = op.flat_map("by_instrument", chunks, split_by_instrument)
     traded = op.stateful(
         "instrument_state", per_instrument, lambda resume: _InstrumentLogic(new_session, resume)
