@@ -312,6 +312,64 @@ def flow(
              tail=not until_end)
 
 
+ingest_app = typer.Typer(help="Normalized market data into Kafka (md.*).", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("replay")
+def ingest_replay(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Recordings.")],
+    config: ConfigOption = None,
+) -> None:
+    """Publish recordings through the live parsing path; every recorded line is accounted for."""
+    from flows.ingest import run_ingest
+
+    stats = run_ingest("replay", _load_config(config).kafka, paths=files)
+    typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+@ingest_app.command("live")
+def ingest_live(
+    instrument: Annotated[
+        list[str], typer.Option("--instrument", help="venue:BASE/QUOTE (repeatable).")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Subscribe through cryptofeed (L2 book, trades, BBO) and publish until stopped."""
+    from flows.ingest import run_ingest
+
+    instruments: dict[str, list[str]] = {}
+    for item in instrument:
+        venue, sep, symbol = item.partition(":")
+        if not sep or not symbol:
+            raise _bad(f"expected venue:BASE/QUOTE, got {item!r}", "--instrument")
+        instruments.setdefault(venue, []).append(symbol)
+    try:
+        run_ingest("live", _load_config(config).kafka, instruments=instruments)
+    except ValueError as error:
+        raise _bad(str(error), "--instrument") from None
+
+
+@app.command()
+def persist(
+    config: ConfigOption = None,
+    until_end: Annotated[
+        bool, typer.Option(help="Stop at the end of the topics (backfills, tests).")
+    ] = False,
+) -> None:
+    """Every topic into PostgreSQL/TimescaleDB (schema migrated on start)."""
+    from bytewax.testing import run_main
+
+    from connectors.kafka.bytewax_io import KafkaEventSource
+    from connectors.kafka.topics import TOPICS
+    from connectors.timescale import TimescaleConfig
+    from flows.persist import build_persist_flow
+
+    settings = _load_config(config)
+    source = KafkaEventSource(settings.kafka, [t.name for t in TOPICS], tail=not until_end)
+    run_main(build_persist_flow(source, TimescaleConfig(dsn=settings.postgres.dsn)))
+
+
 grafana_app = typer.Typer(help="Grafana dashboards and their provisioning.", no_args_is_help=True)
 app.add_typer(grafana_app, name="grafana")
 
