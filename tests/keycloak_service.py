@@ -101,6 +101,10 @@ class TestUser:
             time.sleep(OTP_PERIOD_S - time.time() % OTP_PERIOD_S + 0.1)
 
 
+# A token is fetched again when less than this is left of its lifetime.
+TOKEN_MARGIN_S = 90
+
+
 class TestRealm:
     """The running quoteflow realm with test users and password-grant logins."""
 
@@ -125,7 +129,7 @@ class TestRealm:
             for client_id in TEST_CLIENTS
         }
         self.users: dict[str, TestUser] = {}
-        self._tokens: dict[tuple[str, str], dict] = {}
+        self._tokens: dict[tuple[str, str], tuple[float, dict]] = {}
 
     def add_user(self, role: str | None, *, otp: bool) -> TestUser:
         # A random suffix: the realm may outlive the session (QUOTEFLOW_KEYCLOAK_URL).
@@ -146,12 +150,17 @@ class TestRealm:
         return self._openid[client_id].token(user.username, user.password, totp=otp or None)
 
     def tokens(self, role: str, client_id: str = "quoteflow-api") -> dict:
-        """The token response for the session's user with `role` (made on first use)."""
-        if (role, client_id) not in self._tokens:
+        """A token response for the session's user with `role`, made again before it expires.
+
+        A whole suite on a busy machine outlives the realm's 5-minute access tokens.
+        """
+        obtained_at, response = self._tokens.get((role, client_id), (0.0, {}))
+        if time.monotonic() - obtained_at > response.get("expires_in", 0) - TOKEN_MARGIN_S:
             user = self.role_user(role)
             otp = user.fresh_otp() if user.otp_secret else ""
-            self._tokens[role, client_id] = self.login(user, client_id, otp=otp)
-        return self._tokens[role, client_id]
+            response = self.login(user, client_id, otp=otp)
+            self._tokens[role, client_id] = (time.monotonic(), response)
+        return response
 
     def access_token(self, role: str, client_id: str = "quoteflow-api") -> str:
         return self.tokens(role, client_id)["access_token"]

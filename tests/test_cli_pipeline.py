@@ -9,7 +9,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.topics import topic_name
+from models.audit import AuditChain, AuditRecord, canonical, verify_lines
 from quoteflow.cli import app
+from quoteflow.config import load_config
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import fresh_prefix
 from tests.postgres_service import fresh_database
@@ -31,6 +35,7 @@ def test_replay_ingest_then_persist_lands_every_event(kafka_bootstrap, postgres_
             f'[postgres]\ndsn = "{dsn}"\n'
         )
         assert invoke("topics", "-c", config).exit_code == 0
+        records = publish_audit_trail(load_config(config).kafka)
         ingested = invoke("ingest", "replay", SPOT_ETH, "-c", config)
         assert ingested.exit_code == 0, ingested.output
         counts = json.loads(ingested.output)["events"]
@@ -39,7 +44,27 @@ def test_replay_ingest_then_persist_lands_every_event(kafka_bootstrap, postgres_
         with psycopg.connect(dsn) as conn:
             bbo = conn.execute("SELECT count(*) FROM md_bbo").fetchone()[0]
             trades = conn.execute("SELECT count(*) FROM md_trades").fetchone()[0]
+            stored = conn.execute(
+                "SELECT seq, ts_ns, actor, action, payload, prev_hash, hash FROM audit ORDER BY seq"
+            ).fetchall()
         assert (bbo, trades) == (counts["bbo"], counts["trade"])
+        assert [r.hash for r in records] == [row[-1] for row in stored]
+        relinked = [
+            canonical(AuditRecord(seq=seq, ts=ts, actor=actor, action=action, payload=payload,
+                                  prev_hash=prev, hash=digest)) + b"\n"
+            for seq, ts, actor, action, payload, prev, digest in stored
+        ]
+        assert verify_lines(relinked).ok, "the chain re-verifies from the database"
+
+
+def publish_audit_trail(kafka) -> list[AuditRecord]:
+    chain = AuditChain()
+    records = [chain.append(n, "alice", "pause", {"target": "*", "n": n}) for n in range(1, 4)]
+    producer = EventProducer(kafka)
+    for record in records:
+        producer.send_bytes(topic_name(kafka.prefix, "audit"), record.actor, canonical(record))
+    producer.close()
+    return records
 
 
 def test_live_ingest_rejects_a_malformed_instrument(tmp_path):

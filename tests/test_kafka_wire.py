@@ -228,3 +228,13 @@ def test_schemas_describe_the_topic_types_and_accept_real_messages(market_events
         definition = schemas[f"{topic_of(event)}.json"]
         props = definition["$defs"][type(event).__name__]["properties"]
         assert set(json.loads(encode(event))) <= set(props)
+
+
+def test_audit_topic_records_decode_as_audit_records():
+    from models.audit import AuditChain, canonical
+
+    record = AuditChain().append(5, "alice", "pause", {"target": "*"})
+    decoder = WireDecoder("p")
+    assert decoder.decode(canonical(record), "p.audit", 0, 1) == record
+    letter = decoder.decode(b'{"seq": "x"}', "p.audit", 0, 2)
+    assert isinstance(letter, DeadLetter) and letter.reason.startswith("invalid")

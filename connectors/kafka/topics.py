@@ -72,7 +72,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "control", 1, -1, (ControlCommand,), compact=True, purpose="Operator commands",
     ),
-    TopicSpec("audit", 1, 90 * _DAY_MS, purpose="Audit trail (record type not defined yet)"),
+    TopicSpec(
+        "audit", 1, 90 * _DAY_MS,
+        purpose="Audit trail: hash-chained models.audit.AuditRecord (not an Event)",
+    ),
     TopicSpec(
         "deadletter", 1, 14 * _DAY_MS, (DeadLetter,),
         purpose="Input that could not be read, with the reason",

@@ -19,6 +19,7 @@ import logging
 import msgspec
 
 from connectors.kafka.topics import TOPICS, topic_name
+from models.audit import AuditRecord, parse_line
 from models.events import SCHEMA_VERSION, AnyEvent, DeadLetter, Event
 
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -43,10 +44,11 @@ class WireDecoder:
     own accepts any event type. `dead_letters` counts what was turned into dead letters.
     """
 
-    __slots__ = ("_allowed", "_decode", "dead_letters")
+    __slots__ = ("_allowed", "_audit_topic", "_decode", "dead_letters")
 
     def __init__(self, prefix: str = ""):
         self._decode = msgspec.json.Decoder(AnyEvent).decode
+        self._audit_topic = topic_name(prefix, "audit")
         self._allowed = {
             topic_name(prefix, spec.name): frozenset(spec.event_types) for spec in TOPICS
         }
@@ -59,7 +61,7 @@ class WireDecoder:
         partition: int,
         offset: int,
         receive_ts: int | None = None,
-    ) -> Event:
+    ) -> Event | AuditRecord:
         try:
             return self._checked(value, topic)
         except _Rejected as exc:
@@ -71,9 +73,15 @@ class WireDecoder:
                              self.dead_letters, letter.source, letter.reason)
             return letter
 
-    def _checked(self, value: bytes | None, topic: str) -> Event:
+    def _checked(self, value: bytes | None, topic: str) -> Event | AuditRecord:
         if not value:
             raise _Rejected(EMPTY, "message has no value")
+        if topic == self._audit_topic:
+            # The audit trail carries hash-chained records, hashed over their canonical JSON.
+            try:
+                return parse_line(value)
+            except msgspec.DecodeError as exc:
+                raise _Rejected(INVALID, str(exc)) from None
         try:
             event = self._decode(value)
         except msgspec.ValidationError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from connectors.timescale import schema
+from models.audit import AuditRecord
 from models.book import OrderBook
 from models.events import (
     BBO,
@@ -157,6 +158,10 @@ def control_row(e: ControlCommand) -> Row:
     return (ts_text(e.ts), e.ts, e.command_id, e.issued_by, e.action, e.target, Jsonb(e.params))
 
 
+def audit_row(r: AuditRecord) -> Row:
+    return (ts_text(r.ts), r.ts, r.seq, r.actor, r.action, Jsonb(r.payload), r.prev_hash, r.hash)
+
+
 def dead_letter_row(ts_ns: int, source: str, reason: str, raw: str) -> Row:
     return (ts_text(ts_ns), ts_ns, source, reason, raw)
 
@@ -213,4 +218,5 @@ ROW_MAKERS: dict[type, tuple[schema.Table, RowMaker]] = {
     Prediction: (schema.PREDICTIONS, prediction_row),
     RiskEvent: (schema.RISK_EVENTS, risk_event_row),
     ControlCommand: (schema.CONTROL_COMMANDS, control_row),
+    AuditRecord: (schema.AUDIT, audit_row),
 }
