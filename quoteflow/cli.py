@@ -434,3 +434,11 @@ def grafana_dashboards(
 
     for path in write_dashboards(out or DASHBOARDS_DIR):
         typer.echo(path)
+
+
+@app.command()
+def api(config: ConfigOption = None) -> None:
+    """Serve the control API (FastAPI under uvicorn) on the api section's host and port."""
+    from quoteflow.api import serve
+
+    serve(_load_config(config))

@@ -205,3 +205,10 @@ def test_topics_command_says_when_kafka_is_unreachable(tmp_path):
     config.write_text('[kafka]\nbootstrap = "127.0.0.1:1"\nconnect_timeout_s = 1\n')
     result = invoke("topics", "--config", config)
     assert result.exit_code == 1
+
+
+def test_api_command_refuses_a_bad_configuration(tmp_path):
+    config = tmp_path / "quoteflow.toml"
+    config.write_text('[api]\ncors_origins = ["*"]\n')
+    result = invoke("api", "--config", config)
+    assert result.exit_code == 2 and "cors_origins" in result.output
