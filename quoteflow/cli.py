@@ -283,7 +283,7 @@ def flow(
         typer.Option("--addresses", "-a", help="host:port of every process, in index order."),
     ] = None,
     recovery_dir: Annotated[
-        Path | None, typer.Option(help="Snapshots for recovery (overrides [recovery] directory).")
+        Path | None, typer.Option(help="Snapshots for recovery (overrides the recovery section).")
     ] = None,
     until_end: Annotated[
         bool, typer.Option(help="Stop at the end of the input topics (replays, tests).")
