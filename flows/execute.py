@@ -45,6 +45,11 @@ class ExecutorService:
     async def submit(self, item: Inbound) -> None:
         await self._inbox.put(item)
 
+    async def drained(self) -> None:
+        """Return once the executor has acted on everything submitted so far (a Kafka
+        consumer commits its offsets only then: at-least-once)."""
+        await self._inbox.join()
+
     async def run(self, stop: asyncio.Event) -> None:
         executor = self.executor
         await self._reconcile()
@@ -83,6 +88,7 @@ class ExecutorService:
                     await executor.on_intent(item)
                 else:
                     executor.drop_intent(item, "SUPERSEDED")
+                inbox.task_done()
 
     async def _reconcile(self) -> None:
         # Trades since the previous pass, with a margin for venues that report them late.

@@ -442,3 +442,34 @@ def api(config: ConfigOption = None) -> None:
     from quoteflow.api import serve
 
     serve(_load_config(config))
+
+
+@app.command()
+def execute(
+    config: ConfigOption = None,
+    until_end: Annotated[
+        bool, typer.Option(help="Stop at the end of the input topics (replays, tests).")
+    ] = False,
+) -> None:
+    """The executor: orders.intents + control (+ md.* for the paper venue) → orders.events,
+    risk.events, audit. Stops on SIGINT/SIGTERM after cancelling every order."""
+    import dataclasses
+    import signal
+    import threading
+
+    from connectors.execution.keys import NoExchangeKey
+    from connectors.secrets import SecretStoreError
+    from flows.execute_kafka import run_execute
+
+    settings = _load_config(config)
+    if settings.execute is None:
+        raise _bad("the configuration has no [execute] section", "--config")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        stats = run_execute(settings, until_end=until_end, stop=stop)
+    except (NoExchangeKey, SecretStoreError) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(dataclasses.asdict(stats), indent=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -71,6 +72,44 @@ class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError(f"api.max_body_bytes must be >= 1, got {self.max_body_bytes}")
 
 
+class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The executor process (`quoteflow execute`); see docs/executor.md."""
+
+    venue: str = "paper"  # "paper": matched on md.*; "ccxt": the live exchange
+    exchange: str = "binance"  # ccxt exchange id, the `venue` of the intents acted on
+    symbols: list[str] = []  # unified symbols traded, e.g. ["BTC/USDT"]
+    # Whose exchange keys a ccxt venue trades with: the owner's Keycloak subject.
+    owner: str | None = None
+    sandbox: bool = False
+    ccxt_options: dict = {}  # extra ccxt constructor settings (timeouts, urls)
+    supports_amend: bool = False  # the exchange's editOrder modifies in place (docs/executor.md)
+    key_poll_interval_s: float = 5.0
+    intent_max_age_s: float = 2.0
+    price_tolerance: str = "0"
+    size_tolerance: str = "0"
+    post_only: bool = True
+    reconcile_interval_s: float = 30.0
+    paper_rate_limit_ms: float = 50.0  # the paper venue's request budget (ccxt's own otherwise)
+    rate_limit_capacity: float = 1.0
+    group: str = "executor"  # Kafka consumer group: offsets survive restarts
+    audit_path: str = "~/.local/share/quoteflow/executor-audit.jsonl"
+
+    def __post_init__(self) -> None:
+        if self.venue not in ("paper", "ccxt"):
+            raise ValueError(f"execute.venue must be 'paper' or 'ccxt', not {self.venue!r}")
+        if self.venue == "ccxt" and not self.owner:
+            raise ValueError("execute.owner is required for a ccxt venue: whose keys to trade")
+        if not self.symbols:
+            raise ValueError("execute.symbols must list at least one symbol")
+        for name in ("price_tolerance", "size_tolerance"):
+            try:
+                valid = Decimal(getattr(self, name)) >= 0
+            except ArithmeticError:
+                valid = False
+            if not valid:
+                raise ValueError(f"execute.{name} must be a number >= 0")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`risk` is the limits table of `models.risk.parse_limits` (see docs/risk.md)."""
 
@@ -81,6 +120,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    execute: ExecuteConfig | None = None  # only `quoteflow execute` needs it
     risk: dict = {}
 
 

@@ -1,0 +1,391 @@
+"""`quoteflow execute`: the executor as a Kafka process. Wiring only.
+
+- In: `orders.intents` and `control` (one consumer, in arrival order) into the
+  `ExecutorService` inbox; for the paper venue also `md.*` (a consumer of its own) into the
+  paper venue and its books, so it matches our orders on the real market.
+- Out: order events, fills, a `Position` after each fill and risk events onto their topics
+  (`connectors.kafka.routing`); every audit record into the hash-chained file first and then
+  onto the `audit` topic (the file is the record of truth, as for the control API).
+- Offsets are committed only after the executor acted on everything read (the service's
+  inbox is drained): a crash re-reads, never skips. What is read twice is recognised by the
+  executor — the intent id (`DUPLICATE`), the intent's age (`STALE`) and the deterministic
+  client order ids a venue refuses to open twice.
+
+The paper venue runs on the market-data clock. An intent is released to the executor once
+the market has reached the event that triggered it (`trigger_receive_ts`), so a replay
+matches as the market was when the quote was decided; when the market data has nothing
+more to give (its end, or an idle poll while tailing) intents go through at once. Control
+commands are operator actions and never wait. Within one poll, market events of the three
+topics are put in receive order; across polls each topic's order is kept.
+
+A ccxt venue trades with the configured owner's key from the secret store
+(`connectors.execution.keys`), re-read every `key_poll_interval_s`: a new key replaces the
+old, a deleted key first cancels every order (with the old key, still in memory) and then
+leaves the venue without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from connectors.audit_store import AuditStore
+from connectors.execution.executor import Executor, ExecutorConfig
+from connectors.execution.keys import KeyedVenue, KeyInUse, NoExchangeKey, OwnerKeys
+from connectors.execution.live import CcxtVenue
+from connectors.execution.paper import PaperVenueAdapter
+from connectors.execution.rate_limiter import AsyncRateLimiter
+from connectors.kafka import EventConsumer, EventProducer, topic_name
+from connectors.paper_venue import PaperVenue
+from connectors.secrets import ExchangeCredentials
+from flows.execute import ExecutorService, ServiceConfig
+from models.audit import AuditRecord, canonical
+from models.book import OrderBook
+from models.events import (
+    BookDelta,
+    BookSnapshot,
+    ControlCommand,
+    DeadLetter,
+    Event,
+    Fill,
+    OrderIntent,
+)
+from models.execution.plan import UNIT_COSTS
+from models.instrument import Instrument, instrument_for
+from models.order_diff import Tolerance
+from models.risk import RiskEngine, parse_limits
+from quoteflow.api.services import open_secret_store
+from quoteflow.config import Config, ExecuteConfig
+
+MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
+ORDER_TOPICS = ("orders.intents", "control")
+_POLL_MESSAGES = 2000
+_POLL_TIMEOUT_S = 0.1
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(slots=True)
+class ExecuteStats:
+    intents: int = 0
+    commands: int = 0
+    market_events: int = 0
+    dead_letters: int = 0
+    key_changes: list[str] = field(default_factory=list)  # key ids loaded, or "removed"
+
+
+class KafkaOutput:
+    """What the executor emits, onto Kafka: events to their topics, audit records to `audit`."""
+
+    __slots__ = ("_audit_topic", "_producer", "executor")
+
+    def __init__(self, producer: EventProducer, prefix: str) -> None:
+        self._producer = producer
+        self._audit_topic = topic_name(prefix, "audit")
+        self.executor: Executor | None = None  # set once built: positions come from its ledgers
+
+    def event(self, event: Event) -> None:
+        self._producer.send(event)
+        if type(event) is Fill and self.executor is not None:
+            # The ledger has applied the fill: its position is the sum of fills so far.
+            key = f"{event.venue}:{event.symbol}"
+            for position in self.executor.positions():
+                if f"{position.venue}:{position.symbol}" == key:
+                    self._producer.send(position)
+
+    def audit(self, record: AuditRecord) -> None:
+        # Keyed by actor, as the API's records: one partition, the key is for filtering.
+        self._producer.send_bytes(self._audit_topic, record.actor, canonical(record))
+
+
+class PaperMarket:
+    """The paper venue and its L2 books, advanced by md.* events of the traded instruments."""
+
+    __slots__ = ("_books", "adapter", "venue")
+
+    def __init__(self, instruments: list[Instrument], settings: ExecuteConfig) -> None:
+        self.venue = PaperVenue(instruments)
+        limiter = AsyncRateLimiter.from_ccxt(
+            settings.paper_rate_limit_ms, settings.rate_limit_capacity
+        )
+        self.adapter = PaperVenueAdapter(self.venue, settings.exchange, limiter)
+        self._books = {i.symbol: OrderBook(i.venue, i.symbol) for i in instruments}
+
+    def now_ns(self) -> int:
+        return self.venue.now_ns
+
+    def apply(self, event: Event) -> bool:
+        """Advance the venue by one market event; False when it is not for our instruments."""
+        book = self._books.get(getattr(event, "symbol", None))
+        if book is None or event.venue != self.adapter.id:
+            return False
+        changed = isinstance(event, BookSnapshot | BookDelta)
+        if changed:
+            book.apply(event)
+        self.adapter.on_market_event(event, book, book_changed=changed)
+        return True
+
+
+def run_execute(
+    config: Config,
+    *,
+    until_end: bool = False,
+    stop: threading.Event | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ExecuteStats:
+    """Run the executor until `stop` is set or, with `until_end`, the input topics are read
+    to their end; then cancel every order and return. Blocks."""
+    if config.execute is None:
+        raise ValueError("the configuration has no [execute] section")
+    return asyncio.run(_Process(
+        config, until_end, stop or threading.Event(),
+        os.environ if environ is None else environ,
+    ).run())
+
+
+class _Process:
+    def __init__(
+        self, config: Config, until_end: bool, stop: threading.Event,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.config = config
+        self.settings: ExecuteConfig = config.execute  # type: ignore[assignment]
+        self.until_end = until_end
+        self.stop = stop
+        self.environ = environ
+        self.stats = ExecuteStats()
+        exchange = self.settings.exchange
+        self.instruments = [instrument_for(exchange, s) for s in self.settings.symbols]
+
+    async def run(self) -> ExecuteStats:
+        settings, kafka = self.settings, self.config.kafka
+        # The secret store first: a wrong master key stops the process before any Kafka work.
+        keys = self._owner_keys() if settings.venue == "ccxt" else None
+        market = PaperMarket(self.instruments, settings) if keys is None else None
+        venue = market.adapter if market is not None else self._keyed_venue()
+        producer = EventProducer(kafka)
+        output = KafkaOutput(producer, kafka.prefix)
+        audit_file = Path(settings.audit_path).expanduser()
+        audit_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        audit = AuditStore(audit_file, sync_every=100)
+        try:
+            executor = Executor(
+                venue, self.instruments, RiskEngine(parse_limits(self.config.risk)),
+                emit=output.event, config=self._executor_config(),
+                audit=audit, on_audit=output.audit,
+                **({"clock": market.now_ns} if market is not None else {}),
+            )
+            output.executor = executor
+            if keys is not None:
+                await self._load_key(executor, keys, first=True)
+            await self._serve(executor, output, market, keys)
+        finally:
+            await venue.close()
+            audit.close()
+            producer.close()
+        return self.stats
+
+    def _executor_config(self) -> ExecutorConfig:
+        settings = self.settings
+        return ExecutorConfig(
+            tolerance=Tolerance(Decimal(settings.price_tolerance),
+                                Decimal(settings.size_tolerance)),
+            max_intent_age_ns=int(settings.intent_max_age_s * _NS_PER_S),
+            post_only=settings.post_only,
+        )
+
+    # -- keys (ccxt venues) -------------------------------------------------------------------
+
+    def _owner_keys(self) -> OwnerKeys:
+        store = open_secret_store(self.config.secrets, self.environ)
+        return OwnerKeys(store, self.settings.owner, self.settings.exchange)  # type: ignore[arg-type]
+
+    def _keyed_venue(self) -> KeyedVenue:
+        settings = self.settings
+
+        async def connect(credentials: ExchangeCredentials) -> CcxtVenue:
+            return await CcxtVenue.connect(
+                settings.exchange, credentials, sandbox=settings.sandbox,
+                config={**settings.ccxt_options, **credentials.to_ccxt_config()},
+                supports_amend=settings.supports_amend, capacity=settings.rate_limit_capacity,
+            )
+
+        return KeyedVenue(settings.exchange, connect, UNIT_COSTS,
+                          supports_amend=settings.supports_amend)
+
+    async def _load_key(self, executor: Executor, keys: OwnerKeys, *, first: bool) -> None:
+        venue: KeyedVenue = executor.venue  # type: ignore[assignment]
+        newest = await asyncio.to_thread(keys.newest)
+        if newest is None and first:
+            raise NoExchangeKey(
+                f"owner {keys.owner!r} has no {keys.exchange} key in the secret store"
+            )
+        if newest == venue.key:
+            return
+        if newest is None:
+            await executor.cancel_all()  # while the old key can still cancel
+            credentials = None
+        else:
+            credentials = await asyncio.to_thread(keys.credentials, newest)
+        await venue.use(newest, credentials)
+        self.stats.key_changes.append(_described(newest))
+        executor.audit("exchange_key", {
+            "owner": keys.owner, "exchange": keys.exchange,
+            "key_id": None if newest is None else newest.key_id,
+            "api_key": None if newest is None else newest.api_key_masked,
+        })
+
+    async def _watch_keys(self, executor: Executor, keys: OwnerKeys) -> None:
+        while True:
+            await asyncio.sleep(self.settings.key_poll_interval_s)
+            await self._load_key(executor, keys, first=False)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _serve(
+        self, executor: Executor, output: KafkaOutput, market: PaperMarket | None,
+        keys: OwnerKeys | None,
+    ) -> None:
+        kafka, group = self.config.kafka, self.settings.group
+        orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=self.until_end)
+        md = (EventConsumer(kafka, f"{group}.md", MARKET_TOPICS, eof=self.until_end)
+              if market is not None else None)
+        service = ExecutorService(
+            executor, ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
+        )
+        done = asyncio.Event()
+        serving = asyncio.create_task(service.run(done), name="executor-service")
+        helpers = []
+        if keys is not None:
+            helpers.append(asyncio.create_task(self._watch_keys(executor, keys)))
+        feed = _Feed(self, service, executor, output, orders, md, market)
+        feeding = asyncio.create_task(feed.run(), name="executor-feed")
+        try:
+            await asyncio.wait(
+                [feeding, serving, *helpers], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (feeding, *helpers):
+                task.cancel()
+            done.set()
+            results = await asyncio.gather(serving, feeding, *helpers, return_exceptions=True)
+            orders.close()
+            if md is not None:
+                md.close()
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+
+def _described(key: KeyInUse | None) -> str:
+    return "removed" if key is None else key.key_id
+
+
+class _Feed:
+    """Kafka in: intents and commands to the service, market data to the paper venue."""
+
+    def __init__(self, process: _Process, service: ExecutorService, executor: Executor,
+                 output: KafkaOutput, orders: EventConsumer, md: EventConsumer | None,
+                 market: PaperMarket | None):
+        self.process = process
+        self.stats = process.stats
+        self.service = service
+        self.executor = executor
+        self.output = output
+        self.orders = orders
+        self.md = md
+        self.market = market
+        self.pending: deque[Event] = deque()
+        self.market_buffer: deque[Event] = deque()
+
+    async def run(self) -> None:
+        process, pending = self.process, self.pending
+        while not process.stop.is_set():
+            if not pending:
+                read = await asyncio.to_thread(self.orders.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
+                pending.extend(self._readable(read))
+                if not pending:
+                    exhausted = await self._advance_market(None)
+                    if process.until_end and self.orders.at_end and exhausted:
+                        return
+                    continue
+            await self._release()
+            await self.service.drained()
+            if not pending:
+                self.orders.commit()  # the executor acted on everything read
+
+    def _readable(self, events: list[Event]) -> list[Event]:
+        # Undecodable input goes to the dead-letter topic; the executor sees only events.
+        readable = []
+        for event in events:
+            if type(event) is DeadLetter:
+                self.stats.dead_letters += 1
+                self.output.event(event)
+            else:
+                readable.append(event)
+        return readable
+
+    async def _release(self) -> None:
+        pending, stats = self.pending, self.stats
+        while pending:
+            item = pending[0]
+            if type(item) is OrderIntent:
+                due = item.trigger_receive_ts or item.ts
+                if not await self._advance_market(due):
+                    return  # the market has more to show before this intent
+                stats.intents += 1
+            elif type(item) is ControlCommand:
+                stats.commands += 1
+            pending.popleft()
+            await self.service.submit(item)  # type: ignore[arg-type]
+            if self.market is not None:
+                # On the market clock the executor acts before the market moves on; a live
+                # venue's backlog instead goes in at once, and only its newest intents count.
+                await self.service.drained()
+
+    async def _advance_market(self, due: int | None) -> bool:
+        """Apply market events up to `due`; with None, those of one more poll.
+
+        True when the market reached `due` or has nothing more to give now (at its end, or
+        an idle poll while tailing); False when it must be read further first.
+        """
+        market, md, buffer = self.market, self.md, self.market_buffer
+        if market is None or md is None:
+            return True
+        while True:
+            applied = self._apply_until(due)
+            if buffer:  # the next market event is after `due`
+                reached = True
+                break
+            md.commit()  # every event read so far was applied
+            read = self._readable(
+                await asyncio.to_thread(md.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
+            )
+            if not read:
+                reached = not self.process.until_end or md.at_end
+                break
+            read.sort(key=_receive_ts)  # stable: each topic's order is kept
+            buffer.extend(read)
+            if due is None:
+                applied = self._apply_until(None) or applied
+                reached = False
+                break
+        if applied:
+            await self.executor.pump()  # what the market did to our orders, before deciding
+        return reached
+
+    def _apply_until(self, due: int | None) -> bool:
+        buffer, apply, applied = self.market_buffer, self.market.apply, 0  # type: ignore[union-attr]
+        while buffer and (due is None or buffer[0].receive_ts <= due):
+            applied += apply(buffer.popleft())
+        self.stats.market_events += applied
+        return applied > 0
+
+
+def _receive_ts(event: Event) -> int:
+    return event.receive_ts
