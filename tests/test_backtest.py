@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.replay.binance_hft import ReplayStats, iter_merged
+from connectors.replay.recordings import Recordings
 from models.events import Fill
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
@@ -21,14 +21,14 @@ OPTIONS = TradingOptions(strategy="avellaneda-stoikov-infinite")
 
 @pytest.fixture(scope="module")
 def two_venues(shared_data):
-    stats = ReplayStats()
-    outcome = run_paper_trading(iter_merged([SPOT_BTC, USDM_BTC], stats=stats), OPTIONS)
-    return outcome, stats
+    recordings = Recordings([SPOT_BTC, USDM_BTC])
+    outcome = run_paper_trading(recordings.events(), OPTIONS)
+    return outcome, recordings.stats()
 
 
 def test_every_recorded_line_reaches_the_flow(two_venues):
     outcome, stats = two_venues
-    assert outcome.summary["events"] == stats.lines
+    assert outcome.summary["events"] == stats["lines"]
     assert set(outcome.registry.sessions) == {"binance:BTC/USDT", "binanceusdm:BTC/USDT:USDT"}
 
 
@@ -82,7 +82,7 @@ def test_maker_fills_happen_at_our_quoted_prices(two_venues):
 
 def test_results_do_not_depend_on_chunking(shared_data):
     def run(chunk_size):
-        outcome = run_paper_trading(iter_merged([SPOT_ETH]), OPTIONS, chunk_size=chunk_size)
+        outcome = run_paper_trading(Recordings([SPOT_ETH]).events(), OPTIONS, chunk_size=chunk_size)
         summary = dict(outcome.summary)
         summary.pop("wall_seconds")
         summary.pop("events_per_second")

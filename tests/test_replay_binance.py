@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.replay.binance_hft import ReplayStats, iter_events, iter_merged
+from connectors.replay.binance_hft import ReplayStats, iter_events
 from connectors.replay.jsonl import replay_to_jsonl
+from connectors.replay.recordings import Recordings
 from models.book import BookStatus, OrderBook
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade, decode
 from tests.conftest import BINANCE_FILES
@@ -267,13 +268,13 @@ def test_unreadable_or_unidentifiable_files_are_dead_letters(tmp_path, shared_da
 
 @pytest.mark.slow
 def test_merged_replay_interleaves_all_files_by_receive_time(shared_data):
-    stats = ReplayStats()
+    recordings = Recordings(BINANCE_FILES)
     receive_times, count = [], 0
-    for event in iter_merged(BINANCE_FILES, stats=stats):
+    for event in recordings.events():
         receive_times.append(event.receive_ts)
         count += 1
     assert receive_times == sorted(receive_times)
-    assert count == stats.lines == 41_249 + 33_618 + 93_954 + 74_655
+    assert count == recordings.stats()["lines"] == 41_249 + 33_618 + 93_954 + 74_655
 
 
 @pytest.mark.slow

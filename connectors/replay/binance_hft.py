@@ -28,13 +28,11 @@ Conventions:
 from __future__ import annotations
 
 import gzip
-import heapq
 import io
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -297,23 +295,3 @@ def _counted(stats: ReplayStats | None, event: ReplayEvent) -> ReplayEvent:
     if stats is not None:
         stats.count(event)
     return event
-
-
-def iter_merged(
-    paths: Iterable[str | Path], *, stats: ReplayStats | None = None
-) -> Iterator[ReplayEvent]:
-    """Events of several files interleaved by receive time (file order breaks ties).
-
-    A dead letter without a receive time keeps its place after its file's previous event.
-    """
-    streams = [_with_receive_key(iter_events(path, stats=stats)) for path in paths]
-    for _, event in heapq.merge(*streams, key=itemgetter(0)):
-        yield event
-
-
-def _with_receive_key(events: Iterator[ReplayEvent]) -> Iterator[tuple[int, ReplayEvent]]:
-    last = 0
-    for event in events:
-        if event.receive_ts is not None:
-            last = event.receive_ts
-        yield last, event
