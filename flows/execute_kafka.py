@@ -37,7 +37,13 @@ from pathlib import Path
 
 from connectors.audit_store import AuditStore
 from connectors.execution.executor import Executor, ExecutorConfig
-from connectors.execution.keys import KeyedVenue, KeyInUse, NoExchangeKey, OwnerKeys
+from connectors.execution.keys import (
+    CCXT_LOGGER,
+    KeyedVenue,
+    KeyInUse,
+    NoExchangeKey,
+    OwnerKeys,
+)
 from connectors.execution.live import CcxtVenue
 from connectors.execution.paper import PaperVenueAdapter
 from connectors.execution.rate_limiter import AsyncRateLimiter
@@ -211,7 +217,8 @@ class _Process:
         async def connect(credentials: ExchangeCredentials) -> CcxtVenue:
             return await CcxtVenue.connect(
                 settings.exchange, credentials, sandbox=settings.sandbox,
-                config={**settings.ccxt_options, **credentials.to_ccxt_config()},
+                config={**settings.ccxt_options, **credentials.to_ccxt_config(),
+                        "logger": CCXT_LOGGER},
                 supports_amend=settings.supports_amend, capacity=settings.rate_limit_capacity,
             )
 

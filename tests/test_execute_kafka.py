@@ -74,9 +74,11 @@ def events_on(kafka: KafkaConfig, topic: str) -> list:
 
 
 def audit_records(path: Path) -> list[dict]:
+    """The complete lines of an audit file the executor may be appending to right now."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    complete, _, _ = path.read_bytes().rpartition(b"\n")
+    return [json.loads(line) for line in complete.splitlines() if line]
 
 
 def wait_for(condition, what: str):

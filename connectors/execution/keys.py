@@ -11,11 +11,15 @@ when that key id changes; without a key every request fails with `ccxt.Authentic
 which the executor takes as the venue's final answer (a reject, never a retry).
 
 Plaintext credentials live only in the ccxt instance: the listing, the audit records and
-the errors here carry the key id and the masked api key.
+the errors here carry the key id and the masked api key. Every ccxt instance given a key
+logs through `CCXT_LOGGER`, never ccxt's own: ccxt logs each request at DEBUG with its
+headers, and most exchanges carry the api key in one (Binance's `X-MBX-APIKEY`), so a
+process run at DEBUG would write the key into its logs (the canary test found it there).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,6 +33,11 @@ from models.execution.orders import VenueOrder
 from models.execution.plan import RequestCosts
 
 Connect = Callable[[ExchangeCredentials], Awaitable[Venue]]
+
+# ccxt's warnings still come through; its DEBUG request and response lines never do, even
+# when the root logger is at DEBUG (a logger's own level wins over its ancestors').
+CCXT_LOGGER = logging.getLogger("quoteflow.ccxt")
+CCXT_LOGGER.setLevel(logging.INFO)
 
 
 class NoExchangeKey(RuntimeError):

@@ -17,6 +17,7 @@ from typing import Any
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from connectors.execution.keys import CCXT_LOGGER
 from connectors.secrets import ExchangeCredentials
 
 _MAX_DETAIL = 300
@@ -45,6 +46,7 @@ async def check_key(
         **credentials.to_ccxt_config(),
         "timeout": int(timeout_s * 1000),
         "enableRateLimit": False,  # one call; ccxt's pacing would only add a delay
+        "logger": CCXT_LOGGER,  # not ccxt's: it logs request headers (the api key) at DEBUG
         **(overrides or {}),
     }
     exchange = getattr(ccxt_async, exchange_id)(settings)
