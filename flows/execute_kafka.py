@@ -49,8 +49,9 @@ from connectors.execution.paper import PaperVenueAdapter
 from connectors.execution.rate_limiter import AsyncRateLimiter
 from connectors.kafka import EventConsumer, EventProducer, topic_name
 from connectors.paper_venue import PaperVenue
-from connectors.secrets import ExchangeCredentials
+from connectors.secrets import ExchangeCredentials, SecretStoreError
 from flows.execute import ExecutorService, ServiceConfig
+from flows.processes import MARKET_TOPICS
 from models.audit import AuditRecord, canonical
 from models.book import OrderBook
 from models.events import (
@@ -69,7 +70,6 @@ from models.risk import RiskEngine, parse_limits
 from quoteflow.api.services import open_secret_store
 from quoteflow.config import Config, ExecuteConfig
 
-MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
 ORDER_TOPICS = ("orders.intents", "control")
 _POLL_MESSAGES = 2000
 _POLL_TIMEOUT_S = 0.1
@@ -250,7 +250,15 @@ class _Process:
     async def _watch_keys(self, executor: Executor, keys: OwnerKeys) -> None:
         while True:
             await asyncio.sleep(self.settings.key_poll_interval_s)
-            await self._load_key(executor, keys, first=False)
+            try:
+                await self._load_key(executor, keys, first=False)
+            except SecretStoreError as error:
+                # A store that cannot be read now (Vault down, a rotation in progress) is not
+                # a changed key: trading goes on with the one in use, and the next poll retries.
+                executor.audit("exchange_key_unreadable", {
+                    "owner": keys.owner, "exchange": keys.exchange,
+                    "error": type(error).__name__,
+                })
 
     # -- the loop -----------------------------------------------------------------------------
 

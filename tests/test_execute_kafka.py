@@ -291,6 +291,13 @@ async def _scenario_steps(standin, store, first, send, key_ids, audit) -> None:
     send(quote_intent("59980.00", "60020.00"))
     await until(lambda: {o.price for o in standin.orders.values() if o.status == "NEW"}
                 == {Decimal("59980.00"), Decimal("60020.00")}, "orders signed with the new key")
+    # A store that cannot be read for a while is no key change: trading goes on.
+    saved = store.path.read_bytes()
+    store.path.write_bytes(b"{not json")
+    await until(lambda: any(r["action"] == "exchange_key_unreadable"
+                            for r in audit_records(audit)), "the unreadable store")
+    store.path.write_bytes(saved)
+    assert key_ids()[-1] == second.key_id and len(standin.open_orders()) == 2
     # The owner deletes the last key: everything is cancelled, then nothing can be sent.
     store.delete(OWNER, "binance", second.key_id)
     await until(lambda: key_ids()[-1:] == [None], "the executor to drop the key")
