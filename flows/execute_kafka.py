@@ -19,9 +19,9 @@ commands are operator actions and never wait. Within one poll, market events of 
 topics are put in receive order; across polls each topic's order is kept.
 
 A ccxt venue trades with the configured owner's key from the secret store
-(`connectors.execution.keys`), re-read every `key_poll_interval_s`: a new key replaces the
-old, a deleted key first cancels every order (with the old key, still in memory) and then
-leaves the venue without one.
+(`connectors.execution.keys`), re-read every `key_poll_interval_s`: when the key in use is
+deleted the owner's newest other key replaces it; deleting the last one first cancels every
+order (with the old key, still in memory) and then leaves the venue without one.
 """
 
 from __future__ import annotations
@@ -227,24 +227,24 @@ class _Process:
 
     async def _load_key(self, executor: Executor, keys: OwnerKeys, *, first: bool) -> None:
         venue: KeyedVenue = executor.venue  # type: ignore[assignment]
-        newest = await asyncio.to_thread(keys.newest)
-        if newest is None and first:
+        chosen = await asyncio.to_thread(keys.choose, venue.key)
+        if chosen is None and first:
             raise NoExchangeKey(
                 f"owner {keys.owner!r} has no {keys.exchange} key in the secret store"
             )
-        if newest == venue.key:
+        if chosen == venue.key:
             return
-        if newest is None:
+        if chosen is None:
             await executor.cancel_all()  # while the old key can still cancel
             credentials = None
         else:
-            credentials = await asyncio.to_thread(keys.credentials, newest)
-        await venue.use(newest, credentials)
-        self.stats.key_changes.append(_described(newest))
+            credentials = await asyncio.to_thread(keys.credentials, chosen)
+        await venue.use(chosen, credentials)
+        self.stats.key_changes.append(_described(chosen))
         executor.audit("exchange_key", {
             "owner": keys.owner, "exchange": keys.exchange,
-            "key_id": None if newest is None else newest.key_id,
-            "api_key": None if newest is None else newest.api_key_masked,
+            "key_id": None if chosen is None else chosen.key_id,
+            "api_key": None if chosen is None else chosen.api_key_masked,
         })
 
     async def _watch_keys(self, executor: Executor, keys: OwnerKeys) -> None:

@@ -5,8 +5,9 @@ stores keys under), so it only ever asks the store for that owner's records: ano
 owner's keys are invisible to it by the store's own scoping, not by a filter here.
 
 Change detection polls the store's listing (masked metadata, no secret is decrypted): the
-key in use is the owner's newest for the exchange, so adding a key replaces the old one and
-deleting the last one leaves the venue without a key. `KeyedVenue` swaps the ccxt instance
+key in use stays while it is stored; once it is deleted the owner's newest key for the
+exchange takes over (a replacement is: add the new key, delete the old), and deleting the
+last one leaves the venue without a key. `KeyedVenue` swaps the ccxt instance
 when that key id changes; without a key every request fails with `ccxt.AuthenticationError`,
 which the executor takes as the venue's final answer (a reject, never a retry).
 
@@ -53,7 +54,7 @@ class KeyInUse:
 
 
 class OwnerKeys:
-    """One owner's newest key for one exchange, read from a secret store (blocking I/O)."""
+    """One owner's keys for one exchange, read from a secret store (blocking I/O)."""
 
     __slots__ = ("_store", "exchange", "owner")
 
@@ -62,11 +63,18 @@ class OwnerKeys:
         self.owner = owner
         self.exchange = exchange
 
-    def newest(self) -> KeyInUse | None:
-        # The listing is ordered by creation time within an exchange: the last one is newest.
+    def choose(self, in_use: KeyInUse | None) -> KeyInUse | None:
+        """The key to sign with: the one in use while it is stored, else the newest.
+
+        Creation times have whole seconds, so "newest" can be a tie; keeping the key in use
+        makes a replacement explicit (add the new key, delete the old) and never a guess.
+        """
         records = [r for r in self._store.list(self.owner) if r.exchange == self.exchange]
+        if in_use is not None and any(r.key_id == in_use.key_id for r in records):
+            return in_use
         if not records:
             return None
+        # Listed by creation time within an exchange: the last one is the newest.
         return KeyInUse(records[-1].key_id, records[-1].api_key_masked)
 
     def credentials(self, key: KeyInUse) -> ExchangeCredentials:
