@@ -362,12 +362,11 @@ def persist(
 
     from connectors.kafka.bytewax_io import KafkaEventSource
     from connectors.kafka.topics import TOPICS
-    from connectors.timescale import TimescaleConfig
     from flows.persist import build_persist_flow
 
     settings = _load_config(config)
     source = KafkaEventSource(settings.kafka, [t.name for t in TOPICS], tail=not until_end)
-    run_main(build_persist_flow(source, TimescaleConfig(dsn=settings.postgres.dsn)))
+    run_main(build_persist_flow(source, settings.postgres))
 
 
 grafana_app = typer.Typer(help="Grafana dashboards and their provisioning.", no_args_is_help=True)

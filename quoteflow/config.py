@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 
 from connectors.kafka.config import KafkaConfig
+from connectors.timescale.config import TimescaleConfig
 from models.risk import LimitsError, parse_limits
 
 ENV_PREFIX = "QUOTEFLOW_"
@@ -34,10 +35,6 @@ class RecoveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     directory: str | None = None
     snapshot_interval_s: float = 5.0
     backup_interval_s: float = 0.0
-
-
-class PostgresConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    dsn: str = "postgresql://quoteflow@127.0.0.1:5432/quoteflow"
 
 
 class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -116,7 +113,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
     quote: QuoteConfig = msgspec.field(default_factory=QuoteConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
-    postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
+    postgres: TimescaleConfig = msgspec.field(default_factory=TimescaleConfig)
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)

@@ -39,7 +39,6 @@ from quoteflow.config import (
     ApiConfig,
     Config,
     KeycloakConfig,
-    PostgresConfig,
     QuoteConfig,
     SecretsConfig,
 )
@@ -145,7 +144,7 @@ def stack(
             writer.flush()
         config = Config(
             kafka=kafka,
-            postgres=PostgresConfig(dsn=dsn),
+            postgres=TimescaleConfig(dsn=dsn),
             keycloak=KeycloakConfig(issuer=keycloak_realm.issuer),
             secrets=SecretsConfig(path=str(directory / "keys.json")),
             quote=QuoteConfig(strategy="glft", params={"gamma": "0.05"}),
@@ -576,7 +575,7 @@ def test_no_response_file_or_topic_holds_a_secret(api: Api, kafka: KafkaConfig, 
     assert openapi.status_code == 200
     assert "HTTPBearer" in openapi.json()["components"]["securitySchemes"]
     dsn_password = "pw-" + base64.b32encode(b"never-shown").decode().lower()
-    leaky = Config(postgres=PostgresConfig(dsn=f"postgresql://quoteflow:{dsn_password}"
+    leaky = Config(postgres=TimescaleConfig(dsn=f"postgresql://quoteflow:{dsn_password}"
                                                "@127.0.0.1:9/quoteflow"),
                    keycloak=stack[1].keycloak)
     with TestClient(create_app(leaky, ApiServices.from_config(leaky, {}))) as client:

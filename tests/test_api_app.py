@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from connectors.kafka import KafkaConfig
 from connectors.secrets import ExchangeCredentials
+from connectors.timescale.config import TimescaleConfig
 from models.risk import parse_limits
 from quoteflow.api import create_app
 from quoteflow.api.key_check import _detail, check_key
@@ -33,7 +34,6 @@ from quoteflow.config import (
     Config,
     ConfigError,
     KeycloakConfig,
-    PostgresConfig,
     load_config,
 )
 from tests.ccxt_standin import BinanceSpotStandIn
@@ -47,7 +47,7 @@ T = datetime(2024, 8, 8, tzinfo=UTC)
 def client():
     config = Config(
         kafka=KafkaConfig(bootstrap=CLOSED, connect_timeout_s=0.5),
-        postgres=PostgresConfig(dsn=f"postgresql://quoteflow:{DSN_PASSWORD}@{CLOSED}/quoteflow"),
+        postgres=TimescaleConfig(dsn=f"postgresql://quoteflow:{DSN_PASSWORD}@{CLOSED}/quoteflow"),
         keycloak=KeycloakConfig(issuer=f"http://{CLOSED}/realms/quoteflow"),
         api=ApiConfig(max_body_bytes=1000, cors_origins=["https://ops.example.test"]),
     )

@@ -45,7 +45,6 @@ from quoteflow.config import (
     Config,
     ExecuteConfig,
     KeycloakConfig,
-    PostgresConfig,
     SecretsConfig,
 )
 from tests.conftest import SHARED_DATA
@@ -125,7 +124,7 @@ def canary_run(keycloak_realm, kafka_bootstrap, postgres_dsn, tmp_path_factory):
         ccxt_options = {"urls": standin.ccxt_urls(),
                         "options": {"fetchMarkets": {"types": ["spot"]}}, "rateLimit": 1}
         config = Config(
-            kafka=kafka, postgres=PostgresConfig(dsn=dsn),
+            kafka=kafka, postgres=TimescaleConfig(dsn=dsn),
             keycloak=KeycloakConfig(issuer=keycloak_realm.issuer),
             secrets=SecretsConfig(path=str(directory / "secrets" / "keys.json")),
             api=ApiConfig(audit_path=str(directory / "audit" / "api.jsonl"),
