@@ -26,6 +26,11 @@ start_process() {
 
 up() {
     scripts/bootstrap.sh test
+    if compgen -G "$state/*.pid" >/dev/null; then
+        echo "stack: already up (pids in $state); ./dev stack down first" >&2
+        exit 1
+    fi
+    rm -rf "$state"
     mkdir -p "$state"
     scripts/services/kafka.sh start "$kafka_dir" 9092 9093
     dsn=$(scripts/services/postgres.sh start "$postgres_dir" 5432 | tail -n 1)
@@ -40,17 +45,23 @@ dsn = "$dsn"
 [keycloak]
 issuer = "http://127.0.0.1:8080/realms/quoteflow"
 
-[recovery]
-directory = "$state/recovery"
-
 [api]
 audit_path = "$state/api-audit.jsonl"
+
+# The replayed recordings are from 2024: intents are as old, so the age guard is opened up.
+[execute]
+venue = "paper"
+exchange = "binanceusdm"
+symbols = ["BTC/USDT:USDT"]
+intent_max_age_s = 1e12
+audit_path = "$state/executor-audit.jsonl"
 TOML
     .venv/bin/quoteflow topics --config "$config"
     start_process persist persist --config "$config"
-    start_process quote flow quote --config "$config"
-    start_process arbitrage flow arbitrage --config "$config"
-    start_process predict flow predict --config "$config"
+    # Each flow keeps its own snapshots: recovery directories are never shared.
+    for flow in quote arbitrage predict; do
+        start_process "$flow" flow "$flow" --config "$config" --recovery-dir "$state/recovery/$flow"
+    done
     start_process execute execute --config "$config"
     start_process api api --config "$config"
     local recordings=("$@")
