@@ -132,8 +132,8 @@ def _read_intents(config: KafkaConfig, stop: threading.Event, out: list) -> None
     timeout passes, which at a few intents a second added its whole timeout to each.
     """
     topic = topic_name(config.prefix, "orders.intents")
-    consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "bench",
-                         "enable.auto.commit": False})
+    consumer = Consumer(config.client_settings()
+                        | {"group.id": "bench", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     while not stop.is_set():

@@ -54,9 +54,15 @@ class KafkaConfig:
                 f"Kafka connect timeout must be > 0 s, got {self.connect_timeout_s}"
             )
 
-    def client_settings(self) -> dict[str, str]:
-        """librdkafka settings every client of this deployment shares."""
-        return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id}
+    def client_settings(self) -> dict[str, str | bool]:
+        """librdkafka settings every client of this deployment shares.
+
+        Nagle off: librdkafka batches by itself (`linger.ms`), and Nagle holding a small
+        request for the ACK of the previous one put 25-150 ms tails on a loopback ping
+        (p99 3-11 ms without it; docs/benchmarks.md, Kafka end to end).
+        """
+        return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id,
+                "socket.nagle.disable": True}
 
 
 def validate_bootstrap(bootstrap: str) -> None:
