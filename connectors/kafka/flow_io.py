@@ -165,9 +165,10 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
 
     def _read_to_watermark(self, topic: str) -> bool:
         # The cached high watermark is the newest fetch response's, never older than the
-        # messages read, so equality means nothing more was on the broker at that fetch.
+        # messages read, so equality means nothing more was on the broker at that fetch. A
+        # response with a partition error (a restarting broker) caches -1: no evidence.
         _, high = self._consumer.get_watermark_offsets(self._partitions[topic], cached=True)
-        return self._next_offset[topic] >= high
+        return self._next_offset[topic] == high
 
     def next_awake(self) -> datetime | None:
         return self._awake
