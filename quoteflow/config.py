@@ -9,8 +9,10 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -138,6 +140,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     _overlay_environment(raw, os.environ if environ is None else environ)
     source = f"config file {path} or " if path is not None else ""
     try:
+        _refuse_unknown_keys(raw)
         config = msgspec.convert(raw, Config, str_keys=True)
         parse_limits(config.risk)
     except (msgspec.ValidationError, LimitsError) as error:
@@ -145,6 +148,23 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             f"invalid configuration ({source}{ENV_PREFIX}* variables): {error}"
         ) from None
     return config
+
+
+def _refuse_unknown_keys(raw: Mapping) -> None:
+    """Unknown keys in the sections that are dataclasses (msgspec ignores extra keys there,
+    while the Struct sections refuse them): `[postgres] dns=` must not load the default DSN."""
+    for name, kind in typing.get_type_hints(Config).items():
+        section = raw.get(name)
+        kind = next((k for k in typing.get_args(kind) if k is not type(None)), kind)
+        if not isinstance(section, Mapping) or not dataclasses.is_dataclass(kind):
+            continue
+        known = {f.name for f in dataclasses.fields(kind) if f.init}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise msgspec.ValidationError(
+                f"Object contains unknown field `{unknown[0]}` - at `$.{name}`"
+                f" (known: {', '.join(sorted(known))})"
+            )
 
 
 def _overlay_environment(raw: dict, environ: Mapping[str, str]) -> None:

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from quoteflow.config import ConfigError, load_config
@@ -55,3 +59,34 @@ def test_risk_limits_are_validated_at_load(tmp_path):
         load_config(path, environ={})
     path.write_text("[risk]\nmax_order_size = '0.5'\n")
     assert load_config(path, environ={}).risk == {"max_order_size": "0.5"}
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "culprit"),
+    [
+        ("[postgres]\ndns = 'postgresql://elsewhere/db'\n", {}, "dns"),
+        ("[kafka]\nbootstrap_servers = 'elsewhere:9092'\n", {}, "bootstrap_servers"),
+        ("", {"QUOTEFLOW_KAFKA__BOOTSTRAP_SERVERS": "elsewhere:9092"}, "bootstrap_servers"),
+        ("[api]\nprot = 1\n", {}, "prot"),
+        ("[secrets]\nbakend = 'vault'\n", {}, "bakend"),
+    ],
+)
+def test_unknown_keys_are_refused_in_every_section(tmp_path, text, environ, culprit):
+    """A typo never falls back to a default (which once pointed a process at another
+    deployment's servers)."""
+    path = tmp_path / "quoteflow.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=culprit) as error:
+        load_config(path, environ=environ)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_names_an_unknown_key_in_one_line_and_exits_2(tmp_path):
+    path = tmp_path / "quoteflow.toml"
+    path.write_text("[postgres]\ndns = 'postgresql://elsewhere/db'\n")
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("quoteflow")), "api", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "dns" in result.stderr and "Traceback" not in result.stderr
