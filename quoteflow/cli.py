@@ -24,6 +24,24 @@ ConfigOption = Annotated[
 ]
 
 
+HealthPortOption = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="Serve /healthz, /readyz and /metrics on this port."),
+]
+
+
+def _health(process: str, port: int | None):
+    """Start the probes' and Prometheus' endpoint (connectors.health) when a port is given."""
+    if port is None:
+        return None
+    from connectors.health import HealthServer
+
+    try:
+        return HealthServer(process, port).start()
+    except OSError as error:
+        raise _bad(f"cannot listen on port {port}: {error.strerror}", "--health-port") from None
+
+
 def _load_config(path: Path | None):
     from quoteflow.config import ConfigError, load_config
 
@@ -288,6 +306,7 @@ def flow(
     until_end: Annotated[
         bool, typer.Option(help="Stop at the end of the input topics (replays, tests).")
     ] = False,
+    health_port: HealthPortOption = None,
 ) -> None:
     """Run a flow on Kafka: md.* in; orders.intents, signals.arb or signals.pred out."""
     import msgspec
@@ -308,8 +327,46 @@ def flow(
         quote_options(settings)  # a bad strategy or limit stops here, before any Kafka work
     except ValueError as error:
         raise _bad(str(error), "--config") from None
+    health = _health(f"flow-{name}", health_port)
+    if health is not None:
+        health.ready()  # configuration checked; Bytewax connects the cluster next
     run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
              tail=not until_end)
+
+
+@app.command("flow-recovery")
+def flow_recovery(
+    directory: Annotated[Path, typer.Argument(help="This process's recovery directory.")],
+    process_id: Annotated[int, typer.Option("--process-id", "-i", min=0, help="Its index.")],
+    processes: Annotated[int, typer.Option(min=1, help="Processes in the cluster.")],
+) -> None:
+    """Give a cluster process with a volume of its own its share of the recovery partitions.
+
+    Partition j goes to process j mod N, so the cluster finds every partition exactly once
+    (one directory per process: a Kubernetes StatefulSet's PVCs). A directory that already
+    holds partitions is left as it is."""
+    import shutil
+    import tempfile
+
+    from bytewax.recovery import init_db_dir
+
+    from flows.processes import RECOVERY_PARTITIONS
+
+    if process_id >= processes:
+        raise _bad(f"{process_id} is not an index of {processes} processes", "-i")
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.glob("part-*.sqlite3")):
+        typer.echo(f"kept: {directory} already holds recovery partitions")
+        return
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=".init-"))
+    try:
+        init_db_dir(staging, RECOVERY_PARTITIONS)
+        mine = [j for j in range(RECOVERY_PARTITIONS) if j % processes == process_id]
+        for j in mine:  # a rename within one volume: the share appears whole or not at all
+            (staging / f"part-{j}.sqlite3").rename(directory / f"part-{j}.sqlite3")
+    finally:
+        shutil.rmtree(staging)
+    typer.echo(f"initialised partitions {mine} of {RECOVERY_PARTITIONS} in {directory}")
 
 
 ingest_app = typer.Typer(help="Normalized market data into Kafka (md.*).", no_args_is_help=True)
@@ -334,6 +391,7 @@ def ingest_live(
         list[str], typer.Option("--instrument", help="venue:BASE/QUOTE (repeatable).")
     ],
     config: ConfigOption = None,
+    health_port: HealthPortOption = None,
 ) -> None:
     """Subscribe through cryptofeed (L2 book, trades, BBO) and publish until stopped."""
     from flows.ingest import run_ingest
@@ -344,6 +402,9 @@ def ingest_live(
         if not sep or not symbol:
             raise _bad(f"expected venue:BASE/QUOTE, got {item!r}", "--instrument")
         instruments.setdefault(venue, []).append(symbol)
+    health = _health("ingest", health_port)
+    if health is not None:
+        health.ready()
     try:
         run_ingest("live", _load_config(config).kafka, instruments=instruments)
     except ValueError as error:
@@ -356,6 +417,7 @@ def persist(
     until_end: Annotated[
         bool, typer.Option(help="Stop at the end of the topics (backfills, tests).")
     ] = False,
+    health_port: HealthPortOption = None,
 ) -> None:
     """Every topic into PostgreSQL/TimescaleDB (schema migrated on start)."""
     from bytewax.testing import run_main
@@ -366,6 +428,9 @@ def persist(
 
     settings = _load_config(config)
     source = KafkaEventSource(settings.kafka, [t.name for t in TOPICS], tail=not until_end)
+    health = _health("persist", health_port)
+    if health is not None:
+        health.ready()
     run_main(build_persist_flow(source, settings.postgres))
 
 
@@ -449,6 +514,7 @@ def execute(
     until_end: Annotated[
         bool, typer.Option(help="Stop at the end of the input topics (replays, tests).")
     ] = False,
+    health_port: HealthPortOption = None,
 ) -> None:
     """The executor: orders.intents + control (+ md.* for the paper venue) → orders.events,
     risk.events, audit. Stops on SIGINT/SIGTERM after cancelling every order."""
@@ -466,6 +532,9 @@ def execute(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    health = _health("execute", health_port)
+    if health is not None:
+        health.ready()
     try:
         stats = run_execute(settings, until_end=until_end, stop=stop)
     except (NoExchangeKey, SecretStoreError) as error:
