@@ -86,7 +86,7 @@ def test_a_flow_process_is_ready_and_exports_metrics(kafka_bootstrap, tmp_path):
     kafka = new_deployment(kafka_bootstrap)
     port = free_port()
     env = {**os.environ, "QUOTEFLOW_KAFKA__BOOTSTRAP": kafka.bootstrap,
-           "QUOTEFLOW_KAFKA__PREFIX": kafka.prefix}
+           "QUOTEFLOW_KAFKA__PREFIX": kafka.prefix, "PYTHONPATH": str(ROOT)}
     log = tmp_path / "flow.log"
     with log.open("w") as out:
         flow = subprocess.Popen(
