@@ -14,12 +14,14 @@ starts with one of REASONS and which keeps the original bytes and where they cam
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 
 import msgspec
 
 from connectors.kafka.topics import TOPICS, topic_name
 from models.audit import AuditRecord, parse_line
+from models.event_bounds import problem
 from models.events import SCHEMA_VERSION, AnyEvent, DeadLetter, Event
 
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -31,7 +33,19 @@ UNKNOWN_TYPE = "unknown_type"
 INVALID = "invalid"
 SCHEMA_VERSION_REASON = "schema_version"
 WRONG_TOPIC = "wrong_topic"
-REASONS = (EMPTY, UNDECODABLE, UNKNOWN_TYPE, INVALID, SCHEMA_VERSION_REASON, WRONG_TOPIC)
+OVERSIZED = "oversized"
+OUT_OF_BOUNDS = "out_of_bounds"
+REASONS = (EMPTY, OVERSIZED, UNDECODABLE, UNKNOWN_TYPE, INVALID, OUT_OF_BOUNDS,
+           SCHEMA_VERSION_REASON, WRONG_TOPIC)
+
+# Largest message value read per topic; the rest go to the dead-letter topic unread.
+# An operator's command is a few hundred bytes: 16 KiB leaves room and keeps the audit
+# record of a command (which embeds it) far below the broker's 1 MiB message limit.
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_VALUE_BYTES_BY_TOPIC = {"control": 16 * 1024}
+# A dead letter keeps at most this much of the offending value, so it can always be
+# published; the reason then gives the full length and its SHA-256.
+MAX_DEAD_LETTER_BYTES = 64 * 1024
 
 _log = logging.getLogger(__name__)
 _TAG_ERROR_SUFFIX = "- at `$.type`"
@@ -44,13 +58,16 @@ class WireDecoder:
     own accepts any event type. `dead_letters` counts what was turned into dead letters.
     """
 
-    __slots__ = ("_allowed", "_audit_topic", "_decode", "dead_letters")
+    __slots__ = ("_allowed", "_audit_topic", "_decode", "_max_bytes", "dead_letters")
 
     def __init__(self, prefix: str = ""):
         self._decode = msgspec.json.Decoder(AnyEvent).decode
         self._audit_topic = topic_name(prefix, "audit")
         self._allowed = {
             topic_name(prefix, spec.name): frozenset(spec.event_types) for spec in TOPICS
+        }
+        self._max_bytes = {
+            topic_name(prefix, name): size for name, size in MAX_VALUE_BYTES_BY_TOPIC.items()
         }
         self.dead_letters = 0
 
@@ -76,12 +93,17 @@ class WireDecoder:
     def _checked(self, value: bytes | None, topic: str) -> Event | AuditRecord:
         if not value:
             raise _Rejected(EMPTY, "message has no value")
+        limit = self._max_bytes.get(topic, MAX_VALUE_BYTES)
+        if len(value) > limit:
+            raise _Rejected(OVERSIZED, f"{len(value)} bytes, at most {limit} on {topic}")
         if topic == self._audit_topic:
             # The audit trail carries hash-chained records, hashed over their canonical JSON.
             try:
-                return parse_line(value)
+                record = parse_line(value)
             except msgspec.DecodeError as exc:
                 raise _Rejected(INVALID, str(exc)) from None
+            _check_bounds(record)
+            return record
         try:
             event = self._decode(value)
         except msgspec.ValidationError as exc:
@@ -91,6 +113,7 @@ class WireDecoder:
             ) from None
         except msgspec.DecodeError as exc:
             raise _Rejected(UNDECODABLE, str(exc)) from None
+        _check_bounds(event)
         if event.v not in SUPPORTED_VERSIONS:
             raise _Rejected(
                 SCHEMA_VERSION_REASON, f"v={event.v}, this build reads {sorted(SUPPORTED_VERSIONS)}"
@@ -99,6 +122,12 @@ class WireDecoder:
         if allowed and type(event) not in allowed:
             raise _Rejected(WRONG_TOPIC, f"{type(event).__name__} does not belong on {topic}")
         return event
+
+
+def _check_bounds(event: Event | AuditRecord) -> None:
+    reason = problem(event)
+    if reason:
+        raise _Rejected(OUT_OF_BOUNDS, reason)
 
 
 class _Rejected(Exception):
@@ -114,8 +143,13 @@ def dead_letter(
     offset: int,
     receive_ts: int | None = None,
 ) -> DeadLetter:
-    """A dead letter for one Kafka message, keeping its bytes exactly."""
+    """A dead letter for one Kafka message, keeping its bytes exactly (a prefix of them if
+    they are longer than MAX_DEAD_LETTER_BYTES, which the reason then says)."""
     source = f"kafka:{topic}/{partition}@{offset}"
+    if len(value) > MAX_DEAD_LETTER_BYTES:
+        reason = (f"{reason} (raw: the first {MAX_DEAD_LETTER_BYTES} of {len(value)} bytes, "
+                  f"sha256 {hashlib.sha256(value).hexdigest()})")
+        value = value[:MAX_DEAD_LETTER_BYTES]
     try:
         return DeadLetter(source=source, reason=reason, raw=value.decode(),
                           receive_ts=receive_ts)
