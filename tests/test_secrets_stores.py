@@ -1,22 +1,18 @@
 """The SecretStore contract on every backend, then the Vault backend's own behaviour.
 
-No Vault server can be installed on the project's machines: the Vault backend runs against
-`tests/vault_standin.py`, a local HTTP server that follows Vault's documented KV v2, Transit,
-AppRole and token HTTP API (request and response JSON as in Vault's API docs and hvac's request
-code). When VAULT_ADDR and VAULT_TOKEN are set, the same tests also run against that real Vault
-(KV v2 mounted at QUOTEFLOW_VAULT_KV_MOUNT, default `secret`; Transit at
-QUOTEFLOW_VAULT_TRANSIT_MOUNT, default `transit`), under a fresh path prefix removed afterwards.
+The Vault backend runs against a real OpenBao (the Vault API; `tests/openbao_service.py`
+starts `bao server -dev` for the session), each test under a path prefix of its own. What
+reached the server is read from its raw audit log. The least-privilege policies are tested in
+`tests/test_vault_policies.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import socket
 import uuid
 
-import hvac
 import pytest
 
 from connectors.secrets import (
@@ -35,10 +31,8 @@ from connectors.secrets import (
     connect_vault,
 )
 from connectors.secrets.leak_scan import scan_bytes
-from tests.vault_standin import VaultStandin
-
-REAL_VAULT = bool(os.environ.get("VAULT_ADDR") and os.environ.get("VAULT_TOKEN"))
-needs_real_vault = pytest.mark.skipif(not REAL_VAULT, reason="VAULT_ADDR/VAULT_TOKEN not set")
+from connectors.secrets.vault_setup import executor_role
+from tests.openbao_service import EXECUTOR_OWNER, OpenBao
 
 
 def _canary_credentials() -> ExchangeCredentials:
@@ -50,66 +44,23 @@ def _canary_credentials() -> ExchangeCredentials:
     )
 
 
-@pytest.fixture(scope="module")
-def standin():
-    with VaultStandin() as server:
-        yield server
-
-
-def _standin_store(standin: VaultStandin) -> VaultSecretStore:
-    settings = VaultSettings(
-        url=standin.url, token=standin.root_token, path_prefix=f"qf-{uuid.uuid4().hex[:8]}"
+def _vault_store(openbao: OpenBao) -> VaultSecretStore:
+    """A store under a fresh path prefix, logged in with the root token."""
+    return VaultSecretStore.from_settings(
+        openbao.root_settings(path_prefix=f"qf-{uuid.uuid4().hex[:8]}")
     )
-    store = VaultSecretStore.from_settings(settings)
-    store.ensure_transit_key()
-    return store
+
+
+@pytest.fixture(params=["local", "vault"])
+def store(request, tmp_path, openbao):
+    if request.param == "local":
+        return LocalSecretStore(tmp_path / "keys.json", MasterKey.generate())
+    return _vault_store(openbao)
 
 
 @pytest.fixture
-def real_vault_store():
-    if not REAL_VAULT:
-        pytest.skip("VAULT_ADDR/VAULT_TOKEN not set: no real Vault to test against")
-    settings = dataclasses.replace(
-        VaultSettings.from_env(os.environ), path_prefix=f"quoteflow-test-{uuid.uuid4().hex[:8]}"
-    )
-    store = VaultSecretStore.from_settings(settings)
-    store.ensure_transit_key()
-    yield store
-    client = connect_vault(settings)
-    for owner in _list(client, settings, ""):
-        for exchange in _list(client, settings, owner):
-            for key_id in _list(client, settings, f"{owner}/{exchange}"):
-                client.secrets.kv.v2.delete_metadata_and_all_versions(
-                    path=f"{settings.path_prefix}/{owner}/{exchange}/{key_id}",
-                    mount_point=settings.kv_mount,
-                )
-
-
-def _list(client: hvac.Client, settings: VaultSettings, folder: str) -> list[str]:
-    try:
-        response = client.secrets.kv.v2.list_secrets(
-            path=f"{settings.path_prefix}/{folder}".rstrip("/") + "/",
-            mount_point=settings.kv_mount,
-        )
-    except hvac.exceptions.InvalidPath:
-        return []
-    return [key.rstrip("/") for key in response["data"]["keys"]]
-
-
-@pytest.fixture(params=["local", "vault-standin", "vault-real"])
-def store(request, tmp_path, standin):
-    if request.param == "local":
-        return LocalSecretStore(tmp_path / "keys.json", MasterKey.generate())
-    if request.param == "vault-standin":
-        return _standin_store(standin)
-    return request.getfixturevalue("real_vault_store")
-
-
-@pytest.fixture(params=["vault-standin", "vault-real"])
-def vault_store(request, standin):
-    if request.param == "vault-standin":
-        return _standin_store(standin)
-    return request.getfixturevalue("real_vault_store")
+def vault_store(openbao):
+    return _vault_store(openbao)
 
 
 # -- the contract, on every backend -------------------------------------------------------
@@ -209,16 +160,18 @@ def test_vault_holds_only_wrapped_keys_and_ciphertext(vault_store):
         assert scan_bytes(stored, canary) == []
 
 
-def test_no_plaintext_ever_travels_to_the_standin(standin):
-    store = _standin_store(standin)
+def test_no_plaintext_ever_reaches_vault(openbao):
+    """The raw audit log holds every request and response body: no credential is in any."""
+    store = _vault_store(openbao)
     credentials = _canary_credentials()
     info = store.put("alice", "kucoin", credentials)
-    store.get("alice", "kucoin", info.key_id)
+    assert store.get("alice", "kucoin", info.key_id) == credentials
     store.list("alice")
-    sent = b"\n".join(body for _, _, body in standin.requests_seen)
+    store.rotate_wrapping_key()
+    audit = openbao.audit_log.read_bytes()
+    assert info.key_id.encode() in audit  # the log did record these requests
     for canary in credentials.as_tuple():
-        assert scan_bytes(sent, canary) == []
-        assert scan_bytes(repr(standin.kv).encode(), canary) == []
+        assert scan_bytes(audit, canary) == []
 
 
 @pytest.mark.parametrize("field", ["ciphertext", "nonce"])
@@ -307,17 +260,17 @@ def test_wrapping_key_rotation_interrupted_then_finished_loses_nothing(vault_sto
         assert vault_store.get(owner, exchange, key_id) == credentials
 
 
-def test_approle_login(standin):
-    settings = VaultSettings(url=standin.url, role_id=standin.role_id, secret_id=standin.secret_id)
-    store = VaultSecretStore.from_settings(
-        dataclasses.replace(settings, path_prefix="approle-test")
-    )
-    store.ensure_transit_key()
+def test_approle_login(openbao):
     credentials = _canary_credentials()
-    info = store.put("alice", "kraken", credentials)
-    assert store.get("alice", "kraken", info.key_id) == credentials
+    info = VaultSecretStore.from_settings(openbao.root_settings()).put(
+        EXECUTOR_OWNER, "kraken", credentials
+    )
+    settings = openbao.role_settings(executor_role(EXECUTOR_OWNER))
+    assert VaultSecretStore.from_settings(settings).get(
+        EXECUTOR_OWNER, "kraken", info.key_id
+    ) == credentials
     with pytest.raises(SecretBackendError, match="invalid role or secret ID"):
-        connect_vault(dataclasses.replace(settings, secret_id="wrong"))
+        connect_vault(dataclasses.replace(settings, secret_id=str(uuid.uuid4())))
 
 
 def _closed_port() -> int:
@@ -326,18 +279,19 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_vault_configuration_errors_are_clear_at_start_up(standin):
+def test_vault_configuration_errors_are_clear_at_start_up(openbao):
     with pytest.raises(SecretBackendError, match="no Vault credentials"):
-        connect_vault(VaultSettings(url=standin.url))
+        connect_vault(VaultSettings(url=openbao.url))
     with pytest.raises(SecretBackendError, match=r"refused login .*permission denied.*policy"):
-        connect_vault(VaultSettings(url=standin.url, token="hvs.not-a-token"))
+        connect_vault(VaultSettings(url=openbao.url, token="hvs.not-a-token"))
     with pytest.raises(SecretBackendError, match="is unreachable during login"):
         connect_vault(VaultSettings(url=f"http://127.0.0.1:{_closed_port()}", token="t", timeout=2))
     with pytest.raises(SecretBackendError, match="VAULT_ADDR is not set"):
         VaultSettings.from_env({})
     missing_key = VaultSecretStore(
-        connect_vault(VaultSettings(url=standin.url, token=standin.root_token)),
+        connect_vault(openbao.root_settings()),
         transit_key="no-such-key",
+        path_prefix=f"qf-{uuid.uuid4().hex[:8]}",
     )
     with pytest.raises(SecretBackendError, match="encryption key not found"):
         missing_key.put("alice", "binance", _canary_credentials())
@@ -363,7 +317,8 @@ def test_settings_from_the_environment_keep_secrets_out_of_repr():
     assert "secret-id-value" not in repr(settings) and "hvs.token-value" not in repr(settings)
 
 
-@needs_real_vault
-def test_real_vault_is_reachable_with_the_environment_settings():
-    client = connect_vault(VaultSettings.from_env(os.environ))
+def test_the_environment_settings_log_in(openbao):
+    client = connect_vault(
+        VaultSettings.from_env({"VAULT_ADDR": openbao.url, "VAULT_TOKEN": openbao.root_token})
+    )
     assert client.is_authenticated()

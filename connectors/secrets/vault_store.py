@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -146,7 +147,18 @@ def _vault_errors(
 
 
 def _reason(error: hvac.exceptions.VaultError) -> str:
-    return "; ".join(map(str, error.errors or [])) or type(error).__name__
+    """Vault's error strings on one line: a 403 on a path comes wrapped as
+    "1 error occurred:\n\t* permission denied\n\n", which is unwrapped here."""
+    reasons = [
+        line.strip().removeprefix("* ")
+        for text in map(str, error.errors or [])
+        for line in text.splitlines()
+        if line.strip() and not _WRAPPER.fullmatch(line.strip())
+    ]
+    return "; ".join(reasons) or type(error).__name__
+
+
+_WRAPPER = re.compile(r"\d+ errors? occurred:")
 
 
 class VaultSecretStore:
