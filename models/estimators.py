@@ -101,25 +101,49 @@ class VolatilityEstimator:
 class IntensityEstimator:
     """Fits λ(δ) = A·e^{−kδ}, the rate at which a quote δ from the mid gets hit, from trades.
 
-    A trade printed δ from the mid (the mid just before the trade) would have filled any
-    resting quote at depth ≤ δ on that side, so the hit rate at depth d is the number of
-    trades with δ ≥ d per second, per side (both sides are pooled, hence the division by
-    2). Over a rolling window the counts at depths d = 0, step, 2·step, ... are fitted by
-    weighted least squares of ln(rate) on d, the log-linear fit of hftbacktest's GLFT
-    example. `depth_step=None` sizes the buckets once, from the first `min_trades` trades
-    (a quarter of their mean depth, about 1/(4k)), so the defaults work in any price unit.
+    An arrival is one taker order, not one print: Binance prints a taker order that sweeps
+    several resting orders as several trades with the same exchange time, the same side and
+    consecutive trade ids, and the order reached its deepest print. So the prints of one
+    taker order (same `exchange_ts` and `side`, consecutive integer `trade_id`s, or simply
+    adjacent when the venue gives no numeric id) count once, at their maximum depth.
 
-    Per-bucket counts are kept as trades enter and leave the window, so a trade costs O(1)
-    and a fit O(max_depth_steps). `on_trade` refits at most every `refit_interval_s`. `A`
-    and `k` hold the last successful fit (the initial values before one); `ready` says a fit
-    over at least `min_trades` trades has succeeded.
+    Depth is signed by the taker's side and measured from the mid before the order's first
+    print (the mid passed with that print: later prints of the same order come after the
+    book it ate has moved): a buy taker's depth is price − mid, a sell taker's mid − price.
+    A print on the wrong side of that mid (negative depth: a stale mid, or a print inside a
+    spread that moved) says nothing about how deep a resting quote gets hit and is dropped.
+    Without `side` the side is read from the price (the depth is then |price − mid| and no
+    print can be told to be on the wrong side); without `exchange_ts` every print is taken
+    for an order of its own.
+
+    An order at depth δ would have filled any resting quote at depth ≤ δ on its side, so
+    the hit rate at depth d is the number of arrivals with δ ≥ d per second, per side (both
+    sides pooled, hence the division by 2). Over a rolling window the counts at depths
+    d = 0, step, 2·step, ... are fitted by weighted least squares of ln(rate) on d, the
+    log-linear fit of hftbacktest's GLFT example.
+
+    `depth_step=None` lets the grid adapt: it is sized from the window's 95th percentile
+    depth (placed at `_Q95_AT` of the grid) once `min_trades` arrivals are in, and re-sized
+    whenever that percentile, read from the histogram at a refit, leaves the middle of the
+    grid; re-binning recounts every arrival still in the window, so no count is lost. A
+    given `depth_step` is a fixed grid. Per-bucket counts are kept as arrivals enter and
+    leave the window, so a trade costs O(1); a fit costs O(max_depth_steps), and a re-bin
+    O(n log n) in the window, which only a real change in the depth scale triggers.
+    `on_trade` refits at most every `refit_interval_s`. `A` and `k` hold the last
+    successful fit (the initial values before one); `ready` says a fit over at least
+    `min_trades` arrivals has succeeded.
     """
 
     __slots__ = (
         "A",
+        "_adaptive",
         "_counts",
         "_first_ns",
         "_next_fit_ns",
+        "_order",
+        "_order_entry",
+        "_order_id",
+        "_order_mid",
         "_refit_ns",
         "_window",
         "_window_ns",
@@ -128,6 +152,7 @@ class IntensityEstimator:
         "max_depth_steps",
         "min_trades",
         "ready",
+        "rebins",
     )
 
     def __init__(
@@ -144,39 +169,86 @@ class IntensityEstimator:
             raise ValueError(f"depth_step must be > 0, got {depth_step}")
         if window_s <= 0 or refit_interval_s < 0:
             raise ValueError("window_s must be > 0 and refit_interval_s >= 0")
-        if max_depth_steps < 2 or min_trades < 1:
-            raise ValueError("max_depth_steps must be >= 2 and min_trades >= 1")
+        if max_depth_steps < 4 or min_trades < 1:
+            raise ValueError("max_depth_steps must be >= 4 and min_trades >= 1")
         if initial_A <= 0 or initial_k <= 0:
             raise ValueError("initial_A and initial_k must be > 0")
         self.depth_step = depth_step
+        self._adaptive = depth_step is None
         self.max_depth_steps = max_depth_steps
         self.min_trades = min_trades
         self._window_ns = round(window_s * NS_PER_S)
         self._refit_ns = round(refit_interval_s * NS_PER_S)
-        self._window: deque[tuple[int, float]] = deque()
+        # One [receive ts, max depth] per arrival; a list so the open order can deepen it.
+        self._window: deque[list] = deque()
         self._counts = [0] * max_depth_steps
         self._first_ns: int | None = None
         self._next_fit_ns = 0
+        # The taker order being printed: (exchange ts, side), its last trade id, the mid
+        # before its first print and its window entry (None until a right-side print).
+        self._order: tuple[int, str] | None = None
+        self._order_id: int | None = None
+        self._order_mid = math.nan
+        self._order_entry: list | None = None
         self.A = initial_A
         self.k = initial_k
         self.ready = False
+        self.rebins = 0
 
-    def on_trade(self, ts_ns: int, price: float, mid: float) -> None:
-        """Record a trade at `price`; `mid` is the mid just before it printed."""
+    def on_trade(
+        self,
+        ts_ns: int,
+        price: float,
+        mid: float,
+        *,
+        side: str | None = None,
+        exchange_ts: int | None = None,
+        trade_id: str | int | None = None,
+    ) -> None:
+        """Record a print at `price`; `mid` is the mid just before it printed.
+
+        `side` is the taker's side, `exchange_ts` and `trade_id` the venue's; they tell the
+        prints of one taker order apart from the next order's (see the class docstring).
+        """
         if not (math.isfinite(price) and math.isfinite(mid)):
             raise ValueError(f"trade price and mid must be finite, got {price} and {mid}")
         if self._first_ns is None:
             self._first_ns = ts_ns
             self._next_fit_ns = ts_ns + self._refit_ns
-        depth = abs(price - mid)
-        self._window.append((ts_ns, depth))
-        if self.depth_step is not None:
-            self._counts[self._bucket(depth)] += 1
-        elif len(self._window) >= self.min_trades:
-            self._calibrate_depth_step()
+        if side is None:
+            side = "buy" if price >= mid else "sell"
+        number = _trade_number(trade_id)
+        previous = self._order_id
+        self._order_id = number
+        # Without the exchange's time nothing ties two prints together: each is an order.
+        order = None if exchange_ts is None else (exchange_ts, side)
+        if order is None or order != self._order or (
+            number is not None and previous is not None and number != previous + 1
+        ):
+            self._order, self._order_mid, self._order_entry = order, mid, None
+        depth = price - self._order_mid if side == "buy" else self._order_mid - price
+        if depth >= 0:
+            self._record(ts_ns, depth)
         if ts_ns >= self._next_fit_ns:
             self._next_fit_ns = ts_ns + self._refit_ns
             self.fit(ts_ns)
+
+    def _record(self, ts_ns: int, depth: float) -> None:
+        entry, window, step = self._order_entry, self._window, self.depth_step
+        if entry is None:
+            entry = self._order_entry = [ts_ns, depth]
+            window.append(entry)
+            if step is not None:
+                self._counts[self._bucket(depth)] += 1
+            elif len(window) >= self.min_trades:
+                self._rebin()
+        elif depth > entry[1]:
+            # A deeper print of the same order moves its one arrival to the deeper bucket,
+            # unless the window has already let the order go.
+            if step is not None and window and window[-1] is entry:
+                self._counts[self._bucket(entry[1])] -= 1
+                self._counts[self._bucket(depth)] += 1
+            entry[1] = depth
 
     def fit(self, now_ns: int) -> bool:
         """Refit A and k from the window ending at `now_ns`; False if the data do not allow it."""
@@ -189,7 +261,11 @@ class IntensityEstimator:
             if self.depth_step is not None:
                 counts[self._bucket(depth)] -= 1
         span_s = min(now_ns - self._first_ns, self._window_ns) / NS_PER_S
-        if self.depth_step is None or len(window) < self.min_trades or span_s <= 0:
+        if len(window) < self.min_trades or span_s <= 0:
+            return False
+        if self._adaptive and (self.depth_step is None or self._grid_misfits()):
+            self._rebin()
+        if self.depth_step is None:
             return False
         fitted = fit_exponential_intensity(counts, self.depth_step, 2.0 * span_s)
         if fitted is None:
@@ -201,12 +277,42 @@ class IntensityEstimator:
     def _bucket(self, depth: float) -> int:
         return min(int(depth / self.depth_step), self.max_depth_steps - 1)
 
-    def _calibrate_depth_step(self) -> None:
-        mean_depth = sum(depth for _, depth in self._window) / len(self._window)
-        if mean_depth > 0:  # else every trade printed at the mid: wait for a spread
-            self.depth_step = mean_depth / 4
-            for _, depth in self._window:
-                self._counts[self._bucket(depth)] += 1
+    def _grid_misfits(self) -> bool:
+        """The window's 95th percentile depth, read from the histogram, left the grid's middle.
+
+        In the open last bucket the grid is too fine to see the tail; below a third of the
+        grid too coarse to resolve the decay.
+        """
+        counts = self._counts
+        target, seen = 0.95 * sum(counts), 0
+        for index, count in enumerate(counts):
+            seen += count
+            if seen >= target:
+                return index >= self.max_depth_steps - 1 or index < self.max_depth_steps // 3
+        return False
+
+    def _rebin(self) -> None:
+        depths = sorted(entry[1] for entry in self._window)
+        q95 = depths[int(0.95 * (len(depths) - 1))]
+        if q95 <= 0:  # every order printed at the mid: wait for a spread
+            return
+        self.depth_step = q95 / (_Q95_AT * self.max_depth_steps)
+        counts = self._counts = [0] * self.max_depth_steps
+        for depth in depths:
+            counts[self._bucket(depth)] += 1
+        self.rebins += 1
+
+
+# Where the adaptive grid puts the 95th percentile depth, as a fraction of its length: an
+# exponential's 95th percentile is 3/k, so the step comes out near 1/(4k) on 20 buckets.
+_Q95_AT = 0.6
+
+
+def _trade_number(trade_id: str | int | None) -> int | None:
+    """The venue's trade id as an integer when it is one (Binance, Coinbase), else None."""
+    if trade_id is None or isinstance(trade_id, int):
+        return trade_id
+    return int(trade_id) if trade_id.isdigit() else None
 
 
 def fit_exponential_intensity(
