@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole stack on this machine, for a person to look at:
-#   scripts/stack.sh up [RECORDING...]   Kafka, PostgreSQL, Keycloak, topics, the persist,
+#   scripts/stack.sh up [RECORDING...]   Kafka, PostgreSQL, Keycloak, OpenBao, topics, the persist,
 #                                        quote, arbitrage, predict and execute processes, the
 #                                        control API; then replays the recordings into md.*
 #   scripts/stack.sh down                stops all of it
-# Everything listens on 127.0.0.1: Kafka 9092, PostgreSQL 5432, Keycloak 8080, API 8000.
+# Everything listens on 127.0.0.1: Kafka 9092, PostgreSQL 5432, Keycloak 8080, OpenBao 8200,
+# API 8000. The API and the executor keep exchange keys in OpenBao, each logged in with its
+# own AppRole (docs/secrets.md); the executor's may read owner $QUOTEFLOW_STACK_OWNER's only.
 # Logs, pids and the generated configuration are in out/stack/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ config="$state/quoteflow.toml"
 kafka_dir="${QUOTEFLOW_KAFKA_DIR:-/tmp/quoteflow-kafka}"
 postgres_dir="${QUOTEFLOW_POSTGRES_DIR:-/tmp/quoteflow-postgres}"
 keycloak_dir="${QUOTEFLOW_KEYCLOAK_DIR:-/tmp/quoteflow-keycloak}"
+openbao_dir="${QUOTEFLOW_OPENBAO_DIR:-/tmp/quoteflow-openbao}"
+owner="${QUOTEFLOW_STACK_OWNER:-trader}"
 default_recordings=(../shared/data/binance/spot/btcusdt_20240808.gz ../shared/data/binance/usdm/btcusdt_20240808.gz)
 
 start_process() {
@@ -35,6 +39,10 @@ up() {
     scripts/services/kafka.sh start "$kafka_dir" 9092 9093
     dsn=$(scripts/services/postgres.sh start "$postgres_dir" 5432 | tail -n 1)
     scripts/services/keycloak.sh start "$keycloak_dir" 8080
+    vault_addr=$(scripts/services/openbao.sh start "$openbao_dir" 8200 --owner "$owner" | tail -n 1)
+    executor_role=$(.venv/bin/python -c \
+        'import sys; from connectors.secrets.vault_setup import executor_role; print(executor_role(sys.argv[1]))' \
+        "$owner")
     cat >"$config" <<TOML
 [kafka]
 bootstrap = "127.0.0.1:9092"
@@ -47,6 +55,11 @@ issuer = "http://127.0.0.1:8080/realms/quoteflow"
 
 [api]
 audit_path = "$state/api-audit.jsonl"
+
+[secrets]
+backend = "vault"
+vault_addr = "$vault_addr"
+vault_transit_key = "quoteflow-exchange-keys"
 
 # The replayed recordings are from 2024: intents are as old, so the age guard is opened up.
 [execute]
@@ -62,8 +75,11 @@ TOML
     for flow in quote arbitrage predict; do
         start_process "$flow" flow "$flow" --config "$config" --recovery-dir "$state/recovery/$flow"
     done
-    start_process execute execute --config "$config"
-    start_process api api --config "$config"
+    # Each process logs in to OpenBao with its own AppRole (VAULT_ROLE_ID, VAULT_SECRET_ID).
+    (set -a && . "$openbao_dir/approle/$executor_role.env" && set +a \
+        && start_process execute execute --config "$config")
+    (set -a && . "$openbao_dir/approle/quoteflow-api.env" && set +a \
+        && start_process api api --config "$config")
     local recordings=("$@")
     [ ${#recordings[@]} -gt 0 ] || recordings=("${default_recordings[@]}")
     .venv/bin/quoteflow ingest replay "${recordings[@]}" --config "$config" >"$state/ingest.json"
@@ -72,6 +88,7 @@ stack: up. Replayed ${recordings[*]} (counts in $state/ingest.json).
   Kafka       127.0.0.1:9092        (topics: .venv/bin/quoteflow topics -c $config)
   PostgreSQL  $dsn
   Keycloak    http://127.0.0.1:8080/admin  (admin / admin; realm quoteflow)
+  OpenBao     $vault_addr  (root token in $openbao_dir/root-token; in memory)
   API         http://127.0.0.1:8000/api/v1/health, OpenAPI at /api/v1/openapi.json
   Grafana     point it at PostgreSQL with grafana/provisioning (docs/grafana.md)
 Stop with: ./dev stack down
@@ -85,6 +102,7 @@ down() {
         rm -f "$pid_file"
     done
     scripts/services/keycloak.sh stop "$keycloak_dir" || true
+    scripts/services/openbao.sh stop "$openbao_dir" || true
     scripts/services/postgres.sh stop "$postgres_dir" || true
     scripts/services/kafka.sh stop "$kafka_dir" || true
     echo "stack: down"
@@ -93,5 +111,5 @@ down() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -128,3 +128,22 @@ def test_an_executor_role_for_an_owner_vault_would_rename_gets_a_stable_digest_n
     named = executor_role("Alice@Example.com")
     assert named == executor_role("Alice@Example.com") != executor_role("alice@example.com")
     assert re.fullmatch(r"quoteflow-executor-[0-9a-f]{24}", named)
+
+
+def test_the_api_and_the_executor_open_the_store_from_config_and_approle_env(openbao):
+    """As `./dev stack up` runs them: `[secrets] backend = "vault"` and each process's own
+    AppRole in VAULT_ROLE_ID / VAULT_SECRET_ID (the `<role>.env` files vault_setup writes)."""
+    from quoteflow.api.services import open_secret_store
+    from quoteflow.config import SecretsConfig
+
+    config = SecretsConfig(backend="vault", vault_addr=openbao.url,
+                           vault_transit_key="quoteflow-exchange-keys")
+
+    def environ(role: str) -> dict[str, str]:
+        text = (openbao.directory / "approle" / f"{role}.env").read_text()
+        return dict(line.split("=", 1) for line in text.splitlines())
+
+    credentials = _credentials()
+    info = open_secret_store(config, environ(API_ROLE)).put(EXECUTOR_OWNER, "bybit", credentials)
+    executor = open_secret_store(config, environ(executor_role(EXECUTOR_OWNER)))
+    assert executor.get(EXECUTOR_OWNER, "bybit", info.key_id) == credentials
