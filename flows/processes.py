@@ -27,7 +27,8 @@ from bytewax.operators import StatefulLogic
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from connectors.kafka import KafkaConfig
-from connectors.kafka.flow_io import CoPartitionedSource, PatientSink
+from connectors.kafka.bytewax_io import KafkaEventSink
+from connectors.kafka.flow_io import CoPartitionedSource
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from models.arbitrage import ArbitrageConfig
@@ -141,7 +142,7 @@ def build_quote_kafka_flow(
     out = op.merge(
         "out", op.map("unkey", intents, _value), op.map("letters", split.trues, _value)
     )
-    op.output("intents", out, PatientSink(kafka))
+    op.output("intents", out, KafkaEventSink(kafka))
     return flow
 
 
@@ -151,12 +152,12 @@ def _value(item: tuple[str, list[Event]]) -> list[Event]:
 
 def build_arbitrage_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:
     source = CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail)
-    return build_arbitrage_flow(source, PatientSink(kafka), ArbitrageConfig())
+    return build_arbitrage_flow(source, KafkaEventSink(kafka), ArbitrageConfig())
 
 
 def build_predict_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:
     source = CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail)
-    return build_predict_flow(source, PatientSink(kafka), PredictorConfig())
+    return build_predict_flow(source, KafkaEventSink(kafka), PredictorConfig())
 
 
 FLOWS = ("quote", "arbitrage", "predict")

@@ -137,6 +137,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        _refuse_file_secrets(raw, path)
     _overlay_environment(raw, os.environ if environ is None else environ)
     source = f"config file {path} or " if path is not None else ""
     try:
@@ -167,6 +168,21 @@ def _refuse_unknown_keys(raw: Mapping) -> None:
             )
 
 
+# Secrets that only the environment (or a file of their own) may hold: a configuration file
+# is shared, copied and committed. (section, key) pairs.
+FILE_FORBIDDEN_SECRETS = frozenset({("kafka", "password"), ("commands", "signing_key")})
+
+
+def _refuse_file_secrets(raw: dict, path: Path) -> None:
+    for section, key in sorted(FILE_FORBIDDEN_SECRETS):
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            variable = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(
+                f"config file {path}: {section}.{key} is a secret and must not be in the file; "
+                f"set {variable} or {section}.{key}_file (a file readable by its owner only)"
+            )
+
+
 def _overlay_environment(raw: dict, environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
@@ -177,7 +193,8 @@ def _overlay_environment(raw: dict, environ: Mapping[str, str]) -> None:
             target = target.setdefault(section, {})
             if not isinstance(target, dict):
                 raise ConfigError(f"{name}: {section} is a value, not a section")
-        target[key] = _scalar(value)
+        # A secret is taken as written: `123456` stays a string, not a number.
+        target[key] = value if (*sections, key) in FILE_FORBIDDEN_SECRETS else _scalar(value)
 
 
 def _scalar(text: str):

@@ -16,7 +16,7 @@ from flows.processes import QuoteSessions, instrument_key
 from models.events import BBO, BookDelta, BookSnapshot, OrderIntent, Trade, decode
 from models.quote_session import QuoteSessionOptions
 from tests.conftest import BINANCE_FILES
-from tests.kafka_service import read_topic
+from tests.kafka_service import kafka_toml, read_topic
 
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 OPTIONS = QuoteSessionOptions(strategy="avellaneda-stoikov-infinite")
@@ -55,8 +55,8 @@ def intents_on(config: KafkaConfig) -> list[OrderIntent]:
 
 def write_config(path: Path, config: KafkaConfig, snapshot_interval_s: float = 5.0) -> Path:
     path.write_text(
-        f'[kafka]\nbootstrap = "{config.bootstrap}"\nprefix = "{config.prefix}"\n'
-        f"[recovery]\nsnapshot_interval_s = {snapshot_interval_s}\n"
+        kafka_toml(config)
+        + f"[recovery]\nsnapshot_interval_s = {snapshot_interval_s}\n"
     )
     return path
 

@@ -3,12 +3,19 @@
 `scripts/services/kafka.sh` does the work (fetching the jars once into the user cache,
 formatting KRaft storage, starting a combined broker/controller on 127.0.0.1); this module
 picks free ports, waits until the broker answers an AdminClient, and stops it. Set
-`QUOTEFLOW_TEST_KAFKA_BOOTSTRAP` to run the tests against a broker you already have
-(`./dev kafka`). Tests isolate themselves with a topic prefix of their own (`fresh_prefix`).
+`QUOTEFLOW_TEST_KAFKA_DIR` to the data directory of a broker you already have
+(`./dev kafka`; its `client.env` says where it is and how to log in). Tests isolate
+themselves with a topic prefix of their own (`fresh_prefix`).
+
+The broker is secured as every quoteflow broker is (SASL SCRAM-SHA-512 over TLS, ACLs):
+`kafka_bootstrap` stays the plain address, and `kafka_config(bootstrap, ...)` (used by
+`new_deployment`) builds a `KafkaConfig` with the broker's admin credentials, so tests act
+as the admin unless they ask for a process's principal (`principal_config`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -21,6 +28,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
+from connectors.kafka.acls import BY_NAME, apply_acls, new_password, set_passwords
+from quoteflow.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "scripts" / "services" / "kafka.sh"
@@ -33,11 +42,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The admin's settings of each broker the session knows, by bootstrap address.
+_ADMINS: dict[str, KafkaConfig] = {}
+
+
+def _admin_from(directory: Path) -> KafkaConfig:
+    """The admin's KafkaConfig from the broker's client.env, through quoteflow's own loader."""
+    environ = dict(
+        line.split("=", 1) for line in (directory / "client.env").read_text().splitlines()
+        if "=" in line
+    )
+    return dataclasses.replace(load_config(None, environ).kafka, connect_timeout_s=30)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    existing = os.environ.get("QUOTEFLOW_TEST_KAFKA_BOOTSTRAP")
+    existing = os.environ.get("QUOTEFLOW_TEST_KAFKA_DIR")
     if existing:
-        yield existing
+        yield register_broker(Path(existing))
         return
     directory = tmp_path_factory.mktemp("kafka")
     start = subprocess.run(
@@ -47,11 +69,52 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         if start.returncode != 0:
             pytest.fail(f"could not start Kafka:\n{start.stderr}", pytrace=False)
-        bootstrap = start.stdout.strip().splitlines()[-1]
-        connect_admin(KafkaConfig(bootstrap=bootstrap, connect_timeout_s=30))
+        bootstrap = register_broker(directory)
+        assert start.stdout.strip().splitlines()[-1] == bootstrap
+        connect_admin(kafka_config(bootstrap))
         yield bootstrap
     finally:
         subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], check=False, timeout=60)
+
+
+def kafka_config(bootstrap: str, **settings) -> KafkaConfig:
+    """A KafkaConfig for `bootstrap` as its admin (plain for an address no broker of the
+    session has, e.g. a closed port), with `settings` replaced."""
+    admin = _ADMINS.get(bootstrap)
+    if admin is None:
+        return KafkaConfig(bootstrap=bootstrap, **settings)
+    return dataclasses.replace(admin, **settings)
+
+
+def kafka_toml(config: KafkaConfig) -> str:
+    """The `[kafka]` section of a configuration file for `config`: its security settings and
+    password file, never a password."""
+    assert config.password is None, "a configuration file never holds the password"
+    lines = [f'bootstrap = "{config.bootstrap}"', f'prefix = "{config.prefix}"',
+             f'account = "{config.account}"', f'security_protocol = "{config.security_protocol}"']
+    for name in ("username", "password_file", "ca_file"):
+        if getattr(config, name) is not None:
+            lines.append(f'{name} = "{getattr(config, name)}"')
+    return "[kafka]\n" + "\n".join(lines) + "\n"
+
+
+def register_broker(directory: Path) -> str:
+    """A broker started by kafka.sh in `directory` (a test's own): its address, its admin
+    known to `kafka_config`."""
+    admin = _admin_from(directory)
+    _ADMINS[admin.bootstrap] = admin
+    return admin.bootstrap
+
+
+def principal_config(deployment: KafkaConfig, name: str) -> KafkaConfig:
+    """`deployment` as process `name` of connectors.kafka.acls.PRINCIPALS: its SCRAM user
+    (a new password each call) and its ACLs for the deployment's prefix, made by the admin."""
+    admin = connect_admin(kafka_config(deployment.bootstrap))
+    password = new_password()
+    set_passwords(admin, {name: password})
+    apply_acls(admin, deployment.prefix, [BY_NAME[name]])
+    return dataclasses.replace(deployment, username=name, password=password,
+                               password_file=None, client_id=f"test-{name}")
 
 
 def fresh_prefix() -> str:
@@ -62,8 +125,7 @@ def fresh_prefix() -> str:
 def new_deployment(bootstrap: str) -> KafkaConfig:
     """A deployment with all of quoteflow's topics created under a fresh prefix."""
     prefix = fresh_prefix()
-    config = KafkaConfig(bootstrap=bootstrap, prefix=prefix, account="acct-1",
-                         connect_timeout_s=10)
+    config = kafka_config(bootstrap, prefix=prefix, account="acct-1", connect_timeout_s=10)
     ensure_topics(connect_admin(config), prefix)
     return config
 
@@ -91,8 +153,8 @@ def read_topic(config: KafkaConfig, name: str) -> list[tuple[int, bytes | None, 
 
 def _read_topic(config: KafkaConfig, name: str) -> list[tuple[int, bytes | None, bytes]]:
     topic = topic_name(config.prefix, name)
-    consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "tests",
-                         "enable.auto.commit": False})
+    consumer = Consumer(kafka_config(config.bootstrap).client_settings()
+                        | {"group.id": "tests", "enable.auto.commit": False})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

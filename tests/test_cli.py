@@ -189,10 +189,10 @@ def test_schemas_command_writes_the_committed_schemas(tmp_path):
 
 @pytest.mark.integration
 def test_topics_command_creates_the_deployment_topics(kafka_bootstrap, tmp_path, monkeypatch):
-    from tests.kafka_service import fresh_prefix
+    from tests.kafka_service import fresh_prefix, kafka_config, kafka_toml
 
     config = tmp_path / "quoteflow.toml"
-    config.write_text(f'[kafka]\nbootstrap = "{kafka_bootstrap}"\nprefix = "{fresh_prefix()}"\n')
+    config.write_text(kafka_toml(kafka_config(kafka_bootstrap, prefix=fresh_prefix())))
     first = invoke("topics", "--config", config)
     assert first.exit_code == 0, first.output
     assert "md.book" in first.output.splitlines()[0]

@@ -15,7 +15,7 @@ from models.audit import AuditChain, AuditRecord, canonical, verify_lines
 from quoteflow.cli import app
 from quoteflow.config import load_config
 from tests.conftest import SHARED_DATA
-from tests.kafka_service import fresh_prefix
+from tests.kafka_service import fresh_prefix, kafka_config, kafka_toml
 from tests.postgres_service import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -31,8 +31,8 @@ def test_replay_ingest_then_persist_lands_every_event(kafka_bootstrap, postgres_
     with fresh_database(postgres_dsn) as dsn:
         config = tmp_path / "quoteflow.toml"
         config.write_text(
-            f'[kafka]\nbootstrap = "{kafka_bootstrap}"\nprefix = "{fresh_prefix()}"\n'
-            f'[postgres]\ndsn = "{dsn}"\n'
+            kafka_toml(kafka_config(kafka_bootstrap, prefix=fresh_prefix()))
+            + f'[postgres]\ndsn = "{dsn}"\n'
         )
         assert invoke("topics", "-c", config).exit_code == 0
         records = publish_audit_trail(load_config(config).kafka)

@@ -34,7 +34,7 @@ from tests.flow_runs import (
     start_flow,
     write_config,
 )
-from tests.kafka_service import new_deployment, read_topic
+from tests.kafka_service import kafka_config, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +150,7 @@ def test_prediction_weight_shifts_the_quotes(events):
 def test_bad_messages_become_dead_letters_and_the_flow_goes_on(kafka_bootstrap, events, expected):
     config = new_deployment(kafka_bootstrap)
     publish(config, events)
-    raw = Producer({"bootstrap.servers": kafka_bootstrap})
+    raw = Producer(config.client_settings())
     raw.produce(topic_name(config.prefix, "md.trades"), b"not json", b"binance:BTC/USDT")
     raw.produce(topic_name(config.prefix, "orders.events"), b'{"type":"fill"}', b"acct-1")
     raw.flush(10)
@@ -180,7 +180,7 @@ def test_configuration_errors_are_clear(kafka_bootstrap):
     with pytest.raises(NotCoPartitionedError, match="equal partition counts"):
         CoPartitionedSource(config, ["md.book", "orders.events"]).list_parts()
     with pytest.raises(MissingTopicsError):
-        CoPartitionedSource(KafkaConfig(bootstrap=kafka_bootstrap, prefix="absent"),
+        CoPartitionedSource(kafka_config(kafka_bootstrap, prefix="absent"),
                             ["md.book"]).list_parts()
     closed = KafkaConfig(bootstrap=f"127.0.0.1:{_free_port()}", connect_timeout_s=1)
     with pytest.raises(KafkaUnavailable, match="cannot reach Kafka"):

@@ -23,7 +23,7 @@ from tests.flow_runs import (
     start_flow,
     write_config,
 )
-from tests.kafka_service import KAFKA_SCRIPT, _free_port, new_deployment
+from tests.kafka_service import KAFKA_SCRIPT, _free_port, new_deployment, register_broker
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def expected(events):
 def intents_written(config: KafkaConfig) -> int:
     """Messages on orders.intents so far (sum of the partitions' high watermarks)."""
     topic = topic_name(config.prefix, "orders.intents")
-    consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": "watch"})
+    consumer = Consumer(config.client_settings() | {"group.id": "watch"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -108,7 +108,8 @@ def own_broker(tmp_path):
     def start() -> str:
         started = subprocess.run([str(KAFKA_SCRIPT), "start", str(directory), *ports],
                                  capture_output=True, text=True, timeout=180, check=True)
-        return started.stdout.strip().splitlines()[-1]
+        assert started.stdout.strip().splitlines()[-1] == register_broker(directory)
+        return register_broker(directory)
 
     def stop() -> None:
         subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], check=True, timeout=60)

@@ -21,7 +21,7 @@ from flows.ingest import run_ingest
 from models.book import BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, DeadLetter, decode
 from tests.conftest import BINANCE_FILES, CRYPTOFEED_DIR
-from tests.kafka_service import fresh_prefix, new_deployment, read_topic
+from tests.kafka_service import fresh_prefix, kafka_config, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ def test_unreachable_broker_is_a_clear_error_at_start_up(shared_data):
 
 
 def test_missing_topics_are_a_clear_error_at_start_up(kafka_bootstrap, shared_data):
-    config = KafkaConfig(bootstrap=kafka_bootstrap, prefix=fresh_prefix())
+    config = kafka_config(kafka_bootstrap, prefix=fresh_prefix())
     with pytest.raises(MissingTopicsError, match=r"md\.book"):
         run_ingest("replay", config, paths=[ws_file("okx")])
 

@@ -34,6 +34,7 @@ from connectors.kafka import (
 )
 from connectors.replay.recordings import Recordings
 from models.events import DeadLetter, Trade, decode, encode
+from tests import kafka_service
 from tests.conftest import BINANCE_FILES
 from tests.kafka_service import _free_port, fresh_prefix, new_deployment, read_topic
 from tests.test_kafka_wire import sample_events
@@ -83,7 +84,7 @@ def test_topics_are_created_with_their_specs(kafka_config):
 
 def test_topics_that_differ_from_their_specs_are_reported_not_changed(kafka_bootstrap):
     kafka_prefix = fresh_prefix()
-    admin = connect_admin(KafkaConfig(bootstrap=kafka_bootstrap))
+    admin = connect_admin(kafka_service.kafka_config(kafka_bootstrap))
     book = topic_name(kafka_prefix, "md.book")
     control = topic_name(kafka_prefix, "control")
     futures = admin.create_topics([NewTopic(book, 2, 1), NewTopic(control, 1, 1)])
@@ -154,7 +155,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_with_reason_and_origin(k
     producer = EventProducer(kafka_config)
     producer.send_all(trades)
     producer.flush()
-    raw = Producer({"bootstrap.servers": kafka_config.bootstrap})
+    raw = Producer(kafka_config.client_settings())
     md_trades = topic_name(kafka_config.prefix, "md.trades")
     future_version = encode(trades[0]).replace(b'"v":1', b'"v":9')
     bad = [b"\xff\xfe binary", b'{"type":"tick","v":1}', future_version]
@@ -208,7 +209,7 @@ def _topic_config(admin, topic: str, name: str) -> str:
 
 def test_missing_topics_are_a_start_up_error(kafka_bootstrap):
     prefix = fresh_prefix()
-    config = KafkaConfig(bootstrap=kafka_bootstrap, prefix=prefix)
+    config = kafka_service.kafka_config(kafka_bootstrap, prefix=prefix)
     with pytest.raises(MissingTopicsError, match=rf"lacks topics \['{prefix}\.control"):
         EventProducer(config)
     with pytest.raises(MissingTopicsError, match="ensure_topics"):

@@ -46,7 +46,7 @@ def test_flow_reads_typed_events_and_writes_them_routed_with_dead_letters(kafka_
     producer.flush()
     # Malformed input in the middle of a stream must not stop the flow.
     md_bbo = topic_name(upstream.prefix, "md.bbo")
-    raw = Producer({"bootstrap.servers": kafka_bootstrap})
+    raw = Producer(upstream.client_settings())
     bad = [b"garbage", encode(events[-1]).replace(b'"v":1', b'"v":3'), b""]
     for value in bad:
         raw.produce(md_bbo, value, b"binance:ETH/USDT")

@@ -7,14 +7,25 @@ list (a chunk, like `connectors.memory.ChunkedSource`), because Bytewax's cost i
 Bad messages come out as `DeadLetter` events in their place; flows pass them to the sink,
 which routes them to the dead-letter topic.
 
-The sink is our own `EventProducer` (Bytewax's `KafkaSink` writes to one topic and has no
-delivery accounting); it flushes before `write_batch` returns, so an epoch's output is on
-the broker before Bytewax snapshots past it (at-least-once; intents carry deterministic
-ids so the executor recognises a replayed one).
+`KafkaEventSink` is quoteflow's one Kafka sink, an `EventProducer` per worker (Bytewax's
+`KafkaSink` writes to one topic and has no delivery accounting). Its outage policy:
+
+- At start-up a broker that does not answer, refused credentials or missing topics stop
+  the flow at once (`EventProducer` checks them): a configuration error, not an outage.
+- Once running, nothing is ever dropped: librdkafka never expires a queued message
+  (`message.timeout.ms=0`) and reconnects with its own back-off, and idempotence keeps its
+  retries free of duplicates and in order. `write_batch` blocks until the batch is on the
+  broker, logging a warning every `retry_log_s` while it waits, so Bytewax never snapshots
+  past output that is not on the broker (at-least-once; intents carry deterministic ids so
+  the executor recognises a replayed one). Queue full blocks the producer (back-pressure).
+- A delivery the broker refuses for good (not authorized, message too large) raises
+  `KafkaDeliveryError`: waiting cannot fix it, and the flow restarts from its last snapshot,
+  before the batch, once the cause is fixed.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -23,11 +34,13 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING
 
-from connectors.kafka.config import KafkaConfig, connect_admin
+from connectors.kafka.config import KafkaConfig, KafkaUnavailable, connect_admin
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.topics import require_topics, topic_name
 from connectors.kafka.wire import WireDecoder
 from models.events import Event
+
+_log = logging.getLogger(__name__)
 
 
 class _EventPartition(StatefulSourcePartition[list[Event], int | None]):
@@ -71,7 +84,7 @@ class KafkaEventSource(FixedPartitionedSource[list[Event], int | None]):
         self._topics = [topic_name(config.prefix, t) for t in topics]
         self._messages = KafkaSource(
             [config.bootstrap], self._topics, tail=tail, starting_offset=starting_offset,
-            batch_size=batch_size, add_config={"client.id": config.client_id},
+            batch_size=batch_size, add_config=config.client_settings(),
         )
 
     def list_parts(self) -> list[str]:
@@ -87,8 +100,9 @@ class KafkaEventSource(FixedPartitionedSource[list[Event], int | None]):
 
 
 class _ProducerPartition(StatelessSinkPartition[Event | list[Event]]):
-    def __init__(self, producer: EventProducer):
+    def __init__(self, producer: EventProducer, retry_log_s: float):
         self._producer = producer
+        self._retry_log_s = retry_log_s
 
     def write_batch(self, items: list[Event | list[Event]]) -> None:
         send = self._producer.send
@@ -98,17 +112,26 @@ class _ProducerPartition(StatelessSinkPartition[Event | list[Event]]):
                     send(event)
             else:
                 send(item)
-        self._producer.flush()
+        while True:
+            try:
+                self._producer.flush(self._retry_log_s)
+                return
+            except KafkaUnavailable as waiting:
+                _log.warning("Kafka sink waiting for the broker (nothing is dropped): %s",
+                             waiting)
 
     def close(self) -> None:
         self._producer.close()
 
 
 class KafkaEventSink(DynamicSink[Event | list[Event]]):
-    """Writes events, or chunks (lists) of events, each to the topic its type routes to."""
+    """Writes events, or chunks (lists) of events, each to the topic its type routes to;
+    waits out broker outages, never drops (the policy is in the module's docstring)."""
 
-    def __init__(self, config: KafkaConfig):
+    def __init__(self, config: KafkaConfig, retry_log_s: float = 10.0):
         self._config = config
+        self._retry_log_s = retry_log_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
-        return _ProducerPartition(EventProducer(self._config))
+        producer = EventProducer(self._config, **{"message.timeout.ms": 0})
+        return _ProducerPartition(producer, self._retry_log_s)

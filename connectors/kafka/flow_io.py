@@ -18,10 +18,7 @@ went away by itself, so connection errors are logged (rate-limited) and polling 
 until messages flow again; a fatal error, a vanished topic or an offset the broker no longer
 has (data lost, `auto.offset.reset=error`) raises.
 
-`PatientSink` is an `EventProducer` per worker that never gives up on a message (librdkafka
-retries until the broker is back; idempotence keeps those retries free of duplicates) and
-flushes before `write_batch` returns, so an epoch's output is on the broker before Bytewax
-snapshots past it.
+The sink is `connectors.kafka.bytewax_io.KafkaEventSink` (its outage policy is there).
 """
 
 from __future__ import annotations
@@ -33,11 +30,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from connectors.kafka.config import KafkaConfig, KafkaUnavailable, connect_admin
-from connectors.kafka.producer import EventProducer
+from connectors.kafka.config import KafkaConfig, connect_admin
 from connectors.kafka.topics import require_topics, topic_name
 from connectors.kafka.wire import WireDecoder
 from models.events import Event, MarketEvent
@@ -252,41 +247,3 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
             settings, self._topics, int(for_part), offsets, WireDecoder(self._config.prefix),
             tail=self._tail, batch_size=self._batch_size,
         )
-
-
-class _PatientPartition(StatelessSinkPartition[Event | list[Event]]):
-    def __init__(self, producer: EventProducer, retry_log_s: float):
-        self._producer = producer
-        self._retry_log_s = retry_log_s
-
-    def write_batch(self, items: list[Event | list[Event]]) -> None:
-        send = self._producer.send
-        for item in items:
-            if isinstance(item, list):
-                for event in item:
-                    send(event)
-            else:
-                send(item)
-        while True:
-            try:
-                self._producer.flush(self._retry_log_s)
-                return
-            except KafkaUnavailable as waiting:
-                _log.warning("Kafka sink still waiting for the broker: %s", waiting)
-
-    def close(self) -> None:
-        self._producer.close()
-
-
-class PatientSink(DynamicSink[Event | list[Event]]):
-    """Writes events, or chunks of events, each to the topic its type routes to; waits out
-    broker outages instead of failing (`message.timeout.ms=0`: librdkafka never expires them).
-    """
-
-    def __init__(self, config: KafkaConfig, retry_log_s: float = 10.0):
-        self._config = config
-        self._retry_log_s = retry_log_s
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PatientPartition:
-        producer = EventProducer(self._config, **{"message.timeout.ms": 0})
-        return _PatientPartition(producer, self._retry_log_s)
