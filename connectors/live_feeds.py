@@ -1,17 +1,17 @@
-"""Live market data through cryptofeed: feeds for the six venues, and a Bytewax source.
+"""Live market data through cryptofeed: a feed for any venue, and a Bytewax source.
 
-The venues are those of `connectors.replay.cryptofeed_venues` (binance, coinbase, kraken,
-bitstamp, okx, gemini), and cryptofeed's callback objects become events through the same
+The venues are those of `connectors.venues` (every exchange cryptofeed supports), and
+cryptofeed's callback objects become events through the same
 `connectors.replay.cryptofeed_events.EventSink` the recording replay uses, so a recorded
 message and a live one make the same event.
 
-Channels: L2 book and trades everywhere; the ticker (as BBO) only where cryptofeed's ticker
-keeps the best bid/ask sizes (binance's bookTicker, okx's tickers). Elsewhere a consumer takes
-the touch from the book, as the arbitrage model does.
+Channels: L2 book and trades everywhere; the ticker (as BBO) only where the venue's descriptor
+says where cryptofeed's ticker keeps the best bid/ask sizes (binance's bookTicker, okx's and
+bybit's tickers). Elsewhere a consumer takes the touch from the book, as the arbitrage model does.
 
 Start-up checks (`LiveFeedError`): an unknown venue, a symbol that is not unified ccxt form or
 that the exchange does not list, an exchange whose instrument list cannot be fetched, and a
-coinbase feed without the API key cryptofeed 2.4 signs its subscriptions with.
+feed of a venue whose subscriptions cryptofeed signs (coinbase) without an API key.
 
 Bad input never stops a feed: a message cryptofeed rejects (an exception or a logged warning,
 such as an unknown message type or a checksum or sequence break) and a callback object that
@@ -41,11 +41,10 @@ from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.feed import Feed
 
 from connectors.replay.cryptofeed_events import EventSink, cryptofeed_symbol, describe
-from connectors.replay.cryptofeed_venues import SUPPORTED_EXCHANGES, VENUES, Venue
+from connectors.venues import UnknownVenueError, Venue, venue_for
 from models.events import DeadLetter, Event
 
 __all__ = [
-    "SUPPORTED_EXCHANGES",
     "LiveFeedError",
     "LiveFeedSource",
     "Outbox",
@@ -54,8 +53,6 @@ __all__ = [
 ]
 
 _CRYPTOFEED_LOGGER = "feedhandler"
-# Venues whose cryptofeed feed signs even public subscriptions.
-_NEEDS_KEYS = frozenset({"coinbase"})
 # cryptofeed's own logging goes to Python logging, not to a `feedhandler.log` in the cwd.
 _HANDLER_CONFIG = {"log": {"disabled": True}, "uvloop": False}
 
@@ -111,11 +108,11 @@ def build_feed(
     """
     venue = _venue(exchange)
     if not symbols:
-        raise LiveFeedError(f"{venue.ccxt_id}: no symbols to subscribe to")
+        raise LiveFeedError(f"{venue.name}: no symbols to subscribe to")
     config = dict(config or {})
-    if venue.ccxt_id in _NEEDS_KEYS and not _has_keys(config, venue.cryptofeed_id):
+    if venue.needs_keys and not _has_keys(config, venue.cryptofeed_id):
         raise LiveFeedError(
-            f"{venue.ccxt_id}: cryptofeed 2.4 signs Coinbase subscriptions, even public ones: "
+            f"{venue.name}: cryptofeed 2.4 signs its subscriptions, even public ones: "
             f"give key_id and key_secret under '{venue.cryptofeed_id.lower()}' in the feed config"
         )
     feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
@@ -125,7 +122,7 @@ def build_feed(
     listed = _listed_instruments(venue, feed_class)
     unlisted = [symbol for symbol, name in zip(symbols, names, strict=True) if name not in listed]
     if unlisted:
-        raise LiveFeedError(f"{venue.ccxt_id} does not list {', '.join(unlisted)}")
+        raise LiveFeedError(f"{venue.name} does not list {', '.join(unlisted)}")
     callbacks = _Callbacks(venue, outbox)
     feed = feed_class(
         config=config,
@@ -140,11 +137,12 @@ def build_feed(
 
 
 def _venue(exchange: str) -> Venue:
-    venue = VENUES.get(exchange.lower()) if isinstance(exchange, str) else None
-    if venue is None:
-        raise LiveFeedError(
-            f"no live feed for venue {exchange!r}; supported: {', '.join(SUPPORTED_EXCHANGES)}"
-        )
+    try:
+        venue = venue_for(exchange)
+    except UnknownVenueError as exc:
+        raise LiveFeedError(f"no live feed: {exc}") from None
+    if venue.cryptofeed_id is None:
+        raise LiveFeedError(f"no live feed for venue {venue.name}: cryptofeed has none")
     return venue
 
 
@@ -157,7 +155,7 @@ def _cryptofeed_name(venue: Venue, symbol: str) -> str:
     try:
         return cryptofeed_symbol(symbol)
     except ValueError as exc:
-        raise LiveFeedError(f"{venue.ccxt_id}: bad symbol: {exc}") from None
+        raise LiveFeedError(f"{venue.name}: bad symbol: {exc}") from None
 
 
 def _listed_instruments(venue: Venue, feed_class: type[Feed]) -> dict:
@@ -165,7 +163,7 @@ def _listed_instruments(venue: Venue, feed_class: type[Feed]) -> dict:
         return feed_class.symbol_mapping()
     except Exception as exc:
         raise LiveFeedError(
-            f"{venue.ccxt_id}: cannot list the exchange's instruments ({describe(exc)}); "
+            f"{venue.name}: cannot list the exchange's instruments ({describe(exc)}); "
             "is the exchange reachable from here?"
         ) from None
 
@@ -198,9 +196,9 @@ class _Callbacks:
     __slots__ = ("_outbox", "_sink", "_source", "dead_letters")
 
     def __init__(self, venue: Venue, outbox: Outbox) -> None:
-        self._sink = EventSink(venue.ccxt_id, venue.ticker_sizes)
+        self._sink = EventSink(venue.name, venue.ticker_sizes)
         self._outbox = outbox
-        self._source = f"cryptofeed:{venue.ccxt_id}:live"
+        self._source = f"cryptofeed:{venue.name}:live"
         self.dead_letters = 0
 
     def handlers(self) -> dict[str, Callable]:

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from models.book_view import BookSide
 from models.events import BookDelta, BookSnapshot, Level
-from models.sequencing import APPLY, STALE, SequencingRule, rule_for_venue
+from models.sequencing import APPLY, DEFAULT_RULE, STALE, SequencingRule
 
 _ZERO = Decimal(0)
 _TWO = Decimal(2)
@@ -101,8 +101,9 @@ class _Side:
 class OrderBook:
     """L2 book for one instrument; implements `models.book_view.BookView`.
 
-    `rules` defaults to the venue's (`models.sequencing.rule_for_venue`). The caller routes
-    events by instrument: `apply` does not check venue or symbol.
+    `rules` defaults to `models.sequencing.DEFAULT_RULE`, which follows the update ids the
+    deltas carry (a venue descriptor in `connectors.venues` names the same rule). The caller
+    routes events by instrument: `apply` does not check venue or symbol.
     """
 
     __slots__ = (
@@ -131,7 +132,7 @@ class OrderBook:
     ) -> None:
         self.venue = venue
         self.symbol = symbol
-        self._rule = rules if rules is not None else rule_for_venue(venue)
+        self._rule = rules if rules is not None else DEFAULT_RULE
         self._bids = _Side()
         self._asks = _Side()
         self._bid: Level | None = None  # the touch, kept by _refresh_touch

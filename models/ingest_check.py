@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from models.book import BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, DeadLetter, Event, encode
-from models.sequencing import (
-    MissingUpdateIdError,
-    rule_for_venue,
-)
+from models.sequencing import MissingUpdateIdError
 
 BOOK_GAP = "book_gap"
 BOOK_CROSSED = "book_crossed"
@@ -36,7 +33,7 @@ class InstrumentCheck:
     __slots__ = ("book", "flagged")
 
     def __init__(self, venue: str, symbol: str) -> None:
-        self.book = OrderBook(venue, symbol, rule_for_venue(venue))
+        self.book = OrderBook(venue, symbol)
         self.flagged = 0  # dead letters made here
 
     def admit(self, event: Event, out: list[Event]) -> None:

@@ -11,8 +11,9 @@ The Binance rules follow Binance's "How to manage a local order book correctly" 
   `U <= lastUpdateId + 1 <= u`; afterwards it is normally `U == prev_u + 1`. An event that
   overlaps ids already applied (`U <= prev_u < u`) is applied too, as Binance's procedure
   says: levels carry absolute sizes, so re-setting a level to its newer size is exact.
-- USD-M futures: before the first applied event, drop events with `u < lastUpdateId` and
-  require `U <= lastUpdateId <= u`; afterwards each event's `pu` must equal the previous `u`.
+- futures, USD-M and COIN-M alike: before the first applied event, drop events with
+  `u < lastUpdateId` and require `U <= lastUpdateId <= u`; afterwards each event's `pu` must
+  equal the previous `u`.
 """
 
 from __future__ import annotations
@@ -108,12 +109,43 @@ class SourceSequencedRule:
         return self.venue_rule.check(delta, book_seq, bridged)
 
 
-_RULES_BY_VENUE: dict[str, SequencingRule] = {
-    "binance": SourceSequencedRule(BinanceSpotRule()),
-    "binanceusdm": SourceSequencedRule(BinanceUsdmRule()),
+class ByUpdateIds:
+    """The default when a book's caller names no rule: the ids a delta carries say whose rule
+    it follows. Binance futures diffs (USD-M and COIN-M) carry `pu` (prev_seq), spot diffs only
+    `U`/`u`, and deltas that cryptofeed already checked carry neither (arrival order).
+
+    Which rule a venue's feed follows is stated by its descriptor (`connectors.venues`, field
+    `sequencing`, a key of `RULES`); this default agrees with every descriptor, so books built
+    in models without one (features, arbitrage, quote sessions) sequence the same way.
+    """
+
+    __slots__ = ()
+
+    def check(self, delta: BookDelta, book_seq: int | None, bridged: bool) -> Verdict:
+        if delta.prev_seq is not None:
+            return _BINANCE_FUTURES.check(delta, book_seq, bridged)
+        if delta.first_seq is not None:
+            return _BINANCE_SPOT.check(delta, book_seq, bridged)
+        return APPLY
+
+
+_BINANCE_SPOT = BinanceSpotRule()
+_BINANCE_FUTURES = BinanceUsdmRule()
+
+# The rules a venue descriptor can name.
+RULES: dict[str, SequencingRule] = {
+    "binance-spot": SourceSequencedRule(_BINANCE_SPOT),
+    "binance-futures": SourceSequencedRule(_BINANCE_FUTURES),
+    "arrival": UnsequencedRule(),
 }
 
+DEFAULT_RULE: SequencingRule = ByUpdateIds()
 
-def rule_for_venue(venue: str) -> SequencingRule:
-    """The venue's rule; venues whose feeds carry no update ids get `UnsequencedRule`."""
-    return _RULES_BY_VENUE.get(venue) or UnsequencedRule()
+
+def rule_named(name: str) -> SequencingRule:
+    try:
+        return RULES[name]
+    except KeyError:
+        raise ValueError(
+            f"no sequencing rule {name!r}; known: {', '.join(RULES)}"
+        ) from None

@@ -16,11 +16,14 @@ from models.book import BookStatus, OrderBook
 from models.book_view import BookView
 from models.events import BookDelta, BookSnapshot
 from models.sequencing import (
+    APPLY,
+    DEFAULT_RULE,
+    GAP,
     BinanceSpotRule,
     BinanceUsdmRule,
     MissingUpdateIdError,
     UnsequencedRule,
-    rule_for_venue,
+    rule_named,
 )
 
 D = Decimal
@@ -66,10 +69,24 @@ def usdm_book() -> OrderBook:
     return OrderBook("binanceusdm", "BTC/USDT:USDT", BinanceUsdmRule())
 
 
-def test_rule_for_venue():
-    assert isinstance(rule_for_venue("binance").venue_rule, BinanceSpotRule)
-    assert isinstance(rule_for_venue("binanceusdm").venue_rule, BinanceUsdmRule)
-    assert isinstance(rule_for_venue("coinbase"), UnsequencedRule)
+def test_named_rules_and_the_default_that_follows_the_ids():
+    from connectors.venues import sequencing_rule
+
+    assert isinstance(rule_named("binance-spot").venue_rule, BinanceSpotRule)
+    assert isinstance(rule_named("binance-futures").venue_rule, BinanceUsdmRule)
+    assert isinstance(rule_named("arrival"), UnsequencedRule)
+    assert sequencing_rule("binance") is rule_named("binance-spot")
+    assert sequencing_rule("binanceusdm") is sequencing_rule("binancecoinm")
+    assert sequencing_rule("binancecoinm") is rule_named("binance-futures")
+    assert sequencing_rule("kraken") is sequencing_rule("no-such-venue") is rule_named("arrival")
+    with pytest.raises(ValueError, match="no sequencing rule 'x'"):
+        rule_named("x")
+    # Spot ids (U, u) follow the spot rule, futures ids (pu) the futures one, none: arrival.
+    assert DEFAULT_RULE.check(delta(12, 15), 10, False) is GAP
+    assert DEFAULT_RULE.check(delta(11, 15), 10, False) is APPLY
+    assert DEFAULT_RULE.check(delta(12, 15, 9, venue="binanceusdm"), 10, True) is GAP
+    assert DEFAULT_RULE.check(delta(12, 15, 10, venue="binanceusdm"), 10, True) is APPLY
+    assert DEFAULT_RULE.check(delta(None, 15), 10, True) is APPLY
 
 
 # -- Binance spot ---------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from models.execution.client_ids import client_order_id
 from models.execution.orders import TrackedOrder
 from models.instrument import instrument_for
 from models.risk import RiskEngine, parse_limits
-from models.sequencing import rule_for_venue
 from tests.conftest import SHARED_DATA
 
 SPOT_BTC = SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz"
@@ -51,7 +50,7 @@ class Market:
         self.adapter = PaperVenueAdapter(
             self.paper, "binance", AsyncRateLimiter.from_ccxt(0.01, capacity=100)
         )
-        self.book = OrderBook("binance", "BTC/USDT", rule_for_venue("binance"))
+        self.book = OrderBook("binance", "BTC/USDT")
         self._events = (e for e in Recordings([SPOT_BTC]).events() if not isinstance(e, DeadLetter))
 
     def advance(self, count: int) -> None:

@@ -33,7 +33,7 @@ from connectors.replay.cryptofeed_files import (
     split_received,
 )
 from connectors.replay.cryptofeed_recording import iter_recording
-from connectors.replay.cryptofeed_venues import VENUES
+from connectors.venues import VENUES
 from flows.ingest import build_ingest_flow
 from models.events import BBO, DeadLetter, Trade, decode
 from tests.conftest import CRYPTOFEED_DIR
@@ -179,7 +179,7 @@ def test_rejected_messages_become_dead_letters_with_the_raw_message(shared_data)
 
 
 def test_unknown_venue_is_a_clear_error():
-    with pytest.raises(LiveFeedError, match="'mtgox'; supported: binance, coinbase, kraken"):
+    with pytest.raises(LiveFeedError, match=r"no live feed: unknown exchange 'mtgox'; known: .*"):
         build_feed("mtgox", ["BTC/USD"], Outbox())
 
 

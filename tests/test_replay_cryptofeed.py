@@ -14,11 +14,8 @@ from hypothesis import strategies as st
 
 from connectors.replay.cryptofeed_events import unified_symbol
 from connectors.replay.cryptofeed_files import seconds_to_ns
-from connectors.replay.cryptofeed_recording import (
-    SUPPORTED_EXCHANGES,
-    ReplayStats,
-    iter_recording,
-)
+from connectors.replay.cryptofeed_recording import ReplayStats, iter_recording
+from connectors.venues import VENUES, UnknownVenueError
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
 from tests.conftest import CRYPTOFEED_DIR
 
@@ -55,8 +52,11 @@ def corrupt_copy(tmp_path: Path, exchange: str, edit) -> Path:
     return tmp_path
 
 
-def test_supported_exchanges_are_the_six_recorded():
-    assert set(SUPPORTED_EXCHANGES) == set(ALL)
+def test_every_cryptofeed_exchange_has_a_venue():
+    from cryptofeed.exchanges import EXCHANGE_MAP
+
+    assert {v.cryptofeed_id for v in VENUES.values()} >= set(EXCHANGE_MAP)
+    assert set(ALL) < set(VENUES)
 
 
 # Counts follow from the recordings: e.g. Coinbase's 107 tickers, 10 last_match and 3
@@ -185,7 +185,7 @@ def test_replay_leaves_cryptofeeds_symbol_registry_as_it_found_it(shared_data):
 
 
 def test_unknown_exchange_is_a_clear_error(shared_data):
-    with pytest.raises(ValueError, match="binance, coinbase, kraken, bitstamp, okx, gemini"):
+    with pytest.raises(UnknownVenueError, match=r"unknown exchange 'mtgox'; known: .*bybit"):
         iter_recording(CRYPTOFEED_DIR, "mtgox")
 
 

@@ -52,7 +52,11 @@ class EventSink:
         self.snapshot_times: deque[int] = deque()
 
     def callbacks(self) -> dict:
-        return {L2_BOOK: self.on_book, TRADES: self.on_trade, TICKER: self.on_ticker}
+        """A venue whose ticker sizes are unknown consumes no tickers (docs/venues.md)."""
+        callbacks = {L2_BOOK: self.on_book, TRADES: self.on_trade}
+        if self._ticker_sizes is not None:
+            callbacks[TICKER] = self.on_ticker
+        return callbacks
 
     def take(self) -> tuple[list[AnyMarketEvent], list[str]]:
         """The events and failures collected since the last take, handed over whole."""

@@ -99,6 +99,22 @@ def load_recording(directory: Path, name: str, translate_rest: RestTranslation) 
     return Recording(configuration, startup, snapshots, sessions)
 
 
+def websocket_sessions(sessions: list[Path]) -> list[tuple[str | None, list[Path]]]:
+    """`(address, files)` per websocket session N, its rotations M in order; the address is
+    the URL of the session's `URL <-> ts` connect line (None when the recording has none)."""
+    grouped: dict[int, list[Path]] = {}
+    for path in sessions:
+        grouped.setdefault(_session_order(path)[0], []).append(path)
+    return [(_connected_address(paths[0]), paths) for paths in grouped.values()]
+
+
+def _connected_address(path: Path) -> str | None:
+    for _, line in _lines(path):
+        url, connected, _ = line.partition(" <-> ")
+        return url if connected and url.startswith(_URL_SCHEMES) else None
+    return None
+
+
 def received_lines(sessions: list[Path]) -> Iterator[tuple[str, str]]:
     """`(location, line)` for every received message, sessions one after another.
 

@@ -46,11 +46,12 @@ from connectors.replay.cryptofeed_files import (
     load_recording,
     received_lines,
     split_received,
+    websocket_sessions,
 )
-from connectors.replay.cryptofeed_venues import SUPPORTED_EXCHANGES, Venue, venue_for
+from connectors.venues import UnknownVenueError, Venue, venue_for
 from models.events import AnyMarketEvent, DeadLetter
 
-__all__ = ["SUPPORTED_EXCHANGES", "RecordingReplay", "ReplayStats", "iter_recording"]
+__all__ = ["RecordingReplay", "ReplayStats", "iter_recording"]
 
 _CRYPTOFEED_LOGGER = "feedhandler"
 _BATCH = 512
@@ -78,8 +79,9 @@ class ReplayStats:
 def iter_recording(directory: str | Path, exchange: str) -> RecordingReplay:
     """Events of `exchange`'s recording in `directory`, in cryptofeed's processing order.
 
-    `exchange` is the ccxt id (binance, coinbase, kraken, bitstamp, okx, gemini); an unknown
-    one raises ValueError naming the supported ones, missing files FileNotFoundError.
+    `exchange` is any venue of `connectors.venues` (every exchange cryptofeed supports), by
+    quoteflow's name or cryptofeed's id; an unknown one raises UnknownVenueError (a
+    ValueError) naming the known ones, missing files FileNotFoundError.
     """
     return RecordingReplay(directory, exchange)
 
@@ -91,11 +93,13 @@ class RecordingReplay:
 
     def __init__(self, directory: str | Path, exchange: str) -> None:
         venue = venue_for(exchange)
+        if venue.cryptofeed_id is None:
+            raise UnknownVenueError(f"{venue.name}: cryptofeed has no feed for this exchange")
         recording = load_recording(Path(directory), venue.cryptofeed_id, venue.adapter.rest)
-        sink = EventSink(venue.ccxt_id, venue.ticker_sizes)
+        sink = EventSink(venue.name, venue.ticker_sizes)
         # Built now, so unusable start-up data fails here rather than at the first event.
         feed = _build_feed(venue, recording, sink)
-        self.stats = ReplayStats(venue.ccxt_id)
+        self.stats = ReplayStats(venue.name)
         self._items = _replay(_FeedDriver(feed, sink, venue), recording.sessions, self.stats)
 
     def __iter__(self) -> RecordingReplay:
@@ -112,31 +116,39 @@ def _replay(
     driver: _FeedDriver, sessions: list[Path], stats: ReplayStats
 ) -> Iterator[AnyMarketEvent | DeadLetter]:
     try:
-        events = driver.subscribe()
-        stats.events += len(events)
-        yield from events
-
-        lines = received_lines(sessions)
-        while batch := list(islice(lines, _BATCH)):
-            for location, line, receive_ns, events, failures in driver.handle(batch):
-                stats.read += 1
-                stats.events += len(events)
-                if failures:
-                    stats.failed += 1
-                elif events:
-                    stats.produced += 1
-                else:
-                    stats.ignored += 1
-                yield from events
-                if failures:
-                    yield DeadLetter(
-                        source=f"cryptofeed:{stats.exchange}:{location}",
-                        reason="; ".join(failures),
-                        raw=line,
-                        receive_ts=receive_ns,
-                    )
+        for address, files in websocket_sessions(sessions):
+            yield from _replay_session(driver, address, files, stats)
     finally:
         driver.close()
+
+
+def _replay_session(
+    driver: _FeedDriver, address: str | None, files: list[Path], stats: ReplayStats
+) -> Iterator[AnyMarketEvent | DeadLetter]:
+    """One websocket session: subscribed on a connection of its own, as live."""
+    events = driver.subscribe(address)
+    stats.events += len(events)
+    yield from events
+
+    lines = received_lines(files)
+    while batch := list(islice(lines, _BATCH)):
+        for location, line, receive_ns, events, failures in driver.handle(batch):
+            stats.read += 1
+            stats.events += len(events)
+            if failures:
+                stats.failed += 1
+            elif events:
+                stats.produced += 1
+            else:
+                stats.ignored += 1
+            yield from events
+            if failures:
+                yield DeadLetter(
+                    source=f"cryptofeed:{stats.exchange}:{location}",
+                    reason="; ".join(failures),
+                    raw=line,
+                    receive_ts=receive_ns,
+                )
 
 
 class _FeedDriver:
@@ -149,9 +161,9 @@ class _FeedDriver:
 
     def __init__(self, feed: Feed, sink: EventSink, venue: Venue) -> None:
         self._feed = feed
-        self._conn = _ReplayConnection(feed)
+        self._conn = _ReplayConnection(feed, None)
         self._translate = venue.adapter.message
-        self._venue = venue.ccxt_id
+        self._venue = venue.name
         self._sink = sink
         self._loop: _NoWaitLoop | None = None
         self._warnings = _WarningCapture()
@@ -161,9 +173,12 @@ class _FeedDriver:
             logging.getLogger(_CRYPTOFEED_LOGGER).removeHandler(self._warnings)
             self._loop.close()
 
-    def subscribe(self) -> list[AnyMarketEvent]:
-        self._loop = _NoWaitLoop()
-        logging.getLogger(_CRYPTOFEED_LOGGER).addHandler(self._warnings)
+    def subscribe(self, address: str | None) -> list[AnyMarketEvent]:
+        """A new connection to `address` (the recorded session's URL), subscribed."""
+        if self._loop is None:
+            self._loop = _NoWaitLoop()
+            logging.getLogger(_CRYPTOFEED_LOGGER).addHandler(self._warnings)
+        self._conn = _ReplayConnection(self._feed, address)
         try:
             self._run(self._feed.subscribe(self._conn))
         except Exception as exc:
@@ -211,6 +226,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         {"http_sync": _StartupRest(recording.startup)},
     )
     # Recorded channels the installed cryptofeed no longer offers (Coinbase ticker) are left out.
+    # Tickers of a venue whose ticker sizes are unknown are parsed and dropped (no callback).
     subscription = {
         channel: symbols
         for channel, symbols in recording.configuration.items()
@@ -228,7 +244,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         )
     except Exception as exc:
         raise ValueError(
-            f"{venue.ccxt_id}: cryptofeed cannot build its feed from the recorded start-up "
+            f"{venue.name}: cryptofeed cannot build its feed from the recorded start-up "
             f"data: {describe(exc)}"
         ) from exc
     finally:
@@ -270,21 +286,46 @@ class _SnapshotRest:
 
 
 class _ReplayConnection:
-    """Stands in for the websocket: the feed reads its subscription and id, and what it writes
-    (subscribe requests) goes nowhere, since the recording already holds what was sent.
+    """Stands in for the websocket: the feed reads its address, subscription and id, and what
+    it writes (subscribe requests) goes nowhere, since the recording already holds what was sent.
 
-    Like cryptofeed's playback, one connection carries the whole subscription, however live
-    cryptofeed would split it over sockets.
+    The subscription is the part cryptofeed's `Feed.connect` gives the endpoint at the recorded
+    address (Bybit's spot and linear sockets parse differently); where no endpoint has that
+    address (a URL the exchange has since retired) one connection carries the whole
+    subscription, as cryptofeed's playback does.
     """
 
-    __slots__ = ("id", "subscription", "uuid")
+    __slots__ = ("address", "id", "subscription", "uuid")
 
-    def __init__(self, feed: Feed) -> None:
-        self.subscription = {chan: list(symbols) for chan, symbols in feed.subscription.items()}
+    def __init__(self, feed: Feed, address: str | None) -> None:
+        self.address = address or _only_address(feed)
+        self.subscription = _subscription_at(feed, address)
         self.id = self.uuid = f"{feed.id}.replay"
 
     async def write(self, msg: str) -> None:
         pass
+
+
+def _only_address(feed: Feed) -> str:
+    addresses = [endpoint.address for endpoint in feed.websocket_endpoints]
+    return addresses[0] if len(addresses) == 1 else ""
+
+
+def _subscription_at(feed: Feed, address: str | None) -> dict[str, list[str]]:
+    everything = {chan: list(symbols) for chan, symbols in feed.subscription.items()}
+    matching = [e for e in feed.websocket_endpoints if address and address.startswith(e.address)]
+    if not matching:
+        return everything
+    endpoint = max(matching, key=lambda e: len(e.address))
+    std = {
+        chan: [feed.exchange_symbol_to_std_symbol(s) for s in symbols]
+        for chan, symbols in everything.items()
+    }
+    return {
+        chan: [feed.std_symbol_to_exchange_symbol(s) for s in symbols]
+        for chan, symbols in endpoint.subscription_filter(std).items()
+        if symbols
+    }
 
 
 class _NoWaitLoop(asyncio.SelectorEventLoop):

@@ -1,4 +1,5 @@
-"""Coinbase recordings made on the retired Coinbase Pro API, restated in the Advanced Trade API
+"""Coinbase: cryptofeed 2.4 signs even public subscriptions (an API key is needed live), and
+recordings made on the retired Coinbase Pro API, restated in the Advanced Trade API
 that cryptofeed 2.4 speaks, so its own Coinbase parser and book keeping run on them.
 
 Coinbase closed Pro (`ws-feed.pro.coinbase.com`, `api.pro.coinbase.com`) in 2023 and cryptofeed
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 import json
 
+from cryptofeed.defines import COINBASE
 from cryptofeed.exchanges import Coinbase
+
+from connectors.venues.descriptor import Venue
 
 _PRO_PRODUCTS_URL = "https://api.pro.coinbase.com/products"
 _BOOK_SIDE = {"buy": "bid", "sell": "ask"}
@@ -83,3 +87,9 @@ def _envelope(
     if timestamp is not None:
         envelope["timestamp"] = timestamp
     return json.dumps(envelope)
+
+
+VENUES = (
+    Venue(name="coinbase", cryptofeed_id=COINBASE, ccxt_id="coinbase", adapter=CoinbasePro(),
+          needs_keys=True),
+)

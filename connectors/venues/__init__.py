@@ -1,0 +1,78 @@
+"""Every exchange quoteflow can read, as data: one `Venue` descriptor per exchange.
+
+The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
+replays from its raw recordings and runs live with no code of its own; the few modules beside
+this one (binance, coinbase, okx, bybit) state only what cannot be derived. Look a venue up by
+quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
+"""
+
+from __future__ import annotations
+
+from cryptofeed.exchanges import EXCHANGE_MAP
+
+from connectors.venues import binance, bybit, coinbase, okx
+from connectors.venues.descriptor import (
+    BINANCE_HFT,
+    CRYPTOFEED,
+    AsRecorded,
+    RecordingAdapter,
+    Venue,
+)
+from models.sequencing import SequencingRule, rule_named
+
+__all__ = [
+    "BINANCE_HFT",
+    "CRYPTOFEED",
+    "VENUES",
+    "AsRecorded",
+    "RecordingAdapter",
+    "UnknownVenueError",
+    "Venue",
+    "derived_venue",
+    "sequencing_rule",
+    "venue_for",
+]
+
+
+class UnknownVenueError(ValueError):
+    """No descriptor for that exchange name; the message lists the known ones."""
+
+
+def derived_venue(cryptofeed_id: str) -> Venue:
+    """The descriptor of a cryptofeed exchange with no module of its own."""
+    name = cryptofeed_id.lower().replace("_", "").replace(".", "")
+    return Venue(name=name, cryptofeed_id=cryptofeed_id, ccxt_id=name)
+
+
+def _registry() -> dict[str, Venue]:
+    venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
+    specific = [*binance.VENUES, *coinbase.VENUES, *okx.VENUES, *bybit.VENUES]
+    for venue in specific:
+        if venue.cryptofeed_id is not None:
+            venues.pop(venue.cryptofeed_id, None)
+    by_name = {v.name: v for v in venues.values()}
+    by_name.update((v.name, v) for v in specific)
+    return dict(sorted(by_name.items()))
+
+
+VENUES: dict[str, Venue] = _registry()
+_BY_CRYPTOFEED_ID = {v.cryptofeed_id: v for v in VENUES.values() if v.cryptofeed_id}
+
+
+def venue_for(exchange: str) -> Venue:
+    """By quoteflow's name (ccxt's id) or cryptofeed's id (a recording's file prefix),
+    case-insensitively; UnknownVenueError names the known ones."""
+    if isinstance(exchange, str):
+        venue = VENUES.get(exchange.lower()) or _BY_CRYPTOFEED_ID.get(exchange.upper())
+        if venue is not None:
+            return venue
+    raise UnknownVenueError(f"unknown exchange {exchange!r}; known: {', '.join(VENUES)}")
+
+
+def sequencing_rule(venue: str) -> SequencingRule:
+    """The book-sequencing rule the venue's descriptor names ("arrival" for unknown names:
+    feeds without update ids)."""
+    try:
+        return rule_named(venue_for(venue).sequencing)
+    except UnknownVenueError:
+        return rule_named("arrival")

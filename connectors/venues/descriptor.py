@@ -1,0 +1,72 @@
+"""What quoteflow knows about one exchange, in one record: `Venue`.
+
+Most of it is derived from cryptofeed's feed class (the venue's name from its exchange id, its
+channels, its websocket endpoints); a venue module of its own (`connectors/venues/NAME.py`)
+exists only for what cannot be derived. docs/venues.md explains each field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class RecordingAdapter(Protocol):
+    """Bridges a recording made against an older exchange API to the installed cryptofeed."""
+
+    def feed_config(self) -> dict: ...
+
+    def rest(self, url: str, body: str) -> tuple[str, str]: ...
+
+    def message(self, text: str) -> str: ...
+
+
+class AsRecorded:
+    """For recordings the installed cryptofeed reads unchanged."""
+
+    def feed_config(self) -> dict:
+        # Explicitly empty: a CRYPTOFEED_CONFIG file in the environment must not alter replay.
+        return {}
+
+    def rest(self, url: str, body: str) -> tuple[str, str]:
+        return url, body
+
+    def message(self, text: str) -> str:
+        return text
+
+
+# Recording formats a venue can be replayed from.
+CRYPTOFEED = "cryptofeed"  # cryptofeed's raw-data recorder (connectors.replay.cryptofeed_recording)
+BINANCE_HFT = "binance-hft"  # hftbacktest's Binance files (connectors.replay.binance_hft)
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """One exchange (or one market family of it: Binance spot, USD-M and COIN-M are three).
+
+    - `name`: quoteflow's venue id, in every event and instrument key. ccxt's exchange id where
+      ccxt has the exchange, else cryptofeed's id in lower case without `_` and `.`.
+    - `cryptofeed_id`: the key of cryptofeed's EXCHANGE_MAP: its Feed class reads the venue
+      live and replays its raw recordings (files named `CRYPTOFEED_ID.*`).
+    - `ccxt_id`: the ccxt exchange class that lists its markets (trading rules, fees) and
+      trades on it; None where ccxt has none.
+    - `sequencing`: the name of the book-sequencing rule its update ids follow
+      (`models.sequencing.RULES`); "arrival" for feeds cryptofeed sequences itself.
+    - `fee_source`: where the maker/taker fees in its market cache come from.
+    - `ticker_sizes`: keys of the best bid/ask sizes in cryptofeed's raw ticker, whose Ticker
+      carries prices only; None where unknown: then its tickers are not consumed (not
+      subscribed live, ignored in replay) rather than made into BBOs with made-up sizes.
+    - `adapter`: rewrites recordings made against an older exchange API.
+    - `needs_keys`: cryptofeed signs even its public subscriptions (API key needed live).
+    - `recordings`: the recording formats it replays from.
+    """
+
+    name: str
+    cryptofeed_id: str | None
+    ccxt_id: str | None
+    sequencing: str = "arrival"
+    fee_source: str = "ccxt load_markets: the exchange's default (lowest tier) maker/taker"
+    ticker_sizes: tuple[str, str] | None = None
+    adapter: RecordingAdapter = field(default_factory=AsRecorded)
+    needs_keys: bool = False
+    recordings: tuple[str, ...] = (CRYPTOFEED,)
