@@ -10,7 +10,14 @@ from bytewax.testing import run_main
 
 from connectors.memory import ChunkedSource
 from connectors.replay.recordings import Recordings
-from connectors.timescale import TimescaleConfig, WriterStats, applied_migrations, connect, route
+from connectors.timescale import (
+    MIGRATIONS,
+    TimescaleConfig,
+    WriterStats,
+    applied_migrations,
+    connect,
+    route,
+)
 from flows.persist import build_persist_flow
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Fill, Position, Trade
 from tests.conftest import SHARED_DATA
@@ -48,7 +55,7 @@ def test_persist_flow_writes_a_replayed_recording_and_the_counts_match(shared_da
         )
         run_main(flow)
         with connect(config) as conn:
-            assert sorted(applied_migrations(conn)) == [1, 2]
+            assert sorted(applied_migrations(conn)) == [m.version for m in MIGRATIONS]
             stored = {
                 table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in expected

@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple
 
 import psycopg
 
+from connectors.timescale.positions import POSITIONS_DDL
 from connectors.timescale.schema import TABLES, create_index_sql, create_table_sql
 
 Flavour = Literal["plain", "timescale"]
@@ -143,6 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             _refresh_policy("pnl_1m"),
         ),
     ),
+    Migration(3, "persist's Kafka offsets and books (exactly-once)", POSITIONS_DDL, POSITIONS_DDL),
 )
 
 

@@ -170,18 +170,31 @@ class BookTops:
     """One order book per instrument, turning each L2 message into its md_book_top row.
 
     The caller must route all of an instrument's book events here in order (the persist
-    sink partitions by instrument for exactly this).
+    sink partitions by instrument, or by Kafka partition, for exactly this). `touched` holds
+    the keys of the books changed since the caller last took them (`take_touched`), so a
+    writer can store them with its rows and `restore` them after a restart.
     """
 
-    __slots__ = ("_books",)
+    __slots__ = ("_books", "_touched")
 
     def __init__(self) -> None:
         self._books: dict[str, OrderBook] = {}
+        self._touched: set[str] = set()
+
+    def restore(self, books: dict[str, OrderBook]) -> None:
+        self._books.update(books)
+
+    def take_touched(self) -> dict[str, OrderBook]:
+        touched = {key: self._books[key] for key in self._touched}
+        self._touched = set()
+        return touched
 
     def row(self, e: BookSnapshot | BookDelta) -> Row:
-        book = self._books.get(e.key)
+        key = e.key
+        book = self._books.get(key)
         if book is None:
-            book = self._books[e.key] = OrderBook(e.venue, e.symbol)
+            book = self._books[key] = OrderBook(e.venue, e.symbol)
+        self._touched.add(key)
         try:
             status = book.apply(e)
         except (TypeError, ValueError, AttributeError) as error:

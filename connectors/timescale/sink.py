@@ -2,8 +2,13 @@
 
 Items are `(key, events)` pairs (`route` makes them from chunks). Bytewax sends each key to
 one partition, in order, which the book-top rows need: every market event is keyed by its
-instrument, everything else shares one key. `snapshot` flushes, so whatever came before a
-recovery snapshot is in the database (at-least-once: a resumed flow may write a tail twice).
+instrument, everything else shares one key. `snapshot` flushes.
+
+From Kafka (`source.PositionedSource`) a chunk is a `SourceChunk` and is keyed by its Kafka
+partition instead: quoteflow keys every market topic by instrument, so one Kafka partition
+still holds each of its instruments in order, and one sink partition sees all of a Kafka
+partition's chunks, so it can commit their offset with their rows (exactly-once, see
+`positions`; the sink is built with the same `consumer` name as the source).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.timescale.config import TimescaleConfig, connect
 from connectors.timescale.migrations import migrate
+from connectors.timescale.source import SourceChunk
 from connectors.timescale.writer import EventWriter, WriterStats
 from models.events import MarketEvent
 
@@ -23,8 +29,11 @@ from models.events import MarketEvent
 UNORDERED_KEY = "*"
 
 
-def route(chunk: Iterable[Any]) -> list[tuple[str, list[Any]]]:
-    """Split a chunk into (key, events) groups, each keeping its events' order."""
+def route(chunk: Iterable[Any] | SourceChunk) -> list[tuple[str, Any]]:
+    """Split a chunk into (key, events) groups, each keeping its events' order; a chunk of
+    one Kafka partition stays whole, keyed by that partition."""
+    if type(chunk) is SourceChunk:
+        return [(chunk.key, chunk)]
     groups: dict[str, list[Any]] = {}
     for event in chunk:
         key = event.key if isinstance(event, MarketEvent) else UNORDERED_KEY
@@ -43,16 +52,20 @@ class _WriterPartition(StatefulSinkPartition[list, None]):
         conn: psycopg.Connection,
         config: TimescaleConfig,
         on_close: Callable[[str, WriterStats], None] | None,
+        consumer: str | None,
     ):
         self._name = name
         self._conn = conn
-        self._writer = EventWriter(conn, config)
+        self._writer = EventWriter(conn, config, consumer=consumer)
         self._on_close = on_close
 
-    def write_batch(self, values: list[list]) -> None:
+    def write_batch(self, values: list[list | SourceChunk]) -> None:
         write = self._writer.write
-        for events in values:
-            write(events)
+        for value in values:
+            if type(value) is SourceChunk:
+                write(value.events, (value.topic, value.partition, value.next_offset))
+            else:
+                write(value)
 
     def snapshot(self) -> None:
         self._writer.flush()
@@ -70,16 +83,19 @@ class TimescaleSink(FixedPartitionedSink[list, None]):
     """Writes events to PostgreSQL/TimescaleDB, migrating the schema first if configured.
 
     `on_close(partition, stats)` is called with each partition's `WriterStats` when the flow
-    ends on finite input (tests, backfills).
+    ends on finite input (tests, backfills). `consumer` names the offsets and books stored
+    with the rows (exactly-once from a `PositionedSource` of the same name).
     """
 
     def __init__(
         self,
         config: TimescaleConfig,
         on_close: Callable[[str, WriterStats], None] | None = None,
+        consumer: str | None = None,
     ):
         self._config = config
         self._on_close = on_close
+        self._consumer = consumer
 
     def list_parts(self) -> list[str]:
         return [f"timescale-{i}" for i in range(self._config.partitions)]
@@ -90,4 +106,4 @@ class TimescaleSink(FixedPartitionedSink[list, None]):
         conn = connect(self._config)
         if self._config.migrate:
             migrate(conn, self._config.timescale)
-        return _WriterPartition(for_part, conn, self._config, self._on_close)
+        return _WriterPartition(for_part, conn, self._config, self._on_close, self._consumer)

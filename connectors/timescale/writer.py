@@ -7,6 +7,11 @@ costs a retry, not the batch: the failed batch is split in halves until the rows
 server refuses are alone, and those go to `dead_letters` with the server's reason. Events
 the row makers refuse go there too. Connection and schema errors are not row errors:
 they propagate, so the flow stops instead of dead-lettering everything.
+
+Given a `consumer` name, the writer is exactly-once for Kafka input (`positions`): each
+`write` may say which Kafka partition its events came from and the offset after them, and
+every flush is then of all tables at once, between two writes, storing those offsets and the
+touched order books in the same transaction as the rows.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any
 
 import psycopg
 
-from connectors.timescale import rows, schema
+from connectors.timescale import positions, rows, schema
 from connectors.timescale.config import TimescaleConfig
+from connectors.timescale.positions import Partition
 from models.events import BookDelta, BookSnapshot, DeadLetter, encode
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ class EventWriter:
         conn: psycopg.Connection,
         config: TimescaleConfig,
         *,
+        consumer: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
     ):
@@ -70,7 +77,12 @@ class EventWriter:
         self.stats = WriterStats()
         self._buffers = {name: _Buffer(table) for name, table in schema.TABLES.items()}
         self._dead = self._buffers[schema.DEAD_LETTERS.name]
-        book_row = rows.BookTops().row
+        self._consumer = consumer
+        self._offsets: dict[Partition, int] = {}  # read and buffered, not yet committed
+        self._books = rows.BookTops()
+        if consumer is not None:
+            self._books.restore(positions.load_books(conn, consumer))  # type: ignore[arg-type]
+        book_row = self._books.row
         self._makers: dict[type, tuple[_Buffer, rows.RowMaker]] = {
             event_type: (self._buffers[table.name], make)
             for event_type, (table, make) in rows.ROW_MAKERS.items()
@@ -80,10 +92,16 @@ class EventWriter:
         self._makers[BookDelta] = (book_buffer, book_row)
         self._makers[DeadLetter] = (self._dead, self._dead_letter_event_row)
 
-    def write(self, events: Iterable[Any]) -> None:
-        """Buffer the events' rows; flush full tables, and everything when the interval is up."""
+    def write(self, events: Iterable[Any], position: tuple[str, int, int] | None = None) -> None:
+        """Buffer the events' rows; flush full tables, and everything when the interval is up.
+
+        `position` (topic, partition, next offset) says where the events came from in Kafka;
+        with a `consumer`, it is committed with their rows.
+        """
         makers = self._makers
         limit = self._batch_rows
+        whole = self._consumer is not None  # flush only between writes, every table at once
+        full = False
         for event in events:
             maker = makers.get(event.__class__)
             if maker is None:
@@ -98,8 +116,14 @@ class EventWriter:
             buffer.rows.append(row)
             buffer.events.append(event)
             if len(buffer.rows) >= limit:
-                self._flush((buffer,))
-        if self._monotonic() - self._last_flush >= self._interval:
+                if whole:
+                    full = True
+                else:
+                    self._flush((buffer,))
+        if position is not None:
+            topic, partition, next_offset = position
+            self._offsets[(topic, partition)] = next_offset
+        if full or self._monotonic() - self._last_flush >= self._interval:
             self.flush()
 
     def flush(self) -> None:
@@ -111,7 +135,7 @@ class EventWriter:
         pending = [b for b in buffers if b.rows and b is not self._dead]
         if self._dead.rows:
             pending.append(self._dead)
-        if not pending:
+        if not (pending or self._offsets):
             self._last_flush = self._monotonic()
             return
         with self._conn.transaction():
@@ -124,6 +148,11 @@ class EventWriter:
                     self._reject(event, f"persist:{buffer.table.name}", reason)
             if self._dead.rows:  # rejections of this flush, or of dead letters themselves
                 self._store_rejections()
+            if self._consumer is not None:
+                positions.save(
+                    self._conn, self._consumer, self._offsets, self._books.take_touched()
+                )
+        self._offsets = {}
         self.stats.flushes += 1
         self._last_flush = self._monotonic()
 
