@@ -419,19 +419,22 @@ def persist(
     ] = False,
     health_port: HealthPortOption = None,
 ) -> None:
-    """Every topic into PostgreSQL/TimescaleDB (schema migrated on start)."""
-    from bytewax.testing import run_main
-
-    from connectors.kafka.bytewax_io import KafkaEventSource
-    from connectors.kafka.topics import TOPICS
-    from flows.persist import build_persist_flow
+    """Every topic into PostgreSQL/TimescaleDB, exactly once (schema migrated on start)."""
+    from flows.persist import run_persist
 
     settings = _load_config(config)
-    source = KafkaEventSource(settings.kafka, [t.name for t in TOPICS], tail=not until_end)
     health = _health("persist", health_port)
     if health is not None:
         health.ready()
-    run_main(build_persist_flow(source, settings.postgres))
+    run_persist(settings.kafka, settings.postgres, _recovery(settings), tail=not until_end)
+
+
+def _recovery(settings):
+    """The [recovery] section for `flows.runner` (each flow its own subdirectory)."""
+    from flows.runner import Recovery
+
+    section = settings.recovery
+    return Recovery(section.directory, section.snapshot_interval_s, section.backup_interval_s)
 
 
 grafana_app = typer.Typer(help="Grafana dashboards and their provisioning.", no_args_is_help=True)
