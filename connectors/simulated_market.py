@@ -26,8 +26,9 @@ from decimal import Decimal
 
 import numpy as np
 
+from connectors.venues.market_cache import instrument_for
 from models.events import BBO, Trade
-from models.instrument import Instrument, instrument_for
+from models.instrument import Instrument
 
 NS_PER_S = 1_000_000_000
 # Fixed so the stream for a seed does not depend on how it is consumed.

@@ -64,7 +64,8 @@ from models.events import (
     OrderIntent,
 )
 from models.execution.plan import UNIT_COSTS
-from models.instrument import Instrument, instrument_for
+from connectors.venues.market_cache import instrument_for
+from models.instrument import Instrument
 from models.order_diff import Tolerance
 from models.risk import RiskEngine, parse_limits
 from quoteflow.api.services import open_secret_store

@@ -28,7 +28,7 @@ from typing import Literal
 
 from models.book import OrderBook
 from models.events import BBO, ArbSignal, BookDelta, BookSnapshot, DeadLetter, Event, Trade
-from models.instrument import KNOWN_INSTRUMENTS, Instrument
+from models.instrument import Instrument
 
 # Routing keys for items that belong to no asset group.
 DEAD_LETTER_KEY = "dead_letter"
@@ -63,7 +63,7 @@ class ArbitrageConfig:
     hysteresis_bps: float = 0.5
     change_bps: float = 1.0
     heartbeat_ns: int | None = 1_000_000_000
-    instruments: Mapping[str, Instrument] = field(default_factory=lambda: dict(KNOWN_INSTRUMENTS))
+    instruments: Mapping[str, Instrument] = field(default_factory=dict)
     venue_taker_fees: Mapping[str, Decimal] = field(default_factory=dict)
     # Quote currencies treated as the same, e.g. {"USDT": "USD"}: off by default because a
     # stablecoin's own deviation from par is the size of the edges this looks for.

@@ -1,8 +1,18 @@
-"""An instrument's trading rules and the exact rounding of orders onto its grid."""
+"""An instrument's trading rules, the exact rounding of orders onto its grid, and its units.
+
+Sizes are in the venue's order units: base currency for spot, contracts for derivatives
+(`contract_size` base units each for linear contracts, `contract_size` quote units, e.g.
+10 USD, for inverse ones). Prices are always quote per base. PnL and fees are in the
+settlement currency: the quote for spot and linear contracts, the base coin for inverse.
+
+The rules come from ccxt's market structure (`instrument_from_market`); the connector
+`connectors.venues.markets` reads them from the cached files.
+"""
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from collections.abc import Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import msgspec
 
@@ -30,10 +40,51 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     taker_fee: Decimal = Decimal("0.0004")
     # A sensible quote size when the user names none: a few times the minimum notional.
     default_order_size: Decimal = Decimal(1)
+    # Base units (linear) or quote units (inverse) of one contract; 1 for spot.
+    contract_size: Decimal = Decimal(1)
+    inverse: bool = False
+    # The currency PnL and fees are counted in; None means the quote currency.
+    settle: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.venue}:{self.symbol}"
+
+    @property
+    def settle_currency(self) -> str:
+        return self.settle or self.quote
+
+    @property
+    def fee_currency(self) -> str:
+        return self.settle_currency
+
+    @property
+    def value_quantum(self) -> Decimal:
+        """The grid settlement values lie on: exact for linear (price·size·contract size),
+        SETTLE_QUANTUM for inverse, whose values (size·contract size / price) divide."""
+        if self.inverse:
+            return SETTLE_QUANTUM
+        return (self.tick_size * self.step_size * self.contract_size).normalize()
+
+    def notional(self, price: Decimal, size: Decimal) -> Decimal:
+        """In the quote currency: what risk limits and minimum notionals are stated in."""
+        if self.inverse:
+            return size * self.contract_size
+        return price * size * self.contract_size
+
+    def settle_value(self, price: Decimal, size: Decimal) -> Decimal:
+        """`size` at `price` in the settlement currency (what fees are charged on).
+
+        Inverse: size·contract_size/price, rounded half-even to SETTLE_QUANTUM, so every
+        amount the books add up is exact and the same wherever it is computed.
+        """
+        if self.inverse:
+            return (size * self.contract_size / price).quantize(SETTLE_QUANTUM, ROUND_HALF_EVEN)
+        return price * size * self.contract_size
+
+    def fee(self, price: Decimal, size: Decimal, liquidity: str) -> Decimal:
+        rate = self.maker_fee if liquidity == "maker" else self.taker_fee
+        return self.settle_value(price, size) * rate
 
     def round_price(self, price: float | Decimal, side: Side) -> Decimal:
         """Onto the tick grid, away from the market: bids down, asks up.
@@ -68,53 +119,82 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
             raise InstrumentRuleError(
                 "TICK_SIZE", f"price {price} is not a multiple of {self.tick_size}"
             )
-        if price * size < self.min_notional:
+        notional = self.notional(price, size)
+        if notional < self.min_notional:
             raise InstrumentRuleError(
-                "MIN_NOTIONAL", f"notional {price * size} is below the minimum {self.min_notional}"
+                "MIN_NOTIONAL", f"notional {notional} is below the minimum {self.min_notional}"
             )
 
 
-# Filters of the recorded Binance instruments (exchangeInfo, August 2024). Fees are the
-# VIP 0 rates: spot 0.1%/0.1%, USD-M 0.02% maker / 0.05% taker.
-KNOWN_INSTRUMENTS: dict[str, Instrument] = {
-    i.key: i
-    for i in (
-        Instrument(
-            venue="binance", symbol="BTC/USDT", base="BTC", quote="USDT",
-            tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
-            min_notional=Decimal("5"), maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"),
-            default_order_size=Decimal("0.001"),
-        ),
-        Instrument(
-            venue="binance", symbol="ETH/USDT", base="ETH", quote="USDT",
-            tick_size=Decimal("0.01"), step_size=Decimal("0.0001"),
-            min_notional=Decimal("5"), maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"),
-            default_order_size=Decimal("0.01"),
-        ),
-        Instrument(
-            venue="binanceusdm", symbol="BTC/USDT:USDT", base="BTC", quote="USDT",
-            tick_size=Decimal("0.10"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
-            min_notional=Decimal("100"), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
-            default_order_size=Decimal("0.01"),
-        ),
-        Instrument(
-            venue="binanceusdm", symbol="ETH/USDT:USDT", base="ETH", quote="USDT",
-            tick_size=Decimal("0.01"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
-            min_notional=Decimal("20"), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
-            default_order_size=Decimal("0.1"),
-        ),
-        Instrument(
-            venue="sim", symbol="SIM/USD", base="SIM", quote="USD",
-            tick_size=Decimal("0.01"), step_size=Decimal("1"), min_qty=Decimal("1"),
-            maker_fee=Decimal("0"), taker_fee=Decimal("0"),
-        ),
-    )
-}
+# Inverse values (coin per contract) divide by the price: they are kept to 1e-12 coin, four
+# digits finer than the 1e-8 exchanges report balances in.
+SETTLE_QUANTUM = Decimal("1e-12")
+
+# ccxt's precision modes (ccxt.base.decimal_to_precision): the market's precision numbers
+# are either the tick itself or a count of decimal places.
+CCXT_DECIMAL_PLACES = 2
+CCXT_TICK_SIZE = 4
 
 
-def instrument_for(venue: str, symbol: str) -> Instrument:
+def instrument_from_market(
+    venue: str,
+    market: Mapping,
+    *,
+    precision_mode: int = CCXT_TICK_SIZE,
+    default_order_size: Decimal | None = None,
+) -> Instrument:
+    """An Instrument from one ccxt unified market structure (`exchange.markets[symbol]`).
+
+    Numbers may be floats, ints, strings or Decimals (the cache is read with Decimal floats).
+    Raises InstrumentRuleError("BAD_MARKET", ...) when a rule the grid needs is missing.
+    """
+    symbol = market.get("symbol")
     try:
-        return KNOWN_INSTRUMENTS[f"{venue}:{symbol}"]
-    except KeyError:
-        known = ", ".join(sorted(KNOWN_INSTRUMENTS))
-        raise KeyError(f"no trading rules for {venue}:{symbol}; known: {known}") from None
+        if not (symbol and market.get("base") and market.get("quote")):
+            raise ValueError("symbol, base and quote are required")
+        precision = market.get("precision") or {}
+        tick = _grid(precision.get("price"), precision_mode)
+        step = _grid(precision.get("amount"), precision_mode)
+        limits = market.get("limits") or {}
+        min_qty = _number((limits.get("amount") or {}).get("min")) or Decimal(0)
+        min_notional = _number((limits.get("cost") or {}).get("min")) or Decimal(0)
+        contract = bool(market.get("contract"))
+        contract_size = _number(market.get("contractSize")) if contract else None
+        inverse = bool(market.get("inverse")) and contract
+        fields = dict(
+            venue=venue, symbol=symbol, base=market["base"], quote=market["quote"],
+            tick_size=tick, step_size=step, min_qty=min_qty, min_notional=min_notional,
+            maker_fee=_number(market.get("maker")) or Decimal(0),
+            taker_fee=_number(market.get("taker")) or Decimal(0),
+            contract_size=contract_size or Decimal(1),
+            inverse=inverse,
+            settle=market.get("settle") if contract else None,
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise InstrumentRuleError("BAD_MARKET", f"{venue}:{symbol}: {exc}") from None
+    if default_order_size is None:
+        default_order_size = max(step, min_qty)
+    return Instrument(**fields, default_order_size=default_order_size)
+
+
+def _number(value) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)  # the float's shortest text, not its binary expansion
+    return Decimal(value)
+
+
+def _grid(value, precision_mode: int) -> Decimal:
+    number = _number(value)
+    if number is None:
+        raise ValueError("no precision")
+    if precision_mode == CCXT_DECIMAL_PLACES:
+        return Decimal(1).scaleb(-int(number))
+    if precision_mode != CCXT_TICK_SIZE:
+        raise ValueError(f"unsupported ccxt precision mode {precision_mode}")
+    if number <= 0:
+        raise ValueError(f"grid {number} must be positive")
+    return number
+
+

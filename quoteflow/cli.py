@@ -121,8 +121,12 @@ def replay(
 ) -> None:
     """Normalize recorded exchange traffic; book lines carry seq, best_bid and best_ask."""
     from connectors.replay.jsonl import replay_to_jsonl
+    from connectors.replay.recordings import RecordingError
 
-    stats = replay_to_jsonl(files, out)
+    try:
+        stats = replay_to_jsonl(files, out)
+    except RecordingError as error:
+        raise _bad(str(error), "FILES") from None
     console.print(f"wrote {out}: {json.dumps(stats.as_dict(), default=str)}")
 
 
@@ -367,6 +371,31 @@ def flow_recovery(
     finally:
         shutil.rmtree(staging)
     typer.echo(f"initialised partitions {mine} of {RECOVERY_PARTITIONS} in {directory}")
+
+
+markets_app = typer.Typer(
+    help="Trading rules per venue from ccxt, cached in connectors/venues/markets.",
+    no_args_is_help=True,
+)
+app.add_typer(markets_app, name="markets")
+
+
+@markets_app.command("refresh")
+def markets_refresh(
+    exchange: Annotated[
+        list[str] | None,
+        typer.Option("--exchange", "-e", help="Venue (repeatable); default: every cached one."),
+    ] = None,
+) -> None:
+    """Fetch markets with ccxt's load_markets() from the live exchange; rewrite the cache."""
+    from connectors.venues import UnknownVenueError
+    from connectors.venues.market_cache import MarketsError, cached_venues, refresh_markets
+
+    try:
+        for path in refresh_markets(exchange or cached_venues()):
+            console.print(f"wrote {path}")
+    except (MarketsError, UnknownVenueError) as error:
+        raise _bad(str(error), "--exchange") from None
 
 
 ingest_app = typer.Typer(help="Normalized market data into Kafka (md.*).", no_args_is_help=True)

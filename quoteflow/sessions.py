@@ -16,7 +16,8 @@ from connectors.paper_venue import PaperVenue
 from models.accounting import PositionLedger
 from models.book import OrderBook
 from models.book_view import TopOfBook
-from models.instrument import Instrument, instrument_for
+from connectors.venues.market_cache import instrument_for
+from models.instrument import Instrument
 from models.markouts import MarkoutTracker
 from models.quote_engine import ModelFallbacks, build_engine
 from models.strategies import build_strategy

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.venues.market_cache import all_instruments
 from models.accounting import PositionLedger
 from models.events import Fill
-from models.instrument import KNOWN_INSTRUMENTS
 
 D = Decimal
-PERP = KNOWN_INSTRUMENTS["binanceusdm:BTC/USDT:USDT"]
+PERP = all_instruments()["binanceusdm:BTC/USDT:USDT"]
 _ids = iter(range(10**9))
 
 

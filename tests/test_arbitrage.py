@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from connectors.memory import CallbackSink, ChunkedSource
 from connectors.replay.recordings import Recordings
+from connectors.venues.market_cache import all_instruments
 from flows.arbitrage import build_arbitrage_flow
 from models.arbitrage import (
     DEAD_LETTER_KEY,
@@ -25,13 +26,17 @@ from models.arbitrage import (
 )
 from models.book import OrderBook
 from models.events import BBO, ArbSignal, BookDelta, BookSnapshot, DeadLetter, Trade
-from models.instrument import KNOWN_INSTRUMENTS
 from tests.conftest import BINANCE_FILES, CRYPTOFEED_DIR, SHARED_DATA
 
 SPOT_BTC = SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz"
 USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
 SECOND = 1_000_000_000
 FEES = {"a": Decimal("0.001"), "b": Decimal("0.0005"), "coinbase": Decimal("0.006")}
+
+
+def cached_fees_config(**overrides) -> ArbitrageConfig:
+    """The config as the flow builds it: taker fees of the cached instruments."""
+    return ArbitrageConfig(**{"instruments": all_instruments(), **overrides})
 
 
 def bbo(venue, symbol, bid, ask, ts, bid_size="1", ask_size="1") -> BBO:
@@ -45,7 +50,7 @@ def bbo(venue, symbol, bid, ask, ts, bid_size="1", ask_size="1") -> BBO:
 def engine(**overrides) -> ArbitrageEngine:
     overrides.setdefault("venue_taker_fees", FEES)
     overrides.setdefault("instruments", {})
-    return ArbitrageEngine(ArbitrageConfig(**overrides))
+    return ArbitrageEngine(cached_fees_config(**overrides))
 
 
 def feed(eng: ArbitrageEngine, events) -> list:
@@ -301,11 +306,11 @@ def test_bad_input_is_counted_and_never_crashes():
 )
 def test_config_errors_say_what_is_wrong(overrides, message):
     with pytest.raises(ValueError, match=message):
-        ArbitrageConfig(**overrides)
+        cached_fees_config(**overrides)
 
 
 def test_fees_come_from_the_instrument_before_the_venue_default():
-    config = ArbitrageConfig(venue_taker_fees={"binance": Decimal("0.002")})
+    config = cached_fees_config(venue_taker_fees={"binance": Decimal("0.002")})
     assert config.taker_fee("binance", "BTC/USDT") == Decimal("0.001")
     assert config.taker_fee("binance", "SOL/USDT") == Decimal("0.002")
     assert config.taker_fee("kraken", "BTC/USD") is None
@@ -340,15 +345,15 @@ def replay_checked(events: list, config: ArbitrageConfig) -> tuple[ArbitrageEngi
             assert max(signal.buy_age_ns, signal.sell_age_ns) <= config.max_age_ns
             assert_edges(
                 signal,
-                KNOWN_INSTRUMENTS[f"{signal.buy_venue}:{signal.buy_symbol}"].taker_fee,
-                KNOWN_INSTRUMENTS[f"{signal.sell_venue}:{signal.sell_symbol}"].taker_fee,
+                all_instruments()[f"{signal.buy_venue}:{signal.buy_symbol}"].taker_fee,
+                all_instruments()[f"{signal.sell_venue}:{signal.sell_symbol}"].taker_fee,
             )
         signals.extend(out)
     return eng, signals
 
 
 def test_binance_spot_perp_signals_are_the_bbos_in_force_with_exact_edges(binance_btc):
-    config = ArbitrageConfig()
+    config = cached_fees_config()
     eng, signals = replay_checked(binance_btc, config)
     assert len(signals) > 500
     assert {s.kind for s in signals} == {"spot_perp"}
@@ -362,7 +367,7 @@ def test_binance_spot_perp_signals_are_the_bbos_in_force_with_exact_edges(binanc
 
 
 def test_binance_spot_perp_basis_is_a_few_bps_and_taker_fees_eat_it(binance_btc):
-    _, signals = replay_checked(binance_btc, ArbitrageConfig())
+    _, signals = replay_checked(binance_btc, cached_fees_config())
     # Mid basis (perp - spot) from each emission's two directions: with a = spot, b = perp,
     # gross(a->b) = bid_b/ask_a - 1 and gross(b->a) = bid_a/ask_b - 1, so their half
     # difference is the basis less the half spreads' mismatch: about the basis.
@@ -384,7 +389,7 @@ def test_binance_stale_spot_quotes_are_never_used_across_an_injected_gap(binance
     end = start + 5 * SECOND
     gapped = [e for e in binance_btc
               if not (e.venue == "binance" and start <= e.receive_ts < end)]
-    config = ArbitrageConfig(max_age_ns=SECOND // 2)
+    config = cached_fees_config(max_age_ns=SECOND // 2)
     eng, signals = replay_checked(gapped, config)  # checks every signal's ages too
     assert eng.stats.stale > 0
     last_spot = max(e.receive_ts for e in gapped if e.venue == "binance" and e.receive_ts < start)
@@ -410,7 +415,7 @@ def test_flow_on_all_binance_recordings_equals_the_engine_and_passes_dead_letter
     garbage = b"\x00not an event"
     unknown = bbo("nowhere", "BTC/USDT", "1", "2", events[100].receive_ts)
     events[100:100] = [dead, garbage, unknown]
-    config = ArbitrageConfig()
+    config = cached_fees_config()
     direct = feed(ArbitrageEngine(config), events)
     out = run_flow(events, config, chunk_size=512)
     signals = [e for e in out if type(e) is ArbSignal]
@@ -428,7 +433,7 @@ def test_flow_on_all_binance_recordings_equals_the_engine_and_passes_dead_letter
 
 def test_flow_results_do_not_depend_on_the_chunk_size(binance_btc):
     events = binance_btc[:20_000]
-    config = ArbitrageConfig()
+    config = cached_fees_config()
     assert run_flow(events, config, chunk_size=7) == run_flow(events, config, chunk_size=4096)
 
 
@@ -447,7 +452,7 @@ L2_FEES = {"bitstamp": Decimal("0.004"), "gemini": Decimal("0.004"), "okx": Deci
 def test_cryptofeed_bat_btc_across_bitstamp_and_gemini_recorded_months_apart(shared_data):
     # BAT/BTC is the only asset two cryptofeed recordings share (Gemini 2021-06, Bitstamp
     # 2022-01): replayed as recorded, one side is always months old, so nothing is joined.
-    eng = ArbitrageEngine(ArbitrageConfig(venue_taker_fees=L2_FEES, max_age_ns=10 * SECOND))
+    eng = ArbitrageEngine(cached_fees_config(venue_taker_fees=L2_FEES, max_age_ns=10 * SECOND))
     assert feed(eng, cryptofeed_events("BITSTAMP", "GEMINI")) == []
     assert eng.stats.stale > 0 and eng.stats.book > 0
 
@@ -459,7 +464,7 @@ def test_cryptofeed_bat_btc_l2_books_joined_when_aligned_in_time(shared_data):
     gemini = cryptofeed_events("GEMINI", symbol="BAT/BTC")
     shift = bitstamp[0].receive_ts - gemini[0].receive_ts
     gemini = [msgspec.structs.replace(e, receive_ts=e.receive_ts + shift) for e in gemini]
-    config = ArbitrageConfig(venue_taker_fees=L2_FEES, max_age_ns=10 * SECOND)
+    config = cached_fees_config(venue_taker_fees=L2_FEES, max_age_ns=10 * SECOND)
     eng = ArbitrageEngine(config)
     books = {"bitstamp": OrderBook("bitstamp", "BAT/BTC"), "gemini": OrderBook("gemini", "BAT/BTC")}
     signals = []
@@ -478,7 +483,7 @@ def test_cryptofeed_bat_btc_l2_books_joined_when_aligned_in_time(shared_data):
 
 
 def test_cryptofeed_okx_dated_and_inverse_contracts_are_counted_not_joined(shared_data):
-    eng = ArbitrageEngine(ArbitrageConfig(venue_taker_fees=L2_FEES))
+    eng = ArbitrageEngine(cached_fees_config(venue_taker_fees=L2_FEES))
     events = cryptofeed_events("OKX")
     assert feed(eng, events) == []  # BTC/USDT spot has no partner in this recording
     unsupported = sum(e.symbol in ("BTC/USD:BTC-220527", "UNI/USD:UNI") for e in events)

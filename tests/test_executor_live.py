@@ -23,9 +23,9 @@ from connectors.execution.live import CcxtVenue
 from connectors.execution.reconcile import reconcile
 from connectors.execution.retry import RetryPolicy
 from connectors.execution.venue import ExchangeCredentials, NewOrder
+from connectors.venues.market_cache import instrument_for
 from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Quote, RiskEvent
 from models.execution.client_ids import client_order_id
-from models.instrument import instrument_for
 from models.risk import RiskEngine, parse_limits
 from tests.ccxt_standin import BinanceSpotStandIn, Fault
 

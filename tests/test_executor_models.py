@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from connectors.execution.rate_limiter import AsyncRateLimiter
 from connectors.execution.retry import RetryPolicy, with_retries
+from connectors.venues.market_cache import instrument_for
 from models.accounting import PositionLedger
 from models.events import Fill, OrderEvent, OrderIntent, Quote
 from models.execution.client_ids import client_order_id
@@ -30,7 +31,6 @@ from models.execution.orders import (
 )
 from models.execution.plan import RequestCosts, plan
 from models.execution.reconcile import compare_balances, compare_open_orders, expected_balances
-from models.instrument import instrument_for
 from models.order_diff import Tolerance
 from models.rate_limit import TokenBucket
 

@@ -33,7 +33,7 @@ from models.events import (
 )
 from models.execution.client_ids import client_order_id
 from models.execution.orders import TrackedOrder
-from models.instrument import instrument_for
+from connectors.venues.market_cache import instrument_for
 from models.risk import RiskEngine, parse_limits
 from tests.conftest import SHARED_DATA
 

@@ -11,21 +11,21 @@ from decimal import Decimal
 
 import ccxt
 import pytest
+from connectors.paper_venue import PaperVenue
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.paper_venue import PaperVenue
 from connectors.replay.binance_hft import iter_events
+from connectors.venues.market_cache import all_instruments
 from models.book import OrderBook
 from models.events import BookDelta, BookSnapshot, Fill, Trade, encode
-from models.instrument import KNOWN_INSTRUMENTS
 from models.markouts import MarkoutTracker
 from quoteflow.sessions import SessionRegistry, TradingOptions
 from tests.conftest import SHARED_DATA
 
 USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
 SPOT_ETH = SHARED_DATA / "binance" / "spot" / "ethusdt_20240808.gz"
-PERP = KNOWN_INSTRUMENTS["binanceusdm:BTC/USDT:USDT"]
+PERP = all_instruments()["binanceusdm:BTC/USDT:USDT"]
 D = Decimal
 
 

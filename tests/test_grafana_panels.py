@@ -29,11 +29,11 @@ from connectors.grafana.macros import QueryContext, expand
 from connectors.memory import CallbackSink, ChunkedSource
 from connectors.replay.recordings import Recordings
 from connectors.timescale import EventWriter, TimescaleConfig, connect, migrate
+from connectors.venues.market_cache import instrument_for
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from models.arbitrage import ArbitrageConfig
 from models.events import BBO, ArbSignal, ControlCommand, Fill, OrderEvent, Prediction
-from models.instrument import instrument_for
 from models.predictor import PredictorConfig
 from models.risk.engine import RiskEngine
 from models.risk.pretrade import OrderRequest, RiskContext

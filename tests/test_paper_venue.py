@@ -9,21 +9,22 @@ from decimal import Decimal
 
 import ccxt
 import pytest
+from connectors.paper_venue import PaperVenue
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.paper_venue import PaperVenue
+from connectors.venues.market_cache import all_instruments
 from models.accounting import PositionLedger
 from models.book import OrderBook
 from models.book_view import TopOfBook
 from models.events import BBO, BookSnapshot, Fill, OrderEvent, Trade
-from models.instrument import KNOWN_INSTRUMENTS, Instrument
+from models.instrument import Instrument
 from models.queue_model import QueuePosition
 from tests.conftest import SHARED_DATA
 
 D = Decimal
-PERP = KNOWN_INSTRUMENTS["binanceusdm:BTC/USDT:USDT"]  # tick 0.1, step 0.001, min notional 100
-SPOT = KNOWN_INSTRUMENTS["binance:BTC/USDT"]
+PERP = all_instruments()["binanceusdm:BTC/USDT:USDT"]  # tick 0.1, step 0.001, min notional 100
+SPOT = all_instruments()["binance:BTC/USDT"]
 SYMBOL = PERP.symbol
 
 

@@ -2,10 +2,10 @@ from decimal import Decimal as D
 
 import pytest
 
+from connectors.venues.market_cache import instrument_for
 from models.book_view import TopOfBook
 from models.estimators import IntensityEstimator, VolatilityEstimator
 from models.events import BBO, Fill
-from models.instrument import instrument_for
 from models.quote_engine import ModelFallbacks, QuoteEngine, QuoteLimits
 from models.strategies import build_strategy
 

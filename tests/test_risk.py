@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.replay.recordings import Recordings
+from connectors.venues.market_cache import instrument_for
 from models.book import OrderBook
 from models.events import BookDelta, BookSnapshot, ControlCommand, Position
-from models.instrument import instrument_for
 from models.order_diff import LiveOrder
 from models.risk import (
     LimitsError,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from connectors.simulated_market import SimulatedMarket, VolatilityBursts
+from connectors.venues.market_cache import instrument_for
 from models.events import BBO, Trade, decode, encode
-from models.instrument import instrument_for
 
 SIM = instrument_for("sim", "SIM/USD")
 

@@ -76,14 +76,17 @@ class ReplayStats:
         return self.read == self.produced + self.ignored + self.failed
 
 
-def iter_recording(directory: str | Path, exchange: str) -> RecordingReplay:
+def iter_recording(
+    directory: str | Path, exchange: str, *, prefix: str | None = None
+) -> RecordingReplay:
     """Events of `exchange`'s recording in `directory`, in cryptofeed's processing order.
 
     `exchange` is any venue of `connectors.venues` (every exchange cryptofeed supports), by
     quoteflow's name or cryptofeed's id; an unknown one raises UnknownVenueError (a
-    ValueError) naming the known ones, missing files FileNotFoundError.
+    ValueError) naming the known ones, missing files FileNotFoundError. `prefix` is the files'
+    name before `.0` / `.ws.N.M` when it is not cryptofeed's id (the recorder may add an id).
     """
-    return RecordingReplay(directory, exchange)
+    return RecordingReplay(directory, exchange, prefix)
 
 
 class RecordingReplay:
@@ -91,11 +94,13 @@ class RecordingReplay:
 
     __slots__ = ("_items", "stats")
 
-    def __init__(self, directory: str | Path, exchange: str) -> None:
+    def __init__(self, directory: str | Path, exchange: str, prefix: str | None = None) -> None:
         venue = venue_for(exchange)
         if venue.cryptofeed_id is None:
             raise UnknownVenueError(f"{venue.name}: cryptofeed has no feed for this exchange")
-        recording = load_recording(Path(directory), venue.cryptofeed_id, venue.adapter.rest)
+        recording = load_recording(
+            Path(directory), prefix or venue.cryptofeed_id, venue.adapter.rest
+        )
         sink = EventSink(venue.name, venue.ticker_sizes)
         # Built now, so unusable start-up data fails here rather than at the first event.
         feed = _build_feed(venue, recording, sink)

@@ -1,8 +1,14 @@
 """One entry point for every recording format quoteflow replays.
 
 - hftbacktest's Binance files (`<ns> <json>` lines, usually gzip): `binance_hft`;
-- cryptofeed's raw-data recordings, named by their websocket file (`KRAKEN.ws.50.0`; the
-  start-up and snapshot files beside it are found from it): `cryptofeed_recording`.
+- cryptofeed's raw-data recordings of any exchange cryptofeed supports, named by their
+  websocket file (`KRAKEN.ws.50.0`, `BIT.COM.ws.1.0`, or with the recorder's id
+  `BYBIT-1a2b3c.ws.1.0`; the start-up and snapshot files beside it are found from it):
+  `cryptofeed_recording`.
+
+A recording that cannot be replayed at all (an exchange no venue descriptor knows, missing
+start-up files, start-up data cryptofeed cannot build its feed from) raises `RecordingError`
+with a one-line message; damaged messages inside a recording are dead letters instead.
 
 Several recordings are merged by receive time, so two venues recorded over the same minutes
 replay as they happened.
@@ -18,7 +24,13 @@ from pathlib import Path
 from connectors.replay import binance_hft, cryptofeed_recording
 from models.events import AnyMarketEvent, DeadLetter
 
-_CRYPTOFEED_WS_FILE = re.compile(r"^(?P<exchange>[A-Z_]+)\.ws\.\d+\.\d+$")
+_CRYPTOFEED_WS_FILE = re.compile(
+    r"^(?P<prefix>(?P<exchange>[A-Z0-9_.]+?)(-[0-9a-f]+)?)\.ws\.\d+\.\d+$"
+)
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be replayed; the message is one line and names it."""
 
 ReplayEvent = AnyMarketEvent | DeadLetter
 
@@ -29,11 +41,11 @@ class Recordings:
     def __init__(self, paths: Sequence[str | Path]):
         self._hft_stats = binance_hft.ReplayStats()
         self._hft_paths: list[Path] = []
-        self._cryptofeed: dict[str, Path] = {}
+        self._cryptofeed: dict[tuple[str, str], Path] = {}
         for path in map(Path, paths):
             match = _CRYPTOFEED_WS_FILE.match(path.name)
             if match:
-                self._cryptofeed.setdefault(match["exchange"].lower(), path.parent)
+                self._cryptofeed.setdefault((match["exchange"], match["prefix"]), path.parent)
             else:
                 self._hft_paths.append(path)
         self._replays: list[cryptofeed_recording.RecordingReplay] = []
@@ -42,10 +54,13 @@ class Recordings:
         streams: list[Iterable[ReplayEvent]] = [
             binance_hft.iter_events(path, stats=self._hft_stats) for path in self._hft_paths
         ]
-        for exchange, directory in self._cryptofeed.items():
-            replay = cryptofeed_recording.iter_recording(directory, exchange)
+        for (exchange, prefix), directory in self._cryptofeed.items():
+            try:
+                replay = cryptofeed_recording.iter_recording(directory, exchange, prefix=prefix)
+            except (ValueError, OSError) as exc:
+                raise RecordingError(f"{directory / prefix}: {exc}") from None
             self._replays.append(replay)
-            streams.append(replay)
+            streams.append(_failing_as_recording_error(replay, directory / prefix))
         if len(streams) == 1:
             return iter(streams[0])
         return (event for _, event in heapq.merge(*map(_keyed, streams), key=_first))
@@ -59,6 +74,16 @@ class Recordings:
                 "failed": s.failed, "events": s.events,
             }
         return stats
+
+
+def _failing_as_recording_error(
+    replay: Iterable[ReplayEvent], name: Path
+) -> Iterator[ReplayEvent]:
+    # A feed that cannot subscribe from the recording fails at its first event.
+    try:
+        yield from replay
+    except (ValueError, OSError) as exc:
+        raise RecordingError(f"{name}: {exc}") from None
 
 
 def _keyed(events: Iterable[ReplayEvent]) -> Iterator[tuple[int, ReplayEvent]]:
