@@ -37,7 +37,7 @@ import msgspec
 from river import compose, linear_model, naive_bayes, optim, preprocessing, tree
 
 from models.events import Prediction
-from models.features import NS_PER_S, FeatureConfig, Features, MarketFeatures
+from models.features import NS_PER_S, FeatureConfig, Features, GridSampler, Sample
 
 _LOG_LOSS_CLIP = 1e-15
 
@@ -248,19 +248,10 @@ def _log_loss(prob_up: float, up: bool) -> float:
 class PredictSession:
     """One instrument: market events in, a `Prediction` per grid instant out.
 
-    The grid is aligned to multiples of `sample_interval_ns`, so every instrument samples at
-    the same instants. Events from the past (receive_ts before the last one) count as "now".
+    The clock (grid, breaks in the data, what a sample may see) is `GridSampler`'s.
     """
 
-    __slots__ = (
-        "_config",
-        "_features",
-        "_interval",
-        "_next_sample",
-        "_predictor",
-        "symbol",
-        "venue",
-    )
+    __slots__ = ("_config", "_predictor", "_sampler", "_segment", "symbol", "venue")
 
     def __init__(
         self, venue: str, symbol: str, config: PredictorConfig, model: Any = None
@@ -268,52 +259,35 @@ class PredictSession:
         self.venue = venue
         self.symbol = symbol
         self._config = config
-        self._interval = config.sample_interval_ns
-        self._features = MarketFeatures(venue, symbol, config.features, self._interval)
+        self._sampler = GridSampler(
+            venue, symbol, config.features, config.sample_interval_ns, config.max_gap_ns
+        )
+        self._segment = 0
         self._predictor = DirectionPredictor(config, model)
-        self._next_sample: int | None = None
 
     @property
     def score(self) -> PrequentialScore:
         return self._predictor.score
 
     def on_event(self, event: Any) -> list[Prediction]:
-        ts = event.receive_ts
-        next_sample = self._next_sample
-        out: list[Prediction] = []
-        if next_sample is None:
-            self._next_sample = self._grid_after(ts)
-        elif ts > next_sample:
-            if ts - next_sample > self._config.max_gap_ns:
-                self._restart(ts)
-            else:
-                interval = self._interval
-                while next_sample < ts:
-                    prediction = self._sample(next_sample)
-                    if prediction is not None:
-                        out.append(prediction)
-                    next_sample += interval
-                self._next_sample = next_sample
-        self._features.apply(event)
-        return out
+        samples = self._sampler.on_event(event)
+        if self._sampler.segment != self._segment:
+            # A break in the data: forecasts across it are never learned nor scored.
+            self._segment = self._sampler.segment
+            self._predictor.forget_pending()
+        return [self._predict(sample) for sample in samples]
 
     def close(self) -> list[Prediction]:
         return []
 
-    def _sample(self, ts: int) -> Prediction | None:
-        features = self._features
-        touch = features.touch()
-        if touch is None:
-            return None
-        forecast = self._predictor.step(
-            ts, touch.bid_price + touch.ask_price, features.sample(ts, touch)
-        )
+    def _predict(self, sample: Sample) -> Prediction:
+        forecast = self._predictor.step(sample.ts, sample.mid_sum, sample.features)
         rolling = self._predictor.score.rolling()
         config = self._config
         return Prediction(
             venue=self.venue,
             symbol=self.symbol,
-            ts=ts,
+            ts=sample.ts,
             horizon_ns=config.horizon_ns,
             model=config.model,
             prob_up=forecast.prob_up,
@@ -326,13 +300,3 @@ class PredictSession:
             else max(rolling["last_move_accuracy"], rolling["majority_accuracy"]),
             rolling_log_loss=None if rolling is None else rolling["log_loss"],
         )
-
-    def _restart(self, ts: int) -> None:
-        self._predictor.forget_pending()
-        self._features.restart()
-        self._next_sample = self._grid_after(ts)
-
-    def _grid_after(self, ts: int) -> int:
-        # The first grid instant at or after ts: the state at ts is complete only after all
-        # events stamped ts, which `on_event` guarantees by sampling on a strictly later event.
-        return -(-ts // self._interval) * self._interval

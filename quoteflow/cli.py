@@ -216,29 +216,43 @@ def simulate(
 @app.command("predict-report")
 def predict_report_command(
     data: DataOption,
-    horizon_ms: Annotated[int, typer.Option(min=1, help="Prediction horizon.")] = 1000,
+    train: Annotated[
+        list[Path] | None,
+        typer.Option(exists=True, dir_okay=False, help="Recordings to train on (repeatable)."),
+    ] = None,
+    horizon_ms: Annotated[
+        list[int] | None, typer.Option(min=1, help="Horizon(s), repeatable: 100, 1000, 5000.")
+    ] = None,
     sample_ms: Annotated[
-        int, typer.Option(min=1, help="Sampling interval (divides the horizon).")
+        int, typer.Option(min=1, help="Sampling interval (divides the horizons).")
     ] = 100,
     model: Annotated[
-        str, typer.Option(help="River model: logreg, hoeffding, gaussian_nb.")
-    ] = "logreg",
-    charts: Annotated[Path | None, typer.Option(help="Directory for the accuracy chart.")] = None,
+        list[str] | None,
+        typer.Option(help="River model(s), repeatable: logreg, logreg_interactions, amf, ..."),
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=20, help="Block-bootstrap resamples.")] = 500,
+    charts: Annotated[Path | None, typer.Option(help="Directory for the chart.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
 ) -> None:
-    """Prequential accuracy and log-loss of the River predictor vs naive baselines."""
-    from models.predictor import MODELS, PredictorConfig
-    from quoteflow.predict_report import predict_report
+    """Walk-forward accuracy and log-loss of the models vs five baselines, with block SEs."""
+    from models.walk_forward import MODEL_NAMES, build_forecaster
+    from quoteflow.predict_report import DEFAULT_HORIZONS_MS, DEFAULT_MODELS, predict_report
 
-    if model not in MODELS:
-        raise _bad(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", "--model")
+    models = model or list(DEFAULT_MODELS)
+    for name in models:
+        try:
+            build_forecaster(name, (-1, 1))
+        except ValueError:
+            known = ", ".join(MODEL_NAMES)
+            raise _bad(f"unknown model {name!r}; known: {known} (+cal)", "--model") from None
     try:
-        config = PredictorConfig(
-            horizon_ns=horizon_ms * 1_000_000, sample_interval_ns=sample_ms * 1_000_000, model=model
+        report = predict_report(
+            data, train=train or (), horizons_ms=horizon_ms or DEFAULT_HORIZONS_MS,
+            models=models, sample_ms=sample_ms, n_boot=resamples, chart_dir=charts,
+            console=console,
         )
-    except (ValueError, TypeError) as error:
-        raise _bad(str(error), "--horizon-ms/--sample-ms") from None
-    report = predict_report(data, config, chart_dir=charts, console=console)
+    except ValueError as error:
+        raise _bad(str(error), "--data/--train/--horizon-ms/--sample-ms") from None
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2, default=str))

@@ -186,3 +186,64 @@ def test_horizons_off_the_sample_grid_are_refused():
         MarketFeatures(VENUE, SYMBOL, CONFIG, 300 * MS)
     with pytest.raises(ValueError):
         MarketFeatures(VENUE, SYMBOL, CONFIG, 0)
+
+
+def test_ofi_and_trade_sign_by_hand():
+    state = features()
+    state.apply(bbo(1, "99", "1", "101", "1"))
+    state.apply(bbo(2, "99", "4", "101", "1"))  # +3 bid at the same price
+    state.apply(bbo(3, "99", "4", "100", "2"))  # a better ask of 2: −2
+    state.apply(trade(4, "5", "buy"))
+    state.apply(trade(5, "1", "sell"))
+    state.apply(trade(6, "1", "sell"))
+    x = sample(state, 100 * MS)
+    # Touch scale: the first sample's touch size, 4 + 2.
+    assert x["ofi_l1_100ms"] == pytest.approx((3 - 2) / 6)
+    assert x["ofi_depth_100ms"] == pytest.approx(x["ofi_l1_100ms"])  # no book: the touch
+    assert x["trade_sign"] == pytest.approx((1 - 2) / 3)  # by count, whereas by volume:
+    assert x["trade_flow"] == pytest.approx((5 - 2) / 7)
+    assert x["queue_log_ratio"] == pytest.approx(math.log(4 / 2))
+    y = sample(state, 200 * MS)
+    assert y["ofi_l1_100ms"] == 0.0  # nothing changed in the last step
+    assert y["ofi_l1_1000ms"] == pytest.approx(x["ofi_l1_100ms"])
+
+
+def test_multi_level_ofi_between_samples():
+    state = features()
+    state.apply(snapshot(1, 10, [("99", "1"), ("98", "1")], [("101", "1"), ("102", "1")]))
+    sample(state, 100 * MS)
+    state.apply(delta(150 * MS, 11, 11, [("98", "3")], [("102", "0"), ("103", "2")]))
+    x = sample(state, 200 * MS)
+    # Level 2: bid 98 size 1 → 3 (+2); ask 102 (1) → 103 (2): the ask rose, +1 old size.
+    # Level 1 unchanged. Typical level size: EWMA from 1.0 towards (1+3+1+2)/4.
+    assert x["ofi_depth_100ms"] * state._scales.level == pytest.approx(3.0)
+
+
+def test_a_sample_never_sees_anything_after_its_instant(shared_data):
+    """Samples up to T are the same whatever the recording does after T.
+
+    The real recording is cut at T and continued by an absurd event just after T (which
+    only triggers the sample): every sample stamped <= T must be identical.
+    """
+    from itertools import islice
+
+    from connectors.replay.recordings import Recordings
+    from models.events import DeadLetter
+    from models.features import GridSampler
+
+    path = shared_data / "binance" / "spot" / "btcusdt_20240808.gz"
+    events = [e for e in islice(Recordings([path]).events(), 6000)
+              if not isinstance(e, DeadLetter)]
+
+    def run(stream):
+        sampler = GridSampler("binance", "BTC/USDT", FeatureConfig(), 100 * MS, 60 * S)
+        return [s for e in stream for s in sampler.on_event(e)]
+
+    full = run(events)
+    for cut in (len(events) // 3, len(events) // 2, len(events) - 10):
+        t = full[0].ts + (events[cut].receive_ts - full[0].ts) // (100 * MS) * (100 * MS)
+        past = [e for e in events if e.receive_ts <= t]
+        absurd = bbo(t + 1, "1", "1000", "2", "1000")  # same venue and symbol
+        cut_samples = run([*past, absurd])
+        expected = [s for s in full if s.ts <= t]
+        assert cut_samples == expected and expected[-1].ts == t

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from bytewax.testing import run_main
@@ -78,10 +79,31 @@ def test_dead_letters_are_dropped(tmp_path):
     assert run_flow(events) == []
 
 
-def test_report_on_a_recording(shared_data, tmp_path):
-    report = predict_report(BINANCE_FILES[:1], CONFIG, chart_dir=tmp_path)
-    (row,) = report["instruments"]
-    assert row["instrument"] == "binance:BTC/USDT"
-    assert row["moves"] + row["flats"] > 3000
-    assert 0.5 < row["accuracy"] <= 1.0
-    assert report["charts"] and all(p.exists() for p in report["charts"])
+def test_report_on_a_recording_it_never_trained_on(shared_data, tmp_path):
+    """Trained on spot BTC, scored on spot ETH: every baseline and the model, with SEs."""
+    spot = shared_data / "binance" / "spot"
+    report = predict_report(
+        [spot / "ethusdt_20240808.gz"], train=[spot / "btcusdt_20240808.gz"],
+        horizons_ms=[1000], models=["logreg"], n_boot=50, chart_dir=tmp_path,
+    )
+    assert report["protocol"]["train_instruments"] == ["binance:BTC/USDT"]
+    two, three = report["results"]
+    assert (two["task"], three["task"]) == ("two_class", "three_class")
+    assert two["instrument"] == three["instrument"] == "binance:ETH/USDT"
+    assert 0.2 < two["flat_share"] == three["flat_share"] < 0.8
+    assert two["scored"] < three["scored"] <= three["samples"]  # flats are left out of two
+    for row in (two, three):
+        assert set(row["scores"]) == {
+            "majority", "momentum", "imbalance", "microprice", "ofi", "logreg"
+        }
+        for score in row["scores"].values():
+            assert 0.0 < score["accuracy_se"] < 0.1 and 0.0 < score["log_loss_se"] < 0.2
+        assert row["block_samples"] >= 10  # at least the horizon
+    assert 0.6 < two["scores"]["logreg"]["accuracy"] <= 1.0
+    assert report["charts"] and all(Path(p).exists() for p in report["charts"])
+
+
+def test_report_refuses_to_score_what_it_trained_on(shared_data):
+    spot_btc = shared_data / "binance" / "spot" / "btcusdt_20240808.gz"
+    with pytest.raises(ValueError, match="also training ones"):
+        predict_report([spot_btc], train=[spot_btc], horizons_ms=[1000], models=["logreg"])
