@@ -15,7 +15,9 @@ The paper venue runs on the market-data clock. An intent is released to the exec
 the market has reached the event that triggered it (`trigger_receive_ts`), so a replay
 matches as the market was when the quote was decided; when the market data has nothing
 more to give (its end, or an idle poll while tailing) intents go through at once. Control
-commands are operator actions and never wait. Within one poll, market events of the three
+commands are operator actions and never wait; each must carry the control API's valid,
+fresh, unused signature (`models.command_signing`, keys in `[commands]`), or it is refused:
+audited and reported as a risk event, never acted on. Within one poll, market events of the three
 topics are put in receive order; across polls each topic's order is kept.
 
 A ccxt venue trades with the configured owner's key from the secret store
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,12 +51,14 @@ from connectors.execution.live import CcxtVenue
 from connectors.execution.paper import PaperVenueAdapter
 from connectors.execution.rate_limiter import AsyncRateLimiter
 from connectors.kafka import EventConsumer, EventProducer, topic_name
+from connectors.kafka.command_keys import load_verifier
 from connectors.paper_venue import PaperVenue
 from connectors.secrets import ExchangeCredentials, SecretStoreError
 from flows.execute import ExecutorService, ServiceConfig
 from flows.processes import MARKET_TOPICS
 from models.audit import AuditRecord, canonical
 from models.book import OrderBook
+from models.command_signing import CommandVerifier
 from models.events import (
     BookDelta,
     BookSnapshot,
@@ -62,6 +67,7 @@ from models.events import (
     Event,
     Fill,
     OrderIntent,
+    RiskEvent,
 )
 from models.execution.plan import UNIT_COSTS
 from connectors.venues.market_cache import instrument_for
@@ -83,6 +89,7 @@ class ExecuteStats:
     commands: int = 0
     market_events: int = 0
     dead_letters: int = 0
+    refused_commands: int = 0  # unsigned, stale, replayed or badly signed
     key_changes: list[str] = field(default_factory=list)  # key ids loaded, or "removed"
 
 
@@ -279,7 +286,8 @@ class _Process:
         helpers = []
         if keys is not None:
             helpers.append(asyncio.create_task(self._watch_keys(executor, keys)))
-        feed = _Feed(self, service, executor, output, orders, md, market)
+        feed = _Feed(self, service, executor, output, orders, md, market,
+                     load_verifier(self.config.commands))
         feeding = asyncio.create_task(feed.run(), name="executor-feed")
         try:
             await asyncio.wait(
@@ -307,8 +315,9 @@ class _Feed:
 
     def __init__(self, process: _Process, service: ExecutorService, executor: Executor,
                  output: KafkaOutput, orders: EventConsumer, md: EventConsumer | None,
-                 market: PaperMarket | None):
+                 market: PaperMarket | None, verifier: CommandVerifier):
         self.process = process
+        self.verifier = verifier
         self.stats = process.stats
         self.service = service
         self.executor = executor
@@ -357,12 +366,34 @@ class _Feed:
                 stats.intents += 1
             elif type(item) is ControlCommand:
                 stats.commands += 1
+                # Operators' commands are checked on the wall clock, not the market's.
+                reason = self.verifier.refusal(item, time.time_ns())
+                if reason is not None:
+                    pending.popleft()
+                    self._refuse(item, reason)
+                    continue
             pending.popleft()
             await self.service.submit(item)  # type: ignore[arg-type]
             if self.market is not None:
                 # On the market clock the executor acts before the market moves on; a live
                 # venue's backlog instead goes in at once, and only its newest intents count.
                 await self.service.drained()
+
+    def _refuse(self, command: ControlCommand, reason: str) -> None:
+        """Audit and report a command that is not acted on. Only bounded fields are kept: the
+        command is the attacker's."""
+        self.stats.refused_commands += 1
+        executor = self.executor
+        claimed = {"command_id": command.command_id[:64], "action": command.action,
+                   "target": command.target[:200], "issued_by": command.issued_by[:200],
+                   "ts": command.ts, "key_id": (command.key_id or "")[:64]}
+        executor.audit("command_refused", {"reason": reason, "command": claimed})
+        self.output.event(RiskEvent(
+            ts=executor.clock(), kind="reject", reason_code=f"command_{reason}",
+            detail=f"{command.action} on {claimed['target']!r} claimed by "
+                   f"{claimed['issued_by']!r} refused: {reason}",
+            state=executor.risk.state().value,
+        ))
 
     async def _advance_market(self, due: int | None) -> bool:
         """Apply market events up to `due`; with None, those of one more poll.

@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 SCHEMA_VERSION = 1
+CONTROL_SCHEMA_VERSION = 2  # ControlCommand with a signature
 
 Side = Literal["buy", "sell"]
 Level = tuple[Decimal, Decimal]
@@ -225,14 +226,23 @@ class RiskEvent(Event, tag="risk_event", kw_only=True):
 
 
 class ControlCommand(Event, tag="control", kw_only=True):
-    """An operator's command; `target` is `venue:symbol`, a venue, or `*` for everything."""
+    """An operator's command; `target` is `venue:symbol`, a venue, or `*` for everything.
 
+    Schema v2 (`CONTROL_SCHEMA_VERSION`) adds the API's Ed25519 signature over every other
+    field (`models.command_signing`): `nonce` makes each command unique, `key_id` names the
+    signing key. A v1 command has none of them; it is still read, and never acted on.
+    """
+
+    v: int = 2  # CONTROL_SCHEMA_VERSION
     command_id: str
     ts: int
     issued_by: str
     action: Literal["pause", "resume", "reduce", "kill", "set_limits", "set_params"]
     target: str = "*"
     params: dict[str, str] = {}
+    nonce: str | None = None
+    key_id: str | None = None
+    signature: str | None = None  # unpadded URL-safe base64 of the 64-byte signature
 
     @property
     def key(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from connectors.kafka.command_keys import CommandsConfig
 from connectors.kafka.config import KafkaConfig
 from connectors.timescale.config import TimescaleConfig
 from models.risk import LimitsError, parse_limits
@@ -113,6 +114,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`risk` is the limits table of `models.risk.parse_limits` (see docs/risk.md)."""
 
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
+    commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     quote: QuoteConfig = msgspec.field(default_factory=QuoteConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     postgres: TimescaleConfig = msgspec.field(default_factory=TimescaleConfig)

@@ -18,24 +18,28 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from bytewax.testing import run_main
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from connectors.audit_store import verify_audit
 from connectors.execution.keys import NoExchangeKey
 from connectors.kafka import EventProducer, KafkaConfig, topic_name
+from connectors.kafka.command_keys import CommandsConfig
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials, LocalSecretStore, MasterKey
 from flows.execute_kafka import run_execute
 from flows.ingest import run_ingest
 from flows.processes import build_flow
+from models.command_signing import public_key_text, sign
 from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Position, Quote, decode
 from quoteflow.api.services import open_secret_store
 from quoteflow.cli import app
 from quoteflow.config import Config, ConfigError, ExecuteConfig, SecretsConfig, load_config
 from tests.ccxt_standin import BinanceSpotStandIn
 from tests.conftest import SHARED_DATA
-from tests.kafka_service import new_deployment, read_topic
+from tests.kafka_service import kafka_toml, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +65,8 @@ def paper_settings(tmp_path: Path, **overrides) -> ExecuteConfig:
 
 def write_config(path: Path, kafka: KafkaConfig, audit: Path) -> Path:
     path.write_text(
-        f'[kafka]\nbootstrap = "{kafka.bootstrap}"\nprefix = "{kafka.prefix}"\n'
-        f'account = "{kafka.account}"\n'
-        f'[execute]\nsymbols = ["BTC/USDT"]\npaper_rate_limit_ms = 0.01\n'
+        kafka_toml(kafka)
+        + f'[execute]\nsymbols = ["BTC/USDT"]\npaper_rate_limit_ms = 0.01\n'
         f'rate_limit_capacity = 1000\naudit_path = "{audit}"\n'
     )
     return path
@@ -148,7 +151,9 @@ def test_kill_on_control_cancels_everything_and_blocks_new_orders(kafka_bootstra
     kafka = deployment_with_intents(kafka_bootstrap)
     intents = events_on(kafka, "orders.intents")
     audit = tmp_path / "audit.jsonl"
-    config = Config(kafka=kafka, execute=paper_settings(tmp_path))
+    key = Ed25519PrivateKey.generate()
+    config = Config(kafka=kafka, execute=paper_settings(tmp_path),
+                    commands=CommandsConfig(public_keys=(public_key_text(key.public_key()),)))
     stop = threading.Event()
     outcome: dict = {}
     runner = threading.Thread(
@@ -162,8 +167,9 @@ def test_kill_on_control_cancels_everything_and_blocks_new_orders(kafka_bootstra
                        if kind not in TERMINAL}
         assert open_before  # the last quotes rest at the venue
         producer = EventProducer(kafka)
-        producer.send(ControlCommand(command_id="kill-1", ts=time.time_ns(), issued_by="test",
-                                     action="kill", target="*"))
+        producer.send(sign(ControlCommand(command_id="kill-1", ts=time.time_ns(),
+                                          issued_by="test", action="kill", target="*"),
+                           key, "nonce-1"))
         producer.flush()
         wait_for(lambda: all(final_kinds(_order_events(kafka)).get(cid) in TERMINAL
                              for cid in open_before), "the kill to cancel every order")
@@ -189,6 +195,51 @@ def test_kill_on_control_cancels_everything_and_blocks_new_orders(kafka_bootstra
     assert not [r for r in records[kill_at:]
                 if r["action"] == "order_request" and r["payload"]["request"] != "cancel"]
     assert [json.loads(v) for _, _, v in read_topic(kafka, "risk.events")]  # the state change
+    assert verify_audit(audit).ok
+
+
+def test_only_signed_fresh_unused_commands_are_acted_on(kafka_bootstrap, tmp_path):
+    """Whoever can write `control` (here the admin, as with a stolen credential) cannot make
+    the executor act without the API's key: unsigned, stale, replayed, other-key and
+    tampered commands are refused and audited; the one valid command is acted on."""
+    kafka = new_deployment(kafka_bootstrap)
+    key, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    now = time.time_ns()
+
+    def command(action: str, ts: int = now) -> ControlCommand:
+        return ControlCommand(command_id=uuid.uuid4().hex, ts=ts, issued_by="alice",
+                              action=action, target="*")
+
+    valid = sign(command("pause"), key, "n-valid")
+    sent = {
+        "unsigned": command("kill"),
+        "valid": valid,
+        "stale": sign(command("kill", now - 120 * 10**9), key, "n-stale"),
+        "from_the_future": sign(command("kill", now + 120 * 10**9), key, "n-future"),
+        "replayed": valid,
+        "unknown_key": sign(command("kill"), stranger, "n-stranger"),
+        "bad_signature": msgspec.structs.replace(sign(command("resume"), key, "n-t"),
+                                                 action="kill"),
+    }
+    producer = EventProducer(kafka)
+    producer.send_all(sent.values())
+    producer.close()
+    audit = tmp_path / "audit.jsonl"
+    config = Config(kafka=kafka, execute=paper_settings(tmp_path),
+                    commands=CommandsConfig(public_keys=(public_key_text(key.public_key()),),
+                                            max_age_s=60))
+
+    stats = run_execute(config, until_end=True)
+
+    records = audit_records(audit)
+    acted = [r["payload"]["command_id"] for r in records if r["action"] == "control"]
+    assert acted == [valid.command_id]
+    refused = [r["payload"] for r in records if r["action"] == "command_refused"]
+    assert sorted(r["reason"] for r in refused) == sorted(set(sent) - {"valid"})
+    assert stats.refused_commands == len(sent) - 1
+    risk = [json.loads(v) for _, _, v in read_topic(kafka, "risk.events")]
+    assert sorted(e["reason_code"] for e in risk if e["reason_code"].startswith("command_")) \
+        == sorted(f"command_{reason}" for reason in set(sent) - {"valid"})
     assert verify_audit(audit).ok
 
 

@@ -22,9 +22,9 @@ import msgspec
 from connectors.kafka.topics import TOPICS, topic_name
 from models.audit import AuditRecord, parse_line
 from models.event_bounds import problem
-from models.events import SCHEMA_VERSION, AnyEvent, DeadLetter, Event
+from models.events import CONTROL_SCHEMA_VERSION, SCHEMA_VERSION, AnyEvent, DeadLetter, Event
 
-SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION, CONTROL_SCHEMA_VERSION})
 
 # Dead-letter reason prefixes, in the order decoding checks them.
 EMPTY = "empty"

@@ -31,7 +31,7 @@ class ApiContext:
             command_id=uuid.uuid4().hex, ts=time.time_ns(), issued_by=who.username,
             action=action, target=target, params=params,
         )
-        self.services.publisher.command(command)
+        command = self.services.publisher.command(command)  # signed
         self.metrics.commands.labels(action).inc()
         self.audit.record(who, "control", {"command": to_builtins(command)})
         kafka = self.services.config.kafka

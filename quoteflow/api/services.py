@@ -8,6 +8,7 @@ store are down. A call that needs a missing system answers 503 saying which and 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +20,7 @@ import psycopg
 
 from connectors.audit_store import AuditStore
 from connectors.kafka import EventProducer, KafkaConfig, topic_name
+from connectors.kafka.command_keys import CommandSigner, load_signer
 from connectors.keycloak import TokenValidator
 from connectors.secrets import (
     LocalSecretStore,
@@ -35,6 +37,7 @@ from quoteflow.config import Config, SecretsConfig
 # Reads must fail fast when the database is down; libpq counts whole seconds.
 _DB_CONNECT_TIMEOUT_S = 3.0
 _FLUSH_TIMEOUT_S = 10.0
+_log = logging.getLogger(__name__)
 
 
 class Database:
@@ -58,10 +61,14 @@ class Publisher:
     librdkafka connections are costly to open per request.
     """
 
-    __slots__ = ("_audit_topic", "_config", "_lock", "_producer")
+    __slots__ = ("_audit_topic", "_config", "_lock", "_producer", "_sign")
 
-    def __init__(self, config: KafkaConfig) -> None:
+    def __init__(self, config: KafkaConfig, signer: CommandSigner | None = None) -> None:
         self._config = config
+        if signer is None:
+            _log.warning("no commands.signing_key: control commands go out unsigned, and the "
+                         "executor refuses them (docs/security.md)")
+        self._sign = signer
         self._audit_topic = topic_name(config.prefix, "audit")
         self._lock = threading.Lock()
         self._producer: EventProducer | None = None
@@ -71,11 +78,15 @@ class Publisher:
             self._producer = EventProducer(self._config)
         return self._producer
 
-    def command(self, command: ControlCommand) -> None:
+    def command(self, command: ControlCommand) -> ControlCommand:
+        """Sign `command` (user, time, a nonce) and deliver it; the command as sent."""
+        if self._sign is not None:
+            command = self._sign(command)
         with self._lock:
             producer = self._ready()
             producer.send(command)
             producer.flush(_FLUSH_TIMEOUT_S)
+        return command
 
     def audit(self, record: AuditRecord) -> None:
         # Keyed by actor: the topic has one partition, the key is for readers' filtering.
@@ -140,7 +151,7 @@ class ApiServices:
             config=config,
             validator=TokenValidator(config.keycloak.issuer, config.keycloak.audience),
             database=Database(config.postgres.dsn),
-            publisher=Publisher(config.kafka),
+            publisher=Publisher(config.kafka, load_signer(config.commands)),
             secrets=Lazy(lambda: open_secret_store(config.secrets, environ)),
             audit_store=Lazy(lambda: open_audit_store(config.api.audit_path)),
             exchange_overrides=exchange_overrides or {},
