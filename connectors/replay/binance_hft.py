@@ -12,10 +12,13 @@ therefore a dedicated decoder for this format, built on msgspec typed decoders (
 become exact `Decimal`s straight from Binance's strings).
 
 Conventions:
-- venue and symbol are per file, identified from the file's first depth diff: USD-M futures
-  diffs carry `pu`, spot diffs do not, so `pu` gives `binanceusdm` or `binance`; the diff's `s`
-  gives the symbol, unified as `BTC/USDT` (spot) or `BTC/USDT:USDT` (USD-M perpetual). Both
-  can be passed explicitly instead. Messages of another symbol's streams are dead letters.
+- venue and symbol are per file, identified from the file's first depth diff: futures diffs
+  carry `pu`, spot diffs do not; COIN-M symbols name a contract (`ETHUSD_PERP`,
+  `BTCUSD_240927`), USD-M ones a pair. So `binance`, `binanceusdm` or `binancecoinm`; the
+  diff's `s` gives the symbol, unified as `BTC/USDT` (spot), `BTC/USDT:USDT` (USD-M perpetual),
+  `ETH/USD:ETH` (COIN-M perpetual, inverse: sizes in contracts, settled in ETH) or
+  `BTC/USD:BTC-240927` (COIN-M quarterly). Both can be passed explicitly instead. Messages of
+  another symbol's streams are dead letters.
 - exchange_ts is the event time `E` (ms) in ns. Spot bookTicker messages and the spot REST
   snapshot carry no event time, so for them exchange_ts falls back to receive_ts.
 - trades: `m` true means the buyer was the maker, so the taker sold (side "sell").
@@ -120,12 +123,29 @@ class ReplayStats:
 
 
 def unified_symbol(exchange_symbol: str, venue: str) -> str:
-    """`BTCUSDT` -> `BTC/USDT` on spot, `BTC/USDT:USDT` on USD-M (linear perpetuals)."""
+    """`BTCUSDT` -> `BTC/USDT` on spot, `BTC/USDT:USDT` on USD-M (linear perpetuals);
+    `ETHUSD_PERP` -> `ETH/USD:ETH` and `BTCUSD_240927` -> `BTC/USD:BTC-240927` on COIN-M."""
+    if venue == "binancecoinm":
+        pair, _, contract = exchange_symbol.partition("_")
+        base = pair[:-3]
+        if not (pair.endswith("USD") and base and (contract == "PERP" or _is_yymmdd(contract))):
+            raise ValueError(f"not a COIN-M contract BASEUSD_PERP or BASEUSD_YYMMDD: "
+                             f"{exchange_symbol!r}")
+        return f"{base}/USD:{base}" + ("" if contract == "PERP" else f"-{contract}")
     for quote in _QUOTE_ASSETS:
         base = exchange_symbol[: -len(quote)]
         if exchange_symbol.endswith(quote) and base:
             return f"{base}/{quote}:{quote}" if venue == "binanceusdm" else f"{base}/{quote}"
     raise ValueError(f"cannot split {exchange_symbol!r} into base and quote")
+
+
+def _is_yymmdd(text: str) -> bool:
+    return len(text) == 6 and text.isdigit()
+
+
+def _futures_venue(exchange_symbol: str) -> str:
+    # COIN-M contracts are named BASEUSD_PERP or BASEUSD_YYMMDD; USD-M perpetuals by the pair.
+    return "binancecoinm" if "_" in exchange_symbol else "binanceusdm"
 
 
 class _LineDecoder:
@@ -244,7 +264,9 @@ def _identify(path: Path) -> tuple[str, str] | str:
                     diff = _decode_depth(envelope.data)
                 except msgspec.DecodeError:
                     continue
-                return ("binance" if diff.prev_last_id is None else "binanceusdm"), diff.symbol
+                if diff.prev_last_id is None:
+                    return "binance", diff.symbol
+                return _futures_venue(diff.symbol), diff.symbol
     except _BROKEN_FILE_ERRORS as exc:
         return f"bad_file: {exc}"
     return f"bad_file: no depth diff in the first {_IDENTIFY_MAX_LINES} lines to name the venue"
@@ -259,8 +281,9 @@ def iter_events(
 ) -> Iterator[ReplayEvent]:
     """Events of one recorded instrument file, in file order.
 
-    `venue` (`binance` or `binanceusdm`) and `exchange_symbol` (`BTCUSDT`) override what the
-    file's first depth diff says. `stats`, when given, is updated as events are yielded.
+    `venue` (`binance`, `binanceusdm` or `binancecoinm`) and `exchange_symbol` (`BTCUSDT`,
+    `ETHUSD_PERP`) override what the file's first depth diff says. `stats`, when given, is
+    updated as events are yielded.
     """
     path = Path(path)
     source = str(path)
