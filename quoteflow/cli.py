@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+from quoteflow.bus_cli import bus_app  # noqa: E402
+
+app.add_typer(bus_app, name="bus")
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML configuration (QUOTEFLOW_* env overlays it)."),
@@ -290,12 +293,15 @@ def schemas(
 @app.command()
 def topics(config: ConfigOption = None) -> None:
     """Create the deployment's Kafka topics that are missing; report any that differ."""
-    from connectors.kafka.config import KafkaUnavailable, connect_admin
+    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
     from connectors.kafka.topics import TopicMismatchError, ensure_topics
 
     kafka = _load_config(config).kafka
     try:
         report = ensure_topics(connect_admin(kafka), kafka.prefix)
+    except KafkaConfigError as error:  # credentials refused
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
     except KafkaUnavailable as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None

@@ -7,7 +7,10 @@
 # Everything listens on 127.0.0.1: Kafka 9092, PostgreSQL 5432, Keycloak 8080, OpenBao 8200,
 # API 8000. The API and the executor keep exchange keys in OpenBao, each logged in with its
 # own AppRole (docs/secrets.md); the executor's may read owner $QUOTEFLOW_STACK_OWNER's only.
-# Logs, pids and the generated configuration are in out/stack/.
+# Logs, pids and the generated configuration are in out/stack/ (mode 0700). Kafka is SASL_SSL
+# with ACLs: each process logs in as its own principal (connectors/kafka/acls.py) with a
+# password generated here (out/stack/bus/<principal>.password), and the API signs control
+# commands with a key generated here (out/stack/command-signing.pem); docs/security.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +24,12 @@ owner="${QUOTEFLOW_STACK_OWNER:-trader}"
 default_recordings=(../shared/data/binance/spot/btcusdt_20240808.gz ../shared/data/binance/usdm/btcusdt_20240808.gz)
 
 start_process() {
-    local name=$1
-    shift
-    nohup .venv/bin/quoteflow "$@" >"$state/$name.log" 2>&1 &
+    # NAME PRINCIPAL ARGS...: `quoteflow ARGS` logged in to Kafka as PRINCIPAL.
+    local name=$1 principal=$2
+    shift 2
+    QUOTEFLOW_KAFKA__USERNAME="$principal" \
+        QUOTEFLOW_KAFKA__PASSWORD_FILE="$PWD/$state/bus/$principal.password" \
+        nohup .venv/bin/quoteflow "$@" >"$state/$name.log" 2>&1 &
     echo "$!" >"$state/$name.pid"
     echo "stack: $name started (log $state/$name.log)"
 }
@@ -36,6 +42,7 @@ up() {
     fi
     rm -rf "$state"
     mkdir -p "$state"
+    chmod 700 "$state"
     scripts/services/kafka.sh start "$kafka_dir" 9092 9093
     dsn=$(scripts/services/postgres.sh start "$postgres_dir" 5432 | tail -n 1)
     scripts/services/keycloak.sh start "$keycloak_dir" 8080
@@ -43,9 +50,18 @@ up() {
     executor_role=$(.venv/bin/python -c \
         'import sys; from connectors.secrets.vault_setup import executor_role; print(executor_role(sys.argv[1]))' \
         "$owner")
+    local public_key
+    public_key=$(.venv/bin/quoteflow bus signing-key --out "$state/command-signing.pem")
     cat >"$config" <<TOML
+# Who each process is on Kafka (username, password_file) comes from its environment.
 [kafka]
 bootstrap = "127.0.0.1:9092"
+security_protocol = "SASL_SSL"
+ca_file = "$kafka_dir/tls/ca.pem"
+
+# The control API's public key: the executor acts only on commands it signed.
+[commands]
+public_keys = ["$public_key"]
 
 [postgres]
 dsn = "$dsn"
@@ -69,23 +85,32 @@ symbols = ["BTC/USDT:USDT"]
 intent_max_age_s = 1e12
 audit_path = "$state/executor-audit.jsonl"
 TOML
-    .venv/bin/quoteflow topics --config "$config"
-    start_process persist persist --config "$config"
+    # The broker's admin creates the topics, each process's principal and their ACLs.
+    QUOTEFLOW_KAFKA__USERNAME=admin QUOTEFLOW_KAFKA__PASSWORD_FILE="$kafka_dir/secrets/admin.password" \
+        .venv/bin/quoteflow topics --config "$config"
+    QUOTEFLOW_KAFKA__USERNAME=admin QUOTEFLOW_KAFKA__PASSWORD_FILE="$kafka_dir/secrets/admin.password" \
+        .venv/bin/quoteflow bus principals --config "$config" --out "$state/bus" >/dev/null
+    start_process persist persist persist --config "$config"
     # Each flow keeps its own snapshots: recovery directories are never shared.
     for flow in quote arbitrage predict; do
-        start_process "$flow" flow "$flow" --config "$config" --recovery-dir "$state/recovery/$flow"
+        start_process "$flow" "$flow" flow "$flow" --config "$config" \
+            --recovery-dir "$state/recovery/$flow"
     done
     # Each process logs in to OpenBao with its own AppRole (VAULT_ROLE_ID, VAULT_SECRET_ID).
     (set -a && . "$openbao_dir/approle/$executor_role.env" && set +a \
-        && start_process execute execute --config "$config")
+        && start_process execute executor execute --config "$config")
     (set -a && . "$openbao_dir/approle/quoteflow-api.env" && set +a \
-        && start_process api api --config "$config")
+        && QUOTEFLOW_COMMANDS__SIGNING_KEY_FILE="$PWD/$state/command-signing.pem" \
+        && export QUOTEFLOW_COMMANDS__SIGNING_KEY_FILE \
+        && start_process api api api --config "$config")
     local recordings=("$@")
     [ ${#recordings[@]} -gt 0 ] || recordings=("${default_recordings[@]}")
-    .venv/bin/quoteflow ingest replay "${recordings[@]}" --config "$config" >"$state/ingest.json"
+    QUOTEFLOW_KAFKA__USERNAME=ingest QUOTEFLOW_KAFKA__PASSWORD_FILE="$PWD/$state/bus/ingest.password" \
+        .venv/bin/quoteflow ingest replay "${recordings[@]}" --config "$config" >"$state/ingest.json"
     cat <<TEXT
 stack: up. Replayed ${recordings[*]} (counts in $state/ingest.json).
-  Kafka       127.0.0.1:9092        (topics: .venv/bin/quoteflow topics -c $config)
+  Kafka       127.0.0.1:9092        SASL_SSL; as admin: set -a; . $kafka_dir/client.env; set +a
+              each process's password in $state/bus/ (0600); ACLs: connectors/kafka/acls.py
   PostgreSQL  $dsn
   Keycloak    http://127.0.0.1:8080/admin  (admin / admin; realm quoteflow)
   OpenBao     $vault_addr  (root token in $openbao_dir/root-token; in memory)
@@ -111,5 +136,5 @@ down() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
