@@ -8,7 +8,9 @@ Conventions:
   (linear), others in the base currency (inverse), which holds for OKX, Binance and Bybit.
 - exchange_ts: cryptofeed's float seconds, rounded to the microsecond (no venue here is finer,
   and float seconds near 1.6e9 are only good to ~0.2 µs); the receive time when cryptofeed has
-  none.
+  none. Some feeds hand over the exchange's integer milliseconds instead (cryptofeed 2.4's
+  Bybit books and tickers): a time past the year 5000 in seconds is read by its magnitude as
+  milliseconds, microseconds or nanoseconds, exactly.
 - L2 books: cryptofeed's delta when it gives one, the whole book otherwise; seq is cryptofeed's
   sequence_number (Binance's update id), else None.
 """
@@ -193,8 +195,21 @@ def _expiry(code: str) -> str:
 
 
 def _levels(levels: list) -> list[Level]:
-    # Some feeds mark a removed level with the int 0; events keep Decimal throughout.
-    return [(price, size if size.__class__ is Decimal else Decimal(size)) for price, size in levels]
+    # Some feeds mark a removed level with the int 0, some pass the exchange's strings through
+    # (Bybit's deltas); events keep Decimal throughout.
+    return [
+        (
+            price if price.__class__ is Decimal else Decimal(price),
+            size if size.__class__ is Decimal else Decimal(size),
+        )
+        for price, size in levels
+    ]
+
+
+# Float seconds stay below this for 3000 years; a larger "time" is in a finer unit.
+_SECONDS_LIMIT = 10**11
+# (upper bound, nanoseconds per unit): milliseconds, microseconds, nanoseconds.
+_FINER_UNITS = ((10**14, 1_000_000), (10**17, 1_000), (10**20, 1))
 
 
 def _exchange_ns(timestamp: float | datetime | None, fallback_ns: int) -> int:
@@ -204,6 +219,12 @@ def _exchange_ns(timestamp: float | datetime | None, fallback_ns: int) -> int:
         # cryptofeed 2.4's Coinbase book passes the parsed datetime through unconverted.
         since = timestamp - _EPOCH
         return ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1_000
+    if timestamp >= _SECONDS_LIMIT:
+        value = Decimal(timestamp if isinstance(timestamp, int) else repr(timestamp))
+        for limit, ns_per_unit in _FINER_UNITS:
+            if value < limit:
+                return int(value * ns_per_unit)
+        raise ValueError(f"not a time: {timestamp!r}")
     return round(timestamp * 1_000_000) * 1_000
 
 
