@@ -48,20 +48,20 @@ from connectors.execution.keys import (
     OwnerKeys,
 )
 from connectors.execution.live import CcxtVenue
-from connectors.execution.paper import PaperVenueAdapter
-from connectors.execution.rate_limiter import AsyncRateLimiter
+from connectors.execution.rate_limiter import SimulatedRateLimiter
 from connectors.kafka import EventConsumer, EventProducer, topic_name
 from connectors.kafka.command_keys import load_verifier
-from connectors.paper_venue import PaperVenue
+from connectors.paper.adapter import PaperVenueAdapter
+from connectors.paper.config import paper_settings
+from connectors.paper.market import PaperMarket
+from connectors.paper.venue import PaperVenue
 from connectors.secrets import ExchangeCredentials, SecretStoreError
+from connectors.venues.market_cache import instrument_for
 from flows.execute import ExecutorService, ServiceConfig
 from flows.processes import MARKET_TOPICS
 from models.audit import AuditRecord, canonical
-from models.book import OrderBook
 from models.command_signing import CommandVerifier
 from models.events import (
-    BookDelta,
-    BookSnapshot,
     ControlCommand,
     DeadLetter,
     Event,
@@ -70,7 +70,6 @@ from models.events import (
     RiskEvent,
 )
 from models.execution.plan import UNIT_COSTS
-from connectors.venues.market_cache import instrument_for
 from models.instrument import Instrument
 from models.order_diff import Tolerance
 from models.risk import RiskEngine, parse_limits
@@ -117,32 +116,19 @@ class KafkaOutput:
         self._producer.send_bytes(self._audit_topic, record.actor, canonical(record))
 
 
-class PaperMarket:
-    """The paper venue and its L2 books, advanced by md.* events of the traded instruments."""
-
-    __slots__ = ("_books", "adapter", "venue")
-
-    def __init__(self, instruments: list[Instrument], settings: ExecuteConfig) -> None:
-        self.venue = PaperVenue(instruments)
-        limiter = AsyncRateLimiter.from_ccxt(
-            settings.paper_rate_limit_ms, settings.rate_limit_capacity
-        )
-        self.adapter = PaperVenueAdapter(self.venue, settings.exchange, limiter)
-        self._books = {i.symbol: OrderBook(i.venue, i.symbol) for i in instruments}
-
-    def now_ns(self) -> int:
-        return self.venue.now_ns
-
-    def apply(self, event: Event) -> bool:
-        """Advance the venue by one market event; False when it is not for our instruments."""
-        book = self._books.get(getattr(event, "symbol", None))
-        if book is None or event.venue != self.adapter.id:
-            return False
-        changed = isinstance(event, BookSnapshot | BookDelta)
-        if changed:
-            book.apply(event)
-        self.adapter.on_market_event(event, book, book_changed=changed)
-        return True
+def paper_market(instruments: list[Instrument], config: Config) -> PaperMarket:
+    """The paper venue on the md.* market's clocks, as a backtest runs it ([paper] settings),
+    with the request budget of [execute]."""
+    settings = paper_settings(config.paper)
+    execute: ExecuteConfig = config.execute  # type: ignore[assignment]
+    venue = PaperVenue(
+        instruments, latency=settings.latency, queue_model=settings.queue_model,
+        partial_fills=settings.partial_fills,
+    )
+    limiter = SimulatedRateLimiter.from_ccxt(
+        execute.paper_rate_limit_ms, venue.local_now, execute.rate_limit_capacity
+    )
+    return PaperMarket(venue, PaperVenueAdapter(venue, execute.exchange, limiter), instruments)
 
 
 def run_execute(
@@ -180,7 +166,7 @@ class _Process:
         settings, kafka = self.settings, self.config.kafka
         # The secret store first: a wrong master key stops the process before any Kafka work.
         keys = self._owner_keys() if settings.venue == "ccxt" else None
-        market = PaperMarket(self.instruments, settings) if keys is None else None
+        market = paper_market(self.instruments, self.config) if keys is None else None
         venue = market.adapter if market is not None else self._keyed_venue()
         producer = EventProducer(kafka)
         output = KafkaOutput(producer, kafka.prefix)

@@ -15,15 +15,12 @@ process killed mid-stream resumes from its last snapshot (docs/operations.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import bytewax.operators as op
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
-from bytewax.operators import StatefulLogic
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from connectors.kafka import KafkaConfig
@@ -32,16 +29,13 @@ from connectors.kafka.flow_io import CoPartitionedSource
 from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
+from flows.quote import build_quote_flow
 from models.arbitrage import ArbitrageConfig
-from models.events import DeadLetter, Event
-from models.instrument import Instrument
 from models.predictor import PredictorConfig
-from models.quote_session import QuoteSession, QuoteSessionOptions, build_quote_session
+from models.quote_session import QuoteSessionOptions, QuoteSessions
 from quoteflow.config import Config
-from quoteflow.sessions import UntradedInstrument
 
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
-DEAD_LETTER_KEY = "dead_letter"
 # Fixed at initialisation: Bytewax spreads these over however many workers run later.
 RECOVERY_PARTITIONS = 4
 
@@ -59,96 +53,20 @@ def quote_options(config: Config) -> QuoteSessionOptions:
         params=quote.params,
         max_inventory_lots=lots,
         prediction_weight=quote.prediction_weight,
+        requote_ms=quote.requote_ms,
     )
-
-
-def instrument_key(event: Event) -> str:
-    """`venue:symbol` for market data, fills, order events and predictions alike.
-
-    Fills and order events are keyed by account on Kafka; the quote state is per instrument.
-    """
-    if type(event) is DeadLetter:
-        return DEAD_LETTER_KEY
-    return f"{event.venue}:{event.symbol}"
-
-
-def split_by_instrument(chunk: list[Event]) -> Iterable[tuple[str, list[Event]]]:
-    """One (key, events) pair per instrument in the chunk, preserving each one's order."""
-    groups: dict[str, list[Event]] = {}
-    for event in chunk:
-        key = instrument_key(event)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [event]
-        else:
-            group.append(event)
-    return groups.items()
-
-
-class QuoteSessions:
-    """key → the instrument's `QuoteSession`, or a counting stand-in when its rules are unknown."""
-
-    def __init__(
-        self,
-        options: QuoteSessionOptions,
-        instruments: Callable[[str, str], Instrument] = instrument_for,
-    ):
-        self._options = options
-        self._instruments = instruments
-
-    def __call__(self, key: str) -> QuoteSession | UntradedInstrument:
-        venue, symbol = key.split(":", 1)
-        try:
-            instrument = self._instruments(venue, symbol)
-        except KeyError as error:
-            return UntradedInstrument(key, str(error.args[0]))
-        return build_quote_session(instrument, self._options)
-
-
-class _QuoteLogic(StatefulLogic):
-    def __init__(self, sessions: QuoteSessions, session):
-        self._sessions = sessions
-        self._session = session
-
-    # Outputs leave as one list per chunk: Bytewax's cost is per item, not per event.
-    def on_item(self, value: list[Event]) -> tuple[list[list[Event]], bool]:
-        if self._session is None:
-            self._session = self._sessions(instrument_key(value[0]))
-        on_event = self._session.on_event
-        out: list[Event] = []
-        for event in value:
-            out.extend(on_event(event))
-        return ([out] if out else []), StatefulLogic.RETAIN
-
-    def snapshot(self):
-        return self._session
 
 
 def build_quote_kafka_flow(
     kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True
 ) -> Dataflow:
-    sessions = QuoteSessions(options)
-    flow = Dataflow("quote")
-    market = op.input("market", flow, CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail))
-    orders = op.input("orders", flow, CoPartitionedSource(kafka, ["orders.events"], tail=tail))
-    predictions = op.input(
-        "predictions", flow, CoPartitionedSource(kafka, ["signals.pred"], tail=tail)
-    )
-    chunks = op.merge("inputs", market, orders, predictions)
-    keyed = op.flat_map("by_instrument", chunks, split_by_instrument)
-    split = op.branch("dead_letters", keyed, lambda item: item[0] == DEAD_LETTER_KEY)
-    intents = op.stateful(
-        "instrument_state", split.falses, lambda resume: _QuoteLogic(sessions, resume)
-    )
-    out = op.merge(
-        "out", op.map("unkey", intents, _value), op.map("letters", split.trues, _value)
-    )
-    op.output("intents", out, KafkaEventSink(kafka))
-    return flow
-
-
-def _value(item: tuple[str, list[Event]]) -> list[Event]:
-    return item[1]
+    """`flows.quote.build_quote_flow` on Kafka: the same flow the backtests run."""
+    sources = {
+        "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail),
+        "orders": CoPartitionedSource(kafka, ["orders.events"], tail=tail),
+        "predictions": CoPartitionedSource(kafka, ["signals.pred"], tail=tail),
+    }
+    return build_quote_flow(sources, KafkaEventSink(kafka), QuoteSessions(options, instrument_for))
 
 
 def build_arbitrage_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:

@@ -104,6 +104,9 @@ class OrderIntent(Event, tag="order_intent", kw_only=True):
     asks: list[Quote]
     reference_mid: Decimal | None = None
     trigger_receive_ts: int | None = None
+    # The exchange time of the market event the intent answers: fills report it, so every
+    # fill can be checked to come from market activity after its order was decided.
+    trigger_exchange_ts: int | None = None
 
     @property
     def key(self) -> str:
@@ -142,6 +145,15 @@ class Fill(Event, tag="fill", kw_only=True):
     fee: Decimal
     fee_currency: str
     liquidity: Literal["maker", "taker"]
+    # Why the fill happened, on the exchange clock (set by the paper venue; live venues
+    # leave them empty): `cause` is the market activity that filled the order (a `trade`
+    # print, a `book` change moving through our price, or our order's own `arrival` when it
+    # crossed as a taker); the order was decided on the market event at
+    # `order_trigger_exchange_ts` and reached the venue at `order_arrival_exchange_ts`.
+    cause: Literal["trade", "book", "arrival"] | None = None
+    cause_exchange_ts: int | None = None
+    order_trigger_exchange_ts: int | None = None
+    order_arrival_exchange_ts: int | None = None
 
 
 class Position(Event, tag="position", kw_only=True):

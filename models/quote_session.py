@@ -1,29 +1,37 @@
-"""The production quote session: one instrument's book and quote engine on Kafka.
+"""One instrument's quoting state: book, quote engine, inventory, predictions, cadence.
 
-On Kafka the paper venue sits behind the executor, so the session only turns what it reads
-into desired states: market events (`md.*`) into the book and the estimators, our own
-`Fill`s (`orders.events`) into inventory, and `Prediction`s (`signals.pred`) into a skew of
-the reservation price (`prediction_weight` × the prediction's expected move, off at 0).
+The same session quotes in every mode: in the Kafka quote flow, where the executor is
+another process and our fills come back on `orders.events`, and in backtests and the
+embedded default, where `connectors.paper.trading` puts the executor and the paper venue
+beside it on one market clock. It turns what it reads into desired states: market events
+into the fresh book (`models.fresh_book`: the fresher of the L2 book and the BBO) and the
+estimators, our own `Fill`s into inventory, and `Prediction`s into a skew of the
+reservation price (`prediction_weight` × the prediction's expected move, off at 0).
 
-Quotes are recomputed on book changes only. Fills and predictions come from other topics,
-so where they fall between two book events depends on consumer timing; applying them as
-state and quoting at the next book change keeps each intent a function of (book events so
-far, fills applied, predictions applied). The intent id carries those two counts, so after
-a crash and replay an id is only ever reused for the very same content: the executor can
-drop a repeated id unseen. The session is picklable: Bytewax snapshots it for recovery.
+Cadence: event-driven by default (a quote after every L2 change and every move of a touch
+price); with `requote_ms` instead at fixed multiples of that interval, each one on the
+state as it was at that time (`on_timer`), as clock-driven engines such as hftbacktest do.
+
+Fills and predictions come from other topics, so where they fall between two book events
+depends on consumer timing; applying them as state and quoting at the next book change
+keeps each intent a function of (book events so far, fills applied, predictions applied).
+The intent id carries those two counts, so after a crash and replay an id is only ever
+reused for the very same content: the executor can drop a repeated id unseen. The session is
+picklable: Bytewax snapshots it for recovery.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
 import msgspec
 
 from models.book import OrderBook
-from models.book_view import TopOfBook
 from models.events import BBO, BookDelta, BookSnapshot, Event, Fill, OrderIntent, Prediction, Trade
+from models.fresh_book import FreshBook
 from models.instrument import Instrument
 from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine
 from models.strategies import build_strategy
@@ -42,8 +50,14 @@ class QuoteSessionOptions(msgspec.Struct, frozen=True, kw_only=True):
     prediction_weight: float = 0.0
     fallbacks: ModelFallbacks | None = None
     top_of_book: bool = False
+    requote_ms: float = 0.0  # 0: event-driven
+    horizon_end_ns: int | None = None
 
     def __post_init__(self) -> None:
+        if not (0 <= self.requote_ms <= 3_600_000):
+            raise ValueError(
+                f"requote_ms must be 0 (event-driven) to 3600000, got {self.requote_ms}"
+            )
         if self.max_inventory_lots <= 0:
             raise ValueError(f"max_inventory_lots must be > 0, got {self.max_inventory_lots}")
         if self.prediction_weight < 0:
@@ -75,11 +89,14 @@ class SkewedStrategy:
 
 
 class QuoteSession:
-    """Book + quote engine of one instrument; `on_event` returns the new intents (0 or 1)."""
+    """Book + quote engine of one instrument; `on_event` returns the new intents (0 or 1+)."""
 
     __slots__ = (
         "_fill_ids",
         "_fill_order",
+        "_last_exchange_ts",
+        "_next_requote_ns",
+        "_requote_ns",
         "_skew_until_ns",
         "_strategy",
         "book",
@@ -90,7 +107,10 @@ class QuoteSession:
         "predictions",
     )
 
-    def __init__(self, engine: QuoteEngine, book, *, prediction_weight: float = 0.0):
+    def __init__(
+        self, engine: QuoteEngine, book: FreshBook, *, prediction_weight: float = 0.0,
+        requote_ns: int = 0,
+    ):
         if not isinstance(engine.strategy, SkewedStrategy):
             raise TypeError("the engine's strategy must be a SkewedStrategy")
         self.engine = engine
@@ -103,6 +123,9 @@ class QuoteSession:
         self._skew_until_ns = 0
         self._fill_ids: set[tuple[str, str]] = set()
         self._fill_order: deque[tuple[str, str]] = deque()
+        self._requote_ns = requote_ns
+        self._next_requote_ns: int | None = None
+        self._last_exchange_ts = 0
 
     @property
     def inventory(self) -> Decimal:
@@ -110,19 +133,22 @@ class QuoteSession:
 
     def on_event(self, event: Event) -> list[OrderIntent]:
         kind = type(event)
-        if kind is BookDelta or kind is BookSnapshot:
-            if isinstance(self.book, TopOfBook):
-                return []
-            self.book.apply(event)
-            return self._quote(event.receive_ts)
-        if kind is BBO:
-            if not isinstance(self.book, TopOfBook):
-                return []
-            self.book.apply(event)
-            return self._quote(event.receive_ts)
-        if kind is Trade:
-            self.engine.on_trade(event, self._mid())
-        elif kind is Fill:
+        if kind is BookDelta or kind is BookSnapshot or kind is BBO or kind is Trade:
+            out = self.on_timer(event.receive_ts) if self._requote_ns else []
+            if kind is Trade:
+                self.engine.on_trade(event, self._mid())
+            else:
+                changed = self.book.apply(event)
+                self._last_exchange_ts = event.exchange_ts
+                if kind is BBO:
+                    changed = self.book.touch_moved
+                if changed and not self._requote_ns:
+                    out.extend(self._quote(event.receive_ts, event.exchange_ts))
+            if self._requote_ns and event.receive_ts == self._next_requote_ns:
+                out.extend(self._quote(event.receive_ts, self._last_exchange_ts))
+                self._next_requote_ns += self._requote_ns
+            return out
+        if kind is Fill:
             self._on_fill(event)
         elif kind is Prediction:
             self._on_prediction(event)
@@ -130,21 +156,45 @@ class QuoteSession:
             self.ignored += 1  # acks, cancels, position samples: the executor's business
         return []
 
+    def on_timer(self, now_ns: int) -> list[OrderIntent]:
+        """With a fixed cadence: quote at the last interval boundary before `now_ns`, on the
+        state as it was then (nothing happened between that boundary and `now_ns`)."""
+        boundary = self.boundary_before(now_ns)
+        if boundary is None:
+            if self._requote_ns and self._next_requote_ns is None:
+                self._next_requote_ns = (now_ns // self._requote_ns + 1) * self._requote_ns
+            return []
+        self._next_requote_ns = boundary + self._requote_ns
+        return self._quote(boundary, self._last_exchange_ts)
+
+    def boundary_before(self, now_ns: int) -> int | None:
+        """The last cadence boundary strictly before `now_ns` not quoted yet, if any."""
+        step, following = self._requote_ns, self._next_requote_ns
+        if not step or following is None or now_ns <= following:
+            return None
+        return following + (now_ns - 1 - following) // step * step
+
+    @property
+    def next_requote_ns(self) -> int | None:
+        """The next boundary of a fixed cadence (None: event-driven, or not started)."""
+        return self._next_requote_ns if self._requote_ns else None
+
     def close(self) -> list[OrderIntent]:
         """Nothing to pull: the executor owns the orders (`flows.quote.Session` protocol)."""
         return []
 
-    def _quote(self, ts: int) -> list[OrderIntent]:
+    def _quote(self, ts: int, trigger_exchange_ts: int) -> list[OrderIntent]:
         if self._strategy.skew and ts > self._skew_until_ns:
             self._strategy.skew = 0.0  # a forecast past its horizon says nothing any more
         intent = self.engine.on_book(ts, self.book, ts)
         if intent is None:
             return []
         intent.intent_id = f"{intent.intent_id}:{self.fills}:{self.predictions}"
+        intent.trigger_exchange_ts = trigger_exchange_ts
         return [intent]
 
     def _mid(self) -> float | None:
-        bid, ask = self.book.best_bid(), self.book.best_ask()
+        bid, ask = self.book.bid, self.book.ask
         if bid is None or ask is None:
             return None
         return (float(bid[0]) + float(ask[0])) / 2
@@ -167,6 +217,24 @@ class QuoteSession:
             self._skew_until_ns = prediction.ts + prediction.horizon_ns
 
 
+class UntradedInstrument:
+    """Stands in for an instrument without known trading rules: counts its events, trades
+    nothing. Quoting without the venue's tick, step and minimum notional would send orders
+    the venue rejects, so such instruments are reported instead of guessed at."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        self.events = 0
+
+    def on_event(self, event) -> list:
+        self.events += 1
+        return []
+
+    def close(self) -> list:
+        return []
+
+
 def build_quote_session(instrument: Instrument, options: QuoteSessionOptions) -> QuoteSession:
     engine = build_engine(
         instrument,
@@ -174,7 +242,30 @@ def build_quote_session(instrument: Instrument, options: QuoteSessionOptions) ->
         options.params,
         max_inventory_lots=options.max_inventory_lots,
         fallbacks=options.fallbacks,
+        horizon_end_ns=options.horizon_end_ns,
         wrap_strategy=SkewedStrategy,
     )
-    book = TopOfBook() if options.top_of_book else OrderBook(instrument.venue, instrument.symbol)
-    return QuoteSession(engine, book, prediction_weight=options.prediction_weight)
+    l2 = None if options.top_of_book else OrderBook(instrument.venue, instrument.symbol)
+    return QuoteSession(
+        engine, FreshBook(l2), prediction_weight=options.prediction_weight,
+        requote_ns=round(options.requote_ms * 1_000_000),
+    )
+
+
+class QuoteSessions:
+    """key → the instrument's `QuoteSession`, or a counting stand-in when its rules are
+    unknown (`instruments` raises KeyError for those)."""
+
+    def __init__(
+        self, options: QuoteSessionOptions, instruments: Callable[[str, str], Instrument]
+    ):
+        self._options = options
+        self._instruments = instruments
+
+    def __call__(self, key: str) -> QuoteSession | UntradedInstrument:
+        venue, symbol = key.split(":", 1)
+        try:
+            instrument = self._instruments(venue, symbol)
+        except KeyError as error:
+            return UntradedInstrument(key, str(error.args[0]))
+        return build_quote_session(instrument, self._options)

@@ -54,6 +54,13 @@ class TokenBucket:
         self._full_at = full_at
         return True
 
+    def reserve(self, now_ns: int, cost: float = 1.0) -> int:
+        """Take `cost` units at once, in debt if need be; returns the nanoseconds the request
+        must still wait before it may leave (a simulated venue delays it by that much)."""
+        wait, full_at = self._admission(now_ns, cost)
+        self._full_at = full_at
+        return wait
+
     def _admission(self, now_ns: int, cost: float) -> tuple[int, int]:
         """(wait before `cost` is granted, when the bucket is full again once it is taken now)."""
         if not (math.isfinite(cost) and cost >= 0):

@@ -1,4 +1,5 @@
-"""`quoteflow backtest`: recorded traffic through the quote flow and the paper venue."""
+"""`quoteflow backtest`: recorded traffic through the quote flow, the executor and the paper
+venue (`connectors.paper.trading.PaperTrader`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from connectors.replay.recordings import Recordings
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
+from quoteflow.results import write_fills
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 
@@ -23,6 +25,7 @@ def run_backtest(
     report_dir: Path | None = None,
     chunk_size: int = 512,
     console: Console | None = None,
+    fills_out: Path | None = None,
 ) -> dict:
     console = console or Console(stderr=True)
     recordings = Recordings(paths)
@@ -41,6 +44,9 @@ def run_backtest(
         "replay": recordings.stats(),
     }
     print_summary(summary, f"backtest: {options.strategy}", console)
+    if fills_out is not None:
+        count = write_fills(outcome.results, fills_out)
+        console.print(f"fills: {fills_out} ({count})")
     if report_dir is not None:
         for chart in write_charts(outcome.results, report_dir):
             console.print(f"chart: {chart}")

@@ -97,6 +97,67 @@ def _trading_options(strategy: str, params: dict[str, str], max_inventory_lots: 
     return TradingOptions(strategy=strategy, params=params, max_inventory_lots=lots, **extra)
 
 
+OrderLatencyOption = Annotated[
+    float | None,
+    typer.Option(min=0, help="Paper venue: order-entry latency in ms (default 10)."),
+]
+CancelLatencyOption = Annotated[
+    float | None,
+    typer.Option(min=0, help="Paper venue: cancel latency in ms (default 10)."),
+]
+ResponseLatencyOption = Annotated[
+    float | None,
+    typer.Option(min=0, help="Paper venue: response latency in ms (default 10)."),
+]
+LatencyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True, dir_okay=False,
+        help="Paper venue: measured latencies (CSV ts_ns,entry_ns,cancel_ns,response_ns), "
+        "interpolated over time; replaces the constant ones.",
+    ),
+]
+QueueModelOption = Annotated[
+    str | None,
+    typer.Option(help="Paper venue queue model: risk-averse (default) or power:N."),
+]
+PartialFillsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--partial-fills/--no-partial-fills",
+        help="Fill by the volume that reached an order (default), or whole (hftbacktest's "
+        "no-partial-fill exchange).",
+    ),
+]
+RequoteOption = Annotated[
+    float | None,
+    typer.Option(min=0, help="Requote every N ms of market time (default 0: on book changes)."),
+]
+
+
+def _paper_settings(
+    config_path: Path | None,
+    order_latency_ms: float | None,
+    cancel_latency_ms: float | None,
+    response_latency_ms: float | None,
+    latency_file: Path | None,
+    queue_model: str | None,
+    partial_fills: bool | None,
+):
+    """Flags over the config file's [paper] section over the defaults."""
+    from connectors.paper.config import PaperConfigError, paper_settings
+
+    try:
+        return paper_settings(
+            _load_config(config_path).paper if config_path is not None else None,
+            order_latency_ms=order_latency_ms, cancel_latency_ms=cancel_latency_ms,
+            response_latency_ms=response_latency_ms, latency_file=latency_file,
+            queue_model=queue_model, partial_fills=partial_fills,
+        )
+    except PaperConfigError as error:
+        raise _bad(str(error), error.hint) from None
+
+
 @app.command()
 def run(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
@@ -107,12 +168,30 @@ def run(
         str, typer.Option(help="Position cap in order-size lots.")
     ] = "10",
     report: Annotated[Path, typer.Option(help="Where the chart and JSON go.")] = Path("out/run"),
+    config: ConfigOption = None,
+    order_latency_ms: OrderLatencyOption = None,
+    cancel_latency_ms: CancelLatencyOption = None,
+    response_latency_ms: ResponseLatencyOption = None,
+    latency_file: LatencyFileOption = None,
+    queue_model: QueueModelOption = None,
+    partial_fills: PartialFillsOption = None,
+    requote_ms: RequoteOption = None,
+    fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
 ) -> None:
     """The embedded default: simulated market + quote flow + paper venue, no servers."""
     from quoteflow.embedded import run_embedded
 
-    options = _trading_options(strategy, parse_params(param), max_inventory_lots)
-    run_embedded(options, seed=seed, minutes=minutes, report_dir=report, console=console)
+    paper = _paper_settings(
+        config, order_latency_ms, cancel_latency_ms, response_latency_ms, latency_file,
+        queue_model, partial_fills,
+    )
+    options = _trading_options(
+        strategy, parse_params(param), max_inventory_lots, paper=paper,
+        requote_ms=requote_ms or 0.0,
+    )
+    run_embedded(
+        options, seed=seed, minutes=minutes, report_dir=report, console=console, fills_out=fills
+    )
 
 
 @app.command()
@@ -141,21 +220,33 @@ def backtest(
     max_inventory_lots: Annotated[
         str, typer.Option(help="Position cap in order-size lots.")
     ] = "10",
-    latency_ms: Annotated[
-        float, typer.Option(min=0, help="Order-entry latency of the paper venue.")
-    ] = 0.0,
+    config: ConfigOption = None,
+    order_latency_ms: OrderLatencyOption = None,
+    cancel_latency_ms: CancelLatencyOption = None,
+    response_latency_ms: ResponseLatencyOption = None,
+    latency_file: LatencyFileOption = None,
+    queue_model: QueueModelOption = None,
+    partial_fills: PartialFillsOption = None,
+    requote_ms: RequoteOption = None,
+    fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Summary as JSON.")] = None,
     report: Annotated[Path | None, typer.Option(help="Directory for the charts.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
 ) -> None:
-    """Replay recordings through the quote flow against the paper venue."""
+    """Replay recordings through the quote flow, the executor and the paper venue."""
     from quoteflow.backtest import run_backtest
 
+    paper = _paper_settings(
+        config, order_latency_ms, cancel_latency_ms, response_latency_ms, latency_file,
+        queue_model, partial_fills,
+    )
     options = _trading_options(
-        strategy, parse_params(param), max_inventory_lots, order_latency_ms=latency_ms
+        strategy, parse_params(param), max_inventory_lots, paper=paper,
+        requote_ms=requote_ms or 0.0,
     )
     summary = run_backtest(
-        data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size, console=console
+        data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size,
+        console=console, fills_out=fills,
     )
     if json_out is None:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -426,11 +517,25 @@ app.add_typer(ingest_app, name="ingest")
 def ingest_replay(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Recordings.")],
     config: ConfigOption = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Delete what md.* hold first (needs DELETE on the topics).")
+    ] = False,
 ) -> None:
-    """Publish recordings through the live parsing path; every recorded line is accounted for."""
-    from flows.ingest import run_ingest
+    """Publish recordings through the live parsing path; every recorded line is accounted for.
 
-    stats = run_ingest("replay", _load_config(config).kafka, paths=files)
+    Once: the same recordings again publish nothing; over other data it refuses."""
+    from confluent_kafka import KafkaException
+
+    from flows.ingest import ReplayRefused, run_ingest
+
+    try:
+        stats = run_ingest("replay", _load_config(config).kafka, paths=files, fresh=fresh)
+    except (ReplayRefused, KafkaException) as error:
+        typer.echo(f"ingest replay: {error}", err=True)
+        raise typer.Exit(1) from None
+    if not stats["published"]:
+        typer.echo(f"ingest replay: replay {stats['replay']} is already on md.* "
+                   f"({stats['messages']} messages); nothing published", err=True)
     typer.echo(json.dumps(stats, indent=2, default=str))
 
 
@@ -455,7 +560,8 @@ def ingest_live(
     if health is not None:
         health.ready()
     try:
-        run_ingest("live", _load_config(config).kafka, instruments=instruments)
+        settings = _load_config(config)
+        run_ingest("live", settings.kafka, instruments=instruments, recovery=_recovery(settings))
     except ValueError as error:
         raise _bad(str(error), "--instrument") from None
 

@@ -21,6 +21,7 @@ import msgspec
 
 from connectors.kafka.command_keys import CommandsConfig
 from connectors.kafka.config import KafkaConfig
+from connectors.paper.config import PaperConfig
 from connectors.timescale.config import TimescaleConfig
 from models.risk import LimitsError, parse_limits
 
@@ -32,6 +33,7 @@ class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     params: dict[str, str] = {}
     max_inventory_lots: str = "10"
     prediction_weight: float = 0.0
+    requote_ms: float = 0.0  # 0: quote on book changes; else every N ms of market time
 
 
 class RecoveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -121,6 +123,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
     execute: ExecuteConfig | None = None  # only `quoteflow execute` needs it
     risk: dict = {}
 

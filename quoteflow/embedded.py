@@ -7,6 +7,7 @@ in one process, on an accelerated clock (simulated time runs as fast as the flow
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from connectors.simulated_market import SimulatedMarket
 from models.quote_engine import ModelFallbacks
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
+from quoteflow.results import write_fills
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 
@@ -26,15 +28,12 @@ def run_embedded(
     minutes: float,
     report_dir: Path,
     console: Console,
+    fills_out: Path | None = None,
 ) -> dict:
     market = SimulatedMarket.demo(seed, duration_s=minutes * 60)
     unit_s = market.step_ns / market.dt / 1e9
-    options = TradingOptions(
-        strategy=options.strategy,
-        params=options.params,
-        max_inventory_lots=options.max_inventory_lots,
-        order_latency_ms=options.order_latency_ms,
-        sample_interval_ms=options.sample_interval_ms,
+    options = replace(
+        options,
         horizon_end_ns=market.end_ns,
         top_of_book=True,
         # The simulator's true parameters stand in until the estimators have seen enough.
@@ -53,6 +52,8 @@ def run_embedded(
         )
     summary = {**outcome.summary, "strategy": options.strategy, "seed": seed, "minutes": minutes}
     print_summary(summary, f"quoteflow run: {options.strategy} on the simulated market", console)
+    if fills_out is not None:
+        console.print(f"fills: {fills_out} ({write_fills(outcome.results, fills_out)})")
     charts = write_charts(outcome.results, report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
-from connectors.paper_trading import PaperTradingSession
+from connectors.paper.trading import PaperTrader
 from models.events import DeadLetter, Event, Fill, OrderIntent, Position
 from quoteflow.sessions import SessionRegistry
 
@@ -35,6 +37,38 @@ class RunResults:
                 self.dead_letters.append(event)
 
 
+def fill_record(fill: Fill) -> dict:
+    """One line of `--fills FILE.jsonl`: the fill and its causality on the exchange clock."""
+    return {
+        "instrument": f"{fill.venue}:{fill.symbol}",
+        "side": fill.side,
+        "price": str(fill.price),
+        "qty": str(fill.size),
+        "fee": str(fill.fee),
+        "fee_currency": fill.fee_currency,
+        "liquidity": fill.liquidity,
+        "order_id": fill.client_order_id,
+        "trade_id": fill.trade_id,
+        "ts": fill.ts,
+        "cause": fill.cause,
+        "cause_exchange_ts": fill.cause_exchange_ts,
+        "order_trigger_exchange_ts": fill.order_trigger_exchange_ts,
+        "order_arrival_exchange_ts": fill.order_arrival_exchange_ts,
+    }
+
+
+def write_fills(results: RunResults, path: Path) -> int:
+    """Every fill of the run as JSON lines, in time order per instrument; returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w") as file:
+        for key in sorted(results.fills):
+            for fill in results.fills[key]:
+                file.write(json.dumps(fill_record(fill)) + "\n")
+                count += 1
+    return count
+
+
 def _number(value: Decimal) -> float:
     return float(value)
 
@@ -47,7 +81,7 @@ def _markouts(results: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def instrument_summary(session: PaperTradingSession) -> dict:
+def instrument_summary(session: PaperTrader) -> dict:
     ledger = session.ledger
     mark = session.last_mid
     unrealized = ledger.unrealized(mark) if mark is not None else Decimal(0)
@@ -64,9 +98,10 @@ def instrument_summary(session: PaperTradingSession) -> dict:
         "orders": {
             k.removeprefix("order_"): v for k, v in session.counts.items() if k.startswith("order_")
         },
-        "book": {
-            k.removeprefix("book_"): v for k, v in session.counts.items() if k.startswith("book_")
+        "risk": {
+            k.removeprefix("risk_"): v for k, v in session.counts.items() if k.startswith("risk_")
         },
+        "book": dict(session.book_counts()),
     }
 
 

@@ -1,8 +1,9 @@
-"""Builds the per-instrument paper-trading state the quote flow keeps.
+"""Builds the per-instrument paper-trading state the quote flow keeps in `run` and `backtest`.
 
-Shared by `quoteflow run` (simulated market) and `quoteflow backtest` (recordings): the
-only differences are the book (full L2 for recordings, top of book for the simulator) and
-where the model inputs come from before the estimators warm up.
+Every instrument gets a `connectors.paper.trading.PaperTrader`: the production quote session,
+executor and the paper venue. The only differences between the two commands are the book
+(full L2 for recordings, top of book for the simulator) and where the model inputs come from
+before the estimators warm up.
 """
 
 from __future__ import annotations
@@ -11,16 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from connectors.paper_trading import PaperTradingSession
-from connectors.paper_venue import PaperVenue
-from models.accounting import PositionLedger
-from models.book import OrderBook
-from models.book_view import TopOfBook
+from connectors.paper.trading import PaperSettings, PaperTrader
 from connectors.venues.market_cache import instrument_for
 from models.instrument import Instrument
-from models.markouts import MarkoutTracker
-from models.quote_engine import ModelFallbacks, build_engine
-from models.strategies import build_strategy
+from models.quote_engine import ModelFallbacks
+from models.quote_session import QuoteSessionOptions, UntradedInstrument, build_quote_session
 
 NS_PER_MS = 1_000_000
 
@@ -30,32 +26,24 @@ class TradingOptions:
     strategy: str
     params: Mapping[str, str] = field(default_factory=dict)
     max_inventory_lots: Decimal = Decimal(10)
-    order_latency_ms: float = 0.0
-    market_data_latency_ms: float = 0.0
     sample_interval_ms: float = 250.0
     horizon_end_ns: int | None = None
     fallbacks: ModelFallbacks | None = None
     top_of_book: bool = False
+    requote_ms: float = 0.0
+    paper: PaperSettings = field(default_factory=PaperSettings)
 
-
-class UntradedInstrument:
-    """Stands in for an instrument without known trading rules: counts its events, trades nothing.
-
-    Quoting without the venue's tick, step and minimum notional would send orders the venue
-    rejects, so such instruments are reported instead of guessed at.
-    """
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-        self.events = 0
-
-    def on_event(self, event) -> list:
-        self.events += 1
-        return []
-
-    def close(self) -> list:
-        return []
+    def quoting(self) -> QuoteSessionOptions:
+        """The quote session's options (validated: a bad strategy or parameter fails here)."""
+        return QuoteSessionOptions(
+            strategy=self.strategy,
+            params=dict(self.params),
+            max_inventory_lots=self.max_inventory_lots,
+            fallbacks=self.fallbacks,
+            top_of_book=self.top_of_book,
+            requote_ms=self.requote_ms,
+            horizon_end_ns=self.horizon_end_ns,
+        )
 
 
 class SessionRegistry:
@@ -66,44 +54,25 @@ class SessionRegistry:
         options: TradingOptions,
         instruments: Callable[[str, str], Instrument] = instrument_for,
     ):
-        build_strategy(options.strategy, options.params)  # fail before any data is read
+        self._quoting = options.quoting()  # fail before any data is read
         self._options = options
         self._instruments = instruments
-        self.sessions: dict[str, PaperTradingSession] = {}
+        self.sessions: dict[str, PaperTrader] = {}
         self.untraded: dict[str, UntradedInstrument] = {}
 
-    def __call__(self, key: str) -> PaperTradingSession | UntradedInstrument:
+    def __call__(self, key: str) -> PaperTrader | UntradedInstrument:
         venue, symbol = key.split(":", 1)
         try:
             instrument = self._instruments(venue, symbol)
         except KeyError as error:
             untraded = self.untraded[key] = UntradedInstrument(key, str(error.args[0]))
             return untraded
-        session = self.sessions[key] = self._build(instrument)
-        return session
-
-    def _build(self, instrument: Instrument) -> PaperTradingSession:
         options = self._options
-        engine = build_engine(
+        session = self.sessions[key] = PaperTrader(
+            build_quote_session(instrument, self._quoting),
             instrument,
-            options.strategy,
-            options.params,
-            max_inventory_lots=options.max_inventory_lots,
-            fallbacks=options.fallbacks,
-            horizon_end_ns=options.horizon_end_ns,
+            options.paper,
+            top_of_book=options.top_of_book,
+            sample_interval_ns=round(options.sample_interval_ms * NS_PER_MS),
         )
-        venue = PaperVenue(
-            [instrument],
-            order_latency_ns=int(options.order_latency_ms * NS_PER_MS),
-            market_data_latency_ns=int(options.market_data_latency_ms * NS_PER_MS),
-        )
-        symbol = instrument.symbol
-        book = TopOfBook() if options.top_of_book else OrderBook(instrument.venue, symbol)
-        return PaperTradingSession(
-            engine,
-            venue,
-            book,
-            ledger=PositionLedger(instrument),
-            markouts=MarkoutTracker(),
-            sample_interval_ns=int(options.sample_interval_ms * NS_PER_MS),
-        )
+        return session

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from connectors.kafka import EventProducer, KafkaConfig
 from connectors.replay.recordings import Recordings
-from flows.processes import QuoteSessions, instrument_key
+from connectors.venues.market_cache import instrument_for
+from flows.quote import instrument_key
 from models.events import BBO, BookDelta, BookSnapshot, OrderIntent, Trade, decode
-from models.quote_session import QuoteSessionOptions
+from models.quote_session import QuoteSessionOptions, QuoteSessions
 from tests.conftest import BINANCE_FILES
 from tests.kafka_service import kafka_toml, read_topic
 
@@ -40,7 +41,7 @@ def expected_intents(events: list, options: QuoteSessionOptions = OPTIONS) -> li
     for event in events:
         rank = {BookSnapshot: 0, BookDelta: 0, BBO: 1, Trade: 2}[type(event)]
         by_topic[instrument_key(event)][rank].append(event)
-    sessions = QuoteSessions(options)
+    sessions = QuoteSessions(options, instrument_for)
     intents = []
     for key, streams in by_topic.items():
         session = sessions(key)

@@ -14,16 +14,15 @@ import pytest
 
 from connectors.audit_store import AuditStore, verify_audit
 from connectors.execution.executor import Executor, ExecutorConfig
-from connectors.execution.paper import PaperVenueAdapter
 from connectors.execution.rate_limiter import AsyncRateLimiter
 from connectors.execution.reconcile import reconcile
-from connectors.paper_venue import PaperVenue
+from connectors.paper.adapter import PaperVenueAdapter
+from connectors.paper.market import PaperMarket
+from connectors.paper.venue import PaperVenue
 from connectors.replay.recordings import Recordings
+from connectors.venues.market_cache import instrument_for
 from flows.execute import ExecutorService, ServiceConfig
-from models.book import OrderBook
 from models.events import (
-    BookDelta,
-    BookSnapshot,
     ControlCommand,
     DeadLetter,
     OrderEvent,
@@ -33,7 +32,6 @@ from models.events import (
 )
 from models.execution.client_ids import client_order_id
 from models.execution.orders import TrackedOrder
-from connectors.venues.market_cache import instrument_for
 from models.risk import RiskEngine, parse_limits
 from tests.conftest import SHARED_DATA
 
@@ -50,15 +48,18 @@ class Market:
         self.adapter = PaperVenueAdapter(
             self.paper, "binance", AsyncRateLimiter.from_ccxt(0.01, capacity=100)
         )
-        self.book = OrderBook("binance", "BTC/USDT")
+        self.market = PaperMarket(self.paper, self.adapter, [INSTRUMENT])
+        self.book = self.market.book("BTC/USDT")
         self._events = (e for e in Recordings([SPOT_BTC]).events() if not isinstance(e, DeadLetter))
 
     def advance(self, count: int) -> None:
         for event in itertools.islice(self._events, count):
-            changed = isinstance(event, BookSnapshot | BookDelta)
-            if changed:
-                self.book.apply(event)
-            self.adapter.on_market_event(event, self.book, book_changed=changed)
+            self.market.apply(event)
+
+    def settle(self) -> None:
+        """Advance until every request in flight has reached the venue (its latency)."""
+        while self.paper.in_flight:
+            self.advance(1)
 
     @property
     def mid(self) -> Decimal:
@@ -146,15 +147,18 @@ def test_reducing_cancels_what_adds_exposure_and_halted_cancels_everything(marke
         assert len(_open_at_venue(market)) == 2
         # Flat: both sides add exposure, so REDUCING pulls both.
         await executor.on_command(command("reduce", "binance:BTC/USDT"))
+        market.settle()
+        await executor.pump()
         assert _open_at_venue(market) == set()
         await executor.on_command(command("resume"))
         await executor.on_intent(market.intent("r"))
         assert len(_open_at_venue(market)) == 2
         await executor.on_command(command("pause", "binance"))
+        market.settle()
         assert _open_at_venue(market) == set()
         await executor.on_intent(market.intent("s"))
         assert _open_at_venue(market) == set()
-        market.advance(1)  # the venue reports what happened at its next market event
+        market.settle()  # the venue's answers take the response latency to come back
         await executor.pump()
 
     asyncio.run(scenario())
@@ -180,10 +184,11 @@ def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market
             client_order_id="ghost", venue="binance", symbol="BTC/USDT", side="sell",
             price=D("70000"), amount=D("0.001"), sent_ts=0,
         ))
-        # A fill whose push we never see: cross the book so the order trades at once.
+        # A fill whose push we never see: cross the book so the order trades when it
+        # arrives (well through the touch: the market moves while it travels).
         market.paper.create_order("BTC/USDT", "limit", "buy", D("0.001"),
-                                  market.book.best_ask()[0], {"clientOrderId": "taker1"})
-        market.advance(1)
+                                  market.book.best_ask()[0] + 50, {"clientOrderId": "taker1"})
+        market.settle()
         await market.adapter.poll_events()  # the pushed events are lost
         report = await reconcile(executor)
         assert report.differences == {
@@ -196,6 +201,7 @@ def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market
         assert report.balances["USDT"][0] - report.balances["USDT"][1] == D("1000")
         assert "manual1" in {o.client_order_id for o in executor.tracker}
         await executor.shutdown()
+        market.settle()
         assert _open_at_venue(market) == set()
 
     asyncio.run(scenario())
@@ -221,6 +227,7 @@ def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(mark
         await asyncio.sleep(0.05)  # a few polls and reconciliations
         stop.set()
         await running
+        market.settle()  # the shutdown's cancels reach the venue
 
     asyncio.run(scenario())
     store.close()

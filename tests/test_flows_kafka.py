@@ -13,7 +13,8 @@ from confluent_kafka import Producer
 
 from connectors.kafka import KafkaConfig, KafkaUnavailable, MissingTopicsError, topic_name
 from connectors.kafka.flow_io import CoPartitionedSource, NotCoPartitionedError
-from flows.processes import QuoteSessions, build_flow, build_quote_kafka_flow, quote_options
+from connectors.venues.market_cache import instrument_for
+from flows.processes import build_flow, build_quote_kafka_flow, quote_options
 from models.events import (
     ArbSignal,
     DeadLetter,
@@ -23,6 +24,7 @@ from models.events import (
     Prediction,
     decode,
 )
+from models.quote_session import QuoteSessions
 from quoteflow.config import Config, QuoteConfig
 from tests.flow_runs import (
     OPTIONS,
@@ -135,7 +137,7 @@ def test_prediction_weight_shifts_the_quotes(events):
 
     def last_intent(weight: float) -> OrderIntent:
         options = quote_options(Config(quote=QuoteConfig(prediction_weight=weight)))
-        session = QuoteSessions(options)(btc[0].key)
+        session = QuoteSessions(options, instrument_for)(btc[0].key)
         session.on_event(up)
         return [i for e in btc for i in session.on_event(e)][-1]
 

@@ -52,7 +52,8 @@ def fill(trade: dict, venue: str, client_order_id: str, quote_currency: str) -> 
     return Fill(
         venue=venue,
         symbol=trade["symbol"],
-        ts=(trade.get("timestamp") or 0) * NS_PER_MS,
+        ts=(trade.get("info") or {}).get("timestamp_ns")
+        or (trade.get("timestamp") or 0) * NS_PER_MS,
         client_order_id=client_order_id,
         trade_id=str(trade["id"]),
         side=trade["side"],
@@ -61,4 +62,11 @@ def fill(trade: dict, venue: str, client_order_id: str, quote_currency: str) -> 
         fee=fee_cost if fee_cost is not None else Decimal(0),
         fee_currency=fee.get("currency") or quote_currency,
         liquidity="maker" if trade.get("takerOrMaker") == "maker" else "taker",
+        # The paper venue says why the fill happened (live venues do not).
+        **{name: info[name] for name in _CAUSALITY if name in (info := trade.get("info") or {})},
     )
+
+
+_CAUSALITY = (
+    "cause", "cause_exchange_ts", "order_trigger_exchange_ts", "order_arrival_exchange_ts"
+)

@@ -208,7 +208,7 @@ class Executor:
             side=placement.side, price=quote.price, amount=quote.size, sent_ts=now,
         )
         self.tracker.add(order)
-        return self._create(order, intent.intent_id)
+        return self._create(order, intent.intent_id, intent.trigger_exchange_ts)
 
     def _amend_checked(
         self, intent: OrderIntent, amendment: Amendment, now: int
@@ -220,7 +220,9 @@ class Executor:
             order.client_order_id,
         ):
             return self._cancel(order, "AMEND_REFUSED_BY_RISK")
-        return self._amend_order(order, quote.price, order.filled + quote.size)
+        return self._amend_order(
+            order, quote.price, order.filled + quote.size, intent.trigger_exchange_ts
+        )
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -242,10 +244,12 @@ class Executor:
         venue, cid, symbol = self.venue, order.client_order_id, order.symbol
         return await self.call(lambda: venue.fetch_order(cid, symbol), f"fetch_order {cid}")
 
-    async def _create(self, order: TrackedOrder, intent_id: str) -> None:
+    async def _create(
+        self, order: TrackedOrder, intent_id: str, trigger_exchange_ts: int | None = None
+    ) -> None:
         request = NewOrder(
             order.client_order_id, order.symbol, order.side, order.amount, order.price,
-            self.config.post_only,
+            self.config.post_only, trigger_exchange_ts,
         )
         self.audit(
             "order_request", {"request": "create", "intent_id": intent_id, **_fields(request)}
@@ -303,7 +307,10 @@ class Executor:
             # The venue has never seen it: nothing can fill, nothing is left to cancel.
             self._publish(self._order_event(order, "cancel", "NEVER_ARRIVED"))
 
-    async def _amend_order(self, order: TrackedOrder, price: Decimal, amount: Decimal) -> None:
+    async def _amend_order(
+        self, order: TrackedOrder, price: Decimal, amount: Decimal,
+        trigger_exchange_ts: int | None = None,
+    ) -> None:
         cid = order.client_order_id
         self.audit("order_request", {"request": "amend", "client_order_id": cid,
                                      "price": price, "amount": amount})
@@ -312,7 +319,8 @@ class Executor:
         venue, symbol, side = self.venue, order.symbol, order.side
         try:
             seen = await self.call(
-                lambda: venue.amend_order(cid, symbol, side, amount, price), f"amend {cid}"
+                lambda: venue.amend_order(cid, symbol, side, amount, price, trigger_exchange_ts),
+                f"amend {cid}",
             )
         except ccxt.BaseError as error:
             # Refused or unknown: the order is as it was until the venue says otherwise.

@@ -99,11 +99,12 @@ class FaultyVenue:
         )
 
     async def amend_order(
-        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal
+        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal,
+        trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
-        return await self._request(
-            "amend", lambda: self.inner.amend_order(client_order_id, symbol, side, amount, price)
-        )
+        return await self._request("amend", lambda: self.inner.amend_order(
+            client_order_id, symbol, side, amount, price, trigger_exchange_ts
+        ))
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> VenueOrder | None:
         return await self._request(

@@ -116,7 +116,8 @@ class KeyedVenue:
         return await self._live().cancel_order(client_order_id, symbol)
 
     async def amend_order(
-        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal
+        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal,
+        trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
         return await self._live().amend_order(client_order_id, symbol, side, amount, price)
 

@@ -125,7 +125,8 @@ class CcxtVenue:
         return self._order(cancelled, client_order_id)
 
     async def amend_order(
-        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal
+        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal,
+        trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
         amended = await self._call(lambda: self.exchange.edit_order(
             client_order_id, symbol, "limit", side, str(amount), str(price),

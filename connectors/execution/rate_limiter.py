@@ -15,11 +15,15 @@ _NS_PER_S = 1_000_000_000
 class AsyncRateLimiter:
     """Every request of one venue passes `acquire(cost)` before it is sent.
 
+    `delay_ns` is what the request must still wait once granted: always 0 here, where
+    `acquire` sleeps until the bucket allows it (`SimulatedRateLimiter` differs).
+
     `on_grant(now_ns, cost)` sees each granted request (benchmarks and tests measure the
     rate with it). The clock is monotonic: a wall-clock step must not release a burst.
     """
 
     __slots__ = ("_bucket", "_clock", "_held_until", "_on_grant", "_sleep")
+    delay_ns = 0
 
     def __init__(
         self,
@@ -62,6 +66,58 @@ class AsyncRateLimiter:
                     self._on_grant(now, cost)
                 return
             await self._sleep(bucket.wait_ns(now, cost) / _NS_PER_S)
+
+    def hold(self, seconds: float) -> None:
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"hold needs seconds >= 0, not {seconds}")
+        until = self._clock() + math.ceil(seconds * _NS_PER_S)
+        self._held_until = max(self._held_until, until)
+
+
+class SimulatedRateLimiter:
+    """The venue's token bucket on a simulated clock (the paper venue's local clock).
+
+    Nothing sleeps in a simulation: a request the bucket cannot grant yet takes its tokens in
+    advance and leaves `delay_ns` later (the paper venue adds it to the request's latency),
+    exactly when the same bucket would have let it go live. A 429's hold delays likewise.
+    """
+
+    __slots__ = ("_bucket", "_clock", "_held_until", "_on_grant", "delay_ns")
+
+    def __init__(
+        self,
+        bucket: TokenBucket,
+        clock: Callable[[], int],
+        *,
+        on_grant: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._bucket = bucket
+        self._clock = clock
+        self._on_grant = on_grant
+        self._held_until = 0
+        self.delay_ns = 0
+
+    @classmethod
+    def from_ccxt(
+        cls, rate_limit_ms: float, clock: Callable[[], int], capacity: float = 1.0, **kwargs
+    ) -> SimulatedRateLimiter:
+        return cls(TokenBucket.from_ccxt(rate_limit_ms, clock(), capacity), clock, **kwargs)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._bucket.rate_per_s
+
+    @property
+    def capacity(self) -> float:
+        return self._bucket.capacity
+
+    async def acquire(self, cost: float = 1.0) -> None:
+        now = self._clock()
+        start = self._held_until if self._held_until > now else now
+        leaves = start + self._bucket.reserve(start, cost)
+        self.delay_ns = leaves - now
+        if self._on_grant is not None:
+            self._on_grant(leaves, cost)
 
     def hold(self, seconds: float) -> None:
         if not (math.isfinite(seconds) and seconds >= 0):

@@ -1,6 +1,6 @@
 """The one async venue interface the executor trades through.
 
-Two kinds implement it: `PaperVenueAdapter` (the simulated venue on the market-data clock)
+Two kinds implement it: `PaperVenueAdapter` (the simulated venue on the exchange clock)
 and `CcxtVenue` (any exchange through `ccxt.async_support`). Failures are ccxt's exceptions
 whichever the kind: `ccxt.NetworkError` and its family are worth a retry, every other
 `ccxt.BaseError` is an answer (`InvalidOrder`, `InsufficientFunds`, `OrderNotFound`, ...).
@@ -25,6 +25,9 @@ class NewOrder:
     amount: Decimal
     price: Decimal
     post_only: bool = True
+    # The exchange time of the market event the order answers (a simulated venue reports it
+    # with every fill; live venues ignore it).
+    trigger_exchange_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ class Venue(Protocol):
         ...
 
     async def amend_order(
-        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal
+        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal,
+        trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
         """`amount` is the order's new total (filled included), as ccxt's editOrder."""
         ...

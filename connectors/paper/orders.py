@@ -23,6 +23,7 @@ OPEN, CLOSED, CANCELED, REJECTED = "open", "closed", "canceled", "rejected"
 class PaperOrder:
     __slots__ = (
         "amount",
+        "arrival_exchange_ts",
         "cancel_pending",
         "client_order_id",
         "cost",
@@ -40,6 +41,7 @@ class PaperOrder:
         "status",
         "time_in_force",
         "timestamp_ns",
+        "trigger_exchange_ts",
         "type",
     )
 
@@ -56,6 +58,7 @@ class PaperOrder:
         time_in_force: str,
         post_only: bool,
         timestamp_ns: int,
+        trigger_exchange_ts: int | None = None,
     ) -> None:
         self.id = id
         self.client_order_id = client_order_id
@@ -78,6 +81,10 @@ class PaperOrder:
         self.queue: QueuePosition | None = None
         # Time priority among our own orders at one price: the venue's arrival counter.
         self.priority = 0
+        # The exchange time of the market event that made us send the order, and when the
+        # venue received it (its latest create or re-pricing amend): every fill reports both.
+        self.trigger_exchange_ts = trigger_exchange_ts
+        self.arrival_exchange_ts: int | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -128,7 +135,13 @@ def ccxt_trade(fill: Fill, order: PaperOrder) -> dict:
     rate = instrument.maker_fee if fill.liquidity == "maker" else instrument.taker_fee
     fee = {"cost": fill.fee, "currency": fill.fee_currency, "rate": rate}
     return {
-        "info": {},
+        "info": {
+            "timestamp_ns": fill.ts,
+            "cause": fill.cause,
+            "cause_exchange_ts": fill.cause_exchange_ts,
+            "order_trigger_exchange_ts": fill.order_trigger_exchange_ts,
+            "order_arrival_exchange_ts": fill.order_arrival_exchange_ts,
+        },
         "id": fill.trade_id,
         "order": order.id,
         "clientOrderId": order.client_order_id,

@@ -1,10 +1,11 @@
 """The paper venue behind the async venue interface.
 
-`PaperVenue` runs on the market-data clock, so whoever feeds the market (a replay, the
-simulator, the md topics) also calls `on_market_event`: that advances the venue, and what
-the venue reports (order events, fills) waits here until the executor polls for it. Each
-request passes the venue's rate limiter with the configured endpoint cost, as a live
-venue's would.
+`PaperVenue` runs on the exchange clock, so whoever feeds the market (a backtest, the
+simulator, the md topics) drives it through `connectors.paper.market.PaperMarket`, which
+hands what our side hears (order events, fills) to `push`; it waits here until the executor
+polls for it. Each request passes the venue's rate limiter with the configured endpoint
+cost, as a live venue's would: on a simulated clock (`SimulatedRateLimiter`) a request the
+bucket holds back leaves later instead of blocking.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from decimal import Decimal
 import ccxt
 
 from connectors.execution import ccxt_structures
-from connectors.execution.rate_limiter import AsyncRateLimiter
+from connectors.execution.rate_limiter import AsyncRateLimiter, SimulatedRateLimiter
 from connectors.execution.venue import NewOrder
-from connectors.paper_venue import PaperVenue
-from models.book_view import BookView
-from models.events import AnyMarketEvent, Fill, OrderEvent, Side
+from connectors.paper.venue import PaperVenue
+from models.events import Fill, OrderEvent, Side
 from models.execution.orders import VenueOrder
 from models.execution.plan import UNIT_COSTS, RequestCosts
 
@@ -27,8 +27,8 @@ class PaperVenueAdapter:
     supports_amend = True  # edit_order keeps the order and its client id
 
     def __init__(
-        self, venue: PaperVenue, venue_id: str, limiter: AsyncRateLimiter,
-        costs: RequestCosts = UNIT_COSTS,
+        self, venue: PaperVenue, venue_id: str,
+        limiter: AsyncRateLimiter | SimulatedRateLimiter, costs: RequestCosts = UNIT_COSTS,
     ) -> None:
         self.id = venue_id
         self.costs = costs
@@ -36,35 +36,49 @@ class PaperVenueAdapter:
         self._limiter = limiter
         self._events: list[OrderEvent | Fill] = []
 
-    def on_market_event(
-        self, event: AnyMarketEvent, book: BookView, *, book_changed: bool = True
-    ) -> None:
-        self._events.extend(self.venue.on_market_event(event, book, book_changed=book_changed))
+    def push(self, events: list[OrderEvent | Fill]) -> None:
+        """What the venue reported and our side has now heard."""
+        if events:
+            self._events.extend(events)
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
 
     async def poll_events(self) -> list[OrderEvent | Fill]:
         events, self._events = self._events, []
         return events
 
+    async def _throttle(self, cost: float) -> dict:
+        await self._limiter.acquire(cost)
+        delay = self._limiter.delay_ns
+        return {"delayNs": delay} if delay else {}
+
     async def create_order(self, order: NewOrder) -> VenueOrder:
-        await self._limiter.acquire(self.costs.create)
+        params = await self._throttle(self.costs.create)
         created = self.venue.create_order(
             order.symbol, "limit", order.side, order.amount, order.price,
-            {"clientOrderId": order.client_order_id, "postOnly": order.post_only},
+            {"clientOrderId": order.client_order_id, "postOnly": order.post_only,
+             "triggerExchangeTs": order.trigger_exchange_ts, **params},
         )
         return ccxt_structures.venue_order(created)
 
     async def cancel_order(self, client_order_id: str, symbol: str) -> VenueOrder | None:
-        await self._limiter.acquire(self.costs.cancel)
-        self.venue.request_cancel(client_order_id, symbol, {"clientOrderId": client_order_id})
+        params = await self._throttle(self.costs.cancel)
+        self.venue.request_cancel(
+            client_order_id, symbol, {"clientOrderId": client_order_id, **params}
+        )
         return None  # the cancel travels to the venue; its event says when it is done
 
     async def amend_order(
-        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal
+        self, client_order_id: str, symbol: str, side: Side, amount: Decimal, price: Decimal,
+        trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
-        await self._limiter.acquire(self.costs.amend)
+        params = await self._throttle(self.costs.amend)
         amended = self.venue.edit_order(
             client_order_id, symbol, "limit", side, amount, price,
-            {"clientOrderId": client_order_id},
+            {"clientOrderId": client_order_id, "triggerExchangeTs": trigger_exchange_ts,
+             **params},
         )
         return ccxt_structures.venue_order(amended)
 

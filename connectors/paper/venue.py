@@ -1,14 +1,24 @@
-"""A simulated exchange on the simulation clock, shaped like a ccxt exchange.
+"""A simulated exchange on the exchange clock, shaped like a ccxt exchange.
 
-Time is market-event time: the venue's clock is the `receive_ts` of the last market event it
-was shown. Requests take effect `market_data_latency_ns + order_latency_ns` after they are
-sent (docs/paper-venue.md derives why both latencies add up there), when the market reaches
-that time; whatever happens is returned by the next `on_market_event` call as the project's
-`OrderEvent`s and `Fill`s. Synchronous rejects raise ccxt's own exceptions.
+Two clocks, as in hftbacktest: the *exchange* clock is the exchange time of the market
+events the venue is shown (the matching engine's time), the *local* clock is their receive
+time (when our side hears of them). A request sent at local time t reaches the matching
+engine at `max(t, exchange now) + latency` (entry latency for creates and amends, cancel
+latency for cancels, plus any wait the rate limiter imposed) and takes effect just before
+the first market event whose exchange time is later: so an order is only ever filled by
+market activity after it arrived (docs/paper-venue.md). Whatever the engine does at exchange
+time x (acks, fills, cancels) is heard locally at `x + response latency`, in order.
+
+Matching uses the freshest touch the caller shows (`models.fresh_book.FreshBook`), the queue
+model of the caller's choice (`models.queue_model`, risk-averse by default), and never uses
+the same market volume twice: one print's volume is shared out once among our orders, and a
+level crossing our price fills us with no more than its size, once. Synchronous rejects
+raise ccxt's own exceptions.
 """
 
 from __future__ import annotations
 
+import heapq
 from bisect import insort
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -17,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 import ccxt
 
 from connectors.paper.balances import Balances, holding, max_fee_rate
-from connectors.paper.matching import crosses, walk
+from connectors.paper.matching import DEPTH_GROWTH, FIRST_DEPTH, crosses, walk
 from connectors.paper.orders import (
     CANCELED,
     CLOSED,
@@ -29,7 +39,8 @@ from connectors.paper.orders import (
 from models.book_view import BookView, TopOfBook
 from models.events import AnyMarketEvent, Fill, OrderEvent, OrderEventKind, Side, Trade
 from models.instrument import Instrument, InstrumentRuleError
-from models.queue_model import QueuePosition
+from models.latency import DEFAULT_LATENCY_MS, ConstantLatency, LatencyModel
+from models.queue_model import QueueFactory, RiskAverseQueue
 
 ZERO = Decimal(0)
 TIME_IN_FORCE = ("GTC", "IOC", "PO")
@@ -45,22 +56,24 @@ class PaperVenue:
         self,
         instruments: Iterable[Instrument],
         *,
-        order_latency_ns: int = 0,
-        market_data_latency_ns: int = 0,
+        latency: LatencyModel | None = None,
+        queue_model: QueueFactory = RiskAverseQueue,
+        partial_fills: bool = True,
         balances: Mapping[str, Decimal] | None = None,
     ) -> None:
-        if order_latency_ns < 0 or market_data_latency_ns < 0:
-            raise ValueError("latencies must be >= 0 ns")
         self._instruments: dict[str, Instrument] = {}
         for instrument in instruments:
             if instrument.symbol in self._instruments:
                 raise ValueError(f"two instruments for {instrument.symbol}: one per symbol")
             self._instruments[instrument.symbol] = instrument
-        self.order_latency_ns = order_latency_ns
-        self.market_data_latency_ns = market_data_latency_ns
-        self._request_delay_ns = order_latency_ns + market_data_latency_ns
+        self.latency = latency if latency is not None else DEFAULT_LATENCY
+        self._queue = queue_model
+        # Without partial fills an order that is reached fills whole, as in hftbacktest's
+        # NoPartialFillExchange (used to compare with it); with them, by the volume that reached it.
+        self.partial_fills = partial_fills
         self._balances = Balances(balances)
-        self._now = 0
+        self._local_now = 0
+        self._exchange_now = 0
         self._orders: dict[str, PaperOrder] = {}
         self._by_client_id: dict[str, PaperOrder] = {}
         self._live: dict[str, PaperOrder] = {}
@@ -68,15 +81,25 @@ class PaperVenue:
         self._resting: dict[str, dict[Side, list[PaperOrder]]] = {
             symbol: {"buy": [], "sell": []} for symbol in self._instruments
         }
+        # Crossing volume already used per symbol, by (book side, price): a level that stays
+        # through our price over several book events fills us once, not at every event.
+        self._crossing_used: dict[str, dict[tuple[str, Decimal], Decimal]] = {
+            symbol: {} for symbol in self._instruments
+        }
         self._books: dict[str, BookView] = {}
         # Symbols whose resting orders changed (arrived, amended, traded) since their book was
         # last matched: after a match, matching the same book again changes nothing.
         self._rematch: set[str] = set()
-        # One constant delay keeps arrivals in sending order, so a FIFO is a time queue.
-        self._requests: deque[tuple[int, str, PaperOrder, Decimal | None, Decimal | None]] = (
-            deque()
-        )
-        self._outbox: list[OrderEvent | Fill] = []
+        # Requests in flight, by arrival time at the matching engine (then sending order).
+        self._requests: list[
+            tuple[int, int, str, PaperOrder, Decimal | None, Decimal | None, int | None]
+        ] = []
+        self._sent = 0
+        # What the engine did, with the local time we hear of it; kept in order (one link).
+        self._outbox: deque[tuple[int, OrderEvent | Fill]] = deque()
+        self._last_heard = 0
+        self._engine_ts = 0  # the exchange time of what the engine is doing now
+        self._cause: tuple[str, int] = ("arrival", 0)
         self._my_trades: list[Fill] = []
         self._order_ids = 0
         self._trade_ids = 0
@@ -84,71 +107,184 @@ class PaperVenue:
 
     @property
     def now_ns(self) -> int:
-        """The venue's clock: the receive time of the latest market event."""
-        return self._now
+        """The local clock: the receive time of the latest market event (or timer)."""
+        return self._local_now
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent that have not reached the matching engine yet, and responses not
+        heard yet: what only the passing of market time brings."""
+        return len(self._requests) + len(self._outbox)
+
+    def local_now(self) -> int:
+        """`now_ns` as a callable: the clock of the executor and rate limiter beside it."""
+        return self._local_now
+
+    @property
+    def exchange_now_ns(self) -> int:
+        """The exchange clock: the latest exchange time the venue has processed."""
+        return self._exchange_now
+
+    # -- the clocks -----------------------------------------------------------------------------
+
+    def advance_exchange(self, exchange_ts: int) -> None:
+        """Deliver every request that reaches the engine before `exchange_ts`.
+
+        Call it before the book shows the event at `exchange_ts`: the requests then meet the
+        book as it was when they arrived. (`on_market_event` calls it too, for callers that
+        update the book first.)
+        """
+        requests = self._requests
+        while requests and requests[0][0] < exchange_ts:
+            arrival, _, action, order, price, size, trigger = heapq.heappop(requests)
+            self._engine_ts = arrival
+            self._cause = ("arrival", arrival)
+            book = self._books.get(order.instrument.symbol, _NO_MARKET)
+            if action == _CREATE:
+                self._arrive(order, book)
+            elif action == _CANCEL:
+                self._arrive_cancel(order)
+            else:
+                self._arrive_amend(order, price, size, book, trigger)
+        if exchange_ts > self._exchange_now:
+            self._exchange_now = exchange_ts
+
+    def advance_local(self, local_ts: int) -> list[OrderEvent | Fill]:
+        """Move the local clock (a timer, no market event); what we hear by then."""
+        if local_ts > self._local_now:
+            self._local_now = local_ts
+        return self._heard()
+
+    def finish(self) -> list[OrderEvent | Fill]:
+        """The market has ended: every request in flight arrives, everything is heard."""
+        if self._requests:
+            self.advance_exchange(max(arrival for arrival, *_ in self._requests) + 1)
+        heard = [event for _, event in self._outbox]
+        self._outbox.clear()
+        if heard:
+            self._local_now = max(self._local_now, self._last_heard)
+        return heard
+
+    def _heard(self) -> list[OrderEvent | Fill]:
+        outbox, now = self._outbox, self._local_now
+        if not outbox or outbox[0][0] > now:
+            return []
+        heard = []
+        while outbox and outbox[0][0] <= now:
+            heard.append(outbox.popleft()[1])
+        return heard
 
     # -- market data --------------------------------------------------------------------------
 
     def on_market_event(
         self, event: AnyMarketEvent, book: BookView, *, book_changed: bool = True
     ) -> list[OrderEvent | Fill]:
-        """Advance to the event, deliver arrived requests, match; `book` is after the event.
+        """Match the event on the exchange clock; `book` is after the event. Returns what
+        our side hears by the event's receive time.
 
-        `book_changed=False` promises `book` is the one shown last, unchanged (a BBO beside
-        an L2 book): resting orders are then matched only if they changed since.
+        `book_changed=False` promises `book` is the one shown last, unchanged: resting orders
+        are then matched only if they changed since.
         """
-        if event.receive_ts > self._now:
-            self._now = event.receive_ts
+        exchange_ts = event.exchange_ts or event.receive_ts
+        self.advance_exchange(exchange_ts)
+        if event.receive_ts > self._local_now:
+            self._local_now = event.receive_ts
         symbol = event.symbol
         instrument = self._instruments.get(symbol)
         if instrument is not None and instrument.venue == event.venue:
             self._books[symbol] = book
-            self._deliver_due()
+            # The engine's clock never goes back, though streams' exchange times interleave.
+            self._engine_ts = self._exchange_now
             resting = self._resting[symbol]
             if type(event) is Trade:
+                self._cause = ("trade", exchange_ts)
                 # The taker's side says whose orders it hit: a sell hits our bids.
                 maker_side = "buy" if event.side == "sell" else "sell"
                 self._match_trade(event, resting[maker_side])
             elif book_changed or symbol in self._rematch:
+                self._cause = ("book", exchange_ts)
                 self._rematch.discard(symbol)
-                self._match_book(book, resting)
-        else:
-            self._deliver_due()
-        out, self._outbox = self._outbox, []
-        return out
+                self._match_book(symbol, book, resting)
+        return self._heard()
 
     def _match_trade(self, trade: Trade, orders: list[PaperOrder]) -> None:
-        # Our own orders share the print: the best-placed one takes its volume first.
+        # Our own orders share the print: the best-placed one takes its volume first, and
+        # no volume is given twice.
         if orders:
             self._rematch.add(trade.symbol)
         left = trade.size
+        cause_ts = self._cause[1]
         for order in orders:
             reached = order.queue.on_trade(trade.price, trade.size)
-            if reached and left:
-                size = min(reached, order.remaining, left)
-                left -= size
-                self._fill(order, order.price, size, "maker")
+            if not reached or not left or order.arrival_exchange_ts >= cause_ts:
+                continue
+            size = min(reached, order.remaining, left)
+            left -= size
+            self._fill(order, order.price, size if self.partial_fills else order.remaining, "maker")
         self._drop_closed(orders)
 
-    def _match_book(self, book: BookView, resting: dict[Side, list[PaperOrder]]) -> None:
+    def _match_book(
+        self, symbol: str, book: BookView, resting: dict[Side, list[PaperOrder]]
+    ) -> None:
+        used = self._crossing_used[symbol]
+        crossed_levels: set[tuple[str, Decimal]] = set()
         for side, orders in resting.items():
             if not orders:
                 continue
             if side == "buy":
-                book_side, same, opposite = "bid", book.best_bid(), book.best_ask()
+                book_side, opposite_side = "bid", "ask"
+                same, opposite = book.best_bid(), book.best_ask()
             else:
-                book_side, same, opposite = "ask", book.best_ask(), book.best_bid()
+                book_side, opposite_side = "ask", "bid"
+                same, opposite = book.best_ask(), book.best_bid()
+            crossing: list | None = None
             for order in orders:
                 queue = order.queue
-                if opposite is not None and queue.is_crossed_by(opposite[0]):
+                if (
+                    opposite is not None and queue.is_crossed_by(opposite[0])
+                    and order.arrival_exchange_ts < self._cause[1]
+                ):
                     # The market moved through our price: we were the better quote, so we
-                    # trade as maker at our own price.
-                    self._fill(order, order.price, order.remaining, "maker")
+                    # trade as maker at our own price, by the size that crossed us.
+                    if crossing is None:
+                        crossing = _crossing_levels(book, opposite_side, orders[0].price, side)
+                        crossed_levels.update((opposite_side, price) for price, _ in crossing)
+                    self._fill_crossed(order, opposite_side, crossing, used)
                     continue
                 size = book.size_at(book_side, order.price)
                 if size or same is None or not queue.is_behind(same[0]):
                     queue.on_level_size(size)
             self._drop_closed(orders)
+        if len(used) != len(crossed_levels):
+            for key in [key for key in used if key not in crossed_levels]:
+                del used[key]  # the level no longer crosses: its volume is history
+
+    def _fill_crossed(
+        self, order: PaperOrder, opposite_side: str, crossing: list,
+        used: dict[tuple[str, Decimal], Decimal],
+    ) -> None:
+        is_bid = order.side == "buy"
+        want = order.remaining
+        take = Decimal(0)
+        for price, size in crossing:
+            if (price > order.price) if is_bid else (price < order.price):
+                break
+            key = (opposite_side, price)
+            already = used.get(key, ZERO)
+            if already > size:
+                already = used[key] = size  # the level shrank: what left was not ours
+            available = size - already
+            if not available:
+                continue
+            part = available if available < want - take else want - take
+            used[key] = already + part
+            take += part
+            if take == want:
+                break
+        if take and not self.partial_fills:
+            take = order.remaining
+        if take:
+            self._fill(order, order.price, take, "maker")
 
     # -- ccxt-shaped requests -----------------------------------------------------------------
 
@@ -189,6 +325,7 @@ class PaperVenue:
         if client_order_id is not None and client_order_id in self._by_client_id:
             return self._by_client_id[client_order_id]
         instrument = self._instrument(symbol)
+        trigger = params.get("triggerExchangeTs")
         if type not in ("limit", "market"):
             raise ccxt.InvalidOrder(f"order type {type!r} is not supported: limit or market")
         if side not in ("buy", "sell"):
@@ -212,12 +349,13 @@ class PaperVenue:
             amount=size,
             time_in_force=time_in_force,
             post_only=post_only,
-            timestamp_ns=self._now,
+            timestamp_ns=self._local_now,
+            trigger_exchange_ts=None if trigger is None else int(trigger),
         )
         self._orders[order.id] = order
         self._by_client_id[order.client_order_id] = order
         self._live[order.id] = order
-        self._send(_CREATE, order, None, None)
+        self._send(_CREATE, order, None, None, params)
         return order
 
     def cancel_order(self, id: str, symbol: str | None = None, params: dict | None = None) -> dict:
@@ -233,7 +371,7 @@ class PaperVenue:
         order = self._open_order(id, symbol, params)
         if not order.cancel_pending:
             order.cancel_pending = True
-            self._send(_CANCEL, order, None, None)
+            self._send(_CANCEL, order, None, None, params)
         return order
 
     def edit_order(
@@ -263,7 +401,7 @@ class PaperVenue:
             new_size - order.filled,
             holding(order.instrument, order.side, order.price, order.remaining)[1],
         )
-        self._send(_AMEND, order, new_price, new_size)
+        self._send(_AMEND, order, new_price, new_size, params)
         return order.to_ccxt()
 
     def fetch_order(self, id: str, symbol: str | None = None) -> dict:
@@ -279,7 +417,7 @@ class PaperVenue:
         ]
 
     def fetch_balance(self) -> dict:
-        return self._balances.to_ccxt(self._live.values(), self._now)
+        return self._balances.to_ccxt(self._live.values(), self._local_now)
 
     def fetch_my_trades(self, symbol: str | None = None) -> list[dict]:
         if symbol is not None:
@@ -327,27 +465,26 @@ class PaperVenue:
     # -- requests in flight ---------------------------------------------------------------------
 
     def _send(
-        self, action: str, order: PaperOrder, price: Decimal | None, size: Decimal | None
+        self, action: str, order: PaperOrder, price: Decimal | None, size: Decimal | None,
+        params: dict | None,
     ) -> None:
-        self._requests.append((self._now + self._request_delay_ns, action, order, price, size))
-        self._deliver_due()
-
-    def _deliver_due(self) -> None:
-        requests = self._requests
-        while requests and requests[0][0] <= self._now:
-            _, action, order, price, size = requests.popleft()
-            book = self._books.get(order.instrument.symbol, _NO_MARKET)
-            if action == _CREATE:
-                self._arrive(order, book)
-            elif action == _CANCEL:
-                self._arrive_cancel(order)
-            else:
-                self._arrive_amend(order, price, size, book)
+        """In flight: it reaches the engine after the request's latency, plus whatever the
+        caller's rate limiter made it wait (`params["delayNs"]`)."""
+        sent = self._local_now if self._local_now > self._exchange_now else self._exchange_now
+        latency = self.latency.cancel(sent) if action == _CANCEL else self.latency.entry(sent)
+        params = params or {}
+        delay = int(params.get("delayNs", 0))
+        trigger = params.get("triggerExchangeTs")
+        self._sent += 1
+        # At least 1 ns: nothing reaches the engine at the very time of what it answers.
+        arrival = sent + (latency if latency > 0 else 1) + delay
+        heapq.heappush(self._requests, (arrival, self._sent, action, order, price, size, trigger))
 
     def _arrive(self, order: PaperOrder, book: BookView) -> None:
         if order.type == "market":
             self._arrive_market(order, book)
             return
+        order.arrival_exchange_ts = self._engine_ts
         crossing = crosses(order.side, order.price, book)
         if crossing and order.post_only:
             self._reject(order, "POST_ONLY_WOULD_CROSS")
@@ -356,6 +493,7 @@ class PaperVenue:
         self._trade_or_rest(order, book, crossing)
 
     def _arrive_market(self, order: PaperOrder, book: BookView) -> None:
+        order.arrival_exchange_ts = self._engine_ts
         executions = walk(book, order.side, order.amount, None)
         instrument = order.instrument
         if executions and executions[0][0] * order.amount < instrument.min_notional:
@@ -384,7 +522,7 @@ class PaperVenue:
             return
         book_side = "bid" if order.side == "buy" else "ask"
         visible = book.size_at(book_side, order.price)
-        order.queue = QueuePosition(order.side, order.price, visible, order.instrument.step_size)
+        order.queue = self._queue(order.side, order.price, visible, order.instrument.step_size)
         self._arrivals += 1
         order.priority = self._arrivals
         symbol = order.instrument.symbol
@@ -393,14 +531,23 @@ class PaperVenue:
 
     def _arrive_cancel(self, order: PaperOrder) -> None:
         order.cancel_pending = False
+        if order.arrival_exchange_ts is None:
+            # It overtook its own create (cancels can travel faster): the engine does not
+            # know the order yet, so it refuses, and the order arrives and rests later.
+            self._emit(order, "reject", "CANCEL_REJECTED: unknown order")
+            return
         if order.is_open:
             self._cancel(order, "CANCELED")
         else:
             self._emit(order, "reject", f"CANCEL_REJECTED: order is {order.status}")
 
     def _arrive_amend(
-        self, order: PaperOrder, price: Decimal, size: Decimal, book: BookView
+        self, order: PaperOrder, price: Decimal, size: Decimal, book: BookView,
+        trigger: int | None,
     ) -> None:
+        if order.arrival_exchange_ts is None:
+            self._emit(order, "reject", "AMEND_REJECTED: unknown order")
+            return
         if not order.is_open:
             self._emit(order, "reject", f"AMEND_REJECTED: order is {order.status}")
             return
@@ -410,7 +557,7 @@ class PaperVenue:
         if price == order.price and size <= order.amount:
             # A smaller order at the same price keeps its place, as on most venues.
             order.amount = size
-            order.last_update_ns = self._now
+            order.last_update_ns = self._engine_ts
             self._rematch.add(order.instrument.symbol)
             self._emit(order, "amend")
             return
@@ -422,7 +569,9 @@ class PaperVenue:
         self._unrest(order)
         order.price = price
         order.amount = size
-        order.last_update_ns = self._now
+        order.last_update_ns = self._engine_ts
+        order.arrival_exchange_ts = self._engine_ts
+        order.trigger_exchange_ts = trigger
         self._emit(order, "amend")
         self._trade_or_rest(order, book, crossing)
 
@@ -435,12 +584,13 @@ class PaperVenue:
         order.filled += size
         order.cost += notional
         order.fee += fee
-        order.last_update_ns = self._now
+        order.last_update_ns = self._engine_ts
         self._trade_ids += 1
+        cause, cause_ts = self._cause
         fill = Fill(
             venue=instrument.venue,
             symbol=instrument.symbol,
-            ts=self._now,
+            ts=self._engine_ts,
             client_order_id=order.client_order_id,
             trade_id=f"paper-{self._trade_ids}",
             side=order.side,
@@ -449,6 +599,10 @@ class PaperVenue:
             fee=fee,
             fee_currency=instrument.quote,
             liquidity=liquidity,
+            cause=cause,
+            cause_exchange_ts=cause_ts,
+            order_trigger_exchange_ts=order.trigger_exchange_ts,
+            order_arrival_exchange_ts=order.arrival_exchange_ts,
         )
         order.fills.append(fill)
         self._my_trades.append(fill)
@@ -458,7 +612,7 @@ class PaperVenue:
         else:
             self._close(order, CLOSED)
             self._emit(order, "fill")
-        self._outbox.append(fill)
+        self._hear(fill)
 
     def _cancel(self, order: PaperOrder, reason: str) -> None:
         self._unrest(order)
@@ -472,7 +626,7 @@ class PaperVenue:
     def _close(self, order: PaperOrder, status: str) -> None:
         """Callers that hold the order in a resting list drop it from there themselves."""
         order.status = status
-        order.last_update_ns = self._now
+        order.last_update_ns = self._engine_ts
         order.queue = None
         self._live.pop(order.id, None)
 
@@ -488,11 +642,11 @@ class PaperVenue:
 
     def _emit(self, order: PaperOrder, kind: OrderEventKind, reason: str | None = None) -> None:
         instrument = order.instrument
-        self._outbox.append(
+        self._hear(
             OrderEvent(
                 venue=instrument.venue,
                 symbol=instrument.symbol,
-                ts=self._now,
+                ts=self._engine_ts,
                 kind=kind,
                 client_order_id=order.client_order_id,
                 exchange_order_id=order.id,
@@ -504,6 +658,35 @@ class PaperVenue:
                 reason=reason,
             )
         )
+
+
+    def _hear(self, event: OrderEvent | Fill) -> None:
+        """Our side hears of it a response latency later, never before what came first."""
+        engine_ts = self._engine_ts
+        heard = engine_ts + self.latency.response(engine_ts)
+        if heard < self._last_heard:
+            heard = self._last_heard
+        self._last_heard = heard
+        self._outbox.append((heard, event))
+
+
+DEFAULT_LATENCY = ConstantLatency.from_ms(
+    DEFAULT_LATENCY_MS, DEFAULT_LATENCY_MS, DEFAULT_LATENCY_MS
+)
+
+
+def _crossing_levels(book: BookView, book_side: str, limit: Decimal, side: Side) -> list:
+    """The `book_side` levels at or through `limit` (our best price on `side`), best first."""
+    depth = FIRST_DEPTH
+    while True:
+        levels = book.levels(book_side, depth)
+        if side == "buy":
+            inside = [level for level in levels if level[0] <= limit]
+        else:
+            inside = [level for level in levels if level[0] >= limit]
+        if len(inside) < len(levels) or len(levels) < depth:
+            return inside
+        depth *= DEPTH_GROWTH
 
 
 def _matching_priority(order: PaperOrder) -> tuple[Decimal, int]:
