@@ -8,6 +8,10 @@ They are split per instrument (`venue:symbol`), each instrument's stream goes th
 book check (`models.ingest_check.InstrumentCheck`: a gap or a crossed book adds a dead letter
 with the reason), and the sink routes each event by type: md.book, md.bbo, md.trades, keyed
 `venue:symbol`, and dead letters to `deadletter`. See docs/ingest.md.
+
+A replay is published once: `connectors.kafka.replays` marks the market topics with the
+replay's id, so running the same recordings again publishes nothing, and a replay over
+other data is refused unless `fresh` clears the topics first.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
-from bytewax.testing import run_main
 
 from connectors.kafka import KafkaConfig, KafkaEventSink, connect_admin, require_topics, topic_name
+from connectors.kafka.replays import ReplayMarker, replay_id
 from connectors.live_feeds import LiveFeedSource
 from connectors.memory import ChunkedSource
 from connectors.replay.recordings import Recordings
 from flows.quote import split_by_instrument
+from flows.runner import Recovery, run_dataflow
 from models.events import DeadLetter, Event
 from models.ingest_check import InstrumentCheck
 
@@ -85,6 +90,10 @@ def replay_source(recordings: Recordings, chunk_size: int = 512) -> ChunkedSourc
     return ChunkedSource(recordings.events(), chunk_size)
 
 
+class ReplayRefused(RuntimeError):
+    """The market topics hold data a replay would be mixed with; the message says what."""
+
+
 def check_kafka(config: KafkaConfig) -> None:
     """Raise `KafkaUnavailable` or `MissingTopicsError`, saying what to fix, before any flow."""
     topics = [topic_name(config.prefix, name) for name in INGEST_TOPICS]
@@ -99,6 +108,8 @@ def run_ingest(
     instruments: Mapping[str, Sequence[str]] | None = None,
     feed_config: Mapping | None = None,
     chunk_size: int = 512,
+    fresh: bool = False,
+    recovery: Recovery | None = None,
 ) -> dict:
     """Ingest into Kafka until the input ends (replay) or the process is stopped (live).
 
@@ -106,14 +117,45 @@ def run_ingest(
     for every recorded line; live takes `instruments` (`{"kraken": ["BTC/USD"], ...}`, unified
     symbols) and cryptofeed's `feed_config` (API keys). Configuration errors raise before
     anything runs.
+
+    A replay already on the topics returns `{"replay": id, "published": False, ...}`; one
+    over other data raises `ReplayRefused`, unless `fresh` deletes the topics' records
+    first. Replays run without recovery: a replay cannot resume part-way (its source is a
+    file read from the start), and an interrupted one is refused until cleared. `recovery`
+    applies to live ingest.
     """
     check_kafka(kafka)
     if mode == "replay":
         recordings = open_recordings(paths)
-        run_main(build_ingest_flow(replay_source(recordings, chunk_size), KafkaEventSink(kafka)))
-        return recordings.stats()
+        replay = replay_id(paths)
+        with ReplayMarker(kafka) as marker:
+            state = marker.state(replay)
+            if fresh:
+                marker.clear()
+            elif state.status == "done":
+                return {"replay": replay, "published": False, "messages": state.messages}
+            elif state.status == "other":
+                raise ReplayRefused(
+                    f"the market topics already hold {state.messages} messages "
+                    f"({_held(state.marker)}); replaying would mix or double them: "
+                    "--fresh deletes them first"
+                )
+            marker.mark(replay, "started")
+            source = replay_source(recordings, chunk_size)
+            run_dataflow(build_ingest_flow(source, KafkaEventSink(kafka)))
+            marker.mark(replay, "done")
+        return {"replay": replay, "published": True, **recordings.stats()}
     if mode == "live":
         source = LiveFeedSource(instruments or {}, config=feed_config)
-        run_main(build_ingest_flow(source, KafkaEventSink(kafka)))
+        run_dataflow(build_ingest_flow(source, KafkaEventSink(kafka)), recovery)
         return {}
     raise ValueError(f"ingest mode must be 'live' or 'replay', not {mode!r}")
+
+
+def _held(marker: str | None) -> str:
+    if marker is None:
+        return "not from a replay"
+    stage, _, replay = marker.partition(":")
+    if stage == "started":
+        return f"an interrupted replay {replay}"
+    return f"replay {replay}"

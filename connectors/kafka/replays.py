@@ -1,0 +1,142 @@
+"""Which replay a deployment's market topics hold, so replaying a recording twice never
+doubles the market data.
+
+A replay's id is a digest of its recordings' bytes, in order: the same files give the same
+id, and the same events (replay is deterministic). The marker lives in Kafka beside the
+data, as the committed offsets of a consumer group nothing consumes with (`REPLAY_GROUP`):
+for each partition of `md.book`, `md.bbo` and `md.trades`, the offset is where the topic
+ended and the metadata says `started:<id>` (while publishing) or `done:<id>`. So:
+
+- topics empty → publish;
+- the marker says `done:<id>` and nothing was added since → already there, publish nothing;
+- anything else (another replay, live data, an interrupted replay) → refuse; `clear` (the
+  CLI's `--fresh`) deletes the topics' records first, which needs DELETE on the topics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from connectors.kafka.config import KafkaConfig, connect_admin
+from connectors.kafka.topics import topic_name
+
+MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
+# Under the ingest principal's group prefix (connectors.kafka.acls): it may commit there.
+REPLAY_GROUP = "ingest.replays"
+_CHUNK = 1 << 20
+# A new topic's partitions may still be electing leaders, a new broker loading its group
+# coordinator, for a moment: that settles.
+_SETTLING = (
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+)
+
+Status = Literal["empty", "done", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    status: Status
+    messages: int  # on the market topics now
+    marker: str | None  # what the marker says, e.g. "done:3f2a…" (None: no marker)
+
+
+def replay_id(paths: Sequence[str | Path]) -> str:
+    """A digest of the recordings' bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as recording:
+            while chunk := recording.read(_CHUNK):
+                digest.update(chunk)
+        digest.update(b"\0")  # file boundary: a+b and ab differ
+    return digest.hexdigest()[:24]
+
+
+class ReplayMarker:
+    """Reads, writes and clears the marker of one deployment's market topics."""
+
+    def __init__(self, config: KafkaConfig, topics: Iterable[str] = MARKET_TOPICS):
+        self._config = config
+        self._topics = [topic_name(config.prefix, t) for t in topics]
+        self._consumer = Consumer(
+            config.client_settings() | {"group.id": REPLAY_GROUP, "enable.auto.commit": False}
+        )
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> ReplayMarker:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def _partitions(self) -> list[TopicPartition]:
+        listed = connect_admin(self._config).list_topics(
+            timeout=self._config.connect_timeout_s
+        ).topics
+        return [TopicPartition(topic, index)
+                for topic in self._topics for index in sorted(listed[topic].partitions)]
+
+    def _ends(self) -> dict[tuple[str, int], tuple[int, int]]:
+        timeout = self._config.connect_timeout_s
+        watermarks = self._consumer.get_watermark_offsets
+        return {
+            (p.topic, p.partition): _settled(lambda p=p: watermarks(p, timeout=timeout), timeout)
+            for p in self._partitions()
+        }
+
+    def state(self, replay: str) -> ReplayState:
+        ends = self._ends()
+        messages = sum(high - low for low, high in ends.values())
+        timeout = self._config.connect_timeout_s
+        committed = _settled(lambda: self._consumer.committed(
+            [TopicPartition(t, p) for t, p in ends], timeout=timeout
+        ), timeout)
+        markers = {c.metadata or None for c in committed}
+        marker = markers.pop() if len(markers) == 1 else None
+        if messages == 0:
+            return ReplayState("empty", 0, marker)
+        untouched = all(c.offset == ends[(c.topic, c.partition)][1] for c in committed)
+        if marker == f"done:{replay}" and untouched:
+            return ReplayState("done", messages, marker)
+        return ReplayState("other", messages, marker)
+
+    def mark(self, replay: str, stage: Literal["started", "done"]) -> None:
+        offsets = [TopicPartition(t, p, high, f"{stage}:{replay}")
+                   for (t, p), (_, high) in self._ends().items()]
+        _settled(lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
+                 self._config.connect_timeout_s)
+
+    def clear(self) -> int:
+        """Delete every record of the market topics; the number deleted."""
+        ends = self._ends()
+        doomed = [TopicPartition(t, p, high) for (t, p), (low, high) in ends.items() if high > low]
+        if doomed:
+            admin = connect_admin(self._config)
+            futures = admin.delete_records(doomed, request_timeout=self._config.connect_timeout_s)
+            for future in futures.values():
+                future.result()
+        return sum(high - low for low, high in ends.values())
+
+
+def _settled(call: Callable, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            if error.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+__all__ = ["REPLAY_GROUP", "KafkaException", "ReplayMarker", "ReplayState", "replay_id"]
