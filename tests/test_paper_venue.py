@@ -9,23 +9,33 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from connectors.paper_venue import PaperVenue
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.paper.venue import PaperVenue
 from connectors.venues.market_cache import all_instruments
 from models.accounting import PositionLedger
 from models.book import OrderBook
 from models.book_view import TopOfBook
 from models.events import BBO, BookSnapshot, Fill, OrderEvent, Trade
 from models.instrument import Instrument
-from models.queue_model import QueuePosition
+from models.latency import ConstantLatency
+from models.queue_model import QueuePosition, parse_queue_model
 from tests.conftest import SHARED_DATA
 
 D = Decimal
 PERP = all_instruments()["binanceusdm:BTC/USDT:USDT"]  # tick 0.1, step 0.001, min notional 100
 SPOT = all_instruments()["binance:BTC/USDT"]
 SYMBOL = PERP.symbol
+
+
+# Requests reach the engine 1 ns after they are sent (the venue's floor) and answers come
+# back at once: these tests are about matching rules, not latency (which has its own tests).
+INSTANT = ConstantLatency(entry_ns=0, cancel_ns=0, response_ns=0)
+
+
+def paper(*instruments: Instrument, **kwargs) -> PaperVenue:
+    return PaperVenue(list(instruments or [PERP]), **{"latency": INSTANT, **kwargs})
 
 
 class Market:
@@ -44,6 +54,7 @@ class Market:
             receive_ts=self.ts, bid_price=D(bid), bid_size=D(bid_size), ask_price=D(ask),
             ask_size=D(ask_size),
         )
+        self.venue.advance_exchange(event.exchange_ts)  # arrivals meet the book before it
         self.book.apply(event)
         return self.venue.on_market_event(event, self.book)
 
@@ -54,6 +65,10 @@ class Market:
             receive_ts=self.ts, price=D(price), size=D(size), side=taker,
         )
         return self.venue.on_market_event(event, self.book)
+
+    def settle(self) -> None:
+        """Requests in flight reach the engine now, against the book as it is."""
+        self.venue.advance_exchange(max(self.ts, self.venue.exchange_now_ns) + 2)
 
 
 def kinds(events) -> list[str]:
@@ -74,13 +89,15 @@ def queue_ahead(venue: PaperVenue, order_id: str) -> Decimal | None:
 
 @pytest.fixture
 def market() -> Market:
-    m = Market(PaperVenue([PERP]))
+    m = Market(paper())
     m.bbo("60000.0", "1.000", "60000.1", "2.000")
     return m
 
 
 def place_bid(market: Market, price="60000.0", size="0.010", **params) -> str:
-    return market.venue.create_order(SYMBOL, "limit", "buy", D(size), D(price), params)["id"]
+    order_id = market.venue.create_order(SYMBOL, "limit", "buy", D(size), D(price), params)["id"]
+    market.settle()
+    return order_id
 
 
 # -- queue position ---------------------------------------------------------------------------
@@ -113,11 +130,24 @@ def test_buyer_initiated_trades_never_touch_our_bid(market):
     assert queue_ahead(market.venue, order_id) == D("1.000")
 
 
-def test_cancels_at_our_level_are_taken_pro_rata_and_additions_queue_behind(market):
+def test_risk_averse_cancels_never_move_us_up_and_additions_queue_behind(market):
     order_id = place_bid(market)
     market.bbo("60000.0", "0.500", "60000.1", "2.000")  # half the level cancelled
-    assert queue_ahead(market.venue, order_id) == D("0.500")
+    assert queue_ahead(market.venue, order_id) == D("0.500")  # only down to what is visible
     market.bbo("60000.0", "2.000", "60000.1", "2.000")  # new orders join behind us
+    assert queue_ahead(market.venue, order_id) == D("0.500")
+    market.bbo("60000.0", "1.000", "60000.1", "2.000")  # cancels: assumed behind us
+    assert queue_ahead(market.venue, order_id) == D("0.500")
+
+
+def test_power_queue_takes_cancels_by_relative_position():
+    """hftbacktest's ProbQueueModel with f(x) = x**n: n = 1 is the pro-rata split."""
+    market = Market(paper(queue_model=parse_queue_model("power:1")))
+    market.bbo("60000.0", "1.000", "60000.1", "2.000")
+    order_id = place_bid(market)
+    market.bbo("60000.0", "0.500", "60000.1", "2.000")
+    assert queue_ahead(market.venue, order_id) == D("0.500")
+    market.bbo("60000.0", "2.000", "60000.1", "2.000")
     assert queue_ahead(market.venue, order_id) == D("0.500")
     market.bbo("60000.0", "1.000", "60000.1", "2.000")  # half of 2.0 cancelled: a quarter of ours
     assert queue_ahead(market.venue, order_id) == D("0.250")
@@ -136,13 +166,27 @@ def test_a_trade_through_our_price_fills_us_up_to_its_size_whatever_the_queue(ma
     assert (fill.price, fill.size, fill.liquidity) == (D("60000.0"), D("0.004"), "maker")
 
 
-def test_the_book_moving_through_our_price_fills_us_whole_as_maker_at_our_price(market):
+def test_the_book_moving_through_our_price_fills_only_what_crossed_and_only_once(market):
     order_id = place_bid(market)
-    events = market.bbo("59999.8", "1.000", "60000.0", "0.001")
+    events = market.bbo("59999.8", "1.000", "60000.0", "0.004")
     (fill,) = fills(events)
-    assert (fill.price, fill.size, fill.liquidity) == (D("60000.0"), D("0.010"), "maker")
+    assert (fill.price, fill.size, fill.liquidity) == (D("60000.0"), D("0.004"), "maker")
+    assert (fill.cause, fill.cause_exchange_ts) == ("book", market.ts)
+    # The same crossing volume seen again is not ours again; more of it is.
+    assert fills(market.bbo("59999.8", "1.000", "60000.0", "0.004")) == []
+    (fill,) = fills(market.bbo("59999.8", "1.000", "60000.0", "0.010"))
+    assert fill.size == D("0.006")
     assert market.venue.fetch_order(order_id)["status"] == "closed"
     assert market.venue.fetch_open_orders() == []
+
+
+def test_without_partial_fills_a_reached_order_fills_whole():
+    """hftbacktest's NoPartialFillExchange, for comparisons with it."""
+    market = Market(paper(partial_fills=False))
+    market.bbo("60000.0", "1.000", "60000.1", "2.000")
+    place_bid(market)
+    (fill,) = fills(market.bbo("59999.8", "1.000", "60000.0", "0.001"))
+    assert fill.size == D("0.010")
 
 
 def test_top_of_book_queue_is_zero_away_from_the_touch_and_unseen_behind_it(market):
@@ -202,30 +246,65 @@ def test_a_trade_seen_before_the_book_shows_it_is_not_counted_again_as_cancels()
 # -- latency ----------------------------------------------------------------------------------
 
 
-def test_requests_take_effect_after_both_latencies_on_market_time():
-    market = Market(PaperVenue([PERP], order_latency_ns=3_000, market_data_latency_ns=2_000))
+def test_requests_reach_the_engine_after_their_latency_on_the_exchange_clock():
+    latency = ConstantLatency(entry_ns=3_000, cancel_ns=1_000, response_ns=2_000)
+    market = Market(paper(latency=latency))
     market.bbo("60000.0", "1.000", "60000.1", "2.000")
-    order_id = place_bid(market)
+    sent = market.ts
+    order_id = market.venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.0"))["id"]
     assert market.venue.fetch_order(order_id)["info"]["in_flight"]
-    assert market.bbo("60000.0", "1.000", "60000.1", "2.000", dt=4_999) == []
-    assert kinds(market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1)) == ["ack"]
-    assert queue_ahead(market.venue, order_id) == D("1.500")  # the book at arrival
+    # An event at the arrival time itself comes first: the order is there only after it.
+    assert market.bbo("60000.0", "1.000", "60000.1", "2.000", dt=3_000) == []
+    assert queue_ahead(market.venue, order_id) is None
+    market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1)
+    assert queue_ahead(market.venue, order_id) == D("1.000")  # the book as it was at arrival
+    # The ack is heard a response latency after the arrival (sent + 3000), not before.
+    assert market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1_998) == []
+    (ack,) = market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1)
+    assert (ack.kind, ack.ts) == ("ack", sent + 3_000)
     market.venue.cancel_order(order_id, SYMBOL)
     market.venue.cancel_order(order_id, SYMBOL)  # a repeat while in flight sends nothing
-    assert market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=4_000) == []
-    events = market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1_000)
-    assert [(e.kind, e.reason) for e in events] == [("cancel", "CANCELED")]
+    assert market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1_000) == []
+    market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=1)
     assert market.venue.fetch_order(order_id)["status"] == "canceled"
+    events = market.bbo("60000.0", "1.500", "60000.1", "2.000", dt=2_000)
+    assert [(e.kind, e.reason) for e in events] == [("cancel", "CANCELED")]
+
+
+def test_an_order_is_never_filled_by_prints_from_before_it_arrived():
+    """The prints of one taker order share its exchange time: an order sent on the first
+    print arrives after it, so the rest of that taker order cannot reach it."""
+    market = Market(paper(latency=ConstantLatency(entry_ns=0, cancel_ns=0, response_ns=0)))
+    market.bbo("60000.0", "0.000", "60000.1", "2.000")
+    market.trade("60000.0", "0.010", "sell")
+    market.venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.0"))
+    market.ts -= 1_000  # the same taker order's next print, at the same exchange time
+    assert fills(market.trade("59999.9", "0.010", "sell")) == []
+    (fill,) = fills(market.trade("59999.9", "0.010", "sell"))  # a later taker order
+    assert fill.order_arrival_exchange_ts < fill.cause_exchange_ts == market.ts
+
+
+def test_a_cancel_that_overtakes_its_order_is_refused_and_the_order_rests():
+    latency = ConstantLatency(entry_ns=5_000, cancel_ns=1_000, response_ns=0)
+    market = Market(paper(latency=latency))
+    market.bbo("60000.0", "1.000", "60000.1", "2.000")
+    order_id = market.venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.0"))["id"]
+    market.venue.cancel_order(order_id, SYMBOL)
+    events = market.bbo("60000.0", "1.000", "60000.1", "2.000", dt=2_000)
+    assert [(e.kind, e.reason) for e in events] == [("reject", "CANCEL_REJECTED: unknown order")]
+    assert kinds(market.bbo("60000.0", "1.000", "60000.1", "2.000", dt=4_000)) == ["ack"]
+    assert market.venue.fetch_order(order_id)["status"] == "open"
 
 
 def test_an_order_can_fill_while_its_cancel_is_in_flight():
-    market = Market(PaperVenue([PERP], order_latency_ns=10_000))
+    market = Market(paper(latency=ConstantLatency(entry_ns=10_000, cancel_ns=10_000,
+                                                  response_ns=0)))
     market.bbo("60000.0", "0.000", "60000.1", "2.000")
-    order_id = place_bid(market)
-    market.bbo("60000.0", "0.000", "60000.1", "2.000", dt=10_000)
+    order_id = market.venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.0"))["id"]
+    market.bbo("60000.0", "0.000", "60000.1", "2.000", dt=10_001)
     market.venue.cancel_order(order_id, SYMBOL)
     assert kinds(market.trade("60000.0", "0.010", "sell")) == ["fill", "FILL"]
-    events = market.bbo("60000.0", "0.000", "60000.1", "2.000", dt=10_000)
+    events = market.bbo("60000.0", "0.000", "60000.1", "2.000", dt=10_001)
     assert [(e.kind, e.reason) for e in events] == [("reject", "CANCEL_REJECTED: order is closed")]
     with pytest.raises(ccxt.OrderNotFound):
         market.venue.cancel_order(order_id, SYMBOL)
@@ -242,13 +321,17 @@ def test_a_client_order_id_is_idempotent(market):
     assert again["id"] == first["id"] and again["side"] == "buy"
     assert len(market.venue.fetch_open_orders(SYMBOL)) == 1
     assert market.venue.fetch_order("q-1")["id"] == first["id"]
+    market.settle()
     market.venue.cancel_order("q-1", SYMBOL, {"clientOrderId": "q-1"})
+    market.settle()
     assert market.venue.fetch_open_orders() == []
 
 
 def test_post_only_that_would_cross_is_rejected_on_arrival(market):
     order = market.venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.1"),
                                       {"postOnly": True})
+    market.settle()
+    order = market.venue.fetch_order(order["id"])
     assert order["status"] == "rejected" and order["timeInForce"] == "PO"
     (event,) = market.bbo("60000.0", "1.000", "60000.1", "2.000")
     assert (event.kind, event.reason) == ("reject", "POST_ONLY_WOULD_CROSS")
@@ -324,10 +407,10 @@ def clock_event(ts: int) -> Trade:
 
 
 def test_market_orders_walk_the_book_and_pay_taker_fees():
-    venue, book = PaperVenue([PERP]), book_with_depth()
+    venue, book = paper(), book_with_depth()
     venue.on_market_event(clock_event(10), book)
     order = venue.create_order(SYMBOL, "market", "buy", D("0.007"))
-    events = venue.on_market_event(clock_event(11), book)
+    events = venue.on_market_event(clock_event(12), book)
     executions = [(f.price, f.size, f.liquidity) for f in fills(events)]
     assert executions == [
         (D("60000.1"), D("0.002"), "taker"),
@@ -342,20 +425,25 @@ def test_market_orders_walk_the_book_and_pay_taker_fees():
 
 
 def test_a_crossing_limit_order_takes_up_to_its_price_and_rests_the_rest():
-    venue, book = PaperVenue([PERP]), book_with_depth()
+    venue, book = paper(), book_with_depth()
     venue.on_market_event(clock_event(10), book)
     order = venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.2"))
-    assert (order["filled"], order["status"]) == (D("0.005"), "open")
-    assert order["info"]["queue_ahead"] == 0
     ioc = venue.create_order(
         SYMBOL, "limit", "sell", D("1.500"), D("60000.0"), {"timeInForce": "IOC"}
     )
+    events = venue.on_market_event(clock_event(12), book)
+    order, ioc = venue.fetch_order(order["id"]), venue.fetch_order(ioc["id"])
+    assert (order["filled"], order["status"]) == (D("0.005"), "open")
+    assert order["info"]["queue_ahead"] == 0
     assert (ioc["filled"], ioc["status"]) == (D("1.000"), "canceled")
-    assert reasons(venue.on_market_event(clock_event(11), book), "cancel") == ["IOC_UNFILLED"]
+    assert reasons(events, "cancel") == ["IOC_UNFILLED"]
+    assert {f.cause for f in fills(events)} == {"arrival"}
 
 
 def test_a_market_order_beyond_the_visible_book_is_cancelled_for_the_rest(market):
     order = market.venue.create_order(SYMBOL, "market", "buy", D("2.500"))
+    market.settle()
+    order = market.venue.fetch_order(order["id"])
     assert (order["filled"], order["status"]) == (D("2.000"), "canceled")
     events = market.bbo("60000.0", "1.000", "60000.1", "2.000")
     assert reasons(events, "cancel") == ["NO_LIQUIDITY"]
@@ -363,19 +451,22 @@ def test_a_market_order_beyond_the_visible_book_is_cancelled_for_the_rest(market
 
 def test_a_market_order_below_min_notional_is_rejected_on_arrival(market):
     order = market.venue.create_order(SYMBOL, "market", "sell", D("0.001"))
-    assert order["status"] == "rejected"
+    market.settle()
+    assert market.venue.fetch_order(order["id"])["status"] == "rejected"
 
 
 def test_maker_rebates_are_negative_fees_and_taker_fees_positive():
     rebate = Instrument(venue="sim", symbol="SIM/USD", base="SIM", quote="USD",
                         tick_size=D("0.01"), step_size=D("1"), maker_fee=D("-0.0001"),
                         taker_fee=D("0.0005"))
-    market = Market(PaperVenue([rebate]), rebate)
+    market = Market(paper(rebate), rebate)
     market.bbo("100.00", "0", "100.01", "10")
     market.venue.create_order("SIM/USD", "limit", "buy", D(10), D("100.00"))
+    market.settle()
     (maker,) = fills(market.trade("99.99", "10", "sell"))
     market.bbo("100.00", "10", "100.01", "10")
     market.venue.create_order("SIM/USD", "market", "sell", D(10))
+    market.settle()
     (taker,) = fills(market.bbo("100.00", "10", "100.01", "10"))
     assert maker.fee == D("-0.1000") and maker.fee_currency == "USD"
     assert taker.fee == D("0.5000")
@@ -389,12 +480,14 @@ def test_a_smaller_amend_keeps_priority_and_a_price_change_loses_it(market):
     order_id = place_bid(market, size="0.020")
     market.trade("60000.0", "0.700", "sell")
     market.venue.edit_order(order_id, SYMBOL, "limit", "buy", D("0.010"))
+    market.settle()
     events = market.bbo("60000.0", "0.300", "60000.1", "2.000")
     assert [(e.kind, e.size) for e in events] == [("amend", D("0.010"))]
     assert queue_ahead(market.venue, order_id) == D("0.300")
     market.bbo("60000.0", "0.800", "60000.1", "2.000")
     assert queue_ahead(market.venue, order_id) == D("0.300")
     market.venue.edit_order(order_id, SYMBOL, "limit", "buy", D("0.020"))  # larger: back of queue
+    market.settle()
     assert queue_ahead(market.venue, order_id) == D("0.800")
 
 
@@ -429,7 +522,7 @@ def test_an_amend_must_keep_type_side_and_stay_above_filled(market):
 
 
 def test_spot_balances_are_checked_and_held_by_open_orders():
-    market = Market(PaperVenue([SPOT], balances={"USDT": D(1000)}), SPOT)
+    market = Market(paper(SPOT, balances={"USDT": D(1000)}), SPOT)
     market.bbo("60000.00", "1.00000", "60000.01", "1.00000")
     with pytest.raises(ccxt.InsufficientFunds):
         market.venue.create_order(SPOT.symbol, "limit", "sell", D("0.00100"), D("61000.00"))
@@ -439,6 +532,8 @@ def test_spot_balances_are_checked_and_held_by_open_orders():
     with pytest.raises(ccxt.InsufficientFunds):
         market.venue.create_order(SPOT.symbol, "limit", "buy", D("0.01000"), D("60000.00"))
     order = market.venue.create_order(SPOT.symbol, "market", "buy", D("0.01000"))
+    market.settle()
+    order = market.venue.fetch_order(order["id"])
     assert order["status"] == "rejected"  # a market buy is checked on arrival
     with pytest.raises(ValueError):
         PaperVenue([SPOT], balances={"USDT": D(-1)})
@@ -488,7 +583,7 @@ def market_reached(event: BBO | Trade, fill: Fill) -> bool:
 
 def test_joining_the_touch_on_real_data_only_fills_when_the_market_reaches_us(usdm_events):
     """A quoter that keeps one bid and one ask at the touch, with 5 ms of order latency."""
-    venue = PaperVenue([PERP], order_latency_ns=5_000_000)
+    venue = paper(latency=ConstantLatency.from_ms(5, 5, 0))
     book = TopOfBook()
     all_fills = []
     size = D("0.002")
@@ -498,7 +593,10 @@ def test_joining_the_touch_on_real_data_only_fills_when_the_market_reaches_us(us
         for result in venue.on_market_event(event, book):
             if isinstance(result, Fill):
                 all_fills.append(result)
-                assert market_reached(event, result)
+                assert result.cause in ("trade", "book")
+                assert result.order_arrival_exchange_ts < result.cause_exchange_ts
+                if result.cause_exchange_ts == event.exchange_ts:
+                    assert market_reached(event, result)
         if type(event) is BBO and not venue.fetch_open_orders(SYMBOL):
             venue.create_order(SYMBOL, "limit", "buy", size, event.bid_price, {"postOnly": True})
             venue.create_order(SYMBOL, "limit", "sell", size, event.ask_price, {"postOnly": True})
@@ -510,20 +608,23 @@ def test_joining_the_touch_on_real_data_only_fills_when_the_market_reaches_us(us
 
 def test_cash_and_positions_reconcile_after_a_long_random_order_sequence(usdm_events):
     rng = random.Random(20240808)
-    venue = PaperVenue([PERP], order_latency_ns=2_000_000, market_data_latency_ns=1_000_000)
+    venue = paper(latency=ConstantLatency.from_ms(2, 2, 1))
     book = TopOfBook()
     ledger = PositionLedger(PERP)
     seen: list[Fill] = []
     events_by_order: dict[str, list[OrderEvent]] = {}
-    for event in usdm_events[:40_000]:
-        if type(event) is BBO:
-            book.apply(event)
-        for result in venue.on_market_event(event, book):
+    def hear(results) -> None:
+        for result in results:
             if isinstance(result, Fill):
                 seen.append(result)
                 ledger.apply(result)
             else:
                 events_by_order.setdefault(result.client_order_id, []).append(result)
+
+    for event in usdm_events[:40_000]:
+        if type(event) is BBO:
+            book.apply(event)
+        hear(venue.on_market_event(event, book))
         if type(event) is not BBO or rng.random() > 0.05:
             continue
         open_orders = [o for o in venue.fetch_open_orders(SYMBOL) if o["type"] == "limit"]
@@ -546,6 +647,7 @@ def test_cash_and_positions_reconcile_after_a_long_random_order_sequence(usdm_ev
                                  order["price"] + PERP.tick_size * rng.randint(-2, 2))
         except (ccxt.InvalidOrder, ccxt.InsufficientFunds):
             pass
+    hear(venue.finish())
     assert len(seen) > 50 and {f.liquidity for f in seen} == {"maker", "taker"}
     trades = venue.fetch_my_trades(SYMBOL)
     assert [t["id"] for t in trades] == [f.trade_id for f in seen]
