@@ -11,14 +11,16 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from connectors.paper_venue import PaperVenue
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.paper.trading import PaperSettings
+from connectors.paper.venue import PaperVenue
 from connectors.replay.binance_hft import iter_events
 from connectors.venues.market_cache import all_instruments
 from models.book import OrderBook
 from models.events import BookDelta, BookSnapshot, Fill, Trade, encode
+from models.latency import ConstantLatency
 from models.markouts import MarkoutTracker
 from quoteflow.sessions import SessionRegistry, TradingOptions
 from tests.conftest import SHARED_DATA
@@ -37,7 +39,10 @@ class AlwaysRematchingVenue(PaperVenue):
 
 
 def _session_outputs(path, venue_class, strategy="avellaneda-stoikov-infinite", latency_ms=0.0):
-    registry = SessionRegistry(TradingOptions(strategy=strategy, order_latency_ms=latency_ms))
+    latency = ConstantLatency.from_ms(latency_ms, latency_ms, latency_ms)
+    registry = SessionRegistry(
+        TradingOptions(strategy=strategy, paper=PaperSettings(latency=latency))
+    )
     events = list(iter_events(path))
     session = registry(events[0].key)
     session.venue.__class__ = venue_class
@@ -57,7 +62,7 @@ def test_skipping_the_rematch_of_an_unchanged_book_changes_no_output(shared_data
 
 
 def _queue_after_trade_then_unchanged_book(venue_class) -> list[Decimal]:
-    venue = venue_class([PERP])
+    venue = venue_class([PERP], latency=ConstantLatency(entry_ns=0, cancel_ns=0, response_ns=0))
     book = OrderBook(PERP.venue, PERP.symbol)
     snapshot = BookSnapshot(
         venue=PERP.venue, symbol=PERP.symbol, exchange_ts=1, receive_ts=1, seq=10,
@@ -67,14 +72,14 @@ def _queue_after_trade_then_unchanged_book(venue_class) -> list[Decimal]:
     venue.on_market_event(snapshot, book)
     venue.place_order(PERP.symbol, "limit", "buy", D("1"), D("100.0"), {"clientOrderId": "a"})
     trade = Trade(
-        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=2, receive_ts=2,
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=3, receive_ts=3,
         price=D("100.0"), size=D("2"), side="sell",
     )
     bbo_time = BookSnapshot(
-        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=3, receive_ts=3, seq=10, bids=[], asks=[]
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=4, receive_ts=4, seq=10, bids=[], asks=[]
     )
     delta = BookDelta(
-        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=4, receive_ts=4, seq=11,
+        venue=PERP.venue, symbol=PERP.symbol, exchange_ts=5, receive_ts=5, seq=11,
         first_seq=9, prev_seq=8, bids=[(D("100.0"), D("3"))], asks=[],
     )
     ahead = []
