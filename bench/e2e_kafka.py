@@ -20,14 +20,16 @@ when the quote logic decided an intent and when the sink started and finished it
 
     python -m bench.e2e_kafka [--rates 1000,5000,10000,20000,30000] [--seconds 8] [--hops]
 
-Uses the broker at QUOTEFLOW_KAFKA__BOOTSTRAP when set, else starts one with
-scripts/services/kafka.sh. Writes out/bench/e2e_kafka.json (e2e_kafka_hops.json with
---hops) and docs/img/e2e_kafka.png.
+Uses the broker at QUOTEFLOW_KAFKA__BOOTSTRAP when set (with the other QUOTEFLOW_KAFKA__*
+settings: security protocol, user, password file, CA), else starts one with
+scripts/services/kafka.sh and logs in as its admin. Writes out/bench/e2e_kafka.json
+(e2e_kafka_hops.json with --hops) and docs/img/e2e_kafka.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -51,9 +53,11 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from bench.common import ROOT, SHARED_DATA, machine, write_json
 from connectors.kafka import EventProducer, KafkaConfig, connect_admin, ensure_topics
+from connectors.kafka.config import read_client_env
 from connectors.kafka.topics import topic_name
 from connectors.replay.recordings import Recordings
 from models.events import decode
+from quoteflow.config import load_config
 
 TARGET_P99_MS = 10.0
 TARGET_RATE = 20_000
@@ -92,16 +96,17 @@ class _Broker:
     """The configured broker, or one of our own for the run (then its CPU is measured)."""
 
     def __init__(self) -> None:
-        self.bootstrap = os.environ.get("QUOTEFLOW_KAFKA__BOOTSTRAP")
+        environ = dict(os.environ)
         self.pid: int | None = None
         self._directory: str | None = None
-        if self.bootstrap is None:
+        if "QUOTEFLOW_KAFKA__BOOTSTRAP" not in environ:
             self._directory = tempfile.mkdtemp(prefix="e2e-kafka-")
             ports = [str(_free_port()), str(_free_port())]
-            started = subprocess.run([str(KAFKA_SCRIPT), "start", self._directory, *ports],
-                                     capture_output=True, text=True, check=True, timeout=180)
-            self.bootstrap = started.stdout.strip().splitlines()[-1]
+            subprocess.run([str(KAFKA_SCRIPT), "start", self._directory, *ports],
+                           capture_output=True, text=True, check=True, timeout=180)
             self.pid = int((Path(self._directory) / "kafka.pid").read_text())
+            environ |= read_client_env(Path(self._directory) / "client.env")
+        self.config = load_config(None, environ).kafka
 
     def stop(self) -> None:
         if self._directory is not None:
@@ -184,14 +189,14 @@ def _percentiles(ns: list[int] | np.ndarray) -> dict:
             "max_ms": float(ms.max())}
 
 
-def run_rate(bootstrap: str, broker_pid: int | None, events: list, rate: int, seconds: float,
-             warmup_s: float, workdir: Path, hops: bool) -> dict:
-    config = KafkaConfig(bootstrap=bootstrap, prefix=f"bench{uuid.uuid4().hex[:8]}")
+def run_rate(broker: KafkaConfig, broker_pid: int | None, events: list, rate: int,
+             seconds: float, warmup_s: float, workdir: Path, hops: bool) -> dict:
+    config = dataclasses.replace(broker, prefix=f"bench{uuid.uuid4().hex[:8]}")
     ensure_topics(connect_admin(config), config.prefix)
     if hops:
         _stamp_on_append(config)
     config_file = workdir / f"{config.prefix}.toml"
-    config_file.write_text(f'[kafka]\nbootstrap = "{bootstrap}"\nprefix = "{config.prefix}"\n')
+    config_file.write_text(config.toml_section())
     log = workdir / f"{config.prefix}.log"
     hops_file = workdir / f"{config.prefix}.hops.json"
     command = ([sys.executable, "-m", "bench.e2e_kafka", "--probed-flow", str(config_file),
@@ -289,6 +294,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
     instrumentation only: a few list appends per event). SIGTERM writes what was recorded
     to `out` and exits.
     """
+    import connectors.kafka.bytewax_io as bytewax_io
     import connectors.kafka.flow_io as flow_io
     import flows.processes as processes
     from models.events import MarketEvent
@@ -318,7 +324,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
     partition_init = flow_io._CoPartition.__init__
     next_batch = flow_io._CoPartition.next_batch
     on_item = processes._QuoteLogic.on_item
-    write_batch = flow_io._PatientPartition.write_batch
+    write_batch = bytewax_io._ProducerPartition.write_batch
 
     def stamped_init(self, *args, **kwargs) -> None:
         partition_init(self, *args, **kwargs)
@@ -366,7 +372,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
     flow_io._CoPartition.__init__ = stamped_init
     flow_io._CoPartition.next_batch = stamped_next_batch
     processes._QuoteLogic.on_item = stamped_on_item
-    flow_io._PatientPartition.write_batch = stamped_write_batch
+    bytewax_io._ProducerPartition.write_batch = stamped_write_batch
     signal.signal(signal.SIGTERM, write_and_exit)
     processes.run_flow("quote", load_config(config_file))
 
@@ -408,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for rate in args.rates:
                 runs = []
                 for _ in range(args.repeat):
-                    run = run_rate(broker.bootstrap, broker.pid, events, rate, args.seconds,
+                    run = run_rate(broker.config, broker.pid, events, rate, args.seconds,
                                    args.warmup_s, Path(workdir), args.hops)
                     print(run, file=sys.stderr)
                     runs.append(run)

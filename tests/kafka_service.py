@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
 from connectors.kafka.acls import BY_NAME, apply_acls, new_password, set_passwords
+from connectors.kafka.config import read_client_env
 from quoteflow.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,10 +49,7 @@ _ADMINS: dict[str, KafkaConfig] = {}
 
 def _admin_from(directory: Path) -> KafkaConfig:
     """The admin's KafkaConfig from the broker's client.env, through quoteflow's own loader."""
-    environ = dict(
-        line.split("=", 1) for line in (directory / "client.env").read_text().splitlines()
-        if "=" in line
-    )
+    environ = read_client_env(directory / "client.env")
     return dataclasses.replace(load_config(None, environ).kafka, connect_timeout_s=30)
 
 
@@ -87,15 +85,8 @@ def kafka_config(bootstrap: str, **settings) -> KafkaConfig:
 
 
 def kafka_toml(config: KafkaConfig) -> str:
-    """The `[kafka]` section of a configuration file for `config`: its security settings and
-    password file, never a password."""
-    assert config.password is None, "a configuration file never holds the password"
-    lines = [f'bootstrap = "{config.bootstrap}"', f'prefix = "{config.prefix}"',
-             f'account = "{config.account}"', f'security_protocol = "{config.security_protocol}"']
-    for name in ("username", "password_file", "ca_file"):
-        if getattr(config, name) is not None:
-            lines.append(f'{name} = "{getattr(config, name)}"')
-    return "[kafka]\n" + "\n".join(lines) + "\n"
+    """The `[kafka]` section of a configuration file for `config` (never a password)."""
+    return config.toml_section()
 
 
 def register_broker(directory: Path) -> str:

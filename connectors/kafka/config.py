@@ -13,6 +13,7 @@ file readable by its owner only, as Kubernetes and Vault agents mount secrets).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -133,6 +134,22 @@ class KafkaConfig:
             }
         return settings
 
+    def toml_section(self) -> str:
+        """This configuration as the `[kafka]` section of a configuration file, for the
+        processes a script or test starts: never the password (only its file)."""
+        if self.password is not None:
+            raise KafkaConfigError("a password never goes into a configuration file; "
+                                   "use password_file or QUOTEFLOW_KAFKA__PASSWORD")
+        lines = ["[kafka]"]
+        for name in ("bootstrap", "prefix", "account", "client_id", "security_protocol",
+                     "sasl_mechanism", "username", "password_file", "ca_file", "cert_file",
+                     "key_file"):
+            value = getattr(self, name)
+            if value is not None:
+                lines.append(f"{name} = {json.dumps(value)}")
+        lines.append(f"connect_timeout_s = {self.connect_timeout_s}")
+        return "\n".join(lines) + "\n"
+
     def _password(self) -> str:
         if self.password is not None:
             return self.password
@@ -142,6 +159,14 @@ class KafkaConfig:
         if not password:
             raise KafkaConfigError(f"kafka.password_file {path} is empty")
         return password
+
+
+def read_client_env(path: str | os.PathLike) -> dict[str, str]:
+    """The variables of a `KEY=value` file such as the `client.env` kafka.sh writes (the
+    admin's QUOTEFLOW_KAFKA__* settings), for quoteflow.config.load_config."""
+    with open(path, encoding="utf-8") as file:
+        return dict(line.rstrip("\n").split("=", 1) for line in file
+                    if "=" in line and not line.startswith("#"))
 
 
 def _readable(path: str, setting: str) -> str:
