@@ -307,6 +307,35 @@ def simulate(
         json_out.write_text(json.dumps(results, indent=2))
 
 
+@app.command("suggest")
+def suggest_command(
+    data: DataOption,
+    out: Annotated[Path, typer.Option(help="Directory for suggestion.json and the chart.")] = Path(
+        "suggestion"
+    ),
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option(help="A candidate as STRATEGY:NAME=VALUE,... (repeatable; default grid)."),
+    ] = None,
+    fit_fraction: Annotated[
+        float, typer.Option(min=0.1, max=0.9, help="Share of the span to choose on.")
+    ] = 0.6,
+    publish: Annotated[
+        bool, typer.Option(help="Also publish it as the latest suggestion the API serves.")
+    ] = True,
+) -> None:
+    """Choose a strategy and parameters by backtest; validate them out of sample."""
+    from quoteflow.suggest import parse_grid, suggest
+    from quoteflow.suggestion_store import latest_path
+
+    try:
+        grid = parse_grid(candidate) if candidate else None
+        suggest(data, out_dir=out, grid=grid, fit_fraction=fit_fraction,
+                publish=latest_path() if publish else None, console=console)
+    except ValueError as error:
+        raise _bad(str(error), "--data/--candidate") from None
+
+
 @app.command("predict-report")
 def predict_report_command(
     data: DataOption,

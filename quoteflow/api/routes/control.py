@@ -31,6 +31,7 @@ from quoteflow.api.schemas import (
     StrategyInfo,
     StrategyUpdate,
 )
+from quoteflow.suggestion_store import NoSuggestion, read_latest
 
 router = APIRouter(prefix=API_PREFIX)
 Context = Annotated[ApiContext, Depends(context)]
@@ -101,6 +102,16 @@ def set_strategy(body: StrategyUpdate, ctx: Context, who: Trader) -> CommandOut:
         raise HTTPException(422, f"invalid strategy parameters: {error}") from None
     params = {state.STRATEGY_PARAM: body.strategy, **state.command_params(body.params)}
     return ctx.issue(who, "set_params", body.target, params)
+
+
+@router.get("/strategies/suggestion", tags=["strategies"])
+def strategy_suggestion(_: Trader) -> dict:
+    """The latest `quoteflow suggest` result: its `strategy` and `params` are a body for
+    `PUT /strategies/current`, beside the out-of-sample evidence for them."""
+    try:
+        return read_latest()
+    except NoSuggestion as error:
+        raise HTTPException(404, str(error)) from None
 
 
 def _current_limits(ctx: ApiContext) -> RiskLimits:

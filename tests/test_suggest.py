@@ -1,0 +1,89 @@
+"""`quoteflow suggest` on a slice of a real recording: fit, validate, publish, chart."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from itertools import islice
+
+import pytest
+from typer.testing import CliRunner
+
+from quoteflow.cli import app
+from quoteflow.suggest import parse_grid, split_events
+from quoteflow.suggestion_store import PATH_ENV, NoSuggestion, read_latest
+
+LINES = 9000  # about 80 s of Binance spot ETHUSDT: short, so the backtests are quick
+
+
+@pytest.fixture(scope="module")
+def recording_slice(shared_data, tmp_path_factory):
+    """The first lines of a shared recording, as a file of the same format (in a temp dir)."""
+    source = shared_data / "binance" / "spot" / "ethusdt_20240808.gz"
+    path = tmp_path_factory.mktemp("slice") / "ethusdt_slice.gz"
+    with gzip.open(source, "rb") as src, gzip.open(path, "wb") as dst:
+        dst.writelines(islice(src, LINES))
+    return path
+
+
+def test_suggest_fits_validates_and_publishes(recording_slice, tmp_path, monkeypatch):
+    latest = tmp_path / "latest" / "suggestion.json"
+    monkeypatch.setenv(PATH_ENV, str(latest))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "suggest", "--data", str(recording_slice), "--out", str(out),
+        "--candidate", "ladder:spread_bps=2", "--candidate", "glft:gamma=0.1",
+    ])
+    assert result.exit_code == 0, result.output
+    suggestion = json.loads((out / "suggestion.json").read_text())
+    assert read_latest() == suggestion  # what the API serves
+    assert (out / "suggestion.png").exists()
+    fit = {(run["strategy"], tuple(run["params"].items())): run for run in suggestion["fit"]}
+    assert set(fit) == {("ladder", (("spread_bps", "2"),)), ("glft", (("gamma", "0.1"),))}
+    chosen = fit[(suggestion["strategy"], tuple(suggestion["params"].items()))]
+    assert chosen["net_pnl"] == max(run["net_pnl"] for run in suggestion["fit"])
+    validation = suggestion["validation"]
+    for side in ("recommended", "baseline"):
+        # The mark-to-market path ends where the backtest's own accounting does.
+        assert validation[side]["marked_pnl"] == pytest.approx(validation[side]["net_pnl"],
+                                                               abs=1e-6)
+        assert validation[side]["marked_pnl_se"] >= 0
+    advantage = validation["advantage"]
+    assert advantage["pnl"] == pytest.approx(
+        validation["recommended"]["net_pnl"] - validation["baseline"]["net_pnl"], abs=1e-6
+    )
+
+
+def test_the_validation_part_continues_the_book_from_the_cut(recording_slice):
+    from models.book import OrderBook
+    from models.events import BookDelta, BookSnapshot
+    from quoteflow.suggest import load_events
+
+    events = load_events([recording_slice])
+    fit, validation, cut = split_events(events, 0.5)
+    assert fit[-1].receive_ts <= cut < validation[1].receive_ts
+    snapshot = validation[0]
+    assert type(snapshot) is BookSnapshot and snapshot.receive_ts == cut
+    book = OrderBook(snapshot.venue, snapshot.symbol)
+    for event in validation:
+        if type(event) in (BookDelta, BookSnapshot):
+            book.apply(event)
+    assert book.synced and book.stats.gaps == 0
+
+
+def test_bad_candidates_and_missing_suggestions_are_clear(recording_slice, tmp_path,
+                                                          monkeypatch):
+    result = CliRunner().invoke(app, ["suggest", "--data", str(recording_slice),
+                                      "--candidate", "glft:gamma"])
+    assert result.exit_code == 2 and "NAME=VALUE" in result.output
+    result = CliRunner().invoke(app, ["suggest", "--data", str(recording_slice),
+                                      "--candidate", "nope:x=1"])
+    assert result.exit_code == 2 and "unknown strategy" in result.output
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_grid(["ladder:spread_bps"])
+    monkeypatch.setenv(PATH_ENV, str(tmp_path / "none.json"))
+    with pytest.raises(NoSuggestion, match="quoteflow suggest"):
+        read_latest()
+    (tmp_path / "none.json").write_text("{half")
+    with pytest.raises(NoSuggestion, match="unreadable"):
+        read_latest()
