@@ -15,6 +15,7 @@ from tests.kafka_service import kafka_bootstrap  # noqa: F401
 from tests.keycloak_service import keycloak_realm, keycloak_url  # noqa: F401
 from tests.openbao_service import openbao  # noqa: F401
 from tests.postgres_service import postgres_dsn  # noqa: F401
+from tests.timescale_service import timescale_dsn  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("QUOTEFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
