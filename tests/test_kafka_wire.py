@@ -138,7 +138,7 @@ def test_bad_messages_become_dead_letters_with_the_reason_and_exact_bytes(market
     cases = {
         b"{not json": "undecodable: ",
         bbo.replace(b'"type":"bbo"', b'"type":"tick"'): "unknown_type: Invalid value 'tick'",
-        bbo.replace(b'"v":1', b'"v":2'): "schema_version: v=2, this build reads [1]",
+        bbo.replace(b'"v":1', b'"v":2'): "schema_version: v=2, this build reads BBO [1]",
         bbo.replace(b'"bid_price":"', b'"bid_price":"x'): "invalid: ",
         b'{"type":"bbo"}': "invalid: Object missing required field",
         b"[1, 2]": "invalid: Expected `object`",
@@ -147,6 +147,16 @@ def test_bad_messages_become_dead_letters_with_the_reason_and_exact_bytes(market
         letter = _only_dead_letter(value)
         assert letter.reason.startswith(reason), (value, letter.reason)
         assert letter.raw == value.decode() and letter.raw_encoding == "utf-8"
+
+
+def test_control_commands_are_read_at_v1_and_v2_only():
+    command = encode(ControlCommand(command_id="c", ts=1, issued_by="a", action="pause"))
+    decoder = WireDecoder()
+    for version in (b'"v":1', b'"v":2'):
+        event = decoder.decode(command.replace(b'"v":2', version), "control", 0, 0, 7)
+        assert type(event) is ControlCommand
+    letter = _only_dead_letter(command.replace(b'"v":2', b'"v":3'), topic="control")
+    assert letter.reason == "schema_version: v=3, this build reads ControlCommand [1, 2]"
 
 
 def test_an_event_on_the_wrong_topic_is_a_dead_letter(market_events):

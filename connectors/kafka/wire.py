@@ -22,9 +22,21 @@ import msgspec
 from connectors.kafka.topics import TOPICS, topic_name
 from models.audit import AuditRecord, parse_line
 from models.event_bounds import problem
-from models.events import CONTROL_SCHEMA_VERSION, SCHEMA_VERSION, AnyEvent, DeadLetter, Event
+from models.events import (
+    CONTROL_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    AnyEvent,
+    ControlCommand,
+    DeadLetter,
+    Event,
+)
 
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION, CONTROL_SCHEMA_VERSION})
+# The versions each type has had; a type not listed has only SCHEMA_VERSION.
+_TYPE_VERSIONS: dict[type, frozenset[int]] = {
+    ControlCommand: frozenset({SCHEMA_VERSION, CONTROL_SCHEMA_VERSION}),
+}
+_BASE_VERSIONS = frozenset({SCHEMA_VERSION})
 
 # Dead-letter reason prefixes, in the order decoding checks them.
 EMPTY = "empty"
@@ -114,9 +126,11 @@ class WireDecoder:
         except msgspec.DecodeError as exc:
             raise _Rejected(UNDECODABLE, str(exc)) from None
         _check_bounds(event)
-        if event.v not in SUPPORTED_VERSIONS:
+        versions = _TYPE_VERSIONS.get(type(event), _BASE_VERSIONS)
+        if event.v not in versions:
             raise _Rejected(
-                SCHEMA_VERSION_REASON, f"v={event.v}, this build reads {sorted(SUPPORTED_VERSIONS)}"
+                SCHEMA_VERSION_REASON,
+                f"v={event.v}, this build reads {type(event).__name__} {sorted(versions)}",
             )
         allowed = self._allowed.get(topic)
         if allowed and type(event) not in allowed:
