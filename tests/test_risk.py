@@ -570,3 +570,22 @@ def test_reducing_never_accepts_an_exposure_increasing_order(
         assert worst * pos >= 0 and abs(worst) <= abs(pos)  # towards zero, never through
     else:
         assert decision.reason_code in {"STATE_REDUCING", "SELF_TRADE"}
+
+
+def test_inverse_contracts_are_limited_by_their_usd_notional_whatever_the_price():
+    """COIN-M: 25 contracts of 10 USD are 250 USD at any price (not 25 · price)."""
+    coinm = instrument_for("binancecoinm", "ETH/USD:ETH")
+    engine = engine_with(max_order_notional="250", max_total_position="400")
+    ctx = RiskContext(now_ns=10**18, mid=D("2682.17"), book_ts_ns=10**18, position=D("0"),
+                      open_orders=())
+    order = OrderRequest(coinm, "buy", D("25"), D("2682.00"))
+    assert engine.check(order, ctx).accepted
+    too_big = OrderRequest(coinm, "buy", D("26"), D("2682.00"))
+    decision = engine.check(too_big, ctx)
+    assert (decision.accepted, decision.reason_code) == (False, "MAX_ORDER_NOTIONAL")
+    assert "notional 260 above" in decision.detail
+    # Long 30 contracts: 300 USD, plus the order's 250 passes the 400 total.
+    long_ctx = RiskContext(now_ns=10**18, mid=D("2682.17"), book_ts_ns=10**18,
+                           position=D("30"), open_orders=())
+    assert engine.check(OrderRequest(coinm, "buy", D("10"), D("2682.00")), long_ctx).accepted
+    assert not engine.check(order, long_ctx).accepted

@@ -37,6 +37,13 @@ class Balances:
     def apply_fill(
         self, instrument: Instrument, side: Side, price: Decimal, size: Decimal, fee: Decimal
     ) -> None:
+        if instrument.inverse:
+            # Contracts are no currency: the coin moves by the value the ledger books for the
+            # fill (models/accounting.py), less the fee, which is in the coin too.
+            value = instrument.settle_value(price, size)
+            coin = instrument.settle_currency
+            self._totals[coin] = self.total(coin) + (value if side == "buy" else -value) - fee
+            return
         notional = price * size
         base, quote = instrument.base, instrument.quote
         if side == "buy":

@@ -496,7 +496,8 @@ class PaperVenue:
         order.arrival_exchange_ts = self._engine_ts
         executions = walk(book, order.side, order.amount, None)
         instrument = order.instrument
-        if executions and executions[0][0] * order.amount < instrument.min_notional:
+        minimum = instrument.min_notional
+        if executions and instrument.notional(executions[0][0], order.amount) < minimum:
             self._reject(order, "MIN_NOTIONAL")
             return
         if self._balances.checked and order.side == "buy":
@@ -580,7 +581,7 @@ class PaperVenue:
     def _fill(self, order: PaperOrder, price: Decimal, size: Decimal, liquidity: str) -> None:
         instrument = order.instrument
         notional = price * size
-        fee = notional * (instrument.maker_fee if liquidity == "maker" else instrument.taker_fee)
+        fee = instrument.fee(price, size, liquidity)  # in the settlement currency
         order.filled += size
         order.cost += notional
         order.fee += fee
@@ -597,7 +598,7 @@ class PaperVenue:
             price=price,
             size=size,
             fee=fee,
-            fee_currency=instrument.quote,
+            fee_currency=instrument.fee_currency,
             liquidity=liquidity,
             cause=cause,
             cause_exchange_ts=cause_ts,

@@ -87,7 +87,7 @@ class RiskEngine:
         if decision is None:
             mid = context.mid
             assert mid is not None  # check_market_data refused a missing book
-            others = self._refresh_exposure(key, context.position, own, mid)
+            others = self._refresh_exposure(key, context.position, own, mid, order.instrument)
             decision = (
                 self._rate.check(
                     context.now_ns, account.max_order_rate, account.order_rate_window_ms
@@ -118,16 +118,18 @@ class RiskEngine:
             with_order = OwnOrders(own.count + 1, own.bought + order.size, own.sold, None, None)
         else:
             with_order = OwnOrders(own.count + 1, own.bought, own.sold + order.size, None, None)
-        total = others + pretrade.exposure_notional(context.position, with_order, mid)
+        total = others + pretrade.exposure_notional(
+            context.position, with_order, mid, order.instrument
+        )
         return pretrade.check_position(worst, limits) or pretrade.check_total_position(
             total, self._limits.max_total_position
         )
 
     def _refresh_exposure(
-        self, key: str, position: Decimal, own: OwnOrders, mid: Decimal
+        self, key: str, position: Decimal, own: OwnOrders, mid: Decimal, instrument: Instrument
     ) -> Decimal:
         """Store this instrument's exposure; return the exposure of all the others."""
-        exposure = pretrade.exposure_notional(position, own, mid)
+        exposure = pretrade.exposure_notional(position, own, mid, instrument)
         others = self._total_exposure - self._exposure.get(key, ZERO)
         self._exposure[key] = exposure
         self._total_exposure = others + exposure

@@ -109,9 +109,13 @@ def reduces_exposure(position: Decimal, own: OwnOrders, side: Side, size: Decima
     return position > 0 and worst >= 0
 
 
-def exposure_notional(position: Decimal, own: OwnOrders, mid: Decimal) -> Decimal:
-    """|position| · mid in the worse of the two directions the working orders can take it."""
-    return max(abs(position + own.bought), abs(position - own.sold)) * mid
+def exposure_notional(
+    position: Decimal, own: OwnOrders, mid: Decimal, instrument: Instrument
+) -> Decimal:
+    """The position's quote-currency notional at mid (`Instrument.notional`: |position| · mid,
+    or contracts · contract size for inverse contracts) in the worse of the two directions the
+    working orders can take it."""
+    return instrument.notional(mid, max(abs(position + own.bought), abs(position - own.sold)))
 
 
 def check_request(order: OrderRequest) -> Decision | None:
@@ -165,7 +169,9 @@ def check_order_size(
         )
     if limits.max_order_notional is not None:
         # A market order is valued at the mid: the taker price check bounds its slippage.
-        notional = order.size * (order.price if order.price is not None else mid)
+        notional = order.instrument.notional(
+            order.price if order.price is not None else mid, order.size
+        )
         if notional > limits.max_order_notional:
             return reject(
                 reasons.MAX_ORDER_NOTIONAL,
