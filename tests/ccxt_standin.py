@@ -10,12 +10,20 @@ with `Retry-After`, 5xx). ccxt's own signing, error mapping and response parsing
 against it. Anything else is answered 404, so a test fails loudly if ccxt starts calling an
 endpoint the stand-in does not know.
 
+For the exchange-side dead-man's switch it also serves Binance USD-M's
+`POST /fapi/v1/countdownCancelAll` (signed like the rest; `countdownTime` in ms, 0 disarms,
+each call replaces the symbol's countdown) and, so ccxt's `binanceusdm` class can load its
+markets and trade, `GET /fapi/v1/exchangeInfo` with one BTCUSDT perpetual and the order
+endpoints under `/fapi/v1/` (the same order book as spot's: one account, one BTCUSDT). When a
+countdown runs out, every open order of its symbol is cancelled, as Binance does.
+
 Matching is the test's to drive: orders rest until `fill()` executes part or all of one,
 which records a trade as `/myTrades` reports it and moves the balances.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -80,6 +88,10 @@ class BinanceSpotStandIn:
         self.faults: list[Fault] = []  # answered in turn to the next private requests
         self.book_bid, self.book_ask = Decimal("60000.00"), Decimal("60000.10")
         self._next_order_id = 1000
+        # Dead-man's switch: symbol -> the timer that cancels its open orders; every arming.
+        self.countdowns: dict[str, asyncio.TimerHandle] = {}
+        self.countdown_calls: list[tuple[str, int]] = []  # (symbol, countdownTime ms)
+        self.countdown_cancels: list[str] = []  # client ids cancelled by a countdown
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -97,6 +109,8 @@ class BinanceSpotStandIn:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for timer in self.countdowns.values():
+            timer.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -105,6 +119,12 @@ class BinanceSpotStandIn:
         return {"test": {
             "public": f"{self.url}/api/v3", "private": f"{self.url}/api/v3",
             "v1": f"{self.url}/api/v1",
+        }}
+
+    def ccxt_usdm_urls(self) -> dict:
+        """ccxt `binanceusdm`'s sandbox URLs pointed here."""
+        return {"test": {
+            "fapiPublic": f"{self.url}/fapi/v1", "fapiPrivate": f"{self.url}/fapi/v1",
         }}
 
     # -- the matching the test drives ----------------------------------------------------------
@@ -146,7 +166,8 @@ class BinanceSpotStandIn:
         path = request.path
         self.requests.append((request.method, path))
         public = {("GET", "/api/v3/exchangeInfo"): self._exchange_info,
-                  ("GET", "/api/v3/time"): self._time}
+                  ("GET", "/api/v3/time"): self._time,
+                  ("GET", "/fapi/v1/exchangeInfo"): self._usdm_exchange_info}
         handler = public.get((request.method, path))
         if handler is not None:
             return _json(handler())
@@ -157,6 +178,11 @@ class BinanceSpotStandIn:
             ("GET", "/api/v3/openOrders"): self._open_orders,
             ("GET", "/api/v3/account"): self._account,
             ("GET", "/api/v3/myTrades"): self._my_trades,
+            ("POST", "/fapi/v1/order"): self._new_order,
+            ("DELETE", "/fapi/v1/order"): self._cancel_order,
+            ("GET", "/fapi/v1/order"): self._query_order,
+            ("GET", "/fapi/v1/openOrders"): self._open_orders,
+            ("POST", "/fapi/v1/countdownCancelAll"): self._countdown_cancel_all,
         }.get((request.method, path))
         if private is None:
             return _json({"code": -1000, "msg": f"stand-in has no {request.method} {path}"}, 404)
@@ -231,6 +257,54 @@ class BinanceSpotStandIn:
                                                     "EXPIRE_BOTH"],
             }],
         }
+
+    def _usdm_exchange_info(self) -> dict:
+        return {
+            "timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": 2400},
+            ],
+            "exchangeFilters": [], "assets": [{"asset": QUOTE, "marginAvailable": True}],
+            "symbols": [{
+                "symbol": SYMBOL, "pair": SYMBOL, "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000, "onboardDate": 1569398400000,
+                "status": "TRADING", "baseAsset": BASE, "quoteAsset": QUOTE,
+                "marginAsset": QUOTE, "pricePrecision": 2, "quantityPrecision": 5,
+                "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+                "settlePlan": 0, "triggerProtect": "0.0500",
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000",
+                     "tickSize": str(TICK)},
+                    {"filterType": "LOT_SIZE", "minQty": str(STEP), "maxQty": "1000",
+                     "stepSize": str(STEP)},
+                    {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                ],
+                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+            }],
+        }
+
+    def _countdown_cancel_all(self, params: dict) -> dict:
+        """Binance USD-M: arm (or with 0 disarm) the symbol's countdown, replacing the last."""
+        symbol = params.get("symbol")
+        if symbol != SYMBOL:
+            raise _BinanceError(-1121, "Invalid symbol.")
+        countdown_ms = int(params["countdownTime"])
+        self.countdown_calls.append((symbol, countdown_ms))
+        previous = self.countdowns.pop(symbol, None)
+        if previous is not None:
+            previous.cancel()
+        if countdown_ms > 0:
+            self.countdowns[symbol] = asyncio.get_running_loop().call_later(
+                countdown_ms / 1000, self._countdown_expired, symbol)
+        return {"symbol": symbol, "countdownTime": str(countdown_ms)}
+
+    def _countdown_expired(self, symbol: str) -> None:
+        self.countdowns.pop(symbol, None)
+        for order in self.orders.values():
+            if order.status in ("NEW", "PARTIALLY_FILLED"):
+                order.status = "CANCELED"
+                order.update_ms = _now_ms()
+                self.countdown_cancels.append(order.client_order_id)
 
     def _new_order(self, params: dict) -> dict:
         if params.get("symbol") != SYMBOL:

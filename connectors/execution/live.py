@@ -14,12 +14,15 @@
   place and keeps its client id (Binance USD-M's PUT /fapi/v1/order does; Binance spot's
   cancel-replace makes a new order and does not).
 - The credentials go into the ccxt instance and nowhere else: never logged, never audited.
+- The exchange-side dead-man's switch (`deadman.py`), where the venue has one, is armed at
+  connect, re-armed by a task while the venue is open, and disarmed by `close()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,7 +30,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import msgspec
 
-from connectors.execution import ccxt_structures
+from connectors.execution import ccxt_structures, deadman
 from connectors.execution.rate_limiter import AsyncRateLimiter
 from connectors.execution.venue import ExchangeCredentials, NewOrder
 from models.events import Fill, OrderEvent, Side
@@ -56,6 +59,8 @@ class CcxtVenue:
         exchange.throttle = limiter.acquire
         # Exchange order id → our client id, for trades that do not echo the client id.
         self._client_ids: dict[str, str] = {}
+        self.deadman: deadman.DeadManSwitch | None = None
+        self._deadman_task: asyncio.Task | None = None
 
     @classmethod
     async def connect(
@@ -68,8 +73,11 @@ class CcxtVenue:
         supports_amend: bool = False,
         capacity: float = 1.0,
         on_grant: Callable[[int, float], None] | None = None,
+        deadman_timeout_s: float = 0.0,
+        symbols: Sequence[str] = (),
     ) -> CcxtVenue:
-        """Build the exchange, switch to its sandbox if asked, and load its markets."""
+        """Build the exchange, switch to its sandbox if asked, and load its markets; arm the
+        venue's dead-man's switch for `symbols` when `deadman_timeout_s` > 0 and it has one."""
         try:
             exchange_class = getattr(ccxt_async, exchange_id)
         except AttributeError:
@@ -86,10 +94,20 @@ class CcxtVenue:
         venue = cls(exchange, limiter, supports_amend=supports_amend)
         try:
             await venue._call(exchange.load_markets)
+            await venue._arm_deadman(deadman_timeout_s, symbols)
         except BaseException:
             await exchange.close()
             raise
         return venue
+
+    async def _arm_deadman(self, timeout_s: float, symbols: Sequence[str]) -> None:
+        switch = deadman.DeadManSwitch.for_exchange(self.exchange, timeout_s, symbols)
+        if switch is None:
+            return
+        await self._call(switch.arm)
+        self.deadman = switch
+        self._deadman_task = asyncio.create_task(
+            switch.keep_alive(), name=f"{self.id} dead-man's switch")
 
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -174,4 +192,6 @@ class CcxtVenue:
         self._limiter.hold(seconds)
 
     async def close(self) -> None:
+        if self.deadman is not None:
+            await deadman.stop(self.deadman, self._deadman_task)
         await self.exchange.close()

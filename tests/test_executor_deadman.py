@@ -1,0 +1,140 @@
+"""The exchange-side dead-man's switch (connectors/execution/deadman.py), through ccxt.
+
+Live exchanges are unreachable from here, so the venue is `tests/ccxt_standin.py`, a local
+stand-in for Binance's REST API: its USD-M `POST /fapi/v1/countdownCancelAll` checks the HMAC
+signature like every private endpoint and, when a countdown runs out, cancels the open orders
+of its symbol. ccxt's `binanceusdm` class signs and sends the calls for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import ccxt.async_support as ccxt_async
+import pytest
+
+from connectors.execution.deadman import DEADMAN_CALLS, DeadManSwitch
+from connectors.execution.live import CcxtVenue
+from connectors.execution.venue import ExchangeCredentials, NewOrder
+from tests.ccxt_standin import BinanceSpotStandIn
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY, SECRET = "standin-key-7d3b", "standin-secret-51aa90"
+START = {"BTC": Decimal("1"), "USDT": Decimal("100000")}
+PERP = "BTC/USDT:USDT"
+
+
+async def _venue(standin: BinanceSpotStandIn, timeout_s: float) -> CcxtVenue:
+    return await CcxtVenue.connect(
+        "binanceusdm", ExchangeCredentials(API_KEY, SECRET), sandbox=True,
+        config={"urls": standin.ccxt_usdm_urls()}, capacity=20,
+        deadman_timeout_s=timeout_s, symbols=[PERP],
+    )
+
+
+def _order(client_order_id: str) -> NewOrder:
+    return NewOrder(client_order_id, PERP, "buy", Decimal("0.001"), Decimal("59000.00"))
+
+
+async def _until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def test_every_table_entry_is_a_method_of_that_ccxt_exchange():
+    for exchange_id, call in DEADMAN_CALLS.items():
+        exchange = getattr(ccxt_async, exchange_id)()
+        assert callable(getattr(exchange, call.method, None)), (exchange_id, call.method)
+
+
+def test_requests_carry_the_venues_units_and_ranges_are_enforced():
+    assert DEADMAN_CALLS["binanceusdm"].request(60, "BTCUSDT") == {
+        "countdownTime": 60_000, "symbol": "BTCUSDT"}
+    assert DEADMAN_CALLS["okx"].request(30) == {"timeOut": 30}
+    assert DEADMAN_CALLS["kraken"].request(0) == {"timeout": 0}
+    with pytest.raises(ValueError, match=r"okx's dead-man's switch takes 10 to 120 s, not 5"):
+        DeadManSwitch(ccxt_async.okx(), DEADMAN_CALLS["okx"], 5)
+
+
+def test_a_venue_without_one_is_said_so(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert DeadManSwitch.for_exchange(ccxt_async.binance(), 60, ["BTC/USDT"]) is None
+    assert "binance has no exchange-side dead-man's switch" in caplog.text
+    assert DeadManSwitch.for_exchange(ccxt_async.binanceusdm(), 0, [PERP]) is None  # off
+
+
+def test_armed_at_connect_kept_alive_while_open_and_disarmed_by_close():
+    async def scenario():
+        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+            venue = await _venue(standin, timeout_s=3)
+            try:
+                assert standin.countdown_calls == [("BTCUSDT", 3000)]
+                await venue.create_order(_order("qfdm1"))
+                # Twice the countdown: re-armed every second all along, so the order stays.
+                await asyncio.sleep(6.5)
+                assert standin.open_orders() == ["qfdm1"]
+                assert len(standin.countdown_calls) >= 4
+                assert set(standin.countdown_calls) == {("BTCUSDT", 3000)}
+            finally:
+                await venue.close()
+            assert standin.countdown_calls[-1] == ("BTCUSDT", 0)
+            assert standin.countdowns == {}
+            await asyncio.sleep(3.5)  # past the last countdown: it was disarmed
+            assert standin.open_orders() == ["qfdm1"] and standin.countdown_cancels == []
+
+    asyncio.run(scenario())
+
+
+_CHILD = """
+import asyncio, sys
+from decimal import Decimal
+from connectors.execution.live import CcxtVenue
+from connectors.execution.venue import ExchangeCredentials, NewOrder
+
+async def main(url_base):
+    venue = await CcxtVenue.connect(
+        "binanceusdm", ExchangeCredentials(sys.argv[1], sys.argv[2]), sandbox=True,
+        config={"urls": {"test": {"fapiPublic": url_base, "fapiPrivate": url_base}}},
+        capacity=20, deadman_timeout_s=float(sys.argv[4]), symbols=["BTC/USDT:USDT"])
+    for name in ("qfkill1", "qfkill2"):
+        await venue.create_order(NewOrder(name, "BTC/USDT:USDT", "buy", Decimal("0.001"),
+                                          Decimal("59000.00")))
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[3]))
+"""
+
+
+def test_a_killed_executors_orders_are_cancelled_by_the_venue():
+    """SIGKILL leaves no chance to cancel or disarm: the venue's countdown does it."""
+    async def scenario():
+        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _CHILD, API_KEY, SECRET, f"{standin.url}/fapi/v1", "3",
+                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=asyncio.subprocess.PIPE)
+            try:
+                line = await asyncio.wait_for(child.stdout.readline(), 60)
+                assert line == b"ready\n"
+                assert sorted(standin.open_orders()) == ["qfkill1", "qfkill2"]
+            finally:
+                child.send_signal(signal.SIGKILL)
+                await child.wait()
+            assert await _until(lambda: not standin.open_orders(), 10)
+            assert sorted(standin.countdown_cancels) == ["qfkill1", "qfkill2"]
+            assert standin.orders_by_client("qfkill1").status == "CANCELED"
+            assert set(standin.countdown_calls) == {("BTCUSDT", 3000)}  # never disarmed
+
+    asyncio.run(scenario())
