@@ -214,6 +214,7 @@ class _Process:
                 config={**settings.ccxt_options, **credentials.to_ccxt_config(),
                         "logger": CCXT_LOGGER},
                 supports_amend=settings.supports_amend, capacity=settings.rate_limit_capacity,
+                deadman_timeout_s=settings.deadman_timeout_s, symbols=settings.symbols,
             )
 
         return KeyedVenue(settings.exchange, connect, UNIT_COSTS,

@@ -91,6 +91,10 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     size_tolerance: str = "0"
     post_only: bool = True
     reconcile_interval_s: float = 30.0
+    # The exchange-side dead-man's switch where the venue has one (connectors/execution/
+    # deadman.py): the venue cancels our orders this long after the executor stops re-arming
+    # it (every third of it). 0 turns it off.
+    deadman_timeout_s: float = 60.0
     paper_rate_limit_ms: float = 50.0  # the paper venue's request budget (ccxt's own otherwise)
     rate_limit_capacity: float = 1.0
     group: str = "executor"  # Kafka consumer group: offsets survive restarts
@@ -103,6 +107,8 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("execute.owner is required for a ccxt venue: whose keys to trade")
         if not self.symbols:
             raise ValueError("execute.symbols must list at least one symbol")
+        if self.deadman_timeout_s < 0:
+            raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
         for name in ("price_tolerance", "size_tolerance"):
             try:
                 valid = Decimal(getattr(self, name)) >= 0
