@@ -162,8 +162,9 @@ def test_registry_names_and_declared_parameters():
         assert "order_size" in params
         for param in params.values():
             assert isinstance(param, Param)
-            kind, default, help_text = param  # usable as a plain (type, default, help)
+            kind, default, help_text, bounds = param
             assert kind in (int, float) and isinstance(default, kind) and help_text
+            assert bounds.problem(name, default) is None
         assert build_strategy(name, {}) == cls()
 
 
@@ -194,6 +195,16 @@ def test_string_values_are_parsed_to_the_declared_types():
         ("ladder", {"skew_bps_per_lot": "-1"}, "skew_bps_per_lot must be >= 0"),
         ("ladder", {"order_size": "-2"}, "order_size must be > 0"),
         ("ladder", {"max_lots": "0"}, "max_lots must be > 0"),
+        ("ladder", {"levels": 30_000_000}, "ladder: levels must be <= 50, got 30000000"),
+        ("ladder", {"levels": "1e1000000"}, "ladder: levels must be int"),
+        ("ladder", {"levels": int("9" * 400)}, "levels is out of range: 400 digits"),
+        ("glft", {"gamma": math.inf}, "glft: gamma must be <= 1e+06, got inf"),
+        ("glft", {"gamma": "Infinity"}, "gamma must be <= 1e+06, got inf"),
+        ("glft", {"gamma": int("9" * 400)}, "gamma is out of range: 400 digits"),
+        ("glft", {"gamma": "9" * 400}, "gamma is 400 characters long"),
+        ("glft", {"order_size": "1e999"}, "order_size must be <= 1e+09, got inf"),
+        ("glft", {"gamma": True}, "gamma must be float, got 'True'"),
+        ("avellaneda-stoikov", {"horizon": "1e12"}, "horizon must be <= 1e+07"),
     ],
 )
 def test_bad_names_and_values_are_clear_errors(name, params, message):

@@ -27,6 +27,8 @@ from grafana_client.client import (
     GrafanaUnauthorizedError,
 )
 
+from connectors.timescale.config import redact
+
 DATASOURCE_FILE = (
     Path(__file__).resolve().parents[2] / "grafana" / "provisioning" / "datasources"
     / "quoteflow.yaml"
@@ -85,8 +87,8 @@ def datasource_from_dsn(dsn: str, template: Path = DATASOURCE_FILE) -> dict[str,
     """
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as error:
-        raise ValueError(f"invalid PostgreSQL DSN: {error}") from None
+    except (psycopg.ProgrammingError, ValueError) as error:
+        raise ValueError(f"invalid PostgreSQL DSN: {redact(str(error), dsn)}") from None
     if not params.get("host") or params["host"].startswith("/"):
         raise ValueError("the DSN needs a host Grafana can reach (not a Unix socket)")
     environment = {

@@ -126,11 +126,72 @@ def _parse_instrument(changes: Mapping[str, object], where: str) -> dict[str, ob
     return parsed
 
 
+@dataclass(frozen=True, slots=True)
+class LimitRange:
+    """What a limit's value may be: `kind` (Decimal or int) in (low, high], or [low, high]
+    when `low_inclusive`. Declared once per limit in LIMIT_RANGES, the table every parser
+    (configuration, API, executor) checks against before converting anything."""
+
+    kind: type
+    low: Decimal
+    high: Decimal
+    low_inclusive: bool = False
+    can_be_off: bool = True
+
+    def __str__(self) -> str:
+        low = ">=" if self.low_inclusive else ">"
+        whole = "a whole number " if self.kind is int else ""
+        return f"{whole}{low} {self.low}, <= {self.high:,f}"
+
+
+# A limit's value as text: 40 characters hold any sensible number, and bounding the text
+# and the exponent before converting keeps `int()` cheap (it is quadratic in the exponent:
+# "1e1000000" once stalled the API for 26 s).
+MAX_VALUE_TEXT = 40
+_MAX_EXPONENT = 20
+_MONEY = Decimal("1e15")  # quote currency: far above any account
+_SIZE = Decimal("1e12")  # base units
+_BPS = Decimal(100_000)  # 1000 %
+_DAY_MS = Decimal(86_400_000)
+_ZERO = Decimal(0)
+
+
+def _range(kind: type, high: Decimal | int, *, low_inclusive: bool = False,
+           can_be_off: bool = True) -> LimitRange:
+    return LimitRange(kind, _ZERO, Decimal(high), low_inclusive, can_be_off)
+
+
+# limit → (account-wide?, range): the single declaration of every limit's type and range.
+LIMIT_RANGES: dict[str, tuple[bool, LimitRange]] = {
+    "max_order_size": (False, _range(Decimal, _SIZE)),
+    "max_order_notional": (False, _range(Decimal, _MONEY)),
+    "max_position": (False, _range(Decimal, _SIZE, low_inclusive=True)),
+    "max_open_orders": (False, _range(int, 100_000)),
+    "price_band_bps": (False, _range(Decimal, _BPS)),
+    "max_data_age_ms": (False, _range(int, _DAY_MS)),
+    "min_spread_bps": (False, _range(Decimal, _BPS, low_inclusive=True)),
+    "stop_loss": (False, _range(Decimal, _MONEY)),
+    "max_slippage_bps": (False, _range(Decimal, _BPS, low_inclusive=True)),
+    "max_total_position": (True, _range(Decimal, _MONEY, low_inclusive=True)),
+    "max_order_rate": (True, _range(int, 1_000_000)),
+    "order_rate_window_ms": (True, _range(int, _DAY_MS, can_be_off=False)),
+    "daily_loss_limit": (True, _range(Decimal, _MONEY)),
+    "max_drawdown": (True, _range(Decimal, _MONEY)),
+}
+
+
 def _number(name: str, value: object) -> Decimal | None:
+    """`value` as a Decimal, its text and magnitude bounded before any conversion."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise LimitsError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, str) and value.strip().lower() in _DISABLED:
-        return None
+        raise LimitsError(f"{name} must be a number, got {str(value)[:50]!r}")
+    if isinstance(value, str):
+        if value.strip().lower() in _DISABLED:
+            return None
+        if len(value) > MAX_VALUE_TEXT:
+            raise LimitsError(f"{name} must be a number of at most {MAX_VALUE_TEXT} characters, "
+                              f"got {len(value)}")
+    if isinstance(value, int) and value.bit_length() > 128:
+        raise LimitsError(f"{name} is out of range: {len(str(abs(value)))} digits")
     try:
         # repr() of a float is its shortest exact-looking form: 0.1, not 0.1000000000000000055…
         number = Decimal(repr(value) if isinstance(value, float) else value)
@@ -138,58 +199,36 @@ def _number(name: str, value: object) -> Decimal | None:
         raise LimitsError(f"{name} must be a number, got {value!r}") from None
     if not number.is_finite():
         raise LimitsError(f"{name} must be finite, got {value!r}")
+    if number and abs(number.adjusted()) > _MAX_EXPONENT:
+        raise LimitsError(f"{name} is out of range: {number:.3e}")
     return number
 
 
-def _positive_decimal(name: str, value: object) -> Decimal | None:
-    number = _number(name, value)
-    if number is not None and number <= 0:
-        raise LimitsError(f"{name} must be > 0, got {value!r}")
-    return number
-
-
-def _non_negative_decimal(name: str, value: object) -> Decimal | None:
-    number = _number(name, value)
-    if number is not None and number < 0:
-        raise LimitsError(f"{name} must be >= 0, got {value!r}")
-    return number
-
-
-def _positive_int(name: str, value: object) -> int | None:
-    number = _number(name, value)
-    if number is None:
-        return None
-    if number <= 0 or number != number.to_integral_value():
-        raise LimitsError(f"{name} must be a whole number > 0, got {value!r}")
-    return int(number)
-
-
-def _required(parser: Callable[[str, object], object]) -> Callable[[str, object], object]:
+def _parser(spec: LimitRange) -> Callable[[str, object], object]:
     def parse(name: str, value: object) -> object:
-        parsed = parser(name, value)
-        if parsed is None:
-            raise LimitsError(f"{name} cannot be turned off")
-        return parsed
+        number = _number(name, value)
+        if number is None:
+            if not spec.can_be_off:
+                raise LimitsError(f"{name} cannot be turned off")
+            return None
+        above = number >= spec.low if spec.low_inclusive else number > spec.low
+        if spec.kind is int:
+            if not above or number != number.to_integral_value():
+                raise LimitsError(f"{name} must be {spec}, got {value!r}")
+        elif not above:
+            low = ">=" if spec.low_inclusive else ">"
+            raise LimitsError(f"{name} must be {low} {spec.low}, got {value!r}")
+        if number > spec.high:
+            raise LimitsError(f"{name} must be <= {spec.high:,f}, got {value!r}")
+        return int(number) if spec.kind is int else number
 
     return parse
 
 
 _INSTRUMENT_PARSERS: dict[str, Callable[[str, object], object]] = {
-    "max_order_size": _positive_decimal,
-    "max_order_notional": _positive_decimal,
-    "max_position": _non_negative_decimal,
-    "max_open_orders": _positive_int,
-    "price_band_bps": _positive_decimal,
-    "max_data_age_ms": _positive_int,
-    "min_spread_bps": _non_negative_decimal,
-    "stop_loss": _positive_decimal,
-    "max_slippage_bps": _non_negative_decimal,
+    name: _parser(spec) for name, (account, spec) in LIMIT_RANGES.items() if not account
 }
 _ACCOUNT_PARSERS: dict[str, Callable[[str, object], object]] = {
-    "max_total_position": _non_negative_decimal,
-    "max_order_rate": _positive_int,
-    "order_rate_window_ms": _required(_positive_int),
-    "daily_loss_limit": _positive_decimal,
-    "max_drawdown": _positive_decimal,
+    name: _parser(spec) for name, (account, spec) in LIMIT_RANGES.items() if account
 }
 _KNOWN = sorted([*_ACCOUNT_PARSERS, *_INSTRUMENT_PARSERS, "instruments"])

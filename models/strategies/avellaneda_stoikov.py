@@ -18,12 +18,11 @@ from typing import ClassVar
 from models.strategies.base import (
     DesiredQuotes,
     MarketState,
+    check_bounds,
     gamma_param,
     lot_param,
     max_lots_param,
     param,
-    require,
-    require_positive,
     single_level_quotes,
 )
 
@@ -34,12 +33,12 @@ class AvellanedaStoikov:
 
     order_size: float = lot_param()
     gamma: float = gamma_param()
-    horizon: float = param(1.0, "T-t in seconds used when the state has no time left")
+    horizon: float = param(1.0, "T-t in seconds used when the state has no time left", ge=0,
+                           le=1e7)
     max_lots: float = max_lots_param()
 
     def __post_init__(self) -> None:
-        require_positive(order_size=self.order_size, gamma=self.gamma, max_lots=self.max_lots)
-        require(self.horizon >= 0, f"horizon must be >= 0, got {self.horizon}")
+        check_bounds(self)
 
     def quote(self, state: MarketState) -> DesiredQuotes:
         gamma = self.gamma

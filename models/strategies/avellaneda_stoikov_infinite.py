@@ -29,11 +29,11 @@ from models.strategies.base import (
     DesiredQuotes,
     MarketState,
     QuoteLevel,
+    check_bounds,
     gamma_param,
     lot_param,
     max_lots_param,
     param,
-    require_positive,
 )
 
 
@@ -43,13 +43,12 @@ class AvellanedaStoikovInfinite:
 
     order_size: float = lot_param()
     gamma: float = gamma_param()
-    omega: float = param(2.5, "discount rate 1/s; |q| is bounded by sqrt(2 omega)/(gamma sigma)-1")
+    omega: float = param(2.5, "discount rate 1/s; |q| is bounded by sqrt(2 omega)/(gamma sigma)-1",
+                         gt=0, le=1e6)
     max_lots: float = max_lots_param()
 
     def __post_init__(self) -> None:
-        require_positive(
-            order_size=self.order_size, gamma=self.gamma, omega=self.omega, max_lots=self.max_lots
-        )
+        check_bounds(self)
 
     def quote(self, state: MarketState) -> DesiredQuotes:
         gamma = self.gamma

@@ -13,6 +13,7 @@ Conventions every model follows:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -51,32 +52,71 @@ class Strategy(Protocol):
     def quote(self, state: MarketState) -> DesiredQuotes: ...
 
 
-def param(default: float, help: str) -> Any:
-    """A strategy parameter: a dataclass field whose help text the registry publishes."""
-    return field(default=default, metadata={"help": help})
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The range a parameter must lie in: above `gt` (or at least `ge`) and at most `le`.
+
+    Declared beside each parameter, the one source the registry, the API and the quote flow
+    check against, before anything is built from a value. Every parameter has a lower
+    bound, so NaN (which compares false) is always out; infinity is in only where
+    `le` is infinite (an inventory bound that is off).
+    """
+
+    gt: float | None = None
+    ge: float | None = None
+    le: float = math.inf
+
+    def problem(self, name: str, value: float) -> str | None:
+        if self.gt is not None and not value > self.gt:
+            return f"{name} must be > {self.gt:g}, got {value}"
+        if self.ge is not None and not value >= self.ge:
+            return f"{name} must be >= {self.ge:g}, got {value}"
+        if not value <= self.le:
+            return f"{name} must be <= {self.le:g}, got {value}"
+        return None
+
+    def __str__(self) -> str:
+        low = f"> {self.gt:g}" if self.gt is not None else f">= {self.ge:g}"
+        return low if self.le == math.inf else f"{low}, <= {self.le:g}"
+
+
+def param(
+    default: float, help: str, *, gt: float | None = None, ge: float | None = None,
+    le: float = math.inf,
+) -> Any:
+    """A strategy parameter: a dataclass field whose help text and bounds the registry
+    publishes."""
+    if (gt is None) == (ge is None):
+        raise TypeError("a parameter needs exactly one lower bound, gt or ge")
+    return field(default=default, metadata={"help": help, "bounds": Bounds(gt, ge, le)})
 
 
 def lot_param() -> Any:
-    return param(1.0, "size of each quote in base units: one lot")
+    return param(1.0, "size of each quote in base units: one lot", gt=0, le=1e9)
 
 
 def gamma_param() -> Any:
-    return param(0.1, "risk aversion, 1/(price unit x lot)")
+    return param(0.1, "risk aversion, 1/(price unit x lot)", gt=0, le=1e6)
 
 
 def max_lots_param() -> Any:
-    return param(math.inf, "at |inventory| >= this many lots quote only the reducing side")
+    return param(math.inf, "at |inventory| >= this many lots quote only the reducing side",
+                 gt=0)
+
+
+def check_bounds(strategy: Any) -> None:
+    """Every parameter of a strategy dataclass within its declared bounds (ValueError)."""
+    for spec in dataclasses.fields(strategy):
+        bounds = spec.metadata.get("bounds")
+        if bounds is not None:
+            reason = bounds.problem(spec.name, getattr(strategy, spec.name))
+            require(reason is None, str(reason))
 
 
 def require(condition: bool, message: str) -> None:
     """Parameter validation that reads like the rule it enforces."""
     if not condition:
         raise ValueError(message)
-
-
-def require_positive(**values: float) -> None:
-    for name, value in values.items():
-        require(value > 0, f"{name} must be > 0, got {value}")
 
 
 def single_level_quotes(

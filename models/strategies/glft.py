@@ -19,10 +19,10 @@ from typing import ClassVar
 from models.strategies.base import (
     DesiredQuotes,
     MarketState,
+    check_bounds,
     gamma_param,
     lot_param,
     max_lots_param,
-    require_positive,
     single_level_quotes,
 )
 
@@ -46,7 +46,7 @@ class GLFT:
     max_lots: float = max_lots_param()
 
     def __post_init__(self) -> None:
-        require_positive(order_size=self.order_size, gamma=self.gamma, max_lots=self.max_lots)
+        check_bounds(self)
 
     def quote(self, state: MarketState) -> DesiredQuotes:
         c1, c2 = glft_coefficients(self.gamma, state.A, state.k)

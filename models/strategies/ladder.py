@@ -13,41 +13,39 @@ from models.strategies.base import (
     DesiredQuotes,
     MarketState,
     QuoteLevel,
+    check_bounds,
     max_lots_param,
     param,
-    require,
-    require_positive,
 )
 
 BPS = 1e-4
+# Resting orders per side; venues cap open orders per symbol in the hundreds, and the
+# executor places each level as one order.
+MAX_LEVELS = 50
 
 
 @dataclass(frozen=True, slots=True)
 class Ladder:
     name: ClassVar[str] = "ladder"
 
-    order_size: float = param(1.0, "size of the innermost level in base units: one lot")
-    levels: int = param(1, "orders per side")
-    spread_bps: float = param(10.0, "innermost ask minus innermost bid, bps of mid")
-    level_spacing_bps: float = param(5.0, "distance between consecutive levels, bps of mid")
-    size_growth: float = param(1.0, "each level's size is the previous one's times this")
-    skew_bps_per_lot: float = param(0.0, "reservation shift against the position, bps per lot")
+    order_size: float = param(1.0, "size of the innermost level in base units: one lot",
+                              gt=0, le=1e9)
+    levels: int = param(1, "orders per side", gt=0, le=MAX_LEVELS)
+    spread_bps: float = param(10.0, "innermost ask minus innermost bid, bps of mid",
+                              gt=0, le=10_000)
+    level_spacing_bps: float = param(5.0, "distance between consecutive levels, bps of mid",
+                                     gt=0, le=10_000)
+    size_growth: float = param(1.0, "each level's size is the previous one's times this",
+                               gt=0, le=10)
+    skew_bps_per_lot: float = param(0.0, "reservation shift against the position, bps per lot",
+                                    ge=0, le=10_000)
     max_lots: float = max_lots_param()
     # (distance from the reservation price as a fraction of mid, size) per level, fixed at
     # construction so quoting is one multiply-add per level.
     _levels: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        require_positive(
-            order_size=self.order_size,
-            levels=self.levels,
-            spread_bps=self.spread_bps,
-            level_spacing_bps=self.level_spacing_bps,
-            size_growth=self.size_growth,
-            max_lots=self.max_lots,
-        )
-        skew = self.skew_bps_per_lot
-        require(skew >= 0, f"skew_bps_per_lot must be >= 0, got {skew}")
+        check_bounds(self)  # before the levels are built: `levels` sizes a tuple
         levels = tuple(
             (
                 (self.spread_bps / 2 + i * self.level_spacing_bps) * BPS,

@@ -1,13 +1,16 @@
 """The control API application: routers, middleware and the one place errors become HTTP.
 
 Errors map by type, so routes only raise: authentication 401 (with `WWW-Authenticate`) or
-403 or 503 (`AuthError.status_code`); invalid input 422 with a message that says what is
-wrong and never echoes the input (it may be a secret); missing records 404; an outside
-system that is down 503 naming which. Anything else is a 500 with no detail.
+403 or 503 (`AuthError.status_code`), judged before the body; invalid input 422 with a
+message that says what is wrong and never echoes the input (it may be a secret), or 400 for
+a NUL anywhere in the request or a value the database refuses; missing records 404; an
+outside system that is down 503 naming which, never with a password, a store path or a key
+fingerprint in it. Anything else is a 500 with no detail.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from connectors.audit_store import AuditStoreError
 from connectors.kafka import (
@@ -35,21 +39,27 @@ from connectors.secrets import (
     UnknownExchangeError,
 )
 from connectors.timescale import StorageUnavailable
+from connectors.timescale.config import InvalidDsn
 from quoteflow.api.audit import AuditTrail
+from quoteflow.api.auth import authenticate_first
 from quoteflow.api.body_limit import BodySizeLimit
 from quoteflow.api.context import ApiContext
+from quoteflow.api.input_guard import NulGuard
 from quoteflow.api.metrics import ApiMetrics
 from quoteflow.api.routes import API_PREFIX, control, data, health, keys
 from quoteflow.api.services import ApiServices
 from quoteflow.config import Config
+
+log = logging.getLogger(__name__)
 
 # (error types, status, what the caller is told before the error's own message)
 _ERRORS: tuple[tuple[tuple[type[Exception], ...], int, str], ...] = (
     ((InvalidKeyMaterialError, UnknownExchangeError, InvalidIdentifierError), 422, ""),
     ((RecordNotFoundError,), 404, ""),
     ((AmbiguousKeyError,), 409, ""),
-    ((SecretStoreError,), 503, "secret store unavailable: "),
-    ((StorageUnavailable, psycopg.Error), 503, "database unavailable: "),
+    ((StorageUnavailable, InvalidDsn, psycopg.Error), 503, "database unavailable: "),
+    # A value the database refuses (out of its range, a bad encoding) is the caller's input.
+    ((psycopg.DataError,), 400, "invalid request: the database refuses a value: "),
     ((KafkaUnavailable, KafkaDeliveryError, MissingTopicsError, KafkaConfigError,
       KafkaException), 503, "Kafka unavailable: "),
     ((AuditStoreError,), 503, "audit trail unavailable: "),
@@ -83,6 +93,7 @@ def create_app(config: Config, services: ApiServices | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics.exposition, include_in_schema=False)
     _add_error_handlers(app)
     # Added innermost first: metrics see every answer, the 413s and CORS preflights too.
+    app.add_middleware(NulGuard)
     app.add_middleware(BodySizeLimit, max_bytes=config.api.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -103,7 +114,11 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return JSONResponse({"detail": str(error)}, error.status_code, headers)
 
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        try:
+            await run_in_threadpool(authenticate_first, request)  # may fetch the realm's keys
+        except AuthError as refused:
+            return await auth_failed(request, refused)
         # Pydantic's errors carry the offending input; it may be key material, so it goes.
         errors = [
             {"loc": [str(part) for part in e["loc"]], "msg": e["msg"], "type": e["type"]}
@@ -112,7 +127,16 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
         return JSONResponse({"detail": f"invalid request: {message}", "errors": errors}, 422)
 
+    async def secret_store_failed(_request: Request, error: SecretStoreError) -> JSONResponse:
+        # The store's messages name its file, the master key's fingerprint or Vault's
+        # address: for the operator's log, not for callers.
+        log.warning("secret store unavailable: %s", " ".join(str(error).split()))
+        return JSONResponse(
+            {"detail": f"secret store unavailable ({type(error).__name__}); the API log has "
+                       "the details"}, 503)
+
     app.add_exception_handler(AuthError, auth_failed)
+    app.add_exception_handler(SecretStoreError, secret_store_failed)
     app.add_exception_handler(RequestValidationError, invalid_request)
     for types, status, preface in _ERRORS:
         for error_type in types:

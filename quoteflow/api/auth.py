@@ -3,6 +3,11 @@
 `caller(role)` validates the request's Keycloak access token (signature, issuer, audience,
 expiry, token type: `connectors.keycloak.TokenValidator`) and requires the role. A refused
 mutating call is itself audited, with whoever the token proved the caller to be.
+
+FastAPI parses a JSON body before it runs dependencies, so a request with an unreadable
+body and no token would learn about its body (422) before its token (401).
+`authenticate_first` gives the error handler the route's own check, so the token is always
+judged first.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from connectors.keycloak import InsufficientRole, Principal
+from connectors.keycloak import InsufficientRole, Principal, bearer_token
 
 # auto_error off: a missing token reaches the validator, so every failure goes through the
 # one AuthError handler (401 with WWW-Authenticate). Declared for OpenAPI's "Authorize".
@@ -43,4 +48,18 @@ def caller(role: str) -> Callable[[Request], Principal]:
         return principal
 
     authenticated.__name__ = f"{role}_caller"
+    authenticated.required_role = role  # type: ignore[attr-defined]
     return authenticated
+
+
+def authenticate_first(request: Request) -> None:
+    """Run the route's token and role check (raising its AuthError), if it has one."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    for dependency in getattr(dependant, "dependencies", ()):
+        role = getattr(dependency.call, "required_role", None)
+        if role is not None:
+            credentials = request.headers.get("authorization")
+            token = bearer_token(credentials) if credentials else None
+            request.app.state.services.validator.validate(token).require(role)
+            return

@@ -35,14 +35,19 @@ class CommandRequest(Body):
 class LimitsUpdate(Body):
     target: str = Target
     limits: dict[str, JsonValue] = Field(
-        min_length=1, description="limit name → value (number, string, or 'off')"
+        min_length=1, max_length=32,
+        description="limit name → value (number, string, or 'off'), each within its declared "
+        "range (docs/risk.md)",
     )
 
 
 class StrategyUpdate(Body):
+    """Values are checked against each parameter's declared type and bounds
+    (`GET /strategies`) before anything is published."""
+
     target: str = Target
-    strategy: str
-    params: dict[str, str | int | float] = {}
+    strategy: str = Field(max_length=64)
+    params: dict[str, str | int | float] = Field({}, max_length=32)
 
 
 class KeyCreate(Body):
@@ -78,7 +83,8 @@ class Check(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, Check]
+    checks: dict[str, Check] | None = Field(
+        None, description="each system's state and why; for admins only")
 
 
 class CommandSummary(BaseModel):
@@ -106,6 +112,7 @@ class ParamInfo(BaseModel):
     type: str
     default: str
     help: str
+    bounds: str = Field(description="the range a value must lie in, e.g. '> 0, <= 1e+06'")
 
 
 class StrategyInfo(BaseModel):

@@ -81,7 +81,7 @@ def strategy_catalogue() -> list[dict[str, Any]]:
             "name": name,
             "params": [
                 {"name": p, "type": spec.type.__name__, "default": _text(spec.default),
-                 "help": spec.help}
+                 "help": spec.help, "bounds": str(spec.bounds)}
                 for p, spec in strategy_params(name).items()
             ],
         }

@@ -1,17 +1,23 @@
-"""Liveness (no dependency checked) and readiness (every outside system reachable)."""
+"""Liveness (no dependency checked) and readiness (every outside system reachable).
+
+Readiness is up or down for anyone (load balancers probe it without a token); which system
+is down, and why, goes only to an admin: the reasons name hosts, topics and realms, and
+once carried a database password verbatim from the driver.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from connectors.kafka import connect_admin, require_topics, topic_name
-from connectors.keycloak import certs_url
+from connectors.keycloak import AuthError, bearer_token, certs_url
 from connectors.keycloak.jwks import fetch_json
+from connectors.timescale.config import dsn_secrets
 from quoteflow.api.context import ApiContext, context
 from quoteflow.api.routes import API_PREFIX
 from quoteflow.api.schemas import Check, Health, Readiness
@@ -26,7 +32,7 @@ def health() -> Health:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-def ready(ctx: Annotated[ApiContext, Depends(context)]) -> JSONResponse:
+def ready(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> JSONResponse:
     services = ctx.services
 
     def database() -> str:
@@ -44,15 +50,29 @@ def ready(ctx: Annotated[ApiContext, Depends(context)]) -> JSONResponse:
         keys = fetch_json(certs_url(services.validator.issuer), _PROBE_TIMEOUT_S).get("keys", [])
         return f"{len(keys)} signing keys published"
 
-    checks = {name: _probe(probe) for name, probe in
+    secrets = dsn_secrets(services.config.postgres.dsn)
+    checks = {name: _probe(probe, secrets) for name, probe in
               (("database", database), ("kafka", kafka), ("keycloak", keycloak))}
-    result = Readiness(ready=all(c.ok for c in checks.values()), checks=checks)
-    return JSONResponse(result.model_dump(), status_code=200 if result.ready else 503)
+    up = all(c.ok for c in checks.values())
+    result = Readiness(ready=up, checks=checks if _is_admin(request, ctx) else None)
+    return JSONResponse(result.model_dump(exclude_none=True), status_code=200 if up else 503)
 
 
-def _probe(probe: Callable[[], str]) -> Check:
+def _is_admin(request: Request, ctx: ApiContext) -> bool:
+    header = request.headers.get("authorization")
+    if not header:
+        return False
+    try:
+        return ctx.services.validator.validate(bearer_token(header)).has_role("admin")
+    except AuthError:
+        return False  # an invalid token reads what anyone reads
+
+
+def _probe(probe: Callable[[], str], secrets: Iterable[str]) -> Check:
     try:
         return Check(ok=True, detail=probe())
     except Exception as error:  # a readiness probe reports any failure, it never raises
         reason = " ".join(str(error).split()) or type(error).__name__
+        for secret in secrets:  # connect() redacts; this holds for any other error too
+            reason = reason.replace(secret, "***")
         return Check(ok=False, detail=reason[:300])
