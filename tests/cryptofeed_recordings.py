@@ -109,3 +109,136 @@ class MarketWalk:
 
 def strings(levels) -> list[list[str]]:
     return [[str(price), str(size)] for price, size in levels]
+
+
+# -- constructed exchanges: Bybit and Gate.io ----------------------------------------------
+
+STEPS = 120
+BYBIT_REST = "https://api.bybit.com/v5/market/instruments-info?&category={}&status=Trading&limit=1000"
+GATEIO_BOOK = "https://api.gateio.ws/api/v4/spot/order_book?currency_pair={}&limit=100&with_id=true"
+
+
+def _ms(writer: RecordingWriter) -> int:
+    return int(writer.now * 1000)
+
+
+def bybit_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """A linear perpetual on Bybit's linear socket (with tickers) and a spot pair on its spot
+    socket: two websocket sessions, parsed differently by cryptofeed by their address."""
+    writer = RecordingWriter(directory, "BYBIT", {
+        "l2_book": ["BTC-USDT-PERP", "ETH-USDT"],
+        "trades": ["BTC-USDT-PERP", "ETH-USDT"],
+        "ticker": ["BTC-USDT-PERP"],
+    }, Decimal("1700000000"))
+    writer.startup_rest(BYBIT_REST.format("linear"), {
+        "retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [
+            {"symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading",
+             "baseCoin": "BTC", "quoteCoin": "USDT", "settleCoin": "USDT",
+             "priceFilter": {"minPrice": "0.10", "maxPrice": "199999.80", "tickSize": "0.10"},
+             "lotSizeFilter": {"maxOrderQty": "100.000", "minOrderQty": "0.001",
+                               "qtyStep": "0.001"}},
+        ]}, "retExtInfo": {}, "time": 1700000000000})
+    writer.startup_rest(BYBIT_REST.format("spot"), {
+        "retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": [
+            {"symbol": "ETHUSDT", "baseCoin": "ETH", "quoteCoin": "USDT", "status": "Trading",
+             "priceFilter": {"tickSize": "0.01"},
+             "lotSizeFilter": {"basePrecision": "0.00001", "minOrderQty": "0.00062"}},
+        ]}, "retExtInfo": {}, "time": 1700000000000})
+    walks = {"BTC/USDT:USDT": MarketWalk(Decimal("60000.0"), Decimal("0.1"), seed=1),
+             "ETH/USDT": MarketWalk(Decimal("2500.00"), Decimal("0.01"), seed=2)}
+    sockets = ((1, "linear", "BTCUSDT", walks["BTC/USDT:USDT"]),
+               (2, "spot", "ETHUSDT", walks["ETH/USDT"]))
+    for session, market, symbol, walk in sockets:
+        writer.connect(session, f"wss://stream.bybit.com/v5/public/{market}")
+        topics = [f"orderbook.200.{symbol}", f"publicTrade.{symbol}"]
+        if market == "linear":
+            topics.insert(0, f"tickers.{symbol}")
+        for topic in topics:
+            writer.sent({"op": "subscribe", "args": [topic]})
+        for _ in topics:
+            writer.received({"success": True, "ret_msg": "", "conn_id": "c0", "op": "subscribe"})
+        bids, asks = sorted(walk.bids.items(), reverse=True), sorted(walk.asks.items())
+        writer.received({"topic": f"orderbook.200.{symbol}", "type": "snapshot",
+                         "ts": _ms(writer) + 1, "data": {"s": symbol, "b": strings(bids),
+                         "a": strings(asks), "u": 1, "seq": 1000}, "cts": _ms(writer)})
+        for step in range(STEPS):
+            bid_changes, ask_changes = walk.step()
+            writer.received({"topic": f"orderbook.200.{symbol}", "type": "delta",
+                             "ts": _ms(writer) + 1, "data": {"s": symbol,
+                             "b": strings(bid_changes), "a": strings(ask_changes),
+                             "u": step + 2, "seq": 1001 + step}, "cts": _ms(writer)})
+            (bid, bid_size), (ask, ask_size) = walk.touch()
+            if step % 3 == 0:
+                buy = step % 2 == 0
+                writer.received({"topic": f"publicTrade.{symbol}", "type": "snapshot",
+                                 "ts": _ms(writer) + 1, "data": [{
+                                     "T": _ms(writer), "s": symbol, "S": "Buy" if buy else "Sell",
+                                     "v": "0.001", "p": str(ask if buy else bid),
+                                     "L": "PlusTick", "i": f"{symbol}-{step}", "BT": False}]})
+            if market == "linear" and step % 4 == 0:
+                ticker = {"symbol": symbol, "bid1Price": str(bid), "bid1Size": str(bid_size),
+                          "ask1Price": str(ask), "ask1Size": str(ask_size)}
+                if step == 0:
+                    ticker |= {"lastPrice": str(ask), "markPrice": str(walk.mid),
+                               "fundingRate": "0.0001", "nextFundingTime": "1700006400000"}
+                writer.received({"topic": f"tickers.{symbol}",
+                                 "type": "snapshot" if step == 0 else "delta",
+                                 "data": ticker, "cs": 24987956059 + step, "ts": _ms(writer)})
+    return writer.close(), walks
+
+
+def gateio_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Gate.io spot: diffs sequenced by U/u against a REST snapshot cryptofeed fetches at the
+    first diff (it checks the ids itself), and tickers without sizes (not consumed)."""
+    writer = RecordingWriter(directory, "GATEIO", {
+        "l2_book": ["BTC-USDT"], "trades": ["BTC-USDT"], "ticker": ["BTC-USDT"],
+    }, Decimal("1700000000"))
+    writer.startup_rest("https://api.gateio.ws/api/v4/spot/currency_pairs", [
+        {"id": "BTC_USDT", "base": "BTC", "quote": "USDT", "fee": "0.2",
+         "min_base_amount": "0.00001", "min_quote_amount": "3", "amount_precision": 6,
+         "precision": 1, "trade_status": "tradable", "sell_start": 0, "buy_start": 0},
+        {"id": "DOGE_USDT", "base": "DOGE", "quote": "USDT", "fee": "0.2",
+         "amount_precision": 2, "precision": 6, "trade_status": "untradable"},
+    ])
+    walk = MarketWalk(Decimal("37000.0"), Decimal("0.1"), seed=3)
+    writer.connect(1, "wss://api.gateio.ws/ws/v4/")
+    for channel, payload in (("spot.order_book_update", ["BTC_USDT", "100ms"]),
+                             ("spot.trades", ["BTC_USDT"]), ("spot.tickers", ["BTC_USDT"])):
+        writer.sent({"time": 1700000000, "channel": channel, "event": "subscribe",
+                     "payload": payload})
+        writer.received({"time": 1700000000, "time_ms": _ms(writer), "channel": channel,
+                         "event": "subscribe", "payload": payload,
+                         "result": {"status": "success"}})
+    snapshot_id = 5000
+    # The first diff (ids 4996-4998) makes cryptofeed fetch the snapshot (id 5000, the book
+    # after that diff) and is older than it; the second (4999-5001) bridges it.
+    for step in range(STEPS):
+        first = snapshot_id - 4 + 3 * step
+        bid_changes, ask_changes = walk.step()
+        if step == 0:
+            writer.rest(GATEIO_BOOK.format("BTC_USDT"), {
+                "id": snapshot_id, "current": _ms(writer), "update": _ms(writer),
+                "bids": strings(sorted(walk.bids.items(), reverse=True)),
+                "asks": strings(sorted(walk.asks.items()))})
+        writer.received({"time": int(writer.now), "time_ms": _ms(writer),
+                         "channel": "spot.order_book_update", "event": "update", "result": {
+                             "t": _ms(writer), "e": "depthUpdate", "E": int(writer.now),
+                             "s": "BTC_USDT", "U": first, "u": first + 2,
+                             "b": strings(bid_changes), "a": strings(ask_changes)}})
+        (bid, _), (ask, _) = walk.touch()
+        if step % 3 == 1:
+            writer.received({"time": int(writer.now), "time_ms": _ms(writer),
+                             "channel": "spot.trades", "event": "update", "result": {
+                                 "id": 309143071 + step, "create_time": int(writer.now),
+                                 "create_time_ms": f"{_ms(writer)}.123", "side": "sell",
+                                 "currency_pair": "BTC_USDT", "amount": "0.0042",
+                                 "price": str(bid)}})
+        if step % 5 == 0:
+            writer.received({"time": int(writer.now), "time_ms": _ms(writer),
+                             "channel": "spot.tickers", "event": "update", "result": {
+                                 "currency_pair": "BTC_USDT", "last": str(bid),
+                                 "lowest_ask": str(ask), "highest_bid": str(bid),
+                                 "change_percentage": "-0.76", "base_volume": "1138.9",
+                                 "quote_volume": "63844439.3", "high_24h": "38000",
+                                 "low_24h": "36000"}})
+    return writer.close(), {"BTC/USDT": walk}

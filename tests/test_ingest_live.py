@@ -31,12 +31,14 @@ from connectors.replay.cryptofeed_files import (
     load_recording,
     received_lines,
     split_received,
+    websocket_sessions,
 )
 from connectors.replay.cryptofeed_recording import iter_recording
 from connectors.venues import VENUES
 from flows.ingest import build_ingest_flow
 from models.events import BBO, DeadLetter, Trade, decode
 from tests.conftest import CRYPTOFEED_DIR
+from tests.cryptofeed_recordings import bybit_recording
 from tests.kafka_service import new_deployment, read_topic
 
 EXCHANGES = ("binance", "coinbase", "kraken", "bitstamp", "okx", "gemini")
@@ -251,3 +253,34 @@ def test_a_feed_that_gives_up_connecting_fails_the_flow(shared_data):
     while cause is not None and not isinstance(cause, LiveFeedError):
         cause = cause.__cause__
     assert cause is not None and "live feed stopped: ExhaustedRetries" in str(cause)
+
+
+def test_an_exchange_without_code_of_its_own_runs_live_as_it_replays(tmp_path):
+    """Bybit, from a constructed recording (tests/cryptofeed_recordings.py): the live feed is
+    built from the venue's descriptor alone, each recorded socket is played into the live
+    feed's guarded handler on the connection cryptofeed's own `Feed.connect` makes for that
+    address, and the events are the replay's."""
+    directory, _ = bybit_recording(tmp_path)
+    rec = load_recording(directory, "BYBIT", lambda url, body: (url, body))
+    outbox = Outbox()
+    feed = build_feed("bybit", ["BTC/USDT:USDT", "ETH/USDT"], outbox,
+                      http_sync=RecordedRest(rec.startup))
+    assert {feed.exchange_channel_to_std(c) for c in feed.subscription} == {
+        L2_BOOK, TRADES, TICKER}
+    connections = {conn.address: conn for conn, *_ in feed.connect()}
+
+    async def play() -> None:
+        for address, files in websocket_sessions(rec.sessions):
+            socket = RecordedSocket(feed)
+            socket.address = address
+            socket.subscription = connections[address].subscription
+            await feed.subscribe(socket)
+            for _, line in received_lines(files):
+                _, seconds, message = split_received(line)
+                await feed.message_handler(message, socket, float(seconds))
+
+    asyncio.run(play())
+    live = outbox.take()
+    replayed = list(iter_recording(directory, "bybit"))
+    assert not [e for e in live if isinstance(e, DeadLetter)]
+    assert per_key(live, without_times) == per_key(replayed, without_times)
