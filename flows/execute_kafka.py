@@ -14,7 +14,9 @@
 The paper venue runs on the market-data clock. An intent is released to the executor once
 the market has reached the event that triggered it (`trigger_receive_ts`), so a replay
 matches as the market was when the quote was decided; when the market data has nothing
-more to give (its end, or an idle poll while tailing) intents go through at once. Control
+more to give (read to its end, now) intents go through at once. Symmetrically the market
+moves on without intents only while the intents are read to their end: two consumer groups
+join at different speeds, and neither input may run ahead of the other meanwhile. Control
 commands are operator actions and never wait; each must carry the control API's valid,
 fresh, unused signature (`models.command_signing`, keys in `[commands]`), or it is refused:
 audited and reported as a risk event, never acted on. Within one poll, market events of the three
@@ -262,8 +264,10 @@ class _Process:
         keys: OwnerKeys | None,
     ) -> None:
         kafka, group = self.config.kafka, self.settings.group
-        orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=self.until_end)
-        md = (EventConsumer(kafka, f"{group}.md", MARKET_TOPICS, eof=self.until_end)
+        # End-of-partition events in every mode: `at_end` says an input is caught up, which
+        # decides when the market may move without intents and intents without the market.
+        orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=True)
+        md = (EventConsumer(kafka, f"{group}.md", MARKET_TOPICS, eof=True)
               if market is not None else None)
         service = ExecutorService(
             executor, ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
@@ -322,8 +326,12 @@ class _Feed:
                 read = await asyncio.to_thread(self.orders.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
                 pending.extend(self._readable(read))
                 if not pending:
-                    exhausted = await self._advance_market(None)
-                    if process.until_end and self.orders.at_end and exhausted:
+                    # The market moves on alone only once every intent so far has been read:
+                    # a consumer still joining its group reads nothing, and a market run ahead
+                    # of its intents would make them stale (the flaky test of issue 11).
+                    caught_up = self.orders.at_end
+                    exhausted = await self._advance_market(None) if caught_up else False
+                    if process.until_end and caught_up and exhausted:
                         return
                     continue
             await self._release()
@@ -385,8 +393,8 @@ class _Feed:
     async def _advance_market(self, due: int | None) -> bool:
         """Apply market events up to `due`; with None, those of one more poll.
 
-        True when the market reached `due` or has nothing more to give now (at its end, or
-        an idle poll while tailing); False when it must be read further first.
+        True when the market reached `due` or has nothing more to give now (read to its
+        end); False when it must be read further first.
         """
         market, md, buffer = self.market, self.md, self.market_buffer
         if market is None or md is None:
@@ -401,7 +409,9 @@ class _Feed:
                 await asyncio.to_thread(md.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
             )
             if not read:
-                reached = not self.process.until_end or md.at_end
+                # Nothing now is the market's present only once it was read to its end; a
+                # consumer still joining its group reads nothing from a market in full flow.
+                reached = md.at_end
                 break
             read.sort(key=_receive_ts)  # stable: each topic's order is kept
             buffer.extend(read)
