@@ -138,3 +138,29 @@ def test_a_killed_executors_orders_are_cancelled_by_the_venue():
             assert set(standin.countdown_calls) == {("BTCUSDT", 3000)}  # never disarmed
 
     asyncio.run(scenario())
+
+
+def test_a_key_swap_leaves_the_switch_armed():
+    """KeyedVenue connects the new key's venue (armed) before closing the old one, whose
+    close disarms the account's countdown: the new venue arms it again at once."""
+    from connectors.execution.keys import KeyedVenue, KeyInUse
+    from models.execution.plan import UNIT_COSTS
+
+    async def scenario():
+        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+            async def connect(credentials):
+                return await _venue(standin, timeout_s=30)
+
+            venue = KeyedVenue("binanceusdm", connect, UNIT_COSTS, supports_amend=False)
+            credentials = ExchangeCredentials(API_KEY, SECRET)
+            try:
+                await venue.use(KeyInUse("k1", "stan…7d3b"), credentials)
+                await venue.use(KeyInUse("k2", "stan…7d3b"), credentials)
+                assert standin.countdown_calls == [
+                    ("BTCUSDT", 30_000), ("BTCUSDT", 30_000), ("BTCUSDT", 0), ("BTCUSDT", 30_000)]
+                assert "BTCUSDT" in standin.countdowns
+            finally:
+                await venue.close()
+            assert standin.countdown_calls[-1] == ("BTCUSDT", 0) and not standin.countdowns
+
+    asyncio.run(scenario())

@@ -103,6 +103,11 @@ class KeyedVenue:
         old, self._venue, self.key = self._venue, fresh, key
         if old is not None:
             await old.close()
+            # Closing disarmed the account's dead-man's switch (deadman.py) that the fresh
+            # venue had just armed: arm it again now, not at its next keep-alive tick.
+            switch = getattr(fresh, "deadman", None)
+            if switch is not None:
+                await switch.arm()
 
     def _live(self) -> Venue:
         if self._venue is None:
