@@ -1,0 +1,575 @@
+"""Fidelity against a peer: quoteflow and hftbacktest backtest one strategy on one recording.
+
+The strategy is the simplest market maker (models/strategies/fixed_offset.py): one bid
+`offset_ticks` below the best bid and one ask as far above the best ask, `order_size` each,
+requoted every `requote_ms`, both sides stopping at `max_inventory_lots`. Both backtests get
+the same constant order entry and response latencies, a risk-averse queue (an order only
+advances when trades print at its price, hftbacktest's `risk_adverse_queue_model`), no
+partial fills, post-only orders and the venue's maker and taker fees.
+
+Both start quoting at the same moment: when quoteflow's engine would first quote, which is
+when its online estimators are ready (the engine waits for σ, A and k whatever the
+strategy). The recordings are hftbacktest's own raw Binance captures: USD-M files convert
+with hftbacktest's `binancefutures.convert`; hftbacktest has no converter for spot, so
+`convert_spot` below does the same for spot's messages (depth diffs stamped with their
+event time `E`, the REST snapshot placed at the exchange time of the last diff it covers
+and the diffs it covers dropped, trades at their trade time `T`).
+
+hftbacktest 2.4.4 pins numpy < 2.3 and quoteflow pins numpy 2.4.6, so hftbacktest cannot
+live in quoteflow's environment: it runs in `.venv-bench` (bench/requirements-hftbacktest.txt,
+made by `./dev bench`), where this file is run again with `--hftbacktest-side` and prints its
+results as JSON. Without that environment the table has quoteflow's column only.
+
+    .venv/bin/python -m bench.fidelity_hftbacktest [--data FILE ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# As in bench/common.py, which this file cannot import at the top: the hftbacktest side runs
+# in .venv-bench, where quoteflow's dependencies (rich) are not installed.
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("QUOTEFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+DEFAULT_DATA = (
+    SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz",
+    SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz",
+)
+NS_PER_MS = 1_000_000
+
+
+# -- settings shared by both sides -------------------------------------------------------------
+
+def venue_rules(path: Path) -> dict:
+    """quoteflow's trading rules of a recorded Binance file's instrument (USD-M or spot).
+
+    Read in quoteflow's environment and handed to the hftbacktest side in its settings, so
+    both backtests use one tick, lot, fee schedule and quote size.
+    """
+    try:
+        from connectors.venues.market_cache import instrument_for
+    except ImportError:  # before the venues' market caches
+        from models.instrument import instrument_for
+
+    usdm = path.parent.name == "usdm"
+    base = path.name.split("usdt")[0].upper()
+    instrument = instrument_for(
+        "binanceusdm" if usdm else "binance", f"{base}/USDT:USDT" if usdm else f"{base}/USDT"
+    )
+    return {
+        "instrument": instrument.key,
+        "tick_size": float(instrument.tick_size),
+        "lot_size": float(instrument.step_size),
+        "maker_fee": float(instrument.maker_fee),
+        "taker_fee": float(instrument.taker_fee),
+        "order_size": float(instrument.default_order_size),
+    }
+
+
+# -- the hftbacktest side (runs in .venv-bench) ------------------------------------------------
+
+def convert_spot(path: Path):
+    """hftbacktest events from a raw Binance spot capture (see the module docstring)."""
+    import numpy as np
+    from hftbacktest import (
+        BUY_EVENT,
+        DEPTH_CLEAR_EVENT,
+        DEPTH_EVENT,
+        DEPTH_SNAPSHOT_EVENT,
+        SELL_EVENT,
+        TRADE_EVENT,
+    )
+    from hftbacktest.data.validation import (
+        correct_event_order,
+        correct_local_timestamp,
+        validate_event_order,
+    )
+    from hftbacktest.types import event_dtype
+
+    rows: list[tuple] = []
+    diffs: list[tuple[int, int, int]] = []  # (last update id, first row, end row) per diff
+    snapshot_at = None
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            local_ts = int(line[:19])
+            message = json.loads(line[20:])
+            data = message.get("data")
+            if data is None:  # the REST snapshot
+                if "lastUpdateId" in message and snapshot_at is None:
+                    snapshot_at = (local_ts, message)
+                continue
+            kind = data.get("e")
+            if kind == "trade":
+                side = SELL_EVENT if data["m"] else BUY_EVENT
+                rows.append((TRADE_EVENT | side, data["T"] * NS_PER_MS, local_ts,
+                             float(data["p"]), float(data["q"]), 0, 0, 0.0))
+            elif kind == "depthUpdate":
+                first = len(rows)
+                exch_ts = data["E"] * NS_PER_MS
+                for flag, levels in ((BUY_EVENT, data["b"]), (SELL_EVENT, data["a"])):
+                    for price, qty in levels:
+                        rows.append((DEPTH_EVENT | flag, exch_ts, local_ts,
+                                     float(price), float(qty), 0, 0, 0.0))
+                diffs.append((data["u"], first, len(rows)))
+    if snapshot_at is not None:
+        local_ts, snapshot = snapshot_at
+        covered = [d for d in diffs if d[0] <= snapshot["lastUpdateId"]]
+        drop = {i for _, start, end in covered for i in range(start, end)}
+        exch_ts = rows[covered[-1][1]][1] if covered else rows[0][1]
+        rows = [row for i, row in enumerate(rows) if i not in drop]
+        for flag, levels in ((BUY_EVENT, snapshot["bids"]), (SELL_EVENT, snapshot["asks"])):
+            rows.append((DEPTH_CLEAR_EVENT | flag, exch_ts, local_ts,
+                         float(levels[-1][0]), 0.0, 0, 0, 0.0))
+            rows.extend((DEPTH_SNAPSHOT_EVENT | flag, exch_ts, local_ts,
+                         float(price), float(qty), 0, 0, 0.0) for price, qty in levels)
+    events = np.array(rows, dtype=event_dtype)
+    events = events[np.argsort(events["local_ts"], kind="stable")]
+    events = correct_local_timestamp(events, 0)
+    events = correct_event_order(
+        events,
+        np.argsort(events["exch_ts"], kind="mergesort"),
+        np.argsort(events["local_ts"], kind="mergesort"),
+    )
+    validate_event_order(events)
+    return events
+
+
+def hftbacktest_events(path: Path, cache: Path):
+    """Converted events, cached as npz beside the results (conversion takes seconds)."""
+    import numpy as np
+
+    cache.mkdir(parents=True, exist_ok=True)
+    npz = cache / f"{path.parent.name}_{path.name.split('.')[0]}.npz"
+    if npz.exists() and npz.stat().st_mtime >= path.stat().st_mtime:
+        return np.load(npz)["data"]
+    if path.parent.name == "spot":
+        events = convert_spot(path)
+    else:
+        from hftbacktest.data.utils import binancefutures
+
+        events = binancefutures.convert(str(path), buffer_size=20_000_000)
+    np.savez_compressed(npz, data=events)
+    return events
+
+
+def _quote_loop():
+    """The strategy as hftbacktest runs it: compiled once, on first use."""
+    from hftbacktest import BUY, FILLED, GTX, LIMIT
+    from numba import njit
+
+    @njit
+    def record_fills(hbt, fills, n):
+        orders = hbt.orders(0)
+        values = orders.values()
+        while values.has_next():
+            order = values.get()
+            if order.status == FILLED and n < fills.shape[0]:
+                fills[n, 0] = order.exch_timestamp
+                fills[n, 1] = 1.0 if order.side == BUY else -1.0
+                fills[n, 2] = order.exec_price
+                fills[n, 3] = order.exec_qty
+                n += 1
+        hbt.clear_inactive_orders(0)
+        return n
+
+    @njit
+    def quote_loop(hbt, offset, size, requote_ns, start_ns, max_position, on_change, fills):
+        n = 0
+        next_id = 1
+        bid_id = 0
+        ask_id = 0
+        # the price each side last quoted (−1: none); with `on_change` a side is quoted again
+        # only when its price changes, as quoteflow's engine sends a new desired state only
+        # when it differs from the last, so a filled order is not replaced at the same price
+        last_bid = -1
+        last_ask = -1
+        while hbt.elapse(requote_ns) == 0:
+            n = record_fills(hbt, fills, n)
+            if hbt.current_timestamp < start_ns:
+                continue
+            depth = hbt.depth(0)
+            bid_tick, ask_tick = depth.best_bid_tick, depth.best_ask_tick
+            if bid_tick <= 0 or ask_tick >= 2**62 or ask_tick <= bid_tick:
+                continue
+            position = hbt.position(0)
+            orders = hbt.orders(0)
+            tick = depth.tick_size
+            # bid
+            want = position < max_position - size / 2
+            if bid_id != 0 and bid_id in orders:
+                order = orders.get(bid_id)
+                if order.cancellable and (not want or order.price_tick != bid_tick - offset):
+                    hbt.cancel(0, bid_id, False)
+                    bid_id = 0
+            else:
+                bid_id = 0
+            if not want:
+                last_bid = -1
+            elif bid_id == 0 and not (on_change and last_bid == bid_tick - offset):
+                hbt.submit_buy_order(
+                    0, next_id, (bid_tick - offset) * tick, size, GTX, LIMIT, False
+                )
+                bid_id = next_id
+                last_bid = bid_tick - offset
+                next_id += 1
+            # ask
+            want = position > -max_position + size / 2
+            if ask_id != 0 and ask_id in orders:
+                order = orders.get(ask_id)
+                if order.cancellable and (not want or order.price_tick != ask_tick + offset):
+                    hbt.cancel(0, ask_id, False)
+                    ask_id = 0
+            else:
+                ask_id = 0
+            if not want:
+                last_ask = -1
+            elif ask_id == 0 and not (on_change and last_ask == ask_tick + offset):
+                hbt.submit_sell_order(
+                    0, next_id, (ask_tick + offset) * tick, size, GTX, LIMIT, False
+                )
+                ask_id = next_id
+                last_ask = ask_tick + offset
+                next_id += 1
+        return record_fills(hbt, fills, n), next_id - 1
+
+    return quote_loop
+
+
+def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
+    import numpy as np
+    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+
+    rules = settings
+    events = hftbacktest_events(path, cache)
+    size = settings["order_size"]
+    asset = (
+        BacktestAsset()
+        .data([events])
+        .linear_asset(1.0)
+        .constant_order_latency(
+            int(settings["order_latency_ms"] * NS_PER_MS),
+            int(settings["response_latency_ms"] * NS_PER_MS),
+        )
+        .risk_adverse_queue_model()
+        .no_partial_fill_exchange()
+        .trading_value_fee_model(rules["maker_fee"], rules["taker_fee"])
+        .tick_size(rules["tick_size"])
+        .lot_size(rules["lot_size"])
+    )
+    hbt = HashMapMarketDepthBacktest([asset])
+    fills = np.zeros((200_000, 4))
+    start_ns = int(events["local_ts"][0]) + settings["start_offset_ns"]
+    count, orders = _quote_loop()(
+        hbt, settings["offset_ticks"], size, int(settings["requote_ms"] * NS_PER_MS),
+        start_ns, size * float(settings["max_inventory_lots"]),
+        settings["peer_quotes_on_change"], fills,
+    )
+    state = hbt.state_values(0)
+    depth = hbt.depth(0)
+    mid = (depth.best_bid + depth.best_ask) / 2
+    result = {
+        "fills": int(state.num_trades),
+        "orders_sent": int(orders),
+        "buy_fills": int((fills[:count, 1] > 0).sum()),
+        "sell_fills": int((fills[:count, 1] < 0).sum()),
+        "volume": float(state.trading_value),
+        "final_position": float(state.position),
+        "fees": float(state.fee),
+        "net_pnl": float(state.balance + state.position * mid - state.fee),
+        "final_mid": float(mid),
+        # (exchange time ns, +1 buy / −1 sell, price) of each fill, for bench-side analysis
+        "fill_records": [[int(ts), int(side), price] for ts, side, price, _ in fills[:count]],
+    }
+    hbt.close()
+    return result
+
+
+# -- the quoteflow side ------------------------------------------------------------------------
+
+def quoteflow_start_offset_ns(path: Path) -> int:
+    """Nanoseconds from the recording's first event to when quoteflow's engine can quote.
+
+    The engine quotes once its volatility and intensity estimators are ready, whatever the
+    strategy; they are fed here as the engine feeds them (the book's mid at each book
+    change, every trade with the mid before it).
+    """
+    from connectors.replay.recordings import Recordings
+    from models.book import OrderBook
+    from models.estimators import IntensityEstimator, VolatilityEstimator
+    from models.events import BookDelta, BookSnapshot, Trade
+
+    volatility, intensity = VolatilityEstimator(), IntensityEstimator()
+    book = None
+    first = mid = None
+    for event in Recordings([path]).events():
+        if not hasattr(event, "exchange_ts"):
+            continue
+        first = event.receive_ts if first is None else first
+        if isinstance(event, (BookSnapshot, BookDelta)):
+            book = book or OrderBook(event.venue, event.symbol)
+            book.apply(event)
+            if book.best_bid() is not None and book.best_ask() is not None:
+                mid = float(book.mid())
+                volatility.update(event.receive_ts, mid)
+        elif isinstance(event, Trade) and mid is not None:
+            intensity.on_trade(event.receive_ts, float(event.price), mid, side=event.side,
+                               exchange_ts=event.exchange_ts, trade_id=event.trade_id)
+        if volatility.ready and intensity.ready:
+            return event.receive_ts - first
+    raise SystemExit(f"fidelity: quoteflow's estimators never warm up on {path}")
+
+
+def backtest_flags() -> set[str]:
+    """The options this checkout's `quoteflow backtest` offers (the latency flags are new)."""
+    help_text = subprocess.run(
+        [str(quoteflow_command()), "backtest", "--help"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=True,
+    ).stdout
+    return {word.strip("│ ,") for word in help_text.split() if word.startswith("--")}
+
+
+def quoteflow_command() -> Path:
+    return Path(sys.executable).parent / "quoteflow"
+
+
+def run_quoteflow(path: Path, settings: dict, out: Path) -> dict:
+    """`quoteflow backtest` with the fixed-offset strategy; the flags it lacks are reported."""
+    size = settings["order_size"]
+    flags = backtest_flags()
+    summary_path = out / f"quoteflow_{path.parent.name}_{path.name.split('.')[0]}.json"
+    command = [
+        str(quoteflow_command()), "backtest", "--data", str(path), "--strategy", "fixed-offset",
+        "--param", f"offset_ticks={settings['offset_ticks']}",
+        "--param", f"order_size={size}", "--param", f"tick_size={settings['tick_size']}",
+        "--max-inventory-lots", str(settings["max_inventory_lots"]),
+        "--json", str(summary_path),
+    ]
+    missing = []
+    wanted = {
+        "--requote-ms": [str(settings["requote_ms"])],
+        "--order-latency-ms": [str(settings["order_latency_ms"])],
+        # hftbacktest's constant latency applies its entry latency to cancels too
+        "--cancel-latency-ms": [str(settings["order_latency_ms"])],
+        "--response-latency-ms": [str(settings["response_latency_ms"])],
+        "--queue-model": ["risk-averse"],
+        "--no-partial-fills": [],
+        "--fills": [str(summary_path.with_suffix(".fills.jsonl"))],
+    }
+    for flag, values in wanted.items():
+        if flag in flags:
+            command += [flag, *values]
+        elif flag == "--order-latency-ms" and "--latency-ms" in flags:
+            command += ["--latency-ms", *values]
+        else:
+            missing.append(flag)
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    summary = json.loads(summary_path.read_text())
+    instrument = summary["instruments"][settings["instrument"]]
+    result = {
+        "fills": int(instrument["fills"]),
+        "volume": float(instrument["volume"]),
+        "final_position": float(instrument["final_inventory"]),
+        "fees": float(instrument["fees"]),
+        "net_pnl": float(instrument["net_pnl"]),
+        "orders": instrument.get("orders", {}),
+        "risk": instrument.get("risk", {}),
+        "missing_flags": missing,
+    }
+    fills_file = summary_path.with_suffix(".fills.jsonl")
+    if fills_file.exists():
+        records = [json.loads(line) for line in fills_file.read_text().splitlines() if line]
+        result["buy_fills"] = sum(r["side"] == "buy" for r in records)
+        result["sell_fills"] = sum(r["side"] == "sell" for r in records)
+        result["fills_by_cause"] = {
+            cause: sum(r["cause"] == cause for r in records) for cause in ("trade", "book")
+        }
+        result["fill_records"] = [
+            [r["cause_exchange_ts"], 1 if r["side"] == "buy" else -1, float(r["price"])]
+            for r in records
+        ]
+    return result
+
+
+def match_fills(ours: list, theirs: list, window_ns: int = 100 * NS_PER_MS) -> dict:
+    """Fills both backtests made (same side and price, exchange times within `window_ns`),
+    and those only one of them made, per side."""
+    free = sorted(theirs)
+    matched = {1: 0, -1: 0}
+    only_ours = {1: 0, -1: 0}
+    for ts, side, price in sorted(ours):
+        found = next(
+            (
+                i for i, (their_ts, their_side, their_price) in enumerate(free)
+                if abs(their_ts - ts) <= window_ns and their_side == side
+                and abs(their_price - price) < 1e-9
+            ),
+            None,
+        )
+        if found is None:
+            only_ours[side] += 1
+        else:
+            matched[side] += 1
+            del free[found]
+    only_theirs = {side: sum(f[1] == side for f in free) for side in (1, -1)}
+    return {
+        f"{name}_{label}": counts[side]
+        for name, counts in (("both", matched), ("quoteflow_only", only_ours),
+                             ("hftbacktest_only", only_theirs))
+        for side, label in ((1, "buys"), (-1, "sells"))
+    }
+
+
+# -- the comparison ----------------------------------------------------------------------------
+
+COMPARED = (("fills", 0.10), ("volume", 0.10), ("final_position", None), ("net_pnl", 0.20))
+
+
+def compare(quoteflow: dict, peer: dict | None) -> dict:
+    """Per measure: both values, quoteflow's relative difference and whether it is in target."""
+    rows = {}
+    for name, target in COMPARED:
+        ours = quoteflow[name]
+        theirs = None if peer is None else peer[name]
+        diff = None
+        if theirs is not None and theirs != 0:
+            diff = (ours - theirs) / abs(theirs)
+        rows[name] = {
+            "quoteflow": ours, "hftbacktest": theirs, "relative_difference": diff,
+            "target": target,
+            "within_target": None if diff is None or target is None else abs(diff) <= target,
+        }
+    return rows
+
+
+def print_table(results: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Fidelity against hftbacktest (same recording, strategy, latencies)")
+    for column in ("recording", "measure", "quoteflow", "hftbacktest", "difference", "target"):
+        table.add_column(column, justify="left" if column in ("recording", "measure") else "right")
+    for name, result in results.items():
+        for measure, row in result["comparison"].items():
+            diff = row["relative_difference"]
+            mark = {True: " ok", False: " out", None: ""}[row["within_target"]]
+            table.add_row(
+                name, measure, f"{row['quoteflow']:,.4f}",
+                "-" if row["hftbacktest"] is None else f"{row['hftbacktest']:,.4f}",
+                "-" if diff is None else f"{diff:+.1%}{mark}",
+                "-" if row["target"] is None else f"±{row['target']:.0%}",
+            )
+        name = ""
+    console.print(table)
+
+
+def machine() -> dict:
+    """The shared benchmarks' machine record, the peer's version and quoteflow's commit."""
+    from bench.common import machine as common_machine
+
+    record = common_machine()
+    if BENCH_PYTHON.exists():
+        record["hftbacktest"] = subprocess.run(
+            [str(BENCH_PYTHON), "-c", "import hftbacktest; print(hftbacktest.__version__)"],
+            capture_output=True, text=True,
+        ).stdout.strip()
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                         text=True, cwd=ROOT)
+    record["quoteflow_commit"] = git.stdout.strip() or None
+    return record
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, action="append", help="recorded Binance file "
+                        "(repeatable; default: USD-M and spot BTCUSDT)")
+    parser.add_argument("--offset-ticks", type=int, default=0)
+    parser.add_argument("--order-size", type=float, default=0.0,
+                        help="base units (default: the instrument's usual size)")
+    parser.add_argument("--requote-ms", type=float, default=100.0)
+    parser.add_argument("--order-latency-ms", type=float, default=5.0, help="order entry")
+    parser.add_argument("--response-latency-ms", type=float, default=5.0)
+    parser.add_argument("--max-inventory-lots", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    parser.add_argument(
+        "--peer-quotes-on-change", action="store_true",
+        help="hftbacktest re-places a side only when its price changes, as quoteflow's engine "
+        "does (by default it replaces a filled order at the next requote)",
+    )
+    parser.add_argument("--no-hftbacktest", action="store_true",
+                        help="quoteflow's side only (what tests run)")
+    parser.add_argument("--hftbacktest-side", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.data = args.data or list(DEFAULT_DATA)
+    for path in args.data:
+        if not path.is_file():
+            parser.error(f"--data {path} is not a file (is ../shared beside the repo?)")
+        if path.parent.name not in ("spot", "usdm"):
+            parser.error(f"--data {path}: only Binance spot/ and usdm/ captures are supported")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.hftbacktest_side is not None:  # inside .venv-bench: answer on stdout
+        settings = json.loads(args.settings)
+        result = run_hftbacktest(args.hftbacktest_side, settings, args.out / "hftbacktest")
+        print(json.dumps(result))
+        return result
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for path in args.data:
+        name = f"{path.parent.name}/{path.name}"
+        rules = venue_rules(path)
+        settings = {
+            **rules,
+            "offset_ticks": args.offset_ticks,
+            "order_size": args.order_size or rules["order_size"],
+            "requote_ms": args.requote_ms, "order_latency_ms": args.order_latency_ms,
+            "response_latency_ms": args.response_latency_ms,
+            "max_inventory_lots": args.max_inventory_lots,
+            "peer_quotes_on_change": args.peer_quotes_on_change,
+            "start_offset_ns": quoteflow_start_offset_ns(path),
+        }
+        console.print(f"{name}: quoteflow")
+        ours = run_quoteflow(path, settings, args.out)
+        peer = None
+        if not args.no_hftbacktest:
+            if BENCH_PYTHON.exists():
+                console.print(f"{name}: hftbacktest")
+                peer = json.loads(subprocess.run(
+                    [str(BENCH_PYTHON), str(Path(__file__).resolve()), "--out", str(args.out),
+                     "--hftbacktest-side", str(path), "--settings", json.dumps(settings)],
+                    check=True, capture_output=True, text=True, cwd=ROOT,
+                ).stdout.splitlines()[-1])
+            else:
+                console.print(f"no {BENCH_PYTHON}: hftbacktest skipped (./dev bench makes it)")
+        results[name] = {
+            "settings": settings, "quoteflow": ours, "hftbacktest": peer,
+            "comparison": compare(ours, peer),
+        }
+        if peer is not None and "fill_records" in ours:
+            results[name]["fill_matching"] = match_fills(
+                ours["fill_records"], peer["fill_records"]
+            )
+    print_table(results, Console())
+    summary = {"machine": machine(), "results": results}
+    from bench.common import write_json
+
+    write_json(args.out / "fidelity_hftbacktest.json", summary)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
