@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from connectors.execution.deadman import check_timeout
 from connectors.kafka.command_keys import CommandsConfig
 from connectors.kafka.config import KafkaConfig
 from connectors.paper.config import PaperConfig
@@ -109,6 +110,8 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("execute.symbols must list at least one symbol")
         if self.deadman_timeout_s < 0:
             raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
+        if self.venue == "ccxt":
+            check_timeout(self.exchange, self.deadman_timeout_s)
         for name in ("price_tolerance", "size_tolerance"):
             try:
                 valid = Decimal(getattr(self, name)) >= 0

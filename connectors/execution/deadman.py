@@ -68,15 +68,23 @@ DEADMAN_CALLS: dict[str, DeadManCall] = {
 }
 
 
+def check_timeout(exchange_id: str, timeout_s: float) -> None:
+    """ValueError unless the venue takes this timeout (0, or any where it has no switch)."""
+    call = DEADMAN_CALLS.get(exchange_id)
+    if call is not None and timeout_s != 0 and not call.min_s <= timeout_s <= call.max_s:
+        raise ValueError(
+            f"{exchange_id}'s dead-man's switch takes {call.min_s:g} to {call.max_s:g} s, "
+            f"not {timeout_s:g} (execute.deadman_timeout_s)")
+
+
 class DeadManSwitch:
     """One venue's countdown: `arm()`, then `keep_alive()` as a task, `disarm()` at the end."""
 
     def __init__(self, exchange: Any, call: DeadManCall, timeout_s: float,
                  market_ids: Sequence[str] = ()) -> None:
-        if not call.min_s <= timeout_s <= call.max_s:
-            raise ValueError(
-                f"{exchange.id}'s dead-man's switch takes {call.min_s:g} to {call.max_s:g} s, "
-                f"not {timeout_s:g} (execute.deadman_timeout_s)")
+        if timeout_s <= 0:
+            raise ValueError("a dead-man's switch needs a timeout > 0")
+        check_timeout(exchange.id, timeout_s)
         if call.per_symbol and not market_ids:
             raise ValueError(f"{exchange.id}'s dead-man's switch is per symbol: name them")
         self.exchange = exchange
