@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from models.strategies.avellaneda_stoikov import AvellanedaStoikov
 from models.strategies.avellaneda_stoikov_infinite import AvellanedaStoikovInfinite
+from models.strategies.bandit import Bandit
 from models.strategies.base import Bounds, DesiredQuotes, MarketState, QuoteLevel, Strategy
 from models.strategies.glft import GLFT
 from models.strategies.ladder import Ladder
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 STRATEGIES: dict[str, type] = {
-    cls.name: cls for cls in (Ladder, AvellanedaStoikov, AvellanedaStoikovInfinite, GLFT)
+    cls.name: cls for cls in (Ladder, AvellanedaStoikov, AvellanedaStoikovInfinite, GLFT, Bandit)
 }
 
 
