@@ -244,12 +244,21 @@ def backtest(
         strategy, parse_params(param), max_inventory_lots, paper=paper,
         requote_ms=requote_ms or 0.0,
     )
-    summary = run_backtest(
-        data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size,
-        console=console, fills_out=fills,
-    )
+    from connectors.replay.recordings import RecordingError
+
+    try:
+        summary = run_backtest(
+            data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size,
+            console=console, fills_out=fills,
+        )
+    except RecordingError as error:
+        raise _bad(str(error), "--data") from None
     if json_out is None:
         typer.echo(json.dumps(summary, indent=2, default=str))
+    if summary["untraded"] and not summary["instruments"]:
+        # Nothing in the data could be traded: say why once, as an error.
+        reason = next(iter(summary["untraded"].values()))["reason"]
+        raise _bad(reason, "--data")
 
 
 @app.command()

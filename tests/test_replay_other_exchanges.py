@@ -94,3 +94,19 @@ def test_quoteflow_replay_reads_them_and_refuses_what_it_cannot_read(tmp_path):
         assert result.exit_code == 2
         assert reason in " ".join(result.output.replace("│", " ").split())
         assert "Traceback" not in result.output
+
+
+def test_a_backtest_with_no_trading_rules_or_no_readable_recording_exits_2(tmp_path):
+    directory, _ = bybit_recording(tmp_path / "bybit")
+    runner = CliRunner()
+    sessions = [str(directory / "BYBIT.ws.1.0"), str(directory / "BYBIT.ws.2.0")]
+    args = ["backtest", "--data", sessions[0], "--data", sessions[1],
+            "--json", str(tmp_path / "summary.json")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "no trading rules for bybit:" in text and "markets refresh --exchange bybit" in text
+    (directory / "BYBIT.0").unlink()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "no cryptofeed recording" in result.output
+    assert "Traceback" not in result.output
