@@ -9,21 +9,37 @@ Durability is a trade-off the caller picks with `sync_every`: every record goes 
 at once (a crash of the process loses nothing), and an fsync after every `sync_every`
 records bounds what a power loss can take; 0 syncs only on `sync()` and `close()`.
 One writer per file, enforced with an exclusive lock, so two processes never fork a chain.
+
+The file alone cannot show that its tail was cut off, that it was recomputed whole, or that
+a record was appended by someone else: every record is also published when appended, and
+what was published is the anchor (the `audit` topic; the database's `audit` table, which
+the persist flow fills from it). `refuse_if_behind` stops a restart on a file whose anchor
+goes on past its end; `verify_anchored` checks a whole file against an anchor.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
 
+from connectors.kafka.config import KafkaConfig
+from connectors.kafka.topics import topic_name
 from models.audit import (
+    GENESIS_HASH,
     AuditChain,
     AuditRecord,
+    Link,
     VerifyResult,
+    anchored_head,
+    check_anchor,
     encode_line,
     parse_line,
     verify_lines,
@@ -112,6 +128,78 @@ def verify_audit(path: str | Path, expected_head: str | None = None) -> VerifyRe
         return VerifyResult(
             ok=False, records=0, last_hash="", reason="UNREADABLE", detail=str(error)
         )
+
+
+def read_audit(path: str | Path) -> Iterator[AuditRecord]:
+    """The records of an audit file, oldest first (an `AuditStore` open on it has already
+    refused a cut-off end)."""
+    with open(path, "rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield parse_line(line)
+
+
+def verify_anchored(path: str | Path, anchor: Iterable[Link]) -> VerifyResult:
+    """The file's own chain, then its head against the anchor's (`models.audit.check_anchor`)."""
+    result = verify_audit(path)
+    if not result.ok:
+        return result
+    hashes = {record.hash: record.seq for record in read_audit(path)}
+    return check_anchor(hashes, result, anchored_head(hashes, anchor))
+
+
+def refuse_if_behind(store: AuditStore, anchor: Iterable[Link]) -> None:
+    """Refuse to continue a chain whose anchor holds a record after the file's last one:
+    the file lost its tail, and appending would re-issue sequence numbers already anchored."""
+    if store.last_hash == GENESIS_HASH:
+        return
+    for link in anchor:
+        if link.prev_hash == store.last_hash:
+            raise AuditStoreError(
+                f"{store.path} ends at seq {store.last_seq}, but its anchor holds seq "
+                f"{link.seq} after it: records were removed from the file's end. Run "
+                "`quoteflow audit verify` and restore the file; the chain is not continued"
+            )
+
+
+def database_links(conn: psycopg.Connection, after: str | None = None) -> list[Link]:
+    """The anchor in the database: every record's links, or only those following `after`."""
+    query = "SELECT seq, hash, prev_hash FROM audit"
+    if after is not None:
+        return [Link(*row) for row in conn.execute(f"{query} WHERE prev_hash = %s", (after,))]
+    return [Link(*row) for row in conn.execute(query)]
+
+
+def topic_links(config: KafkaConfig, timeout_s: float = 30.0) -> list[Link]:
+    """The anchor on the `audit` topic: every record's links, read to the end as it was when
+    called (needs a principal that may read the topic)."""
+    topic = topic_name(config.prefix, "audit")
+    consumer = Consumer(config.client_settings() | {
+        "group.id": "quoteflow-audit-verify", "enable.auto.commit": False})
+    links: list[Link] = []
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+                for p in metadata.partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        remaining = {p: end for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} was not read to its end within {timeout_s:g} s")
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            try:
+                record = parse_line(message.value() or b"")
+                links.append(Link(record.seq, record.hash, record.prev_hash))
+            except msgspec.DecodeError:
+                pass  # not a record: no link to follow
+            if message.offset() + 1 >= remaining.get(message.partition(), 0):
+                remaining.pop(message.partition(), None)
+    finally:
+        consumer.close()
+    return links
 
 
 def _resume_chain(path: Path) -> AuditChain:

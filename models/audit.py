@@ -8,15 +8,18 @@ Each record carries `seq` (1, 2, 3, ...), `ts` (ns), `actor` (who: a service or 
 
 where canonical JSON has sorted keys, no whitespace, UTF-8, and Decimals as strings, so any
 reader can recompute it from the stored line. A chain proves that nothing in it was changed,
-removed or reordered; that nothing was cut off its end needs the last hash kept elsewhere
-too (the `audit` topic, a report), which `verify_lines(expected_head=...)` checks.
+removed or reordered; that nothing was cut off its end, that it was not recomputed whole,
+and that nothing was appended by someone else needs an anchor: the records as they were
+published when appended (the `audit` topic, the database's `audit` table). `check_anchor`
+compares a file's chain with its anchor; `verify_lines(expected_head=...)` takes a single
+hash kept elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -93,7 +96,8 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     """`records` counts the intact records before the first break (all of them when ok).
 
     `reason` is one of BAD_HASH, BAD_PREV_LINK, SEQ_GAP, REORDERED, SEQ_REPEAT, UNPARSEABLE,
-    TRUNCATED, BAD_HEAD, UNREADABLE; `line` is 1-based.
+    TRUNCATED, BAD_HEAD, UNREADABLE, and against an anchor NOT_ANCHORED, CUT_BEFORE_ANCHOR,
+    UNANCHORED_TAIL; `line` is 1-based.
     """
 
     ok: bool
@@ -106,7 +110,8 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
 
     def __str__(self) -> str:
         if self.ok:
-            return f"OK: {self.records} records, last hash {self.last_hash}"
+            anchored = f", {self.detail}" if self.detail else ""
+            return f"OK: {self.records} records, last hash {self.last_hash}{anchored}"
         where = f"line {self.line}" + (f" (seq {self.seq})" if self.seq is not None else "")
         return f"BROKEN at {where}: {self.reason}: {self.detail}"
 
@@ -184,3 +189,69 @@ def _find_seq(lines: Iterator[bytes], seq: int, line_no: int) -> int | None:
         except msgspec.DecodeError:
             continue
     return None
+
+
+class Link(NamedTuple):
+    """What an anchor keeps of a record: enough to follow a chain."""
+
+    seq: int
+    hash: str
+    prev_hash: str
+
+
+def anchored_head(file_hashes: Mapping[str, int], anchor: Iterable[Link]) -> Link | None:
+    """The furthest record of the file's chain on the anchor, or None if none is there.
+
+    Several chains share an anchor (the executor's, the API's); the file's is found by its
+    hashes, and followed forward on the anchor by prev_hash links, so the anchor's head of
+    this chain is found even where the file stops early.
+    """
+    children: dict[str, Link] = {}
+    start: Link | None = None
+    for link in anchor:
+        if link.prev_hash != GENESIS_HASH:  # every chain starts there: no link to follow
+            children[link.prev_hash] = link
+        if link.hash in file_hashes and (start is None or link.seq > start.seq):
+            start = link
+    head = start
+    while head is not None and head.hash in children:
+        head = children[head.hash]
+    return head
+
+
+def check_anchor(
+    file_hashes: Mapping[str, int], file_result: VerifyResult, head: Link | None
+) -> VerifyResult:
+    """The verdict on an intact file chain (`file_result.ok`) against its anchored head.
+
+    Reasons: NOT_ANCHORED (none of its records was published: never sent, or the whole chain
+    recomputed), CUT_BEFORE_ANCHOR (the anchor goes on past the file: its tail was removed,
+    or rewritten from there), UNANCHORED_TAIL (records after the anchored head: appended by
+    someone else, or not yet published).
+    """
+    if not file_result.ok:
+        return file_result
+    records = file_result.records
+
+    def broken(reason: str, detail: str, seq: int | None = None) -> VerifyResult:
+        return VerifyResult(ok=False, records=records, last_hash=file_result.last_hash,
+                            line=seq, seq=seq, reason=reason, detail=detail)
+
+    if head is None:
+        if records == 0:
+            return file_result
+        return broken("NOT_ANCHORED", f"none of the file's {records} records is on the anchor: "
+                      "never published, or the chain was recomputed")
+    if head.hash not in file_hashes:
+        return broken(
+            "CUT_BEFORE_ANCHOR",
+            f"the anchor's chain goes on to seq {head.seq} ({head.hash[:16]}…) but the file "
+            f"ends at seq {records}: records were removed from its end, or it was rewritten",
+            records)
+    if head.seq < records:
+        return broken(
+            "UNANCHORED_TAIL",
+            f"records {head.seq + 1}..{records} are not on the anchor (its head is seq "
+            f"{head.seq}): appended by someone else, or never published", head.seq + 1)
+    return VerifyResult(ok=True, records=records, last_hash=file_result.last_hash,
+                        detail=f"anchored at seq {head.seq}")

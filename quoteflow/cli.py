@@ -396,14 +396,38 @@ def audit_verify(
     expected_head: Annotated[
         str | None, typer.Option(help="Last hash kept elsewhere: also catches a cut end.")
     ] = None,
+    anchor: Annotated[
+        str, typer.Option(help="Where the published chain is read: db (the [postgres] audit "
+                          "table), topic (the [kafka] audit topic) or none (the file alone).")
+    ] = "db",
+    config: ConfigOption = None,
 ) -> None:
-    """Check a chain; exit 1 naming the first broken record."""
-    from connectors.audit_store import verify_audit
+    """Check a chain and, by default, its head against what was published (a cut tail, a
+    recomputed chain or an appended forgery fail); exit 1 naming the first broken record."""
+    from connectors.audit_store import verify_anchored, verify_audit
 
+    if anchor not in ("db", "topic", "none"):
+        raise _bad(f"must be db, topic or none, not {anchor!r}", "--anchor")
     result = verify_audit(file, expected_head)
+    if result.ok and anchor != "none":
+        result = verify_anchored(file, _audit_anchor(anchor, _load_config(config)))
     typer.echo(str(result))
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _audit_anchor(source: str, config) -> list:
+    from connectors.audit_store import database_links, topic_links
+    from connectors.timescale import StorageUnavailable, connect
+
+    try:
+        if source == "topic":
+            return topic_links(config.kafka)
+        with connect(config.postgres) as conn:
+            return database_links(conn)
+    except (StorageUnavailable, ValueError, OSError, RuntimeError) as error:
+        reason = " ".join(str(error).split())
+        raise _bad(f"the {source} anchor cannot be read: {reason}", "--anchor") from None
 
 
 @app.command()

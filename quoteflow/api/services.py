@@ -18,7 +18,12 @@ from typing import Any
 
 import psycopg
 
-from connectors.audit_store import AuditStore
+from connectors.audit_store import (
+    AuditStore,
+    AuditStoreError,
+    database_links,
+    refuse_if_behind,
+)
 from connectors.kafka import EventProducer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandSigner, load_signer
 from connectors.keycloak import TokenValidator
@@ -29,7 +34,8 @@ from connectors.secrets import (
     VaultSettings,
     load_master_key,
 )
-from connectors.timescale import TimescaleConfig, connect
+from connectors.timescale import StorageUnavailable, TimescaleConfig, connect
+from connectors.timescale.config import InvalidDsn
 from models.audit import AuditRecord, canonical
 from models.events import ControlCommand
 from quoteflow.config import Config, SecretsConfig
@@ -147,13 +153,14 @@ class ApiServices:
         exchange_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ApiServices:
         environ = os.environ if environ is None else environ
+        database = Database(config.postgres.dsn)
         return cls(
             config=config,
             validator=TokenValidator(config.keycloak.issuer, config.keycloak.audience),
-            database=Database(config.postgres.dsn),
+            database=database,
             publisher=Publisher(config.kafka, load_signer(config.commands)),
             secrets=Lazy(lambda: open_secret_store(config.secrets, environ)),
-            audit_store=Lazy(lambda: open_audit_store(config.api.audit_path)),
+            audit_store=Lazy(lambda: open_audit_store(config.api.audit_path, database)),
             exchange_overrides=exchange_overrides or {},
         )
 
@@ -179,7 +186,21 @@ def open_secret_store(config: SecretsConfig, environ: Mapping[str, str]) -> Secr
     raise ValueError(f"secrets.backend must be 'local' or 'vault', not {config.backend!r}")
 
 
-def open_audit_store(path: str) -> AuditStore:
+def open_audit_store(path: str, database: Database | None = None) -> AuditStore:
+    """The API's audit file, continued only if its anchor (the database's copy of what was
+    published) holds nothing after its last record; an unreadable anchor refuses too."""
     file = Path(path).expanduser()
     file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return AuditStore(file)
+    store = AuditStore(file)
+    if database is None:
+        return store
+    try:
+        with database.connection() as conn:
+            refuse_if_behind(store, database_links(conn, after=store.last_hash))
+    except (StorageUnavailable, InvalidDsn, psycopg.Error) as error:
+        store.close()
+        raise AuditStoreError(f"its anchor in the database cannot be read: {error}") from None
+    except AuditStoreError:
+        store.close()
+        raise
+    return store
