@@ -375,7 +375,7 @@ def test_strategy_parameters_validated_published_and_read_back(
     viewer, trader = api.token("viewer"), api.token("trader")
     catalogue = {s["name"]: s for s in api.call("GET", "/strategies", viewer).json()}
     assert set(catalogue) == {"ladder", "avellaneda-stoikov", "avellaneda-stoikov-infinite",
-                              "glft", "bandit"}
+                              "glft", "bandit", "fixed-offset"}
     gamma = next(p for p in catalogue["glft"]["params"] if p["name"] == "gamma")
     assert gamma["type"] == "float" and gamma["help"]
     assert api.call("GET", "/strategies/current", viewer).json() == {

@@ -155,7 +155,7 @@ def test_every_model_turns_one_sided_at_max_lots(name):
 
 def test_registry_names_and_declared_parameters():
     expected = {"ladder", "avellaneda-stoikov", "avellaneda-stoikov-infinite", "glft",
-                "bandit"}
+                "bandit", "fixed-offset"}
     assert set(STRATEGIES) == expected
     for name, cls in STRATEGIES.items():
         assert cls.name == name
@@ -181,7 +181,7 @@ def test_string_values_are_parsed_to_the_declared_types():
     ("name", "params", "message"),
     [
         ("avellaneda", {}, "unknown strategy 'avellaneda'; known: avellaneda-stoikov, "
-                           "avellaneda-stoikov-infinite, bandit, glft, ladder"),
+                           "avellaneda-stoikov-infinite, bandit, fixed-offset, glft, ladder"),
         ("glft", {"gama": "1"}, "unknown parameter(s) gama; valid: order_size, gamma, max_lots"),
         ("glft", {"gamma": "0"}, "glft: gamma must be > 0, got 0.0"),
         ("glft", {"gamma": "nan"}, "glft: gamma must be > 0, got nan"),

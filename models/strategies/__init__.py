@@ -16,6 +16,7 @@ from models.strategies.avellaneda_stoikov import AvellanedaStoikov
 from models.strategies.avellaneda_stoikov_infinite import AvellanedaStoikovInfinite
 from models.strategies.bandit import Bandit
 from models.strategies.base import Bounds, DesiredQuotes, MarketState, QuoteLevel, Strategy
+from models.strategies.fixed_offset import FixedOffset
 from models.strategies.glft import GLFT
 from models.strategies.ladder import Ladder
 
@@ -32,7 +33,8 @@ __all__ = [
 ]
 
 STRATEGIES: dict[str, type] = {
-    cls.name: cls for cls in (Ladder, AvellanedaStoikov, AvellanedaStoikovInfinite, GLFT, Bandit)
+    cls.name: cls
+    for cls in (Ladder, AvellanedaStoikov, AvellanedaStoikovInfinite, GLFT, FixedOffset, Bandit)
 }
 
 

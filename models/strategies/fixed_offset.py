@@ -52,14 +52,17 @@ class FixedOffset:
         check_bounds(self)
 
     def quote(self, state: MarketState) -> DesiredQuotes:
-        if state.best_bid is None or state.best_ask is None:
-            return DesiredQuotes((), (), state.mid)
+        # `skew` moves both quotes, as it moves every model's reservation price; without a
+        # touch (never in the quote flow, which quotes only a two-sided book) the mid stands in.
+        skew = state.skew
+        bid = state.mid if state.best_bid is None else state.best_bid
+        ask = state.mid if state.best_ask is None else state.best_ask
         distance = (self.offset_ticks - 0.5) * self.tick_size
         return single_level_quotes(
-            state.best_bid - distance,
-            state.best_ask + distance,
+            bid - distance + skew,
+            ask + distance + skew,
             self.order_size,
             state.inventory / self.order_size,
             self.max_lots,
-            state.mid,
+            state.mid + skew,
         )
