@@ -122,7 +122,7 @@ def test_a_killed_executors_orders_are_cancelled_by_the_venue():
     async def scenario():
         async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", _CHILD, API_KEY, SECRET, f"{standin.url}/fapi/v1", "3",
+                sys.executable, "-c", _CHILD, API_KEY, SECRET, f"{standin.url}/fapi/v1", "5",
                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                 stdout=asyncio.subprocess.PIPE)
             try:
@@ -135,7 +135,7 @@ def test_a_killed_executors_orders_are_cancelled_by_the_venue():
             assert await _until(lambda: not standin.open_orders(), 10)
             assert sorted(standin.countdown_cancels) == ["qfkill1", "qfkill2"]
             assert standin.orders_by_client("qfkill1").status == "CANCELED"
-            assert set(standin.countdown_calls) == {("BTCUSDT", 3000)}  # never disarmed
+            assert set(standin.countdown_calls) == {("BTCUSDT", 5000)}  # never disarmed
 
     asyncio.run(scenario())
 
