@@ -492,3 +492,26 @@ def test_prod_spreads_and_budgets(overlay):
     assert named(objects, "Cluster")["timescale"]["spec"]["instances"] == 3
     assert named(objects, "KafkaNodePool")["combined"]["spec"]["replicas"] == 3
     assert "executor" not in budgets  # a budget of 0 on one replica would block every drain
+
+
+def test_the_image_is_multi_stage_non_root_and_copies_every_package(overlay):
+    """The Containerfile agrees with the manifests and pyproject (the build itself takes ~9
+    minutes with buildah here: k8s/build-image.sh, docs/kubernetes.md)."""
+    import tomllib
+
+    _, objects = overlay
+    lines = [line.split() for line in (ROOT / "Containerfile").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert sum(1 for line in lines if line[0] == "FROM") >= 2
+    final = lines[max(i for i, line in enumerate(lines) if line[0] == "FROM"):]
+    user = next(line[1] for line in reversed(final) if line[0] == "USER")
+    uid = int(user.split(":")[0])
+    assert uid != 0
+    for _, spec, _ in quoteflow_containers(objects):
+        assert spec["securityContext"]["runAsUser"] == uid
+    assert ["ENTRYPOINT", '["quoteflow"]'] in final
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]
+                ["include"]}
+    copied = {line[1] for line in lines if line[0] == "COPY" and "--from" not in line[1]}
+    assert packages <= copied, "a package pyproject installs is not copied into the image"
