@@ -242,3 +242,69 @@ def gateio_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                                  "quote_volume": "63844439.3", "high_24h": "38000",
                                  "low_24h": "36000"}})
     return writer.close(), {"BTC/USDT": walk}
+
+
+_BITFLYER_MARKETS = [{"product_code": "BTC_JPY", "market_type": "Spot"},
+                     {"product_code": "ETH_JPY", "market_type": "Spot"},
+                     {"product_code": "FX_BTC_JPY", "market_type": "FX"}]
+
+
+def _iso(seconds: Decimal) -> str:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{moment}.{int(seconds % 1 * 10**7):07d}Z"  # bitFlyer's 100 ns digits
+
+
+def bitflyer_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """bitFlyer's JSON-RPC lightstream: board snapshots and diffs with numeric prices, trades
+    (`executions`) and tickers whose best sizes sit inside the envelope."""
+    writer = RecordingWriter(directory, "BITFLYER", {
+        "l2_book": ["BTC-JPY"], "trades": ["BTC-JPY"], "ticker": ["BTC-JPY"],
+    }, Decimal("1700000000"))
+    for route in ("getmarkets/eu", "getmarkets/usa", "getmarkets", "markets", "markets/usa",
+                  "markets/eu"):
+        writer.startup_rest(f"https://api.bitflyer.com/v1/{route}", _BITFLYER_MARKETS)
+    walk = MarketWalk(Decimal("5860000"), Decimal("1"), seed=4)
+    address = "wss://ws.lightstream.bitflyer.com/json-rpc"
+    writer.connect(1, address)
+    for channel in ("lightning_executions_BTC_JPY", "lightning_ticker_BTC_JPY",
+                    "lightning_board_snapshot_BTC_JPY", "lightning_board_BTC_JPY"):
+        writer.sent({"method": "subscribe", "params": {"channel": channel}})
+
+    def rpc(channel: str, message) -> dict:
+        return {"jsonrpc": "2.0", "method": "channelMessage",
+                "params": {"channel": channel, "message": message}}
+
+    def levels(changes) -> list[dict]:
+        return [{"price": float(p), "size": float(s)} for p, s in changes]
+
+    # A diff before the first snapshot: cryptofeed ignores it, as bitFlyer documents.
+    bid_changes, ask_changes = walk.step()
+    writer.received(rpc("lightning_board_BTC_JPY", {"mid_price": float(walk.mid),
+                        "bids": levels(bid_changes), "asks": levels(ask_changes)}))
+    writer.received(rpc("lightning_board_snapshot_BTC_JPY", {
+        "mid_price": float(walk.mid),
+        "bids": levels(sorted(walk.bids.items(), reverse=True)),
+        "asks": levels(sorted(walk.asks.items()))}))
+    for step in range(STEPS):
+        bid_changes, ask_changes = walk.step()
+        writer.received(rpc("lightning_board_BTC_JPY", {"mid_price": float(walk.mid),
+                            "bids": levels(bid_changes), "asks": levels(ask_changes)}))
+        (bid, bid_size), (ask, ask_size) = walk.touch()
+        if step % 3 == 0:
+            writer.received(rpc("lightning_executions_BTC_JPY", [{
+                "id": 2284079807 + step, "side": "BUY", "price": float(ask), "size": 0.01,
+                "exec_date": _iso(writer.now - Decimal("0.1")),
+                "buy_child_order_acceptance_id": f"JRF-{step}-b",
+                "sell_child_order_acceptance_id": f"JRF-{step}-s"}]))
+        if step % 4 == 0:
+            writer.received(rpc("lightning_ticker_BTC_JPY", {
+                "product_code": "BTC_JPY", "state": "RUNNING",
+                "timestamp": _iso(writer.now - Decimal("0.1")), "tick_id": 127090247 + step,
+                "best_bid": float(bid), "best_ask": float(ask),
+                "best_bid_size": float(bid_size), "best_ask_size": float(ask_size),
+                "total_bid_depth": 228.96, "total_ask_depth": 295.47, "market_bid_size": 0.0,
+                "market_ask_size": 0.0, "ltp": float(ask), "volume": 4226.35,
+                "volume_by_product": 4226.35}))
+    return writer.close(), {"BTC/JPY": walk}

@@ -289,6 +289,9 @@ def test_snapshot_missing_at_subscription_fails_the_replay(tmp_path, shared_data
         ("UNI-USD-PERP", "UNI/USD:UNI"),
         ("BTC-USD-22K27", "BTC/USD:BTC-220527"),
         ("ETH-USDT-23H3", "ETH/USDT:USDT-230303"),
+        ("BTC-USD-30000-22K27-call", "BTC/USD:BTC-220527-30000-C"),
+        ("ETH-USDC-2500-23H3-put", "ETH/USDC:USDC-230303-2500-P"),
+        ("BTC-JPY-FX", "BTC/JPY:JPY"),
     ],
 )
 def test_unified_symbol(cryptofeed_symbol, unified):
@@ -296,7 +299,7 @@ def test_unified_symbol(cryptofeed_symbol, unified):
 
 
 @pytest.mark.parametrize(
-    "bad", ["BTC", "BTC-", "-USD", "BTC-USD-30000-22K27-call", "BTC-USD-22A27", "BTC-USD-XX"]
+    "bad", ["BTC", "BTC-", "-USD", "BTC-USD-30000-22K27-C", "BTC-USD-22A27", "BTC-USD-XX"]
 )
 def test_unified_symbol_rejects_what_it_cannot_map(bad):
     with pytest.raises(ValueError):

@@ -2,8 +2,9 @@
 
 Conventions:
 - symbol: cryptofeed's `BTC-USD` becomes `BTC/USD`; derivatives take ccxt's form, e.g.
-  `UNI-USD-PERP` -> `UNI/USD:UNI`, `BTC-USD-22K27` -> `BTC/USD:BTC-220527` (options are not
-  mapped: their events become dead letters). cryptofeed's
+  `UNI-USD-PERP` -> `UNI/USD:UNI`, `BTC-USD-22K27` -> `BTC/USD:BTC-220527`,
+  `BTC-USD-30000-22K27-call` -> `BTC/USD:BTC-220527-30000-C`, `BTC-JPY-FX` -> `BTC/JPY:JPY`
+  (live subscriptions take spot, perpetual and future symbols only). cryptofeed's
   symbol does not say the settlement currency: contracts quoted in a stablecoin settle in it
   (linear), others in the base currency (inverse), which holds for OKX, Binance and Bybit.
 - exchange_ts: cryptofeed's float seconds, rounded to the microsecond (no venue here is finer,
@@ -29,6 +30,7 @@ from models.events import BBO, AnyMarketEvent, BookDelta, BookSnapshot, Level, T
 
 _STABLECOINS = frozenset({"USDT", "USDC", "BUSD", "DAI", "TUSD", "USDP", "FDUSD"})
 _MONTH_CODES = "FGHJKMNQUVXZ"  # futures month letters, January to December
+_OPTION_TYPES = {"call": "C", "put": "P"}  # cryptofeed's CALL / PUT, ccxt's letters
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -130,10 +132,10 @@ class EventSink:
                     symbol=self._symbol(ticker.symbol),
                     exchange_ts=_exchange_ns(ticker.timestamp, self.receive_ns),
                     receive_ts=self.receive_ns,
-                    bid_price=ticker.bid,
-                    bid_size=Decimal(ticker.raw[bid_size]),
-                    ask_price=ticker.ask,
-                    ask_size=Decimal(ticker.raw[ask_size]),
+                    bid_price=_decimal(ticker.bid),
+                    bid_size=_decimal(_at(ticker.raw, bid_size)),
+                    ask_price=_decimal(ticker.ask),
+                    ask_size=_decimal(_at(ticker.raw, ask_size)),
                 )
             )
         except Exception as exc:
@@ -144,6 +146,21 @@ class EventSink:
         if symbol is None:
             symbol = self._symbols[cryptofeed_symbol] = unified_symbol(cryptofeed_symbol)
         return symbol
+
+
+def _at(raw, path: str):
+    """`raw[a][b]...` for the path `a.b...` (a number indexes a list): where a feed keeps the
+    ticker sizes, e.g. `B` (Binance) or `params.message.best_bid_size` (bitFlyer)."""
+    value = raw
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return value
+
+
+def _decimal(value) -> Decimal:
+    if value.__class__ is Decimal:
+        return value
+    return Decimal(repr(value) if isinstance(value, float) else value)
 
 
 def unified_symbol(cryptofeed_symbol: str) -> str:
@@ -158,9 +175,14 @@ def unified_symbol(cryptofeed_symbol: str) -> str:
     settled = f"{pair}:{quote if quote in _STABLECOINS else base}"
     if contract == ["PERP"]:
         return settled
+    if contract == ["FX"]:  # bitFlyer's FX_BTC_JPY, margin-traded and settled in the quote
+        return f"{pair}:{quote}"
     if len(contract) == 1:
         return f"{settled}-{_expiry(contract[0])}"
-    raise ValueError(f"not a spot, perpetual or future symbol: {cryptofeed_symbol!r}")
+    if len(contract) == 3 and contract[2] in _OPTION_TYPES:
+        strike, expiry, kind = contract
+        return f"{settled}-{_expiry(expiry)}-{strike}-{_OPTION_TYPES[kind]}"
+    raise ValueError(f"not a spot, perpetual, future or option symbol: {cryptofeed_symbol!r}")
 
 
 def cryptofeed_symbol(unified: str) -> str:

@@ -2,15 +2,15 @@
 
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
-this one (binance, coinbase, okx, bybit) state only what cannot be derived. Look a venue up by
-quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
+this one (binance, bitflyer, bybit, coinbase, okx) state only what cannot be derived. Look a
+venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
 from __future__ import annotations
 
 from cryptofeed.exchanges import EXCHANGE_MAP
 
-from connectors.venues import binance, bybit, coinbase, okx
+from connectors.venues import binance, bitflyer, bybit, coinbase, okx
 from connectors.venues.descriptor import (
     BINANCE_HFT,
     CRYPTOFEED,
@@ -46,7 +46,7 @@ def derived_venue(cryptofeed_id: str) -> Venue:
 
 def _registry() -> dict[str, Venue]:
     venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
-    specific = [*binance.VENUES, *coinbase.VENUES, *okx.VENUES, *bybit.VENUES]
+    specific = [*binance.VENUES, *bitflyer.VENUES, *bybit.VENUES, *coinbase.VENUES, *okx.VENUES]
     for venue in specific:
         if venue.cryptofeed_id is not None:
             venues.pop(venue.cryptofeed_id, None)

@@ -53,9 +53,10 @@ class Venue:
     - `sequencing`: the name of the book-sequencing rule its update ids follow
       (`models.sequencing.RULES`); "arrival" for feeds cryptofeed sequences itself.
     - `fee_source`: where the maker/taker fees in its market cache come from.
-    - `ticker_sizes`: keys of the best bid/ask sizes in cryptofeed's raw ticker, whose Ticker
-      carries prices only; None where unknown: then its tickers are not consumed (not
-      subscribed live, ignored in replay) rather than made into BBOs with made-up sizes.
+    - `ticker_sizes`: where the best bid/ask sizes are in cryptofeed's raw ticker (a key, or
+      a dotted path into nested messages), since its Ticker carries prices only; None where
+      unknown: then its tickers are not consumed (not subscribed live, ignored in replay)
+      rather than made into BBOs with made-up sizes.
     - `adapter`: rewrites recordings made against an older exchange API.
     - `needs_keys`: cryptofeed signs even its public subscriptions (API key needed live).
     - `recordings`: the recording formats it replays from.
