@@ -588,6 +588,7 @@ def ingest_replay(
     Once: the same recordings again publish nothing; over other data it refuses."""
     from confluent_kafka import KafkaException
 
+    from connectors.replay.recordings import RecordingError
     from flows.ingest import ReplayRefused, run_ingest
 
     try:
@@ -595,6 +596,8 @@ def ingest_replay(
     except (ReplayRefused, KafkaException) as error:
         typer.echo(f"ingest replay: {error}", err=True)
         raise typer.Exit(1) from None
+    except RecordingError as error:
+        raise _bad(str(error), "FILES") from None
     if not stats["published"]:
         typer.echo(f"ingest replay: replay {stats['replay']} is already on md.* "
                    f"({stats['messages']} messages); nothing published", err=True)
