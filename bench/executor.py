@@ -2,21 +2,22 @@
 
 `python -m bench.executor [--data FILE] [--out DIR] [--img-dir DIR]`
 
-1. Latency: the USD-M recording through the quote engine into the executor and the paper
-   venue (`connectors.execution.replay`). For each intent that leads to a request, the time
+1. Latency: the USD-M recording through the backtest's per-instrument state (the quote
+   session, the executor and the paper venue: `connectors.paper.trading.PaperTrader`).
+   For each intent that leads to a request, the time
    from the executor receiving the intent to the rate limiter releasing its first request
    (risk checks, the diff, client ids, the audit records written before the request) — with
    the audit file fsynced in batches, and fsynced at every record.
-2. Rate: the same replay with the venue's budget cut to `--rate` units/s (bucket `--burst`):
-   intents arrive faster than requests may leave, so the limiter is the bottleneck. Every
-   grant is recorded; the figure is the largest cost granted in any sliding window, against
-   what the bucket allows in it (`burst + rate · window`), and the sustained rate.
+2. Rate: the same replay with the venue's budget cut to `--rate` units/s (bucket `--burst`)
+   on the market clock: intents arrive faster than requests may leave, so the limiter is the
+   bottleneck. Every grant is recorded (market time, when the request leaves); the figure is
+   the largest cost granted in any sliding window, against what the bucket allows in it
+   (`burst + rate · window`), and the sustained rate.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import bisect
 import tempfile
 import time
@@ -26,17 +27,44 @@ import numpy as np
 
 from bench.common import DEFAULT_DATA, ROOT, console, machine, write_json
 from connectors.audit_store import AuditStore
-from connectors.execution.rate_limiter import AsyncRateLimiter
-from connectors.execution.replay import ExecutorReplay
+from connectors.execution.rate_limiter import AsyncRateLimiter, SimulatedRateLimiter
+from connectors.paper.trading import PaperSettings, PaperTrader
+from connectors.replay.recordings import Recordings
+from connectors.venues.market_cache import instrument_for
+from models.events import DeadLetter, OrderIntent
 from models.execution.plan import RequestCosts
+from models.latency import ConstantLatency
+from models.quote_session import build_quote_session
 from models.rate_limit import TokenBucket
 from quoteflow.sessions import TradingOptions
 
 KEY = "binanceusdm:BTC/USDT:USDT"
-OPTIONS = TradingOptions(strategy="glft", order_latency_ms=3, market_data_latency_ms=2)
+OPTIONS = TradingOptions(
+    strategy="glft", paper=PaperSettings(latency=ConstantLatency.from_ms(3, 3, 2))
+)
 # Every change a cancel/replace: the most requests per intent the executor makes.
 CANCEL_REPLACE = RequestCosts(amend=2.0)
 WINDOWS_S = (0.1, 1.0, 5.0)
+
+
+def _replay(data: Path, max_events: int | None, **trader) -> int:
+    """The recording through a `PaperTrader` (after `max_events` it shuts down); the
+    number of intents."""
+    instrument = instrument_for(*KEY.split(":", 1))
+    paper = PaperTrader(
+        build_quote_session(instrument, OPTIONS.quoting()), instrument, OPTIONS.paper,
+        costs=CANCEL_REPLACE, **trader,
+    )
+    intents = events = 0
+    for event in Recordings([data]).events():
+        if isinstance(event, DeadLetter):
+            continue
+        intents += sum(type(e) is OrderIntent for e in paper.on_event(event))
+        events += 1
+        if max_events is not None and events >= max_events:
+            break
+    paper.close()
+    return events, intents
 
 
 class _TimedVenue:
@@ -61,9 +89,11 @@ class _TimedVenue:
         self._note()
         return await self._inner.cancel_order(client_order_id, symbol)
 
-    async def amend_order(self, client_order_id, symbol, side, amount, price):
+    async def amend_order(self, client_order_id, symbol, side, amount, price, trigger=None):
         self._note()
-        return await self._inner.amend_order(client_order_id, symbol, side, amount, price)
+        return await self._inner.amend_order(
+            client_order_id, symbol, side, amount, price, trigger
+        )
 
 
 def latency(data: Path, sync_every: int, max_events: int | None) -> dict:
@@ -77,15 +107,15 @@ def latency(data: Path, sync_every: int, max_events: int | None) -> dict:
         issued.append([])
 
     # A bucket that never makes anyone wait: the executor's own time is what is measured.
-    limiter = AsyncRateLimiter(TokenBucket(1e9, 1e9, time.monotonic_ns()))
+    def limiter(_clock) -> AsyncRateLimiter:
+        return AsyncRateLimiter(TokenBucket(1e9, 1e9, time.monotonic_ns()))
     with tempfile.TemporaryDirectory() as tmp:
         store = AuditStore(Path(tmp) / "audit.jsonl", sync_every=sync_every)
-        replay = ExecutorReplay(
-            [data], KEY, OPTIONS, limiter=limiter, costs=CANCEL_REPLACE, audit=store,
-            on_intent=on_intent, wrap_venue=lambda venue: _TimedVenue(venue, issued),
-        )
         started = time.perf_counter()
-        outcome = asyncio.run(replay.run(max_events))
+        events, intents = _replay(
+            data, max_events, limiter=limiter, audit=store, on_intent=on_intent,
+            wrap_venue=lambda venue: _TimedVenue(venue, issued),
+        )
         elapsed = time.perf_counter() - started
         store.close()
     # The shutdown's cancels come after the last intent and belong to none: dropped.
@@ -95,7 +125,7 @@ def latency(data: Path, sync_every: int, max_events: int | None) -> dict:
     every = np.array([(t[0] - got[0]) / 1e3 for got, times in pairs for t in times])
     cpu = np.array([(t[1] - got[1]) / 1e3 for got, times in pairs for t in times])
     return {
-        "audit_sync_every": sync_every, "events": outcome.events, "intents": outcome.intents,
+        "audit_sync_every": sync_every, "events": events, "intents": intents,
         "intents_with_requests": len(first), "requests": len(every),
         "seconds": round(elapsed, 2),
         "first_p50_us": _percentile(first, 50), "first_p99_us": _percentile(first, 99),
@@ -111,13 +141,15 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 def rate(data: Path, rate_per_s: float, burst: float, max_events: int) -> dict:
     grants: list[tuple[int, float]] = []
-    limiter = AsyncRateLimiter(
-        TokenBucket(rate_per_s, burst, time.monotonic_ns()),
-        on_grant=lambda now, cost: grants.append((now, cost)),
-    )
-    replay = ExecutorReplay([data], KEY, OPTIONS, limiter=limiter, costs=CANCEL_REPLACE)
+
+    def limiter(clock) -> SimulatedRateLimiter:
+        return SimulatedRateLimiter(
+            TokenBucket(rate_per_s, burst, 0), clock,
+            on_grant=lambda now, cost: grants.append((now, cost)),
+        )
+
     started = time.perf_counter()
-    asyncio.run(replay.run(max_events))
+    _replay(data, max_events, limiter=limiter)
     elapsed = time.perf_counter() - started
     times = np.array([t for t, _ in grants], dtype=np.int64)
     cumulative = np.concatenate([[0.0], np.cumsum([c for _, c in grants])])

@@ -30,7 +30,17 @@ from decimal import Decimal
 import msgspec
 
 from models.book import OrderBook
-from models.events import BBO, BookDelta, BookSnapshot, Event, Fill, OrderIntent, Prediction, Trade
+from models.events import (
+    BBO,
+    AnyMarketEvent,
+    BookDelta,
+    BookSnapshot,
+    Event,
+    Fill,
+    OrderIntent,
+    Prediction,
+    Trade,
+)
 from models.fresh_book import FreshBook
 from models.instrument import Instrument
 from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine
@@ -135,18 +145,7 @@ class QuoteSession:
         kind = type(event)
         if kind is BookDelta or kind is BookSnapshot or kind is BBO or kind is Trade:
             out = self.on_timer(event.receive_ts) if self._requote_ns else []
-            if kind is Trade:
-                self.engine.on_trade(event, self._mid())
-            else:
-                changed = self.book.apply(event)
-                self._last_exchange_ts = event.exchange_ts
-                if kind is BBO:
-                    changed = self.book.touch_moved
-                if changed and not self._requote_ns:
-                    out.extend(self._quote(event.receive_ts, event.exchange_ts))
-            if self._requote_ns and event.receive_ts == self._next_requote_ns:
-                out.extend(self._quote(event.receive_ts, self._last_exchange_ts))
-                self._next_requote_ns += self._requote_ns
+            out.extend(self.requote(event, self.observe(event)))
             return out
         if kind is Fill:
             self._on_fill(event)
@@ -154,6 +153,29 @@ class QuoteSession:
             self._on_prediction(event)
         else:
             self.ignored += 1  # acks, cancels, position samples: the executor's business
+        return []
+
+    def observe(self, event: AnyMarketEvent) -> bool:
+        """The market event into the book or the estimators; True when the book view changed
+        (`requote` then decides). `on_event` is `observe` then `requote`: the paper trader
+        calls them apart so its venue matches on the same book in between."""
+        if type(event) is Trade:
+            self.engine.on_trade(event, self._mid())
+            return False
+        changed = self.book.apply(event)
+        self._last_exchange_ts = event.exchange_ts
+        return changed
+
+    def requote(self, event: AnyMarketEvent, changed: bool) -> list[OrderIntent]:
+        """The intent, if any, after `observe(event)`: on a change of the L2 book or of a
+        touch price (event-driven), or at a cadence boundary falling on the event's time."""
+        if self._requote_ns:
+            if event.receive_ts == self._next_requote_ns:
+                self._next_requote_ns += self._requote_ns
+                return self._quote(event.receive_ts, self._last_exchange_ts)
+            return []
+        if changed and (type(event) is not BBO or self.book.touch_moved):
+            return self._quote(event.receive_ts, event.exchange_ts)
         return []
 
     def on_timer(self, now_ns: int) -> list[OrderIntent]:

@@ -72,7 +72,6 @@ class SessionRegistry:
             build_quote_session(instrument, self._quoting),
             instrument,
             options.paper,
-            top_of_book=options.top_of_book,
             sample_interval_ns=round(options.sample_interval_ms * NS_PER_MS),
         )
         return session

@@ -29,11 +29,13 @@ class PaperMarket:
         instruments: Iterable[Instrument],
         *,
         top_of_book: bool = False,
+        books: dict[str, FreshBook] | None = None,
     ) -> None:
+        """`books` by symbol: the market's own unless given (a caller that keeps them)."""
         self.venue = venue
         self.adapter = adapter
         self._venue_id = adapter.id
-        self._books = {
+        self._books = books if books is not None else {
             i.symbol: FreshBook(None if top_of_book else OrderBook(i.venue, i.symbol))
             for i in instruments
         }
@@ -51,14 +53,24 @@ class PaperMarket:
         book = self._books.get(event.symbol)
         if book is None or event.venue != self._venue_id:
             return False
-        venue = self.venue
-        venue.advance_exchange(event.exchange_ts or event.receive_ts)
+        self.arrive_before(event)
         kind = type(event)
         changed = kind is BBO or kind is BookDelta or kind is BookSnapshot
         if changed:
             changed = book.apply(event)
-        self.adapter.push(venue.on_market_event(event, book, book_changed=changed))
+        self.match(event, book, changed)
         return True
+
+    def arrive_before(self, event: MarketEvent) -> None:
+        """Requests that reached the engine before the event: they meet the book before it."""
+        self.venue.advance_exchange(event.exchange_ts or event.receive_ts)
+
+    def match(self, event: MarketEvent, book: FreshBook, changed: bool) -> None:
+        """The event against our orders, `book` already showing it; hand on what is heard.
+
+        `apply` does `arrive_before`, the book and this; a caller that keeps the very same
+        book beside (the backtest's quote session) applies the event to it in between."""
+        self.adapter.push(self.venue.on_market_event(event, book, book_changed=changed))
 
     def advance_local(self, local_ts: int) -> None:
         """Local time passes without a market event (a requote timer)."""

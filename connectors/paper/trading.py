@@ -38,7 +38,7 @@ from connectors.execution.venue import Venue
 from connectors.paper.adapter import PaperVenueAdapter
 from connectors.paper.market import PaperMarket
 from connectors.paper.venue import PaperVenue
-from models.events import Event, Fill, OrderEvent, OrderIntent, RiskEvent, Trade
+from models.events import Event, Fill, OrderEvent, OrderIntent, RiskEvent
 from models.execution.plan import UNIT_COSTS, RequestCosts
 from models.instrument import Instrument
 from models.latency import LatencyModel
@@ -92,17 +92,17 @@ class PaperTrader:
         instrument: Instrument,
         settings: PaperSettings,
         *,
-        top_of_book: bool = False,
         sample_interval_ns: int = 250 * NS_PER_MS,
         audit=None,
         costs: RequestCosts = UNIT_COSTS,
-        limiter=None,
+        limiter: Callable[[Callable[[], int]], object] | None = None,
         wrap_venue: Callable[[PaperVenueAdapter], Venue] | None = None,
         on_intent: Callable[[OrderIntent], None] | None = None,
     ) -> None:
         """`audit` (an `AuditStore`) keeps the executor's audit chain (default: none);
-        `limiter` replaces the simulated one, `wrap_venue` wraps the adapter (fault
-        injection, timing) and `on_intent` sees each intent before the executor does."""
+        `limiter(clock)` builds another rate limiter on the venue's clock, `wrap_venue`
+        wraps the adapter (fault injection, timing) and `on_intent` sees each intent before
+        the executor does."""
         self.quoting = quoting
         self.instrument = instrument
         self.venue = PaperVenue(
@@ -110,11 +110,14 @@ class PaperTrader:
             partial_fills=settings.partial_fills,
         )
         clock = self.venue.local_now
-        self.limiter = limiter if limiter is not None else SimulatedRateLimiter.from_ccxt(
+        self.limiter = limiter(clock) if limiter is not None else SimulatedRateLimiter.from_ccxt(
             settings.rate_limit_ms, clock, settings.rate_limit_capacity
         )
         self.adapter = PaperVenueAdapter(self.venue, instrument.venue, self.limiter, costs)
-        self.market = PaperMarket(self.venue, self.adapter, [instrument], top_of_book=top_of_book)
+        # The session's book is the venue's too: both see the same events, applied once.
+        self.market = PaperMarket(
+            self.venue, self.adapter, [instrument], books={instrument.symbol: quoting.book}
+        )
         self._out: list[Event] = []
         self._on_intent = on_intent
         self.executor = Executor(
@@ -147,11 +150,17 @@ class PaperTrader:
             self.market.advance_local(boundary)  # what we had heard by the boundary
             self._take_reports()
             self._act(quoting.on_timer(ts))
-        if not self.market.apply(event):
+        if event.symbol != self.instrument.symbol or event.venue != self.instrument.venue:
             return self._flush()
-        self._take_reports()
-        self._act(quoting.on_event(event))
-        mid = quoting.book.mid()
+        market = self.market
+        market.arrive_before(event)
+        changed = quoting.observe(event)
+        market.match(event, quoting.book, changed)
+        if self.adapter.has_events:
+            _run(self._hear_then_quote(event, changed))  # one pass of the loop for both
+        else:
+            self._act(quoting.requote(event, changed))
+        mid = quoting.book.mid() if changed else self.last_mid
         self._last_ts = ts
         if mid is not None:
             self.last_mid = mid
@@ -164,8 +173,6 @@ class PaperTrader:
             start = len(self._out)
             _run(reconcile(self.executor))
             self._feed_back(start)
-        if type(event) is Trade:
-            self.counts["trades"] += 1
         return self._flush()
 
     def close(self) -> list[Event]:
@@ -204,13 +211,29 @@ class PaperTrader:
             _run(self.executor.pump())
             self._feed_back(start)
 
-    def _act(self, intents: list[OrderIntent]) -> None:
+    async def _hear_then_quote(self, event, changed: bool) -> None:
+        executor = self.executor
+        start = len(self._out)
+        await executor.pump()
+        self._feed_back(start)
+        await self._act_on(self.quoting.requote(event, changed))
+
+    def _announce(self, intents: list[OrderIntent]) -> list[OrderIntent]:
         for intent in intents:
             if self._on_intent is not None:
                 self._on_intent(intent)
             self._out.append(intent)
+        return intents
+
+    def _act(self, intents: list[OrderIntent]) -> None:
+        if intents:
+            _run(self._act_on(intents))
+
+    async def _act_on(self, intents: list[OrderIntent]) -> None:
+        executor = self.executor
+        for intent in self._announce(intents):
             start = len(self._out)
-            _run(self.executor.on_intent(intent))
+            await executor.on_intent(intent)
             self._feed_back(start)
 
     def _feed_back(self, start: int) -> None:

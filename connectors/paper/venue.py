@@ -196,7 +196,9 @@ class PaperVenue:
             # The engine's clock never goes back, though streams' exchange times interleave.
             self._engine_ts = self._exchange_now
             resting = self._resting[symbol]
-            if type(event) is Trade:
+            if not resting["buy"] and not resting["sell"]:
+                self._rematch.discard(symbol)
+            elif type(event) is Trade:
                 self._cause = ("trade", exchange_ts)
                 # The taker's side says whose orders it hit: a sell hits our bids.
                 maker_side = "buy" if event.side == "sell" else "sell"
