@@ -46,6 +46,10 @@ class RecoveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     issuer: str = "http://127.0.0.1:8080/realms/quoteflow"
     audience: str = "quoteflow-api"
+    # The API's confidential client, whose secret (env QUOTEFLOW_API_CLIENT_SECRET, never
+    # this file) lets it introspect tokens; off, actions rely on token expiry alone.
+    client_id: str = "quoteflow-api"
+    introspect: bool = True
 
 
 class SecretsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

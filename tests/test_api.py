@@ -36,6 +36,7 @@ from models.audit import parse_line
 from models.events import ControlCommand, Fill, OrderEvent, Position, decode
 from models.risk import RiskEngine, parse_limits, reasons
 from quoteflow.api import ApiServices, create_app
+from quoteflow.api.services import CLIENT_SECRET_ENV
 from quoteflow.config import (
     ApiConfig,
     Config,
@@ -155,7 +156,8 @@ def stack(
         )
         services = ApiServices.from_config(
             config,
-            {MASTER_KEY_ENV: MasterKey.generate().to_base64()},
+            {MASTER_KEY_ENV: MasterKey.generate().to_base64(),
+             CLIENT_SECRET_ENV: keycloak_realm.admin.client_secret("quoteflow-api")},
             # ccxt's binance sandbox URLs pointed at the stand-in, as the executor's tests do.
             exchange_overrides={"binance": {
                 "urls": standin.ccxt_urls(), "options": {"fetchMarkets": {"types": ["spot"]}},
@@ -241,6 +243,34 @@ def test_expired_token_is_401(api: Api, stack) -> None:
         response = client.get("/api/v1/status", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json() == {"detail": "token has expired"}
+
+
+def test_a_disabled_or_demoted_user_cannot_act_with_the_token_in_hand(
+    api: Api, stack, kafka: KafkaConfig
+) -> None:
+    """Tokens live 300 s; every action asks Keycloak's introspection endpoint, so a user
+    disabled (or stripped of a role) is refused at the next call, not when it expires."""
+    realm = api.realm
+    for role, path, body, change in (
+        ("trader", "/control/kill", {"target": "binance:ETH/USDT"}, "disable"),
+        ("admin", "/limits", {"limits": {"max_position": "0.4"}}, "demote"),
+    ):
+        user = realm.add_user(role, otp=True)
+        token = realm.login(user, otp=user.fresh_otp())["access_token"]
+        method = "PUT" if path == "/limits" else "POST"
+        assert api.call(method, path, token, json=body).status_code == 202
+        before = len(_commands(kafka))
+        if change == "disable":
+            realm.admin.set_enabled(user.username, False)
+            expected = 401
+        else:
+            realm.admin.remove_roles(user.username, [role])
+            expected = 403
+        refused = api.call(method, path, token, json=body)
+        assert refused.status_code == expected, refused.text
+        assert len(_commands(kafka)) == before
+        # Reads still go by the signature alone (no introspection round trip).
+        assert api.call("GET", "/limits", token).status_code in (200, 401, 403)
 
 
 def test_viewer_reads_but_cannot_act_and_the_refusal_is_audited(api: Api, stack) -> None:

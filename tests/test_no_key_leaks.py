@@ -40,6 +40,7 @@ from flows.ingest import run_ingest
 from flows.persist import build_persist_flow
 from flows.processes import build_flow
 from quoteflow.api import ApiServices, create_app
+from quoteflow.api.services import CLIENT_SECRET_ENV
 from quoteflow.config import (
     ApiConfig,
     Config,
@@ -117,7 +118,8 @@ def canary_run(keycloak_realm, kafka_bootstrap, postgres_dsn, tmp_path_factory):
     """The whole run; yields what it wrote and answered, by kind of place."""
     directory = tmp_path_factory.mktemp("canary")
     kafka = new_deployment(kafka_bootstrap)
-    environ = {MASTER_KEY_ENV: MasterKey.generate().to_base64()}
+    environ = {MASTER_KEY_ENV: MasterKey.generate().to_base64(),
+               CLIENT_SECRET_ENV: keycloak_realm.admin.client_secret("quoteflow-api")}
     with RunLog(directory / "run.log"), StandInThread(CANARY_KEY, CANARY_SECRET) as standin, \
             fresh_database(postgres_dsn) as dsn:
         standin.balances.update({"BTC": Decimal(1), "USDT": Decimal(1_000_000)})

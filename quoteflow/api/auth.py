@@ -1,8 +1,10 @@
 """Bearer-token authentication and role checks as FastAPI dependencies.
 
 `caller(role)` validates the request's Keycloak access token (signature, issuer, audience,
-expiry, token type: `connectors.keycloak.TokenValidator`) and requires the role. A refused
-mutating call is itself audited, with whoever the token proved the caller to be.
+expiry, token type: `connectors.keycloak.TokenValidator`) and requires the role; a mutating
+call also asks Keycloak's introspection endpoint that the token is still active and the
+role still held. A refused mutating call is itself audited, with whoever the token proved
+the caller to be.
 
 FastAPI parses a JSON body before it runs dependencies, so a request with an unreadable
 body and no token would learn about its body (422) before its token (401).
@@ -34,11 +36,14 @@ def caller(role: str) -> Callable[[Request], Principal]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> Principal:
         state = request.app.state
-        principal = state.services.validator.validate(
-            credentials.credentials if credentials is not None else None
-        )
+        token = credentials.credentials if credentials is not None else None
+        principal = state.services.validator.validate(token)
         try:
             principal.require(role)
+            if request.method not in _SAFE_METHODS:
+                # A token outlives a disabled or demoted user by up to its lifetime: every
+                # action asks the realm whether it still stands (docs/auth.md).
+                state.services.check_revocation(token, principal, role)
         except InsufficientRole:
             if request.method not in _SAFE_METHODS:
                 state.audit.record(principal, "denied", {

@@ -26,7 +26,8 @@ from connectors.audit_store import (
 )
 from connectors.kafka import EventProducer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandSigner, load_signer
-from connectors.keycloak import TokenValidator
+from connectors.keycloak import Principal, TokenValidator
+from connectors.keycloak.introspection import IntrospectionUnavailable, TokenIntrospector
 from connectors.secrets import (
     LocalSecretStore,
     SecretStore,
@@ -40,6 +41,8 @@ from models.audit import AuditRecord, canonical
 from models.events import ControlCommand
 from quoteflow.config import Config, SecretsConfig
 
+# The quoteflow-api client's secret, for token introspection: from the environment only.
+CLIENT_SECRET_ENV = "QUOTEFLOW_API_CLIENT_SECRET"
 # Reads must fail fast when the database is down; libpq counts whole seconds.
 _DB_CONNECT_TIMEOUT_S = 3.0
 _FLUSH_TIMEOUT_S = 10.0
@@ -143,6 +146,18 @@ class ApiServices:
     secrets: Lazy  # SecretStore
     audit_store: Lazy  # AuditStore
     exchange_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    introspector: TokenIntrospector | None = None
+
+    def check_revocation(self, token: str | None, principal: Principal, role: str) -> None:
+        """For mutating calls: the token still active and the role still held, per Keycloak."""
+        if not self.config.keycloak.introspect:
+            return
+        if self.introspector is None or token is None:
+            raise IntrospectionUnavailable(
+                f"actions need token revocation checks: set {CLIENT_SECRET_ENV} to the "
+                f"{self.config.keycloak.client_id} client's secret (or keycloak.introspect = "
+                "false to rely on token expiry alone)")
+        self.introspector.require_active(token, principal, role)
 
     @classmethod
     def from_config(
@@ -154,6 +169,8 @@ class ApiServices:
     ) -> ApiServices:
         environ = os.environ if environ is None else environ
         database = Database(config.postgres.dsn)
+        secret = environ.get(CLIENT_SECRET_ENV)
+        keycloak = config.keycloak
         return cls(
             config=config,
             validator=TokenValidator(config.keycloak.issuer, config.keycloak.audience),
@@ -162,6 +179,8 @@ class ApiServices:
             secrets=Lazy(lambda: open_secret_store(config.secrets, environ)),
             audit_store=Lazy(lambda: open_audit_store(config.api.audit_path, database)),
             exchange_overrides=exchange_overrides or {},
+            introspector=TokenIntrospector(keycloak.issuer, keycloak.client_id, secret)
+            if secret else None,
         )
 
     def close(self) -> None:
