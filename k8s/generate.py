@@ -6,6 +6,9 @@
 - `topics.yaml`: one Strimzi `KafkaTopic` per `connectors.kafka.topics.TOPICS` entry
   (partitions, retention, compaction from the same `TopicSpec.configs()` that
   `quoteflow topics` applies);
+- `kafka-users.yaml`: one Strimzi `KafkaUser` (SCRAM-SHA-512) per principal of
+  `connectors.kafka.acls.PRINCIPALS`, its ACLs exactly `acl_bindings` (the ones the dev stack
+  and the tests apply), so each process can do only what that table says;
 - `realm-import.yaml`: a `KeycloakRealmImport` of `connectors/keycloak/realm-quoteflow.json`,
   the Grafana client's URLs moved to the cluster's host names and its secret a placeholder
   filled from the `grafana-oauth` Secret (made from OpenBao, never in a manifest);
@@ -27,14 +30,19 @@ import configparser
 import io
 import json
 import sys
+import tomllib
 from pathlib import Path
 
+import msgspec
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType  # noqa: E402
+
+from connectors.kafka.acls import PRINCIPALS, acl_bindings  # noqa: E402
 from connectors.kafka.topics import TOPICS, topic_name  # noqa: E402
 from connectors.secrets.vault_setup import (  # noqa: E402
     api_policy,
@@ -42,7 +50,7 @@ from connectors.secrets.vault_setup import (  # noqa: E402
     key_admin_policy,
 )
 from connectors.secrets.vault_store import VaultSettings  # noqa: E402
-from quoteflow.config import load_config  # noqa: E402
+from quoteflow.config import SecretsConfig  # noqa: E402
 
 OUT = ROOT / "k8s" / "base" / "generated"
 KAFKA_CLUSTER = "quoteflow"  # the Strimzi Kafka resource's name
@@ -73,6 +81,42 @@ def kafka_topics() -> list[dict]:
             },
         }
         for spec in TOPICS
+    ]
+
+
+_RESOURCE = {ResourceType.TOPIC: "topic", ResourceType.GROUP: "group"}
+_PATTERN = {ResourcePatternType.LITERAL: "literal", ResourcePatternType.PREFIXED: "prefix"}
+_OPERATION = {AclOperation.READ: "Read", AclOperation.WRITE: "Write",
+              AclOperation.DESCRIBE: "Describe"}
+
+
+def strimzi_acl(binding) -> dict:
+    """A confluent-kafka ALLOW binding in Strimzi's KafkaUser form."""
+    return {
+        "resource": {"type": _RESOURCE[binding.restype], "name": binding.name,
+                     "patternType": _PATTERN[binding.resource_pattern_type]},
+        "operations": [_OPERATION[binding.operation]],
+        "host": binding.host,
+    }
+
+
+def kafka_users() -> list[dict]:
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaUser",
+            "metadata": {"name": principal.name,
+                         "labels": {"strimzi.io/cluster": KAFKA_CLUSTER},
+                         "annotations": {"quoteflow.io/purpose": principal.purpose}},
+            "spec": {
+                "authentication": {"type": "scram-sha-512"},
+                "authorization": {
+                    "type": "simple",
+                    "acls": [strimzi_acl(b) for b in acl_bindings(principal, TOPIC_PREFIX)],
+                },
+            },
+        }
+        for principal in PRINCIPALS
     ]
 
 
@@ -170,7 +214,9 @@ def dump(objects: list[dict], source: str) -> str:
 
 
 def openbao_policies() -> dict[str, str]:
-    secrets = load_config(CONFIG, environ={}).secrets
+    # Only [secrets]: the whole file needs each pod's own Kafka credentials to load.
+    secrets = msgspec.convert(tomllib.loads(CONFIG.read_text()).get("secrets", {}),
+                              SecretsConfig)
     settings = VaultSettings(url=secrets.vault_addr or "http://openbao:8200",
                              kv_mount=secrets.vault_mount, transit_key=secrets.vault_transit_key)
     header = HEADER.format(source="connectors/secrets/vault_setup.py")
@@ -184,6 +230,7 @@ def openbao_policies() -> dict[str, str]:
 def outputs() -> dict[str, str]:
     return {
         "topics.yaml": dump(kafka_topics(), "connectors/kafka/topics.py"),
+        "kafka-users.yaml": dump(kafka_users(), "connectors/kafka/acls.py"),
         "realm-import.yaml": dump([realm_import()], "connectors/keycloak/realm-quoteflow.json"),
         "grafana.yaml": dump(grafana_config_maps(), "grafana/"),
         **openbao_policies(),

@@ -24,6 +24,7 @@ import pytest
 import typer
 import yaml
 
+from connectors.kafka.acls import BY_NAME, PRINCIPALS, acl_bindings
 from connectors.kafka.topics import SPECS, TOPICS, topic_name
 from quoteflow.cli import app
 from quoteflow.config import load_config
@@ -42,6 +43,8 @@ CUSTOM = {
     "KafkaNodePool": ("kafka.strimzi.io/v1beta2",
                       ["spec.replicas", "spec.roles", "spec.storage.type"]),
     "KafkaTopic": ("kafka.strimzi.io/v1beta2", ["spec.partitions", "spec.replicas"]),
+    "KafkaUser": ("kafka.strimzi.io/v1beta2",
+                  ["spec.authentication.type", "spec.authorization.acls"]),
     "Cluster": ("postgresql.cnpg.io/v1", ["spec.instances", "spec.storage.size"]),
     "ScheduledBackup": ("postgresql.cnpg.io/v1", ["spec.schedule", "spec.cluster.name"]),
     "ObjectStore": ("barmancloud.cnpg.io/v1", ["spec.configuration.destinationPath"]),
@@ -226,10 +229,14 @@ def resolve(args: list[str]):
     return " ".join(path), ctx
 
 
-def deployment_config(objects: list[dict], env: dict[str, str] | None = None):
-    text = named(objects, "ConfigMap")
-    config_map = next(v for k, v in text.items() if k.startswith("quoteflow-config"))
-    return load_toml(config_map["data"]["quoteflow.toml"], env or {})
+# Each pod sets its own Kafka user and password; the shared file loads with stand-ins.
+POD_KAFKA_ENV = {"QUOTEFLOW_KAFKA__USERNAME": "stand-in", "QUOTEFLOW_KAFKA__PASSWORD": "stand-in"}
+
+
+def deployment_config(objects: list[dict]):
+    maps = named(objects, "ConfigMap")
+    config_map = next(v for k, v in maps.items() if k.startswith("quoteflow-config"))
+    return load_toml(config_map["data"]["quoteflow.toml"], POD_KAFKA_ENV)
 
 
 def load_toml(text: str, env: dict[str, str]):
@@ -319,6 +326,47 @@ def test_flow_clusters_take_their_index_and_addresses_from_the_statefulset(overl
         assert recovery["name"] in claims
 
 
+# The bus principal (connectors/kafka/acls.py) each quoteflow command logs in as.
+PRINCIPAL_OF = {"flow quote": "quote", "flow arbitrage": "arbitrage", "flow predict": "predict",
+                "persist": "persist", "ingest live": "ingest", "execute": "executor",
+                "api": "api"}
+
+
+def test_each_process_is_its_own_kafka_user_with_the_acls_of_the_principal_table(overlay):
+    _, objects = overlay
+    users = named(objects, "KafkaUser")
+    assert set(users) == {p.name for p in PRINCIPALS}
+    config = deployment_config(objects)
+    for name, user in users.items():
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"],
+                 op.upper(), a["host"]) for a in user["spec"]["authorization"]["acls"]
+                for op in a["operations"]}
+        expected = {(b.restype.name.lower(), b.name,
+                     {"LITERAL": "literal", "PREFIXED": "prefix"}[b.resource_pattern_type.name],
+                     b.operation.name, b.host)
+                    for b in acl_bindings(BY_NAME[name], config.kafka.prefix)}
+        assert acls == expected, name
+    kafka = named(objects, "Kafka")["quoteflow"]["spec"]["kafka"]
+    assert kafka["authorization"]["type"] == "simple"
+    assert [(x["tls"], x["authentication"]["type"]) for x in kafka["listeners"]] == [
+        (True, "scram-sha-512")]
+    assert config.kafka.security_protocol == "SASL_SSL"
+    seen = set()
+    for obj, _, container in quoteflow_containers(objects):
+        command, ctx = resolve([a.replace("$(POD_INDEX)", "0") for a in container["args"]])
+        if command == "flow-recovery":
+            continue
+        key = f"flow {ctx.params['name']}" if command == "flow" else command
+        env = {e["name"]: e for e in container["env"]}
+        principal = PRINCIPAL_OF[key]
+        assert env["QUOTEFLOW_KAFKA__USERNAME"]["value"] == principal, obj["metadata"]["name"]
+        assert env["QUOTEFLOW_KAFKA__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": principal, "key": "password"}
+        seen.add(principal)
+    assert seen == set(users)
+
+
 def test_one_executor_per_account(overlay):
     _, objects = overlay
     executors = [o for o, _, c in quoteflow_containers(objects) if c["args"][0] == "execute"]
@@ -333,6 +381,10 @@ def test_one_executor_per_account(overlay):
 def produced_secrets(objects: list[dict]) -> dict[str, set[str] | None]:
     """Secret name → its keys (None: keys set outside, e.g. in OpenBao)."""
     made: dict[str, set[str] | None] = {}
+    for name in named(objects, "Kafka"):
+        made[f"{name}-cluster-ca-cert"] = {"ca.crt", "ca.p12", "ca.password"}
+    for name in named(objects, "KafkaUser"):
+        made[name] = {"password", "sasl.jaas.config"}
     for name in named(objects, "Cluster"):
         made[f"{name}-app"] = CNPG_APP_KEYS
     for name in named(objects, "Keycloak"):
@@ -360,7 +412,9 @@ def secret_refs(objects: list[dict]):
                     yield where, source["secretRef"]["name"], None
         for volume in spec.get("volumes", []):
             if "secret" in volume:
-                yield where, volume["secret"]["secretName"], None
+                items = volume["secret"].get("items") or [{"key": None}]
+                for item in items:
+                    yield where, volume["secret"]["secretName"], item["key"]
     for name, cluster in named(objects, "Cluster").items():
         for role in dig(cluster, "spec.managed.roles") or []:
             yield name, role["passwordSecret"]["name"], None
