@@ -4,9 +4,10 @@
 constructed samples (tests/cryptofeed_recordings.py): messages written in each exchange's
 documented websocket format (Bybit v5 public `orderbook`/`publicTrade`/`tickers`, Gate.io v4
 `spot.order_book_update`/`spot.trades`/`spot.tickers` with its REST book snapshot, bitFlyer's
-JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`), in
+JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`, KuCoin's `/market/level2`
+diffs against its signed REST snapshot, `/market/match`, `/market/ticker`), in
 cryptofeed's raw-recording file format, as its recorder writes them. They are replayed through
-cryptofeed 2.4.1's real Bybit, Gateio and Bitflyer feed classes, exactly as the real
+cryptofeed 2.4.1's real Bybit, Gateio, Bitflyer and KuCoin feed classes, exactly as the real
 recordings are.
 """
 
@@ -25,10 +26,12 @@ from tests.cryptofeed_recordings import (
     bitflyer_recording,
     bybit_recording,
     gateio_recording,
+    kucoin_recording,
 )
 
 BUILDERS = {
     "bitflyer": bitflyer_recording, "bybit": bybit_recording, "gateio": gateio_recording,
+    "kucoin": kucoin_recording,
 }
 
 
@@ -81,8 +84,8 @@ def test_sized_tickers_become_bbos_where_the_descriptor_says_where_the_sizes_are
     if venue_for(exchange).ticker_sizes is None:
         assert not bbos  # Gate.io's tickers carry no sizes: parsed by cryptofeed, not consumed
         return
-    assert bbos and {b.symbol for b in bbos} == {"bybit": {"BTC/USDT:USDT"},
-                                                 "bitflyer": {"BTC/JPY"}}[exchange]
+    assert bbos and {b.symbol for b in bbos} == {
+        "bybit": {"BTC/USDT:USDT"}, "bitflyer": {"BTC/JPY"}, "kucoin": {"BTC/USDT"}}[exchange]
     assert all(0 < b.bid_price < b.ask_price and b.bid_size > 0 for b in bbos)
 
 

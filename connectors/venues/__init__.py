@@ -2,15 +2,16 @@
 
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
-this one (binance, bitflyer, bybit, coinbase, okx) state only what cannot be derived. Look a
-venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
+this one (binance, bitflyer, bybit, coinbase, kucoin, okx) state only what cannot be derived.
+Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
 from __future__ import annotations
 
+from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
-from connectors.venues import binance, bitflyer, bybit, coinbase, okx
+from connectors.venues import binance, bitflyer, bybit, coinbase, kucoin, okx
 from connectors.venues.descriptor import (
     BINANCE_HFT,
     CRYPTOFEED,
@@ -41,12 +42,23 @@ class UnknownVenueError(ValueError):
 def derived_venue(cryptofeed_id: str) -> Venue:
     """The descriptor of a cryptofeed exchange with no module of its own."""
     name = cryptofeed_id.lower().replace("_", "").replace(".", "")
-    return Venue(name=name, cryptofeed_id=cryptofeed_id, ccxt_id=name)
+    return Venue(name=name, cryptofeed_id=cryptofeed_id, ccxt_id=name,
+                 needs_keys=signs_market_data(cryptofeed_id))
+
+
+def signs_market_data(cryptofeed_id: str) -> bool:
+    """Whether cryptofeed treats a channel quoteflow consumes as authenticated (KuCoin's
+    L2 book): its feed cannot even be built without an API key."""
+    feed_class = EXCHANGE_MAP[cryptofeed_id]
+    return any(feed_class.is_authenticated_channel(c) for c in (L2_BOOK, TRADES, TICKER))
 
 
 def _registry() -> dict[str, Venue]:
     venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
-    specific = [*binance.VENUES, *bitflyer.VENUES, *bybit.VENUES, *coinbase.VENUES, *okx.VENUES]
+    specific = [
+        *binance.VENUES, *bitflyer.VENUES, *bybit.VENUES, *coinbase.VENUES, *kucoin.VENUES,
+        *okx.VENUES,
+    ]
     for venue in specific:
         if venue.cryptofeed_id is not None:
             venues.pop(venue.cryptofeed_id, None)

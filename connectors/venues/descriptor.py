@@ -58,7 +58,9 @@ class Venue:
       unknown: then its tickers are not consumed (not subscribed live, ignored in replay)
       rather than made into BBOs with made-up sizes.
     - `adapter`: rewrites recordings made against an older exchange API.
-    - `needs_keys`: cryptofeed signs even its public subscriptions (API key needed live).
+    - `needs_keys`: cryptofeed signs even its public subscriptions or snapshot requests (an
+      API key is needed live; replay gives the feed a placeholder key, since nothing it signs
+      is sent). Derived from the feed class where it marks a consumed channel authenticated.
     - `recordings`: the recording formats it replays from.
     """
 

@@ -1,0 +1,13 @@
+"""KuCoin: cryptofeed 2.4 fetches its book snapshots from a signed endpoint (an API key is
+needed live), and its tickers carry the best sizes (`data.bestBidSize`/`data.bestAskSize`)."""
+
+from __future__ import annotations
+
+from cryptofeed.defines import KUCOIN
+
+from connectors.venues.descriptor import Venue
+
+VENUES = (
+    Venue(name="kucoin", cryptofeed_id=KUCOIN, ccxt_id="kucoin", needs_keys=True,
+          ticker_sizes=("data.bestBidSize", "data.bestAskSize")),
+)
