@@ -7,7 +7,8 @@ Conventions, the same in every table:
 - Prices, sizes, fees and PnL are `numeric`: exact, on the venue's grid, never floats.
   Model outputs (probabilities, edges in bps) are `double precision`.
 - Tables are append-only logs without primary keys: a hypertable's unique keys would have
-  to include `ts`, and replays are deduplicated upstream by event ids, not here.
+  to include `ts`. Persist stores each event once by committing its Kafka offsets with the
+  rows (`positions`), not by keys here.
 """
 
 from __future__ import annotations
