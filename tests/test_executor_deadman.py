@@ -22,7 +22,8 @@ import pytest
 
 from connectors.execution.deadman import DEADMAN_CALLS, DeadManSwitch
 from connectors.execution.live import CcxtVenue
-from connectors.execution.venue import ExchangeCredentials, NewOrder
+from connectors.execution.venue import NewOrder
+from connectors.secrets import ExchangeCredentials
 from tests.ccxt_standin import BinanceSpotStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,8 @@ _CHILD = """
 import asyncio, sys
 from decimal import Decimal
 from connectors.execution.live import CcxtVenue
-from connectors.execution.venue import ExchangeCredentials, NewOrder
+from connectors.execution.venue import NewOrder
+from connectors.secrets import ExchangeCredentials
 
 async def main(url_base):
     venue = await CcxtVenue.connect(

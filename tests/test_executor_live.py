@@ -22,7 +22,8 @@ from connectors.execution.executor import Executor, ExecutorConfig
 from connectors.execution.live import CcxtVenue
 from connectors.execution.reconcile import reconcile
 from connectors.execution.retry import RetryPolicy
-from connectors.execution.venue import ExchangeCredentials, NewOrder
+from connectors.execution.venue import NewOrder
+from connectors.secrets import ExchangeCredentials
 from connectors.venues.market_cache import instrument_for
 from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Quote, RiskEvent
 from models.execution.client_ids import client_order_id

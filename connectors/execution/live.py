@@ -32,7 +32,8 @@ import msgspec
 
 from connectors.execution import ccxt_structures, deadman
 from connectors.execution.rate_limiter import AsyncRateLimiter
-from connectors.execution.venue import ExchangeCredentials, NewOrder
+from connectors.execution.venue import NewOrder
+from connectors.secrets import ExchangeCredentials
 from models.events import Fill, OrderEvent, Side
 from models.execution.orders import VenueOrder
 from models.execution.plan import UNIT_COSTS, RequestCosts
@@ -82,11 +83,7 @@ class CcxtVenue:
             exchange_class = getattr(ccxt_async, exchange_id)
         except AttributeError:
             raise ValueError(f"ccxt has no exchange {exchange_id!r}") from None
-        settings = {
-            "apiKey": credentials.api_key, "secret": credentials.secret, **(config or {}),
-        }
-        if credentials.password is not None:
-            settings["password"] = credentials.password
+        settings = {**credentials.to_ccxt_config(), **(config or {})}
         exchange = exchange_class(settings)
         if sandbox:
             exchange.set_sandbox_mode(True)  # raises NotSupported where ccxt has no sandbox

@@ -30,20 +30,6 @@ class NewOrder:
     trigger_exchange_ts: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExchangeCredentials:
-    """What a live venue needs to sign requests; the secret never appears in a repr or log."""
-
-    api_key: str
-    secret: str
-    password: str | None = None
-
-    def __repr__(self) -> str:
-        return f"ExchangeCredentials(api_key={self.api_key[:4]}…, secret=***)"
-
-    __str__ = __repr__
-
-
 class Venue(Protocol):
     id: str  # ccxt exchange id (the `venue` of events)
     costs: RequestCosts

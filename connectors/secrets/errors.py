@@ -47,7 +47,8 @@ class WrongMasterKeyError(SecretStoreError):
 
 
 class TamperedRecordError(SecretStoreError):
-    """A record failed authentication: its ciphertext, owner, exchange or id was altered."""
+    """A record failed authentication: its ciphertext or a field stored beside it (owner,
+    exchange, id, masked key, flags, creation time) was altered."""
 
 
 class CorruptStoreError(SecretStoreError):

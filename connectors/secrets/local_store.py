@@ -2,10 +2,14 @@
 
 Layout of the file (every binary field base64):
 
-    {"format": "quoteflow-secrets", "version": 1, "generation": 3,
+    {"format": "quoteflow-secrets", "version": 2, "generation": 3,
      "salt": ..., "key_check": ...,
      "records": [{"owner", "exchange", "key_id", "api_key_masked", "has_password",
                   "has_uid", "created_at", "nonce", "ciphertext"}, ...]}
+
+Every record's ciphertext is bound to all the fields stored beside it (`sealing.record_aad`),
+so an edited owner, masked key or creation time fails authentication. A version-1 file (which
+bound owner, exchange and id only) is rewritten as version 2 when the store opens it.
 
 The data key is HKDF-SHA256(master key, salt, "data key"), the key check
 HKDF-SHA256(master key, salt, "key check"): comparing it tells a wrong master key apart from
@@ -44,12 +48,19 @@ from connectors.secrets.errors import (
     WrongMasterKeyError,
 )
 from connectors.secrets.master_key import MasterKey
-from connectors.secrets.sealing import DATA_KEY_BYTES, record_aad, seal, unseal
+from connectors.secrets.sealing import (
+    DATA_KEY_BYTES,
+    legacy_record_aad,
+    record_aad,
+    seal,
+    unseal,
+)
 from connectors.secrets.store import RotationProgress, new_record_info
 from connectors.secrets.validation import check_exchange, check_key_id, check_owner
 
 FORMAT = "quoteflow-secrets"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # records bound to owner, exchange and id only
 SALT_BYTES = 16
 
 
@@ -89,7 +100,23 @@ class LocalSecretStore:
         self._keys_cache: tuple[bytes, _Keys] | None = None
         # Fail at start-up, not at the first trade, when the key does not fit the store.
         if self._path.exists():
-            self._verified(self._read())
+            state = self._read()
+            self._verified(state)
+            if state["version"] == LEGACY_FORMAT_VERSION:
+                with self._writing():
+                    pass  # `_writing` upgrades what it reads
+
+    def _upgrade(self, state: dict[str, Any]) -> None:
+        """A version-1 state re-sealed in memory with every field bound (version 2)."""
+        if state["version"] != LEGACY_FORMAT_VERSION:
+            return
+        keys = self._verified(state)
+        upgraded = []
+        for record in state["records"]:
+            credentials = self._unseal(keys, record, LEGACY_FORMAT_VERSION)
+            nonce, ciphertext = seal(keys.data, credentials, record_aad(_info(record)))
+            upgraded.append({**record, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)})
+        state.update(version=FORMAT_VERSION, records=upgraded)
 
     @property
     def path(self) -> Path:
@@ -99,10 +126,9 @@ class LocalSecretStore:
 
     def put(self, owner: str, exchange: str, credentials: ExchangeCredentials) -> KeyRecordInfo:
         info = new_record_info(owner, exchange, credentials)
-        key_id = info.key_id
         with self._writing() as state:
             keys = self._verified(state)
-            nonce, ciphertext = seal(keys.data, credentials, record_aad(owner, exchange, key_id))
+            nonce, ciphertext = seal(keys.data, credentials, record_aad(info))
             state["records"].append(_record(info, nonce, ciphertext))
         return info
 
@@ -114,13 +140,16 @@ class LocalSecretStore:
         state = self._read()
         keys = self._verified(state)
         record = self._find(state, owner, exchange, key_id)
-        return self._unseal(keys, record)
+        return self._unseal(keys, record, state["version"])
 
     def list(self, owner: str) -> list[KeyRecordInfo]:
         check_owner(owner)
         state = self._read()
-        self._verified(state)
-        infos = [_info(record) for record in state["records"] if record.get("owner") == owner]
+        keys = self._verified(state)
+        mine = [record for record in state["records"] if record.get("owner") == owner]
+        for record in mine:  # what is shown must be what was stored: authenticated first
+            self._unseal(keys, record, state["version"])
+        infos = [_info(record) for record in mine]
         return sorted(infos, key=lambda info: (info.exchange, info.created_at, info.key_id))
 
     def delete(self, owner: str, exchange: str, key_id: str) -> None:
@@ -152,9 +181,8 @@ class LocalSecretStore:
             records = state["records"]
             rotated = []
             for done, record in enumerate(records, start=1):
-                credentials = self._unseal(old_keys, record)
-                aad = record_aad(record["owner"], record["exchange"], record["key_id"])
-                nonce, ciphertext = seal(new_keys.data, credentials, aad)
+                credentials = self._unseal(old_keys, record, state["version"])
+                nonce, ciphertext = seal(new_keys.data, credentials, record_aad(_info(record)))
                 rotated.append({**record, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)})
                 if progress is not None:
                     progress(done, len(records))
@@ -198,6 +226,7 @@ class LocalSecretStore:
         with exclusive_lock(self._path):
             remove_stale_temps(self._path)
             state = self._read()
+            self._upgrade(state)
             yield state
             write_atomically(self._path, json.dumps(state, separators=(",", ":")).encode())
 
@@ -235,13 +264,17 @@ class LocalSecretStore:
             )
         return matches[0]
 
-    def _unseal(self, keys: _Keys, record: dict[str, Any]) -> ExchangeCredentials:
+    def _unseal(self, keys: _Keys, record: dict[str, Any], version: int) -> ExchangeCredentials:
         where = f"record {record.get('key_id')} in {self._path}"
+        if version == LEGACY_FORMAT_VERSION:
+            aad = legacy_record_aad(record["owner"], record["exchange"], record["key_id"])
+        else:
+            aad = record_aad(_info(record))
         return unseal(
             keys.data,
             _unb64(record.get("nonce"), f"{where}: nonce"),
             _unb64(record.get("ciphertext"), f"{where}: ciphertext"),
-            record_aad(record["owner"], record["exchange"], record["key_id"]),
+            aad,
             where,
         )
 
@@ -274,14 +307,16 @@ def _parse(raw: bytes, path: Path) -> dict[str, Any]:
         raise CorruptStoreError(f"{path} is not valid JSON ({error.__class__.__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CorruptStoreError(f"{path} is not a quoteflow secret store")
-    if state.get("version") != FORMAT_VERSION:
+    if state.get("version") not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         raise CorruptStoreError(
             f"{path} has store format version {state.get('version')!r}; this code reads "
-            f"version {FORMAT_VERSION}"
+            f"versions {LEGACY_FORMAT_VERSION} and {FORMAT_VERSION}"
         )
     records = state.get("records")
     if not isinstance(state.get("generation"), int) or not isinstance(records, list):
         raise CorruptStoreError(f"{path} lacks a generation or a record list")
+    if not isinstance(state.get("salt"), str) or not isinstance(state.get("key_check"), str):
+        raise CorruptStoreError(f"{path} lacks its salt or key check")
     for index, record in enumerate(records):
         if not _well_formed(record):
             raise CorruptStoreError(f"{path}: record {index} does not have the record fields")

@@ -1,22 +1,27 @@
 """AES-256-GCM sealing of one credentials record, shared by both backends.
 
 Each record gets a fresh random 96-bit nonce. The associated data binds the ciphertext to
-where it belongs (schema version, owner, exchange, key id), so a record copied to another
-owner, exchange or id fails authentication instead of decrypting under the wrong name.
+every field stored beside it (schema 2: owner, exchange, key id, masked api key, the
+password and uid flags, creation time), so a record copied to another owner, exchange or
+id, or any of those fields edited in place, fails authentication instead of decrypting
+under a false description. Schema 1 (written before) bound owner, exchange and id only;
+it is still read, and the local store rewrites it as schema 2 on open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from connectors.secrets.credentials import ExchangeCredentials
+from connectors.secrets.credentials import ExchangeCredentials, KeyRecordInfo
 from connectors.secrets.errors import TamperedRecordError
 
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
+LEGACY_RECORD_SCHEMA = 1  # owner, exchange and key id bound; the other fields were not
 NONCE_BYTES = 12
 DATA_KEY_BYTES = 32
 
@@ -33,12 +38,23 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True):
 _decode_payload = msgspec.json.Decoder(_Payload).decode
 
 
-def record_aad(owner: str, exchange: str, key_id: str) -> bytes:
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+def record_aad(info: KeyRecordInfo) -> bytes:
+    """Schema 2: every stored field, as canonical JSON (sorted keys), after the prefix."""
+    return b"\x00".join(
+        (_AAD_PREFIX, str(RECORD_SCHEMA).encode(), _canonical.encode(dataclasses.asdict(info)))
+    )
+
+
+def legacy_record_aad(owner: str, exchange: str, key_id: str) -> bytes:
+    """Schema 1, for reading records written before every field was bound."""
     # Validated identifiers never contain NUL, so the joined form is unambiguous.
     return b"\x00".join(
         (
             _AAD_PREFIX,
-            str(RECORD_SCHEMA).encode(),
+            str(LEGACY_RECORD_SCHEMA).encode(),
             owner.encode(),
             exchange.encode(),
             key_id.encode(),
@@ -63,7 +79,8 @@ def unseal(
         plaintext = AESGCM(data_key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
         raise TamperedRecordError(
-            f"{where} failed authentication: its ciphertext, owner, exchange or id was altered"
+            f"{where} failed authentication: its ciphertext or a field stored beside it "
+            "(owner, exchange, id, masked key, flags, creation time) was altered"
         ) from None
     payload = _decode_payload(plaintext)
     return ExchangeCredentials(payload.api_key, payload.secret, payload.password, payload.uid)

@@ -35,7 +35,15 @@ from connectors.secrets.errors import (
     SecretBackendError,
     TamperedRecordError,
 )
-from connectors.secrets.sealing import DATA_KEY_BYTES, RECORD_SCHEMA, record_aad, seal, unseal
+from connectors.secrets.sealing import (
+    DATA_KEY_BYTES,
+    LEGACY_RECORD_SCHEMA,
+    RECORD_SCHEMA,
+    legacy_record_aad,
+    record_aad,
+    seal,
+    unseal,
+)
 from connectors.secrets.store import RotationProgress, new_record_info
 from connectors.secrets.validation import check_exchange, check_key_id, check_owner
 
@@ -211,9 +219,7 @@ class VaultSecretStore:
                 mount_point=self._transit_mount,
             )["data"]
         nonce, ciphertext = seal(
-            _decode(data_key["plaintext"], "Transit data key"),
-            credentials,
-            record_aad(owner, exchange, key_id),
+            _decode(data_key["plaintext"], "Transit data key"), credentials, record_aad(info)
         )
         record = {
             **asdict(info),
@@ -239,6 +245,11 @@ class VaultSecretStore:
             key_id = self._only_key_id(owner, exchange)
         check_key_id(key_id)
         record, _ = self._read(owner, exchange, key_id)
+        return self._unseal(record, owner, exchange, key_id)
+
+    def _unseal(
+        self, record: dict[str, Any], owner: str, exchange: str, key_id: str
+    ) -> ExchangeCredentials:
         where = f"Vault record {self._path(owner, exchange, key_id)}"
         refused = TamperedRecordError(f"{where}: Transit refused to unwrap its data key")
         with self._errors("unwrapping the data key", on_rejected=refused):
@@ -247,11 +258,15 @@ class VaultSecretStore:
                 ciphertext=record["wrapped_key"],
                 mount_point=self._transit_mount,
             )["data"]["plaintext"]
+        if record["schema"] == LEGACY_RECORD_SCHEMA:  # written before every field was bound
+            aad = legacy_record_aad(owner, exchange, key_id)
+        else:
+            aad = record_aad(KeyRecordInfo(**{name: record[name] for name in _INFO_FIELDS}))
         return unseal(
             _decode(plaintext_key, "Transit data key"),
             _decode(record["nonce"], f"{where}: nonce"),
             _decode(record["ciphertext"], f"{where}: ciphertext"),
-            record_aad(owner, exchange, key_id),
+            aad,
             where,
         )
 
@@ -261,6 +276,8 @@ class VaultSecretStore:
         for exchange in self._children(owner):
             for key_id in self._children(owner, exchange):
                 record, _ = self._read(owner, exchange, key_id)
+                # What is shown must be what was stored: authenticated before it is listed.
+                self._unseal(record, owner, exchange, key_id)
                 infos.append(KeyRecordInfo(**{name: record[name] for name in _INFO_FIELDS}))
         return sorted(infos, key=lambda info: (info.exchange, info.created_at, info.key_id))
 
@@ -336,7 +353,7 @@ class VaultSecretStore:
         record = response["data"]["data"]
         if (
             not isinstance(record, dict)
-            or record.get("schema") != RECORD_SCHEMA
+            or record.get("schema") not in (RECORD_SCHEMA, LEGACY_RECORD_SCHEMA)
             or not record.keys() >= _RECORD_FIELDS
         ):
             raise TamperedRecordError(f"Vault record {path} is not a quoteflow record")
