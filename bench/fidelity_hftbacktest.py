@@ -181,6 +181,28 @@ def _quote_loop():
         return n
 
     @njit
+    def side_step(hbt, order_id, want, target, last, on_change, is_buy, next_id, size, tick):
+        """One side at one requote: keep the order if it rests at `target`, else cancel it,
+        and place a new one if wanted. Returns (order id, last price tick quoted, next id)."""
+        orders = hbt.orders(0)
+        if order_id != 0 and order_id in orders:
+            order = orders.get(order_id)
+            if order.cancellable and (not want or order.price_tick != target):
+                hbt.cancel(0, order_id, False)
+                order_id = 0
+        else:
+            order_id = 0
+        if not want:
+            return order_id, -1, next_id
+        if order_id != 0 or (on_change and last == target):
+            return order_id, last, next_id
+        if is_buy:
+            hbt.submit_buy_order(0, next_id, target * tick, size, GTX, LIMIT, False)
+        else:
+            hbt.submit_sell_order(0, next_id, target * tick, size, GTX, LIMIT, False)
+        return next_id, target, next_id + 1
+
+    @njit
     def quote_loop(hbt, offset, size, requote_ns, start_ns, max_position, on_change, fills):
         n = 0
         next_id = 1
@@ -200,44 +222,14 @@ def _quote_loop():
             if bid_tick <= 0 or ask_tick >= 2**62 or ask_tick <= bid_tick:
                 continue
             position = hbt.position(0)
-            orders = hbt.orders(0)
-            tick = depth.tick_size
-            # bid
-            want = position < max_position - size / 2
-            if bid_id != 0 and bid_id in orders:
-                order = orders.get(bid_id)
-                if order.cancellable and (not want or order.price_tick != bid_tick - offset):
-                    hbt.cancel(0, bid_id, False)
-                    bid_id = 0
-            else:
-                bid_id = 0
-            if not want:
-                last_bid = -1
-            elif bid_id == 0 and not (on_change and last_bid == bid_tick - offset):
-                hbt.submit_buy_order(
-                    0, next_id, (bid_tick - offset) * tick, size, GTX, LIMIT, False
-                )
-                bid_id = next_id
-                last_bid = bid_tick - offset
-                next_id += 1
-            # ask
-            want = position > -max_position + size / 2
-            if ask_id != 0 and ask_id in orders:
-                order = orders.get(ask_id)
-                if order.cancellable and (not want or order.price_tick != ask_tick + offset):
-                    hbt.cancel(0, ask_id, False)
-                    ask_id = 0
-            else:
-                ask_id = 0
-            if not want:
-                last_ask = -1
-            elif ask_id == 0 and not (on_change and last_ask == ask_tick + offset):
-                hbt.submit_sell_order(
-                    0, next_id, (ask_tick + offset) * tick, size, GTX, LIMIT, False
-                )
-                ask_id = next_id
-                last_ask = ask_tick + offset
-                next_id += 1
+            bid_id, last_bid, next_id = side_step(
+                hbt, bid_id, position < max_position - size / 2, bid_tick - offset, last_bid,
+                on_change, True, next_id, size, depth.tick_size,
+            )
+            ask_id, last_ask, next_id = side_step(
+                hbt, ask_id, position > -max_position + size / 2, ask_tick + offset, last_ask,
+                on_change, False, next_id, size, depth.tick_size,
+            )
         return record_fills(hbt, fills, n), next_id - 1
 
     return quote_loop
@@ -379,6 +371,7 @@ def run_quoteflow(path: Path, settings: dict, out: Path) -> dict:
         "final_position": float(instrument["final_inventory"]),
         "fees": float(instrument["fees"]),
         "net_pnl": float(instrument["net_pnl"]),
+        "intents": summary["intents"],
         "orders": instrument.get("orders", {}),
         "risk": instrument.get("risk", {}),
         "missing_flags": missing,
@@ -544,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         }
         console.print(f"{name}: quoteflow")
         ours = run_quoteflow(path, settings, args.out)
+        if not ours["intents"]:
+            console.print(f"[red]{name}: quoteflow sent no intent: the comparison is void[/]")
         peer = None
         if not args.no_hftbacktest:
             if BENCH_PYTHON.exists():
