@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from bytewax.testing import run_main
 from confluent_kafka import KafkaError, Producer
 
 from connectors.kafka import (
@@ -24,8 +25,18 @@ from connectors.kafka import (
     topic_name,
 )
 from connectors.kafka.acls import PRINCIPALS, acl_bindings, new_password, set_passwords
+from connectors.timescale import TimescaleConfig, connect
+from flows.execute_kafka import run_execute
+from flows.ingest import run_ingest
+from flows.persist import run_persist
+from flows.processes import build_flow
 from models.events import ControlCommand, Event, OrderEvent, OrderIntent, Quote
+from quoteflow.config import Config, ExecuteConfig
+from tests.conftest import SHARED_DATA
 from tests.kafka_service import kafka_config, new_deployment, principal_config, read_topic
+from tests.postgres_service import fresh_database
+
+SPOT_BTC = SHARED_DATA / "binance/spot/btcusdt_20240808.gz"
 
 # The only writer of each guarded topic, and an event that goes there.
 GUARDED = {
@@ -122,3 +133,26 @@ def test_the_table_gives_each_guarded_topic_one_writer():
         assert ("p.control", "WRITE") not in rights or principal.name == "api"
         assert ("p.orders.intents", "WRITE") not in rights or principal.name == "quote"
         assert ("p.orders.events", "WRITE") not in rights or principal.name == "executor"
+
+
+def test_the_pipeline_runs_with_each_process_as_its_own_principal(
+    kafka_bootstrap, postgres_dsn, tmp_path
+):
+    """The table is enough to work, not only to forbid: ingest, the quote flow, the
+    executor and persist each run as their own principal, with nothing more than their ACLs."""
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", principal_config(kafka, "ingest"), paths=[SPOT_BTC])
+    run_main(build_flow("quote", Config(kafka=principal_config(kafka, "quote")), tail=False))
+    intents = read_topic(kafka, "orders.intents")
+    assert intents
+    executor = principal_config(kafka, "executor")
+    stats = run_execute(Config(kafka=executor, execute=ExecuteConfig(
+        symbols=["BTC/USDT"], paper_rate_limit_ms=0.01, rate_limit_capacity=1000,
+        audit_path=str(tmp_path / "audit.jsonl"))), until_end=True)
+    assert stats.intents == len(intents)
+    assert read_topic(kafka, "orders.events")
+    with fresh_database(postgres_dsn) as dsn:
+        run_persist(principal_config(kafka, "persist"), TimescaleConfig(dsn=dsn), tail=False)
+        with connect(TimescaleConfig(dsn=dsn)) as conn:
+            stored = conn.execute("SELECT count(*) FROM order_intents").fetchone()[0]
+            assert stored == len(intents)
