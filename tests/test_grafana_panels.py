@@ -29,7 +29,7 @@ from connectors.grafana.macros import QueryContext, expand
 from connectors.memory import CallbackSink, ChunkedSource
 from connectors.replay.recordings import Recordings
 from connectors.timescale import EventWriter, TimescaleConfig, connect, migrate
-from connectors.venues.market_cache import instrument_for
+from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from models.arbitrage import ArbitrageConfig
@@ -100,7 +100,8 @@ def filled_database(shared_data, postgres_dsn):
                       on_output=produced.extend)
     signals: list = []
     run_main(build_arbitrage_flow(ChunkedSource(market, chunk_size=512),
-                                  CallbackSink(signals.extend), ArbitrageConfig()))
+                                  CallbackSink(signals.extend),
+                                  ArbitrageConfig(instruments=all_instruments())))
     predictions: list = []
     run_main(build_predict_flow(ChunkedSource(market, chunk_size=512),
                                 CallbackSink(predictions.extend), PredictorConfig()))
