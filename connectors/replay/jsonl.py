@@ -2,7 +2,8 @@
 
 Every event is written as its msgspec JSON (type-tagged, Decimals as strings), in receive-time
 order across the input files. Book events (snapshots and deltas) go through one `OrderBook`
-per instrument and additionally carry what the book made of them:
+per instrument, sequenced by the rule its venue's descriptor names (`connectors.venues`), and
+additionally carry what the book made of them:
 `book_status` (applied / buffered / stale / gap / crossed) and `best_bid` / `best_ask`, the
 top-of-book prices after applying them (null while the book is unsynced). `seq` is every
 market event's own field. Dead letters are written to the same output as `dead_letter` lines,
@@ -18,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from connectors.replay.recordings import Recordings
+from connectors.venues import sequencing_rule
 from models.book import BookStats, BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, encode
 
@@ -60,7 +62,9 @@ def replay_to_jsonl(paths: Iterable[str | Path], out_path: str | Path) -> JsonlR
                 instrument = (event.venue, event.symbol)
                 book = books.get(instrument)
                 if book is None:
-                    book = books[instrument] = OrderBook(event.venue, event.symbol)
+                    book = books[instrument] = OrderBook(
+                        event.venue, event.symbol, sequencing_rule(event.venue)
+                    )
                 line = _with_outcome(line, book.apply(event), book)
             out.write(line)
             out.write(b"\n")
