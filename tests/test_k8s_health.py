@@ -3,8 +3,8 @@ shares of a flow cluster whose processes each have a volume of their own (`flow-
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from connectors.health import HealthServer
 from quoteflow.cli import app
-from tests.kafka_service import new_deployment
+from tests.kafka_service import kafka_toml, new_deployment, principal_config
 
 ROOT = Path(__file__).resolve().parents[1]
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"  # the console script of this venv
@@ -80,20 +80,40 @@ def test_long_running_commands_take_a_health_port(command):
     assert "--health-port" in result.output
 
 
-@pytest.mark.integration
-def test_a_flow_process_is_ready_and_exports_metrics(kafka_bootstrap, tmp_path):
-    """`quoteflow flow predict --health-port` as its own process on a real broker."""
-    kafka = new_deployment(kafka_bootstrap)
-    port = free_port()
-    env = {**os.environ, "QUOTEFLOW_KAFKA__BOOTSTRAP": kafka.bootstrap,
-           "QUOTEFLOW_KAFKA__PREFIX": kafka.prefix, "PYTHONPATH": str(ROOT)}
+def start_flow(kafka_bootstrap: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`quoteflow flow predict ARGS` as its own process, logged in as the `predict` principal
+    of a fresh deployment."""
+    kafka = principal_config(new_deployment(kafka_bootstrap), "predict")
+    secret = tmp_path / "kafka.password"
+    secret.touch(mode=0o600)
+    secret.write_text(kafka.password)
+    config = tmp_path / "quoteflow.toml"
+    config.write_text(kafka_toml(dataclasses.replace(kafka, password=None,
+                                                     password_file=str(secret))))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = tmp_path / "flow.log"
     with log.open("w") as out:
         flow = subprocess.Popen(
-            [str(QUOTEFLOW), "flow", "predict", "--health-port",
-             str(port), "--recovery-dir", str(tmp_path / "recovery")],
+            [str(QUOTEFLOW), "flow", "predict", "--config", str(config),
+             "--recovery-dir", str(tmp_path / "recovery"), *args],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
+    return flow, log
+
+
+def stop(flow: subprocess.Popen) -> None:
+    flow.terminate()  # what the kubelet sends; the flow resumes from its snapshots
+    try:
+        flow.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        flow.kill()
+        flow.wait()
+
+
+@pytest.mark.integration
+def test_a_flow_process_is_ready_and_exports_metrics(kafka_bootstrap, tmp_path):
+    port = free_port()
+    flow, log = start_flow(kafka_bootstrap, tmp_path, "--health-port", str(port))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -109,17 +129,10 @@ def test_a_flow_process_is_ready_and_exports_metrics(kafka_bootstrap, tmp_path):
         status, text = get(port, "/metrics")
         assert status == 200
         assert 'quoteflow_up{process="flow-predict"} 1.0' in text
+        assert 'quoteflow_ready{process="flow-predict"} 1.0' in text
         assert "process_cpu_seconds_total" in text
-        time.sleep(1)  # the endpoint keeps answering while Bytewax runs the flow
-        assert get(port, "/healthz")[0] == 200
-        assert flow.poll() is None
     finally:
-        flow.send_signal(signal.SIGINT)
-        try:
-            flow.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            flow.kill()
-            flow.wait()
+        stop(flow)
 
 
 def test_recovery_shares_cover_every_partition_once(tmp_path):
