@@ -23,7 +23,6 @@ from typing import Literal
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from connectors.kafka import KafkaConfig, KafkaEventSink, connect_admin, require_topics, topic_name
@@ -31,48 +30,39 @@ from connectors.kafka.replays import ReplayMarker, replay_id
 from connectors.live_feeds import LiveFeedSource
 from connectors.memory import ChunkedSource
 from connectors.replay.recordings import Recordings
-from flows.quote import split_by_instrument
+from flows.operators import per_key_state
 from flows.runner import Recovery, run_dataflow
-from models.events import DeadLetter, Event
+from models.events import Event
 from models.ingest_check import InstrumentCheck
 
 # Where ingest writes: a deployment without these topics is a configuration error.
 INGEST_TOPICS = ("md.book", "md.bbo", "md.trades", "deadletter")
 
 
-class _CheckLogic(StatefulLogic):
-    def __init__(self, check: InstrumentCheck | None):
-        self._check = check
+class _Admission:
+    """One instrument's `InstrumentCheck` as a keyed state (picklable for snapshots)."""
 
-    # Outputs leave as one list per chunk: Bytewax's cost is per item, not per event.
-    def on_item(self, value: list) -> tuple[list[list[Event]], bool]:
-        first = value[0]
-        if isinstance(first, DeadLetter):
-            return [value], StatefulLogic.DISCARD
-        if self._check is None:
-            self._check = InstrumentCheck(first.venue, first.symbol)
-        admit = self._check.admit
+    __slots__ = ("check",)
+
+    def __init__(self, check: InstrumentCheck) -> None:
+        self.check = check
+
+    def on_event(self, event: Event) -> list[Event]:
         out: list[Event] = []
-        for event in value:
-            admit(event, out)
-        return [out], StatefulLogic.RETAIN
-
-    def snapshot(self) -> InstrumentCheck | None:
-        return self._check
+        self.check.admit(event, out)
+        return out
 
 
 def build_ingest_flow(source: Source, sink: Sink, flow_id: str = "ingest") -> Dataflow:
     flow = Dataflow(flow_id)
     chunks = op.input("exchange", flow, source)
-    per_instrument = op.flat_map("by_instrument", chunks, split_by_instrument)
-    checked = op.stateful("book_check", per_instrument, _CheckLogic)
-    events = op.flat_map("unkey", checked, _unkey)
-    op.output("kafka", events, sink)
+    checked = per_key_state(
+        "book_check", chunks,
+        lambda first: _Admission(InstrumentCheck(first.venue, first.symbol)),
+        chunks_out=True,
+    )
+    op.output("kafka", checked, sink)
     return flow
-
-
-def _unkey(item: tuple[str, list[Event]]) -> list[list[Event]]:
-    return [item[1]]
 
 
 def open_recordings(paths: Sequence[str | Path]) -> Recordings:

@@ -12,35 +12,10 @@ from __future__ import annotations
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
-from flows.quote import split_by_instrument
-from models.events import DeadLetter, Prediction
+from flows.operators import per_key_state
 from models.predictor import PredictorConfig, PredictSession
-
-
-class _PredictLogic(StatefulLogic):
-    def __init__(self, config: PredictorConfig, session: PredictSession | None):
-        self._config = config
-        self._session = session
-
-    # Outputs leave as one list per chunk: Bytewax's cost is per item, not per event.
-    def on_item(self, value: list) -> tuple[list[list[Prediction]], bool]:
-        first = value[0]
-        if isinstance(first, DeadLetter):
-            return [], StatefulLogic.DISCARD
-        session = self._session
-        if session is None:
-            session = self._session = PredictSession(first.venue, first.symbol, self._config)
-        on_event = session.on_event
-        out: list[Prediction] = []
-        for event in value:
-            out.extend(on_event(event))
-        return ([out] if out else []), StatefulLogic.RETAIN
-
-    def snapshot(self) -> PredictSession | None:
-        return self._session
 
 
 def build_predict_flow(
@@ -51,14 +26,10 @@ def build_predict_flow(
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     chunks = op.input("market", flow, source)
-    per_instrument = op.flat_map("by_instrument", chunks, split_by_instrument)
-    predicted = op.stateful(
-        "instrument_predictor", per_instrument, lambda resume: _PredictLogic(config, resume)
+    predictions = per_key_state(
+        "instrument_predictor", chunks,
+        lambda first: PredictSession(first.venue, first.symbol, config),
+        keep_dead_letters=False,
     )
-    predictions = op.flat_map("unkey", predicted, _unkey)
     op.output("predictions", predictions, sink)
     return flow
-
-
-def _unkey(item: tuple[str, list[Prediction]]) -> list[Prediction]:
-    return item[1]

@@ -159,6 +159,9 @@ class QuoteSession:
         """The market event into the book or the estimators; True when the book view changed
         (`requote` then decides). `on_event` is `observe` then `requote`: the paper trader
         calls them apart so its venue matches on the same book in between."""
+        if self._requote_ns and self._next_requote_ns is None:
+            step = self._requote_ns  # the cadence starts at the first boundary after the data
+            self._next_requote_ns = (event.receive_ts // step + 1) * step
         if type(event) is Trade:
             self.engine.on_trade(event, self._mid())
             return False
@@ -183,8 +186,6 @@ class QuoteSession:
         state as it was then (nothing happened between that boundary and `now_ns`)."""
         boundary = self.boundary_before(now_ns)
         if boundary is None:
-            if self._requote_ns and self._next_requote_ns is None:
-                self._next_requote_ns = (now_ns // self._requote_ns + 1) * self._requote_ns
             return []
         self._next_requote_ns = boundary + self._requote_ns
         return self._quote(boundary, self._last_exchange_ts)
