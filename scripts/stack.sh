@@ -46,6 +46,13 @@ up() {
     scripts/services/kafka.sh start "$kafka_dir" 9092 9093
     dsn=$(scripts/services/postgres.sh start "$postgres_dir" 5432 | tail -n 1)
     scripts/services/keycloak.sh start "$keycloak_dir" 8080
+    # The API introspects tokens (revocation) as its confidential client: its secret, read
+    # with the instance's generated admin password, reaches the API through its environment.
+    (umask 077 && KC_ADMIN_PASSWORD_FILE="$keycloak_dir/admin.password" .venv/bin/python -c \
+        'import os; from pathlib import Path; from connectors.keycloak.admin import RealmAdmin
+password = Path(os.environ["KC_ADMIN_PASSWORD_FILE"]).read_text().strip()
+print(RealmAdmin("http://127.0.0.1:8080", "admin", password).client_secret("quoteflow-api"))' \
+        >"$state/api-client.secret")
     vault_addr=$(scripts/services/openbao.sh start "$openbao_dir" 8200 --owner "$owner" | tail -n 1)
     executor_role=$(.venv/bin/python -c \
         'import sys; from connectors.secrets.vault_setup import executor_role; print(executor_role(sys.argv[1]))' \
@@ -101,7 +108,8 @@ TOML
         && start_process execute executor execute --config "$config")
     (set -a && . "$openbao_dir/approle/quoteflow-api.env" && set +a \
         && QUOTEFLOW_COMMANDS__SIGNING_KEY_FILE="$PWD/$state/command-signing.pem" \
-        && export QUOTEFLOW_COMMANDS__SIGNING_KEY_FILE \
+        && QUOTEFLOW_API_CLIENT_SECRET="$(cat "$state/api-client.secret")" \
+        && export QUOTEFLOW_COMMANDS__SIGNING_KEY_FILE QUOTEFLOW_API_CLIENT_SECRET \
         && start_process api api api --config "$config")
     local recordings=("$@")
     [ ${#recordings[@]} -gt 0 ] || recordings=("${default_recordings[@]}")

@@ -38,7 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYCLOAK_SCRIPT = ROOT / "scripts" / "services" / "keycloak.sh"
 ENV_URL = "QUOTEFLOW_KEYCLOAK_URL"
 ADMIN_USERNAME = os.environ.get("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
-ADMIN_PASSWORD = os.environ.get("KC_BOOTSTRAP_ADMIN_PASSWORD", "admin")
+# The admin password: the caller's, else the one keycloak.sh generated for the instance
+# (DIR/admin.password); an instance run elsewhere (QUOTEFLOW_KEYCLOAK_URL) needs it set.
+ADMIN_PASSWORD_ENV = "KC_BOOTSTRAP_ADMIN_PASSWORD"
+_admin_passwords: dict[str, str] = {}
+INSTANCE_DIRS: dict[str, Path] = {}  # url → the instance's directory, for the tests started here
 # A cold start on a busy 2-core machine takes minutes; the first one also downloads and builds.
 _START_TIMEOUT_S = 900
 TEST_CLIENTS = ("quoteflow-api", "grafana")
@@ -55,6 +59,7 @@ def _free_port() -> int:
 def keycloak_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     existing = os.environ.get(ENV_URL)
     if existing:
+        _admin_passwords[existing.rstrip("/")] = os.environ.get(ADMIN_PASSWORD_ENV, "")
         yield existing.rstrip("/")
         return
     directory = tmp_path_factory.mktemp("keycloak")
@@ -65,9 +70,17 @@ def keycloak_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         if start.returncode != 0:
             pytest.fail(f"could not start Keycloak:\n{start.stderr[-4000:]}", pytrace=False)
-        yield start.stdout.strip().splitlines()[-1]
+        url = start.stdout.strip().splitlines()[-1]
+        INSTANCE_DIRS[url] = directory
+        _admin_passwords[url] = os.environ.get(ADMIN_PASSWORD_ENV) or (
+            directory / "admin.password").read_text().strip()
+        yield url
     finally:
         subprocess.run([str(KEYCLOAK_SCRIPT), "stop", str(directory)], check=False, timeout=120)
+
+
+def admin_password(url: str) -> str:
+    return _admin_passwords[url]
 
 
 def totp_code(secret: str, time_step: int) -> str:
@@ -113,7 +126,7 @@ class TestRealm:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.issuer = f"{base_url}/realms/{REALM}"
-        self.admin = RealmAdmin(base_url, ADMIN_USERNAME, ADMIN_PASSWORD)
+        self.admin = RealmAdmin(base_url, ADMIN_USERNAME, admin_password(base_url))
         for client_id in TEST_CLIENTS:
             self.admin.update_client(client_id, directAccessGrantsEnabled=True)
         # Brute-force protection stays on, but its quick-login check (two failures within a

@@ -30,7 +30,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    """DSN of the session's server (database `quoteflow`, superuser role `quoteflow`)."""
+    """DSN of the session's server: database `quoteflow`, owned by the role `quoteflow`, which
+    is no superuser and logs in with the password generated for the cluster (in the DSN)."""
     data_dir = tempfile.mkdtemp(prefix="quoteflow-pg-")
     started = subprocess.run(
         [str(SCRIPT), "start", data_dir, str(_free_port()), "--ephemeral"],

@@ -6,8 +6,10 @@
 #                                  realm answers and prints its base URL
 #   keycloak.sh stop DIR           stop the instance started in DIR
 #   keycloak.sh run DIR PORT       the same in the foreground (./dev keycloak fg)
-# Admin: KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD (admin / admin when unset:
-# the server only listens on 127.0.0.1). Needs a JDK 21 or newer (Kafka keeps Java 17): the
+# Admin: KC_BOOTSTRAP_ADMIN_USERNAME (admin when unset) / KC_BOOTSTRAP_ADMIN_PASSWORD; when
+# unset, a password generated for the instance on its first start and kept in
+# DIR/admin.password (0600): no two dev instances share an admin password, and none is a
+# default an attacker could guess. Needs a JDK 21 or newer (Kafka keeps Java 17): the
 # newest one in /usr/lib/jvm is used for Keycloak alone, or KEYCLOAK_JAVA_HOME.
 set -euo pipefail
 
@@ -95,10 +97,22 @@ make_instance() {
     cp "$realm_file" "$dir/data/import/realm-quoteflow.json"
 }
 
+# The instance's admin password: the caller's, else the one generated on its first start.
+admin_password() {
+    local file="$1/admin.password"
+    if [ ! -s "$file" ]; then
+        (umask 077 && head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+    fi
+    cat "$file"
+}
+
 launch_env() {
     export JAVA_HOME="$1"
     export KC_BOOTSTRAP_ADMIN_USERNAME="${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}"
-    export KC_BOOTSTRAP_ADMIN_PASSWORD="${KC_BOOTSTRAP_ADMIN_PASSWORD:-admin}"
+    if [ -z "${KC_BOOTSTRAP_ADMIN_PASSWORD:-}" ]; then
+        KC_BOOTSTRAP_ADMIN_PASSWORD="$(admin_password "$2")"
+    fi
+    export KC_BOOTSTRAP_ADMIN_PASSWORD
     export JAVA_OPTS_KC_HEAP="${JAVA_OPTS_KC_HEAP:--Xms64m -Xmx512m}"
 }
 
@@ -126,7 +140,7 @@ start() {
     fetch >/dev/null
     java_home="$(find_java_home)"
     make_instance "$dir"
-    launch_env "$java_home"
+    launch_env "$java_home" "$dir"
     # shellcheck disable=SC2046
     # Its own process group: kc.sh waits on java rather than exec'ing it, and stop signals both.
     setsid "$dir/bin/kc.sh" $(server_args "$port") >"$dir/keycloak.log" 2>&1 </dev/null &
@@ -170,7 +184,7 @@ run() {
     fetch >/dev/null
     java_home="$(find_java_home)"
     make_instance "$dir"
-    launch_env "$java_home"
+    launch_env "$java_home" "$dir"
     echo "keycloak: http://127.0.0.1:$port (admin console /admin, realm quoteflow); Ctrl-C stops it" >&2
     # shellcheck disable=SC2046
     exec "$dir/bin/kc.sh" $(server_args "$port")

@@ -5,6 +5,11 @@
 #       initdb DIR when it holds no cluster, start on 127.0.0.1:PORT (default 5432), wait
 #       until it accepts connections, create role and database `quoteflow`, print the DSN.
 #       --ephemeral: a cluster deleted after use, so durability is traded for speed.
+#       The application role `quoteflow` is not a superuser: it owns its database (and so the
+#       schema the migrations create), may create databases (the tests' fresh ones), and logs
+#       in over TCP with a password generated once per cluster (DIR/quoteflow.password, 0600,
+#       and in the printed DSN). The superuser `postgres` is reachable only through the Unix
+#       socket in DIR, which only the cluster's owner can open.
 #   postgres.sh stop DIR [--remove]          fast shutdown; --remove deletes DIR afterwards
 # PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user.
 set -euo pipefail
@@ -54,7 +59,8 @@ start() {
     dir=$(cd "$dir" && pwd)
     [ "$(id -u)" = 0 ] && chown postgres: "$dir" && chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
-        as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 \
+        as_owner "$bin/initdb" -D "$dir" -U postgres --auth-local=trust \
+            --auth-host=scram-sha-256 --encoding=UTF8 \
             --locale=C.UTF-8 --no-sync >"$dir.initdb.log" 2>&1 \
             || die "initdb failed: $(cat "$dir.initdb.log")"
         rm -f "$dir.initdb.log"
@@ -69,16 +75,25 @@ start() {
         as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$options" -w -t 30 start \
             >/dev/null || die "server did not start: $(tail -n 20 "$dir/server.log")"
     fi
-    local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
+    local psql=(as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
+    local password_file="$dir/quoteflow.password" password
+    if [ ! -s "$password_file" ]; then
+        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$password_file")
+        [ "$(id -u)" = 0 ] && chown postgres: "$password_file"
+    fi
+    password=$(cat "$password_file")
+    # Created, or brought to least privilege if an older script made it a superuser.
     if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='quoteflow'")" ]
     then
-        "${psql[@]}" -d postgres -c "create role quoteflow login superuser" >/dev/null
+        "${psql[@]}" -d postgres -c "create role quoteflow login" >/dev/null
     fi
+    "${psql[@]}" -d postgres -c "alter role quoteflow nosuperuser nocreaterole createdb \
+        password '$password'" >/dev/null
     if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_database where datname='quoteflow'")" ]
     then
         "${psql[@]}" -d postgres -c "create database quoteflow owner quoteflow" >/dev/null
     fi
-    echo "postgresql://quoteflow@127.0.0.1:$port/quoteflow"
+    echo "postgresql://quoteflow:$password@127.0.0.1:$port/quoteflow"
 }
 
 stop() {
