@@ -46,6 +46,7 @@ from quoteflow.config import (
 )
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
+from quoteflow.suggestion_store import PATH_ENV, publish
 from tests.ccxt_standin import BinanceSpotStandIn
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
@@ -427,6 +428,30 @@ def test_strategy_parameters_validated_published_and_read_back(
                        params={"target": "binance:BTC/USDT"}).json()
     assert current["source"] == "command" and current["command_id"] == command_id
     assert current["params"] == {"gamma": "0.2", "order_size": "0.001"}
+
+
+def test_the_latest_suggestion_is_served_to_traders_and_applies_as_is(
+    api: Api, kafka: KafkaConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What `quoteflow suggest` publishes (tests/test_suggest.py makes a real one)."""
+    latest = tmp_path / "suggestion.json"
+    monkeypatch.setenv(PATH_ENV, str(latest))
+    trader = api.token("trader")
+    missing = api.call("GET", "/strategies/suggestion", trader)
+    assert missing.status_code == 404 and "quoteflow suggest" in missing.json()["detail"]
+    assert api.call("GET", "/strategies/suggestion", api.token("viewer")).status_code == 403
+    publish({"strategy": "glft", "params": {"gamma": "0.3"},
+             "validation": {"advantage": {"pnl": 0.1, "se": 0.05}}}, latest)
+    suggestion = api.call("GET", "/strategies/suggestion", trader).json()
+    assert suggestion["strategy"] == "glft" and suggestion["validation"]["advantage"]["se"]
+    applied = api.call("PUT", "/strategies/current", trader, json={
+        "target": "binance:BTC/USDT", "strategy": suggestion["strategy"],
+        "params": suggestion["params"],
+    })
+    assert applied.status_code == 202, applied.json()
+    command_id = applied.json()["command_id"]
+    command = next(c for _, c in _commands(kafka) if c.command_id == command_id)
+    assert command.params == {"strategy": "glft", "gamma": "0.3"}
 
 
 def test_admin_sets_limits_trader_cannot_and_bad_limits_are_422(
