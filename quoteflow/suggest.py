@@ -208,6 +208,9 @@ def suggest(
         "cut_ns": cut,
         "strategy": best["strategy"],
         "params": best["params"],
+        # Equal parameters build equal strategies: the recommendation may be the baseline.
+        "is_baseline": build_strategy(best["strategy"], best["params"])
+        == build_strategy(*BASELINE),
         "fit": [{k: v for k, v in run.items() if not k.startswith("_")} for run in fit_runs],
         "validation": validation,
         "baseline": {"strategy": BASELINE[0], "params": BASELINE[1]},
@@ -259,6 +262,7 @@ def _table(suggestion: dict) -> Table:
     table.caption = (
         f"advantage over the ladder baseline: {advantage['pnl']:+.4f} ± {advantage['se']:.4f} "
         "(block-bootstrap SE of the difference)"
+        + ("; the recommendation is the baseline itself" if suggestion["is_baseline"] else "")
     )
     return table
 

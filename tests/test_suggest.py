@@ -41,6 +41,7 @@ def test_suggest_fits_validates_and_publishes(recording_slice, tmp_path, monkeyp
     fit = {(run["strategy"], tuple(run["params"].items())): run for run in suggestion["fit"]}
     assert set(fit) == {("ladder", (("spread_bps", "2"),)), ("glft", (("gamma", "0.1"),))}
     chosen = fit[(suggestion["strategy"], tuple(suggestion["params"].items()))]
+    assert suggestion["is_baseline"] is False  # neither candidate is the default ladder
     assert chosen["net_pnl"] == max(run["net_pnl"] for run in suggestion["fit"])
     validation = suggestion["validation"]
     for side in ("recommended", "baseline"):
