@@ -7,21 +7,17 @@
 
 Market data is read co-partitioned (`connectors.kafka.flow_io.CoPartitionedSource`), so one
 Bytewax partition holds the same instruments on all three `md.*` topics, merged in receive
-order: replays and rescaled runs compute the same intents. `run_flow` starts a flow with
-Bytewax's `cli_main` (workers per process, a cluster of processes with -i/-a) and a recovery
+order: replays and rescaled runs compute the same intents. `run_flow` starts a flow through
+`flows.runner` (workers per process, a cluster of processes with -i/-a) with a recovery
 directory whose snapshots hold both the per-instrument state and the input offsets, so a
 process killed mid-stream resumes from its last snapshot (docs/operations.md).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
-from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from connectors.kafka import KafkaConfig
 from connectors.kafka.bytewax_io import KafkaEventSink
@@ -30,14 +26,14 @@ from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from flows.quote import build_quote_flow
+from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's recovery init
+from flows.runner import Recovery, run_dataflow
 from models.arbitrage import ArbitrageConfig
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
 from quoteflow.config import Config
 
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
-# Fixed at initialisation: Bytewax spreads these over however many workers run later.
-RECOVERY_PARTITIONS = 4
 
 
 def quote_options(config: Config) -> QuoteSessionOptions:
@@ -95,15 +91,6 @@ def build_flow(name: str, config: Config, *, tail: bool = True) -> Dataflow:
     raise ValueError(f"unknown flow {name!r}; choose from {', '.join(FLOWS)}")
 
 
-def recovery_config(directory: str | Path, backup_interval_s: float = 0.0) -> RecoveryConfig:
-    """Bytewax recovery in `directory`, initialised on first use (`python -m bytewax.recovery`)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    if not any(directory.glob("part-*.sqlite3")):
-        init_db_dir(directory, RECOVERY_PARTITIONS)
-    return RecoveryConfig(str(directory), timedelta(seconds=backup_interval_s))
-
-
 def run_flow(
     name: str,
     config: Config,
@@ -120,14 +107,9 @@ def run_flow(
     taken every `config.recovery.snapshot_interval_s` when `config.recovery.directory` is set.
     """
     recovery = config.recovery
-    resume = None
-    if recovery.directory:
-        resume = recovery_config(recovery.directory, recovery.backup_interval_s)
-    cli_main(
+    run_dataflow(
         build_flow(name, config, tail=tail),
-        workers_per_process=workers,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=timedelta(seconds=recovery.snapshot_interval_s),
-        recovery_config=resume,
+        Recovery(recovery.directory, recovery.snapshot_interval_s, recovery.backup_interval_s),
+        workers=workers, process_id=process_id, addresses=addresses,
+        per_flow_directory=False,
     )

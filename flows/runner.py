@@ -49,14 +49,20 @@ def run_dataflow(
     workers: int = 1,
     process_id: int | None = None,
     addresses: list[str] | None = None,
+    per_flow_directory: bool = True,
 ) -> None:
-    """Run `flow` until its input ends (never, for a tailing one); blocks."""
+    """Run `flow` until its input ends (never, for a tailing one); blocks.
+
+    `per_flow_directory=False` uses the recovery directory as given (`quoteflow flow
+    --recovery-dir`, and the Kubernetes init that lays out its partitions there).
+    """
     recovery = recovery or Recovery()
     resume = None
     if recovery.directory:
-        resume = recovery_config(
-            flow_recovery_dir(recovery.directory, flow), recovery.backup_interval_s
-        )
+        directory = recovery.directory
+        if per_flow_directory:
+            directory = flow_recovery_dir(directory, flow)
+        resume = recovery_config(directory, recovery.backup_interval_s)
     cli_main(
         flow,
         workers_per_process=workers,
