@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import ccxt
+import msgspec
 
 from connectors.audit_store import AuditStore
 from connectors.execution.retry import RetryPolicy, with_retries
@@ -148,7 +149,11 @@ class Executor:
         ]
         if sends:
             await asyncio.sleep(0)
-        sends.extend(self._amend_checked(intent, a, now) for a in actions.amends)
+        # Orders moving away from the other side first: when the market jumps, the ask
+        # moving up must leave before the bid follows, or the bid's check (rightly) finds
+        # it would cross our own ask.
+        amends = sorted(actions.amends, key=_moves_towards_the_other_side)
+        sends.extend(self._amend_checked(intent, a, now) for a in amends)
         sends.extend(self._create_checked(intent, p, now) for p in actions.places)
         await _gather(sends)
 
@@ -487,7 +492,10 @@ class Executor:
         await _gather([self._cancel(order, "CANCEL_ALL") for order in self._in_scope(scope)])
 
     async def shutdown(self) -> None:
-        self.audit("state", {"executor": "shutdown"})
+        # The positions as this run leaves them: a restart continues from the same fills.
+        self.audit("state", {"executor": "shutdown", "positions": {
+            key: ledger.quantity for key, ledger in self.ledgers.items()
+        }})
         await self.cancel_all(GLOBAL)
 
     # -- positions ---------------------------------------------------------------------------
@@ -500,6 +508,33 @@ class Executor:
         now = self._clock()
         return [ledger.position(now, self._mark(key)) for key, ledger in self.ledgers.items()]
 
+    # -- restarts ----------------------------------------------------------------------------
+
+    def resume(self, intent_ids: Iterable[str], fills: Iterable[Fill]) -> None:
+        """What earlier runs handled (`models.execution.past_run`, from the audit trail):
+        those intents are not acted on again and those fills are in the positions already."""
+        for intent_id in intent_ids:
+            self._intents.add(intent_id)
+        touched = {}
+        for fill in fills:
+            ledger = self.ledgers.get(f"{fill.venue}:{fill.symbol}")
+            if self._trades.add((fill.venue, fill.trade_id)) and ledger is not None:
+                ledger.apply(fill)
+                touched[ledger.instrument.key] = (ledger, fill.ts)
+        for key, (ledger, ts) in touched.items():
+            self.risk.on_position(ledger.position(ts, self._mark(key)))
+
+    def close_vanished(self, orders: Iterable[OrderEvent], reason: str) -> None:
+        """Orders an earlier run left open at a venue that no longer has them (the paper
+        venue lives in the executor's process): each gets its terminal `cancel`, so no order
+        stays open on `orders.events` forever."""
+        for last in orders:
+            event = msgspec.structs.replace(
+                last, kind="cancel", ts=max(last.ts, self._clock()), reason=reason
+            )
+            self.audit("order_event", {"event": event, "news": True, "source": "restart"})
+            self._publish(event)
+
 
 def _fields(request: NewOrder) -> dict[str, Any]:
     return {
@@ -507,6 +542,11 @@ def _fields(request: NewOrder) -> dict[str, Any]:
         "side": request.side, "amount": request.amount, "price": request.price,
         "post_only": request.post_only,
     }
+
+
+def _moves_towards_the_other_side(amendment: Amendment) -> bool:
+    order, price = amendment.order, amendment.quote.price
+    return price > order.price if order.side == "buy" else price < order.price
 
 
 def _reason(error: BaseException) -> str:
