@@ -81,3 +81,29 @@ def test_the_registry_builds_it_and_rejects_bad_grids():
         build_strategy("bandit", {"gamma_min": "2", "gamma_max": "1"})
     with pytest.raises(ValueError, match="policy"):
         build_strategy("bandit", {"policy": "3"})
+
+
+def test_it_learns_inside_the_production_quote_session_in_a_backtest(shared_data):
+    """The realistic backtest path (quote session, executor, paper venue) on 3 minutes of
+    Binance spot BTCUSDT: the fills the venue makes reach the bandit through the inventory
+    it is shown, and it settles rewards window after window."""
+    from itertools import islice
+
+    from connectors.replay.recordings import Recordings
+    from quoteflow.runner import run_paper_trading
+    from quoteflow.sessions import TradingOptions
+
+    path = shared_data / "binance" / "spot" / "btcusdt_20240808.gz"
+    params = {"window_quotes": "50", "markout_quotes": "20", "fee_bps": "10",
+              "gamma_min": "0.01", "gamma_max": "0.1", "gamma_steps": "2",
+              "spread_steps": "1"}
+    outcome = run_paper_trading(islice(Recordings([path]).events(), 20_000),
+                                TradingOptions("bandit", params))
+    (session,) = outcome.registry.sessions.values()
+    strategy = session.quoting.engine.strategy
+    bandit = getattr(strategy, "inner", strategy)
+    assert isinstance(bandit, Bandit)
+    assert outcome.summary["fills"] > 0
+    assert len(bandit.history) > 10
+    assert {arm for _, arm, _ in bandit.history} == {0, 1}
+    assert any(reward != 0 for _, _, reward in bandit.history)  # fills were seen and marked
