@@ -203,8 +203,11 @@ def _quote_loop():
         return next_id, target, next_id + 1
 
     @njit
-    def quote_loop(hbt, offset, size, requote_ns, start_ns, max_position, on_change, fills):
+    def quote_loop(
+        hbt, offset, size, requote_ns, start_ns, max_position, on_change, fills, touch
+    ):
         n = 0
+        samples = 0
         next_id = 1
         bid_id = 0
         ask_id = 0
@@ -221,6 +224,11 @@ def _quote_loop():
             bid_tick, ask_tick = depth.best_bid_tick, depth.best_ask_tick
             if bid_tick <= 0 or ask_tick >= 2**62 or ask_tick <= bid_tick:
                 continue
+            if samples < touch.shape[0]:
+                touch[samples, 0] = hbt.current_timestamp
+                touch[samples, 1] = depth.best_bid
+                touch[samples, 2] = depth.best_ask
+                samples += 1
             position = hbt.position(0)
             bid_id, last_bid, next_id = side_step(
                 hbt, bid_id, position < max_position - size / 2, bid_tick - offset, last_bid,
@@ -230,7 +238,7 @@ def _quote_loop():
                 hbt, ask_id, position > -max_position + size / 2, ask_tick + offset, last_ask,
                 on_change, False, next_id, size, depth.tick_size,
             )
-        return record_fills(hbt, fills, n), next_id - 1
+        return record_fills(hbt, fills, n), next_id - 1, samples
 
     return quote_loop
 
@@ -258,11 +266,12 @@ def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
     )
     hbt = HashMapMarketDepthBacktest([asset])
     fills = np.zeros((200_000, 4))
-    start_ns = int(events["local_ts"][0]) + settings["start_offset_ns"]
-    count, orders = _quote_loop()(
+    touch = np.zeros((1_000_000, 3))
+    shift = settings["clock_shift_ns"]
+    count, orders, samples = _quote_loop()(
         hbt, settings["offset_ticks"], size, int(settings["requote_ms"] * NS_PER_MS),
-        start_ns, size * float(settings["max_inventory_lots"]),
-        settings["peer_quotes_on_change"], fills,
+        settings["start_local_ns"] + shift, size * float(settings["max_inventory_lots"]),
+        settings["peer_quotes_on_change"], fills, touch,
     )
     state = hbt.state_values(0)
     depth = hbt.depth(0)
@@ -279,6 +288,8 @@ def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
         "final_mid": float(mid),
         # (exchange time ns, +1 buy / −1 sell, price) of each fill, for bench-side analysis
         "fill_records": [[int(ts), int(side), price] for ts, side, price, _ in fills[:count]],
+        # (receive time on the recording's clock, best bid, best ask) at each requote
+        "touch_samples": [[int(ts) - shift, bid, ask] for ts, bid, ask in touch[:samples]],
     }
     hbt.close()
     return result
@@ -286,8 +297,9 @@ def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
 
 # -- the quoteflow side ------------------------------------------------------------------------
 
-def quoteflow_start_offset_ns(path: Path) -> int:
-    """Nanoseconds from the recording's first event to when quoteflow's engine can quote.
+def quoteflow_start(path: Path) -> tuple[int, int]:
+    """The recording's first receive time and the receive time from which quoteflow's engine
+    can quote.
 
     The engine quotes once its volatility and intensity estimators are ready, whatever the
     strategy; they are fed here as the engine feeds them (the book's mid at each book
@@ -315,8 +327,46 @@ def quoteflow_start_offset_ns(path: Path) -> int:
             intensity.on_trade(event.receive_ts, float(event.price), mid, side=event.side,
                                exchange_ts=event.exchange_ts, trade_id=event.trade_id)
         if volatility.ready and intensity.ready:
-            return event.receive_ts - first
+            return first, event.receive_ts
     raise SystemExit(f"fidelity: quoteflow's estimators never warm up on {path}")
+
+
+def hftbacktest_clock_shift_ns(path: Path) -> int:
+    """What hftbacktest adds to every local timestamp of `path` (`correct_local_timestamp`):
+    the recorder's clock runs behind the exchange's (about 1.27 s in the shared files), and
+    hftbacktest moves it forward until no message arrives before it was sent."""
+    shift = 0
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            data = json.loads(line[20:]).get("data") or {}
+            kind = data.get("e")
+            exchange_ms = data.get("T") if kind == "trade" else (
+                data.get("T") or data.get("E") if kind == "depthUpdate" else None
+            )
+            if exchange_ms:
+                shift = max(shift, exchange_ms * NS_PER_MS - int(line[:19]))
+    return shift
+
+
+def touch_agreement(path: Path, samples: list) -> dict:
+    """How often hftbacktest's L2 touch equals quoteflow's replayed L2 book at the same
+    moment: a check of both conversions, so that no difference comes from the data."""
+    from connectors.replay.recordings import Recordings
+    from models.book import OrderBook
+    from models.events import BookDelta, BookSnapshot
+
+    book, same, index = None, 0, 0
+    for event in Recordings([path]).events():
+        while index < len(samples) and samples[index][0] < event.receive_ts:
+            _, bid, ask = samples[index]
+            if book is not None and book.best_bid() and book.best_ask():
+                same += (abs(float(book.best_bid()[0]) - bid) < 1e-9
+                         and abs(float(book.best_ask()[0]) - ask) < 1e-9)
+            index += 1
+        if isinstance(event, (BookSnapshot, BookDelta)):
+            book = book or OrderBook(event.venue, event.symbol)
+            book.apply(event)
+    return {"samples": index, "same": same}
 
 
 def backtest_flags() -> set[str]:
@@ -533,8 +583,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "response_latency_ms": args.response_latency_ms,
             "max_inventory_lots": args.max_inventory_lots,
             "peer_quotes_on_change": args.peer_quotes_on_change,
-            "start_offset_ns": quoteflow_start_offset_ns(path),
         }
+        first, start = quoteflow_start(path)
+        settings.update(
+            start_offset_ns=start - first, start_local_ns=start,
+            clock_shift_ns=hftbacktest_clock_shift_ns(path),
+        )
         console.print(f"{name}: quoteflow")
         ours = run_quoteflow(path, settings, args.out)
         if not ours["intents"]:
@@ -554,10 +608,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "settings": settings, "quoteflow": ours, "hftbacktest": peer,
             "comparison": compare(ours, peer),
         }
-        if peer is not None and "fill_records" in ours:
-            results[name]["fill_matching"] = match_fills(
-                ours["fill_records"], peer["fill_records"]
-            )
+        if peer is not None:
+            agreement = touch_agreement(path, peer.pop("touch_samples"))
+            results[name]["l2_touch_agreement"] = agreement
+            console.print(f"{name}: L2 touch equal at {agreement['same']} of "
+                          f"{agreement['samples']} requotes")
+            if "fill_records" in ours:
+                results[name]["fill_matching"] = match_fills(
+                    ours["fill_records"], peer["fill_records"]
+                )
     print_table(results, Console())
     summary = {"machine": machine(), "results": results}
     from bench.common import write_json

@@ -93,6 +93,9 @@ def test_both_halves_run_on_a_slice(spot_slice, tmp_path):
     peer = result["hftbacktest"]
     assert peer["fills"] == peer["buy_fills"] + peer["sell_fills"] == len(peer["fill_records"])
     assert peer["orders_sent"] >= peer["fills"]
+    # both conversions of the recording give one L2 touch at every requote
+    agreement = result["l2_touch_agreement"]
+    assert agreement["samples"] > 500 and agreement["same"] == agreement["samples"]
     matching = result["fill_matching"]
     assert sum(v for k, v in matching.items() if not k.startswith("hftbacktest")) == (
         result["quoteflow"]["fills"]
