@@ -8,9 +8,10 @@ Three layers, each usable alone:
   then learns from it — and only then forecasts at T. The model therefore never sees a label
   before its horizon has passed: predict at t, learn at t + horizon.
 - `PrequentialScore`: rolling and whole-run accuracy and log-loss of those forecasts against
-  two naive rules known at forecast time: "last move" (the direction of the latest settled
-  move) and "majority" (the more frequent direction over the window, whose frequency is also
-  the baseline's probability for log-loss).
+  three naive rules known at forecast time: "last move" (the direction of the latest settled
+  move), "majority" (the more frequent direction over the window, whose frequency is also
+  the baseline's probability for log-loss) and "imbalance" (up if the touch's bid size is
+  at least its ask size: the strongest rule at short horizons, docs/predictions.md).
 - `PredictSession`: one instrument's events → features (`models.features`) → a `Prediction`
   per grid instant (every `sample_interval_ns` of event time, not every event).
 
@@ -107,6 +108,7 @@ class _Settled(NamedTuple):
     model_hit: int
     last_move_hit: int
     majority_hit: int
+    imbalance_hit: int
     ups: int
     model_log_loss: float
     baseline_log_loss: float
@@ -164,6 +166,7 @@ def _ratios(sums: dict[str, float]) -> dict[str, float] | None:
         "accuracy": sums["model_hit"] / moved,
         "last_move_accuracy": sums["last_move_hit"] / moved,
         "majority_accuracy": sums["majority_hit"] / moved,
+        "imbalance_accuracy": sums["imbalance_hit"] / moved,
         "log_loss": sums["model_log_loss"] / moved,
         "baseline_log_loss": sums["baseline_log_loss"] / moved,
     }
@@ -175,6 +178,7 @@ class _Pending(msgspec.Struct, array_like=True):
     features: Features
     prob_up: float
     last_move_up: bool | None
+    imbalance_up: bool
     base_rate: float
 
 
@@ -208,7 +212,8 @@ class DirectionPredictor:
         prob_up = min(max(prob_up, 0.0), 1.0)
         score = self.score
         pending.append(
-            _Pending(ts, mid_sum, features, prob_up, self._last_move_up, score.base_rate())
+            _Pending(ts, mid_sum, features, prob_up, self._last_move_up,
+                     features.get("imbalance_l1", 0.0) >= 0.0, score.base_rate())
         )
         prob_down = 1.0 - prob_up
         return Forecast(prob_up, prob_down, (prob_up - prob_down) * score.typical_move())
@@ -220,7 +225,7 @@ class DirectionPredictor:
     def _settle(self, forecast: _Pending, mid_sum: Decimal) -> None:
         change = mid_sum - forecast.mid_sum
         if not change:
-            self.score.add(_Settled(0.0, 0, 0, 0, 0, 0, 0.0, 0.0))
+            self.score.add(_Settled(0.0, 0, 0, 0, 0, 0, 0, 0.0, 0.0))
             return
         up = change > 0
         base_rate = forecast.base_rate
@@ -231,6 +236,7 @@ class DirectionPredictor:
                 model_hit=int((forecast.prob_up > 0.5) == up),
                 last_move_hit=int(forecast.last_move_up is up),
                 majority_hit=int((base_rate > 0.5) == up),
+                imbalance_hit=int(forecast.imbalance_up == up),
                 ups=int(up),
                 model_log_loss=_log_loss(forecast.prob_up, up),
                 baseline_log_loss=_log_loss(base_rate, up),
@@ -297,6 +303,7 @@ class PredictSession:
             # The stronger naive rule over the window: the bar the model has to clear.
             baseline_accuracy=None
             if rolling is None
-            else max(rolling["last_move_accuracy"], rolling["majority_accuracy"]),
+            else max(rolling["last_move_accuracy"], rolling["majority_accuracy"],
+                     rolling["imbalance_accuracy"]),
             rolling_log_loss=None if rolling is None else rolling["log_loss"],
         )

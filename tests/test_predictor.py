@@ -48,6 +48,25 @@ def test_learns_a_predictable_direction():
     assert totals["log_loss"] < totals["baseline_log_loss"]
 
 
+def test_the_imbalance_rule_is_scored_beside_the_model():
+    """Live scores carry the touch-imbalance rule, the strongest baseline at short horizons:
+    a signal that *is* the imbalance is no edge for the model."""
+
+    class AsImbalance:
+        def __init__(self):
+            self.inner = DirectionPredictor(CONFIG)
+            self.score = self.inner.score
+
+        def step(self, ts, mid_sum, x):
+            return self.inner.step(ts, mid_sum, {**x, "imbalance_l1": x["signal"]})
+
+    predictor = AsImbalance()
+    replay_signal(predictor, 20_000, seed=1, predictable=True)
+    totals = predictor.score.totals()
+    assert totals["imbalance_accuracy"] > 0.85
+    assert totals["accuracy"] < totals["imbalance_accuracy"] + 0.02
+
+
 def test_is_no_better_than_the_baseline_on_coin_flips():
     predictor = DirectionPredictor(CONFIG)
     replay_signal(predictor, 20_000, seed=2, predictable=False)
