@@ -93,9 +93,9 @@ def predict_report(
 ) -> dict:
     """Score `models` and the baselines on `data`, after training on `train`.
 
-    Raises ValueError for a horizon off the sample grid or an evaluation instrument that is
-    also a training one. Instruments with fewer than `min_samples` samples are skipped
-    (listed under "skipped").
+    Raises ValueError for a horizon off the sample grid, an evaluation instrument that is
+    also a training one, or no instrument to score. Instruments with fewer than
+    `min_samples` samples are skipped (listed under "skipped").
     """
     console = console or Console(stderr=True)
     for horizon in horizons_ms:
@@ -108,6 +108,11 @@ def predict_report(
         raise ValueError(f"evaluated instruments are also training ones: {', '.join(overlap)}")
     skipped = sorted(k for k, s in test_streams.items() if len(s) < min_samples)
     test_streams = {k: s for k, s in sorted(test_streams.items()) if k not in skipped}
+    if not test_streams:
+        raise ValueError(
+            f"no instrument in the data has {min_samples} samples to score"
+            + (f" (too short: {', '.join(skipped)})" if skipped else "")
+        )
     names = [*BASELINES, *models]
     results: list[dict] = []
     chosen: dict[str, str] = {}

@@ -103,6 +103,13 @@ def test_report_on_a_recording_it_never_trained_on(shared_data, tmp_path):
     assert report["charts"] and all(Path(p).exists() for p in report["charts"])
 
 
+def test_report_refuses_data_with_nothing_to_score(tmp_path):
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="no instrument in the data"):
+        predict_report([bad], horizons_ms=[1000], models=["logreg"])
+
+
 def test_report_refuses_to_score_what_it_trained_on(shared_data):
     spot_btc = shared_data / "binance" / "spot" / "btcusdt_20240808.gz"
     with pytest.raises(ValueError, match="also training ones"):
