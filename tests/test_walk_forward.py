@@ -117,3 +117,14 @@ def test_unknown_models_are_refused():
         build_forecaster("nope", TWO_CLASSES)
     with pytest.raises(ValueError, match="suffix"):
         build_forecaster("logreg+x", TWO_CLASSES)
+
+
+def test_recalibration_learns_from_out_of_sample_forecasts_only():
+    """`+cal` wraps a model; it still learns the signal and its probabilities stay proper."""
+    train = Labelled(synthetic(2000, seed=5), HORIZON)
+    test = Labelled(synthetic(1000, seed=6), HORIZON)
+    scores, fitted = evaluate([train], test, ["logreg+cal"], TWO_CLASSES)
+    hits, losses = scores["logreg+cal"]
+    assert np.nanmean(hits) > 0.9 and np.nanmean(losses) < 0.5
+    probs = fitted["logreg+cal"].proba(test.features[0])
+    assert set(probs) == {-1, 1} and sum(probs.values()) == pytest.approx(1.0)
