@@ -107,3 +107,7 @@ def test_it_learns_inside_the_production_quote_session_in_a_backtest(shared_data
     assert len(bandit.history) > 10
     assert {arm for _, arm, _ in bandit.history} == {0, 1}
     assert any(reward != 0 for _, _, reward in bandit.history)  # fills were seen and marked
+    # Each intent names the arm in force when it was made: the choices are on the record.
+    (intents,) = outcome.results.intents.values()
+    assert {i.strategy for i in intents} == {"bandit#0", "bandit#1"}
+    assert Bandit.name == "bandit"

@@ -18,8 +18,10 @@ Kafka quote flow (fills arrive on orders.events and move the inventory) and in b
 with no change to either. Windows are counted in quoting calls: the interface carries no
 clock, and the engine quotes on market events, so a window is a stretch of market activity.
 
-Its choices are kept (`history`: window, arm, reward) for audit and for the regret report
-(docs/predictions.md). It is picklable, so Bytewax recovery snapshots carry what it learned.
+Its choices are kept (`history`: window, arm, reward) for the regret report, and each order
+intent names the arm in force (`name` is "bandit#<arm>", arms listed by `arms`), so the
+choices travel with the intents into the audit trail and the database. It is picklable, so
+Bytewax recovery snapshots carry what it learned.
 """
 
 from __future__ import annotations
@@ -73,9 +75,21 @@ class _Learner:
         self.history: list[tuple[int, int, float]] = []
 
 
+class _ArmName:
+    """`Bandit.name` is "bandit"; an instance's name also says its current arm ("bandit#3").
+
+    The quote engine stamps every order intent with its strategy's name, so the arm in
+    force is on each intent: persisted with it, audited with it, plottable from the stored
+    intents, with no change to the engine or the flow.
+    """
+
+    def __get__(self, instance: Bandit | None, owner: type) -> str:
+        return "bandit" if instance is None else f"bandit#{instance.current_arm}"
+
+
 @dataclass(frozen=True, slots=True)
 class Bandit:
-    name: ClassVar[str] = "bandit"
+    name: ClassVar[str] = _ArmName()  # type: ignore[assignment]
 
     order_size: float = lot_param()
     gamma_min: float = param(0.01, "smallest risk aversion arm, 1/(price unit x lot)",
