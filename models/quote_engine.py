@@ -85,7 +85,12 @@ class QuoteEngine:
 
     def on_trade(self, trade: Trade, mid: float | None) -> None:
         if mid is not None:
-            self._intensity.on_trade(trade.receive_ts, float(trade.price), mid)
+            # The taker's side, exchange time and trade id let the estimator count one
+            # arrival per taker order (its prints share them), at its signed depth.
+            self._intensity.on_trade(
+                trade.receive_ts, float(trade.price), mid, side=trade.side,
+                exchange_ts=trade.exchange_ts, trade_id=trade.trade_id,
+            )
 
     def on_book(self, ts_ns: int, book: BookView, trigger_receive_ts: int) -> OrderIntent | None:
         """The new desired state after a book change, or None when it is unchanged.

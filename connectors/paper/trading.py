@@ -38,7 +38,7 @@ from connectors.execution.venue import Venue
 from connectors.paper.adapter import PaperVenueAdapter
 from connectors.paper.market import PaperMarket
 from connectors.paper.venue import PaperVenue
-from models.events import Event, Fill, OrderEvent, OrderIntent, RiskEvent
+from models.events import Event, Fill, MarketEvent, OrderEvent, OrderIntent, RiskEvent
 from models.execution.plan import UNIT_COSTS, RequestCosts
 from models.instrument import Instrument
 from models.latency import LatencyModel
@@ -143,6 +143,11 @@ class PaperTrader:
         return self.instrument.symbol
 
     def on_event(self, event) -> list[Event]:
+        if not isinstance(event, MarketEvent):
+            # Predictions (the skew) go to the session as on Kafka; it quotes at the next
+            # book change.
+            self._act(self.quoting.on_event(event))
+            return self._flush()
         ts = event.receive_ts
         quoting = self.quoting
         boundary = quoting.boundary_before(ts)
