@@ -1,4 +1,4 @@
-"""The flows as long-running Kafka processes, built from a `quoteflow.config.Config`.
+"""The flows as long-running Kafka processes, built from the configuration (`FlowSettings`).
 
 - quote: `md.book`/`md.bbo`/`md.trades` + `orders.events` (our fills) + `signals.pred` →
   `orders.intents` (+ dead letters), one `models.quote_session.QuoteSession` per instrument;
@@ -16,6 +16,7 @@ process killed mid-stream resumes from its last snapshot (docs/operations.md).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, Protocol
 
 from bytewax.dataflow import Dataflow
 
@@ -31,12 +32,20 @@ from flows.runner import Recovery, run_dataflow
 from models.arbitrage import ArbitrageConfig
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
-from quoteflow.config import Config
 
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
 
 
-def quote_options(config: Config) -> QuoteSessionOptions:
+class FlowSettings(Protocol):
+    """What the flows read of the configuration (`quoteflow.config.Config`): `quote` is its
+    `[quote]` section, `recovery` its `[recovery]` section."""
+
+    kafka: KafkaConfig
+    quote: Any
+    recovery: Any
+
+
+def quote_options(config: FlowSettings) -> QuoteSessionOptions:
     quote = config.quote
     try:
         lots = Decimal(quote.max_inventory_lots)
@@ -79,7 +88,7 @@ def build_predict_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Datafl
 FLOWS = ("quote", "arbitrage", "predict")
 
 
-def build_flow(name: str, config: Config, *, tail: bool = True) -> Dataflow:
+def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflow:
     """The named flow on the configured Kafka; `tail=False` stops at the end of the input."""
     kafka = config.kafka
     if name == "quote":
@@ -93,7 +102,7 @@ def build_flow(name: str, config: Config, *, tail: bool = True) -> Dataflow:
 
 def run_flow(
     name: str,
-    config: Config,
+    config: FlowSettings,
     *,
     workers: int = 1,
     process_id: int | None = None,

@@ -28,18 +28,12 @@ from connectors.kafka import EventProducer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandSigner, load_signer
 from connectors.keycloak import Principal, TokenValidator
 from connectors.keycloak.introspection import IntrospectionUnavailable, TokenIntrospector
-from connectors.secrets import (
-    LocalSecretStore,
-    SecretStore,
-    VaultSecretStore,
-    VaultSettings,
-    load_master_key,
-)
+from connectors.secrets.config import open_secret_store
 from connectors.timescale import StorageUnavailable, TimescaleConfig, connect
 from connectors.timescale.config import InvalidDsn
 from models.audit import AuditRecord, canonical
 from models.events import ControlCommand
-from quoteflow.config import Config, SecretsConfig
+from quoteflow.config import Config
 
 # The quoteflow-api client's secret, for token introspection: from the environment only.
 CLIENT_SECRET_ENV = "QUOTEFLOW_API_CLIENT_SECRET"
@@ -188,21 +182,6 @@ class ApiServices:
         store = self.audit_store.opened
         if store is not None:
             store.close()
-
-
-def open_secret_store(config: SecretsConfig, environ: Mapping[str, str]) -> SecretStore:
-    if config.backend == "local":
-        return LocalSecretStore(Path(config.path).expanduser(), load_master_key(environ))
-    if config.backend == "vault":
-        if config.vault_addr:
-            environ = {**environ, "VAULT_ADDR": config.vault_addr}
-        settings = dataclasses.replace(
-            VaultSettings.from_env(environ),
-            kv_mount=config.vault_mount,
-            transit_key=config.vault_transit_key,
-        )
-        return VaultSecretStore.from_settings(settings)
-    raise ValueError(f"secrets.backend must be 'local' or 'vault', not {config.backend!r}")
 
 
 def open_audit_store(path: str, database: Database | None = None) -> AuditStore:

@@ -1,0 +1,55 @@
+"""The `[execute]` configuration section: the executor process (`quoteflow execute`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from connectors.execution.deadman import check_timeout
+
+
+class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The executor process (`quoteflow execute`); see docs/executor.md."""
+
+    venue: str = "paper"  # "paper": matched on md.*; "ccxt": the live exchange
+    exchange: str = "binance"  # ccxt exchange id, the `venue` of the intents acted on
+    symbols: list[str] = []  # unified symbols traded, e.g. ["BTC/USDT"]
+    # Whose exchange keys a ccxt venue trades with: the owner's Keycloak subject.
+    owner: str | None = None
+    sandbox: bool = False
+    ccxt_options: dict = {}  # extra ccxt constructor settings (timeouts, urls)
+    supports_amend: bool = False  # the exchange's editOrder modifies in place (docs/executor.md)
+    key_poll_interval_s: float = 5.0
+    intent_max_age_s: float = 2.0
+    price_tolerance: str = "0"
+    size_tolerance: str = "0"
+    post_only: bool = True
+    reconcile_interval_s: float = 30.0
+    # The exchange-side dead-man's switch where the venue has one (connectors/execution/
+    # deadman.py): the venue cancels our orders this long after the executor stops re-arming
+    # it (every third of it). 0 turns it off.
+    deadman_timeout_s: float = 60.0
+    paper_rate_limit_ms: float = 50.0  # the paper venue's request budget (ccxt's own otherwise)
+    rate_limit_capacity: float = 1.0
+    group: str = "executor"  # Kafka consumer group: offsets survive restarts
+    audit_path: str = "~/.local/share/quoteflow/executor-audit.jsonl"
+
+    def __post_init__(self) -> None:
+        if self.venue not in ("paper", "ccxt"):
+            raise ValueError(f"execute.venue must be 'paper' or 'ccxt', not {self.venue!r}")
+        if self.venue == "ccxt" and not self.owner:
+            raise ValueError("execute.owner is required for a ccxt venue: whose keys to trade")
+        if not self.symbols:
+            raise ValueError("execute.symbols must list at least one symbol")
+        if self.deadman_timeout_s < 0:
+            raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
+        if self.venue == "ccxt":
+            check_timeout(self.exchange, self.deadman_timeout_s)
+        for name in ("price_tolerance", "size_tolerance"):
+            try:
+                valid = Decimal(getattr(self, name)) >= 0
+            except ArithmeticError:
+                valid = False
+            if not valid:
+                raise ValueError(f"execute.{name} must be a number >= 0")
