@@ -52,6 +52,7 @@ class EventConsumer:
             }
             | settings
         )
+        self._prefix = config.prefix
         self._topics = [topic_name(config.prefix, t) for t in topics]
         self._consumer.subscribe(
             self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -66,6 +67,12 @@ class EventConsumer:
     @property
     def at_end(self) -> bool:
         return bool(self._assigned) and self._at_end >= self._assigned
+
+    def caught_up(self, topic: str) -> bool:
+        """Every assigned partition of `topic` (base name) has been read to its end."""
+        name = topic_name(self._prefix, topic)
+        partitions = {p for p in self._assigned if p[0] == name}
+        return bool(partitions) and partitions <= self._at_end
 
     def poll(self, max_messages: int = 1000, timeout_s: float = 0.1) -> list[Event]:
         """Up to `max_messages` events in partition order; [] when nothing arrived in time."""
