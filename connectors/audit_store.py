@@ -163,11 +163,20 @@ def refuse_if_behind(store: AuditStore, anchor: Iterable[Link]) -> None:
 
 
 def database_links(conn: psycopg.Connection, after: str | None = None) -> list[Link]:
-    """The anchor in the database: every record's links, or only those following `after`."""
+    """The anchor in the database: every record's links, or only those following `after`.
+
+    A database not migrated yet has no `audit` table: an empty anchor (nothing was stored,
+    so nothing can be missing from a file; a file with records then fails as NOT_ANCHORED).
+    """
     query = "SELECT seq, hash, prev_hash FROM audit"
-    if after is not None:
-        return [Link(*row) for row in conn.execute(f"{query} WHERE prev_hash = %s", (after,))]
-    return [Link(*row) for row in conn.execute(query)]
+    try:
+        if after is not None:
+            rows = conn.execute(f"{query} WHERE prev_hash = %s", (after,)).fetchall()
+        else:
+            rows = conn.execute(query).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
+    return [Link(*row) for row in rows]
 
 
 def topic_links(config: KafkaConfig, timeout_s: float = 30.0) -> list[Link]:

@@ -108,7 +108,8 @@ def test_a_restart_on_a_cut_file_is_refused(tmp_path):
 def test_api_restart_and_audit_verify_against_the_database(postgres_dsn, tmp_path):
     with fresh_database(postgres_dsn) as dsn:
         config = TimescaleConfig(dsn=dsn)
-        with connect(config) as conn:
+        with connect(config) as conn:  # not migrated yet: an empty anchor, nothing behind
+            assert database_links(conn) == []
             migrate(conn)
         path = tmp_path / "api-audit.jsonl"
         store = open_audit_store(str(path), Database(dsn))
