@@ -82,6 +82,9 @@ class QuoteEngine:
 
     def on_fill(self, fill: Fill) -> None:
         self.inventory += fill.size if fill.side == "buy" else -fill.size
+        # A fill changed what rests at the venue: the next desired state goes out even if it
+        # equals the last, so the executor re-places the quote that was filled.
+        self._last_bids = self._last_asks = None
 
     def on_trade(self, trade: Trade, mid: float | None) -> None:
         if mid is not None:
