@@ -32,9 +32,10 @@ D = Decimal
 
 
 class AlwaysRematchingVenue(PaperVenue):
-    """The venue as it was: every non-trade event rematches the book."""
+    """The long way: every non-trade event rematches the whole book."""
 
     def on_market_event(self, event, book, *, book_changed=True):
+        self._rematch.add(event.symbol)
         return super().on_market_event(event, book, book_changed=True)
 
 

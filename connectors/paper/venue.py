@@ -37,7 +37,7 @@ from connectors.paper.orders import (
     ccxt_trade,
 )
 from models.book_view import BookView, TopOfBook
-from models.events import AnyMarketEvent, Fill, OrderEvent, OrderEventKind, Side, Trade
+from models.events import BBO, AnyMarketEvent, Fill, OrderEvent, OrderEventKind, Side, Trade
 from models.instrument import Instrument, InstrumentRuleError
 from models.latency import DEFAULT_LATENCY_MS, ConstantLatency, LatencyModel
 from models.queue_model import QueueFactory, RiskAverseQueue
@@ -203,10 +203,18 @@ class PaperVenue:
                 # The taker's side says whose orders it hit: a sell hits our bids.
                 maker_side = "buy" if event.side == "sell" else "sell"
                 self._match_trade(event, resting[maker_side])
-            elif book_changed or symbol in self._rematch:
+            elif symbol in self._rematch or (
+                book_changed and (type(event) is not BBO or getattr(book, "touch_moved", True))
+            ):
                 self._cause = ("book", exchange_ts)
                 self._rematch.discard(symbol)
                 self._match_book(symbol, book, resting)
+            elif book_changed:
+                # Only the sizes at the touch changed (most ticker updates): unless one of our
+                # orders is already crossed, only orders at a touch price see a change.
+                self._cause = ("book", exchange_ts)
+                if not self._touch_sizes(book, resting):
+                    self._match_book(symbol, book, resting)
         return self._heard()
 
     def _match_trade(self, trade: Trade, orders: list[PaperOrder]) -> None:
@@ -260,6 +268,25 @@ class PaperVenue:
         if len(used) != len(crossed_levels):
             for key in [key for key in used if key not in crossed_levels]:
                 del used[key]  # the level no longer crosses: its volume is history
+
+    def _touch_sizes(self, book: BookView, resting: dict[Side, list[PaperOrder]]) -> bool:
+        """New sizes at unchanged touch prices; False (nothing done) when an order of ours
+        is crossed, so the full match must run."""
+        bid, ask = book.best_bid(), book.best_ask()
+        bids, asks = resting["buy"], resting["sell"]
+        if (bids and ask is not None and bids[0].price >= ask[0]) or (
+            asks and bid is not None and asks[0].price <= bid[0]
+        ):
+            return False
+        for orders, touch in ((bids, bid), (asks, ask)):
+            if touch is None:
+                continue
+            price, size = touch
+            for order in orders:  # best price first: the touch's orders lead
+                if order.price != price:
+                    break
+                order.queue.on_level_size(size)
+        return True
 
     def _fill_crossed(
         self, order: PaperOrder, opposite_side: str, crossing: list,
