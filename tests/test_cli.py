@@ -109,6 +109,13 @@ def test_replay_writes_book_lines_with_top_of_book(tmp_path, shared_data):
         ("simulate", "--strategy", "glft"),
         ("backtest", "--data", "/no/such/file.gz"),
         ("backtest", "--data", SPOT_ETH, "--latency-ms", "-1"),
+        ("backtest", "--data", SPOT_ETH, "--order-latency-ms", "-1"),
+        ("backtest", "--data", SPOT_ETH, "--cancel-latency-ms", "60001"),
+        ("backtest", "--data", SPOT_ETH, "--queue-model", "fifo"),
+        ("backtest", "--data", SPOT_ETH, "--queue-model", "power:-2"),
+        ("backtest", "--data", SPOT_ETH, "--requote-ms", "-5"),
+        ("backtest", "--data", SPOT_ETH, "--latency-file", "/no/such/latencies.csv"),
+        ("run", "--queue-model", "power:x"),
         ("replay", "/no/such/file.gz", "--out", "x.jsonl"),
     ],
 )
@@ -215,3 +222,31 @@ def test_api_command_refuses_a_bad_configuration(tmp_path):
     config.write_text('[api]\ncors_origins = ["*"]\n')
     result = invoke("api", "--config", config)
     assert result.exit_code == 2 and "cors_origins" in result.output
+
+
+def test_a_latency_file_that_does_not_parse_exits_2_naming_the_line(tmp_path):
+    path = tmp_path / "latencies.csv"
+    path.write_text("ts_ns,entry_ns,cancel_ns,response_ns\n0,1000,1000,1000\n5,soon,1,1\n")
+    result = invoke("backtest", "--data", SPOT_ETH, "--latency-file", str(path))
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "latencies.csv:3" in text.replace(" ", "") and "Traceback" not in text
+
+
+def test_backtest_writes_one_causal_line_per_fill(tmp_path):
+    fills = tmp_path / "fills.jsonl"
+    result = invoke(
+        "backtest", "--data", SPOT_ETH, "--strategy", "glft", "--param", "gamma=0.01",
+        "--order-latency-ms", "5", "--response-latency-ms", "2", "--queue-model", "power:2",
+        "--fills", str(fills), "--json", str(tmp_path / "bt.json"),
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in fills.read_text().splitlines()]
+    summary = json.loads((tmp_path / "bt.json").read_text())
+    assert len(lines) == summary["fills"] > 0
+    for line in lines:
+        assert {"instrument", "side", "price", "qty", "fee", "liquidity", "order_id", "cause",
+                "cause_exchange_ts", "order_trigger_exchange_ts",
+                "order_arrival_exchange_ts"} <= set(line)
+        assert line["order_trigger_exchange_ts"] < line["order_arrival_exchange_ts"]
+        assert line["order_arrival_exchange_ts"] < line["cause_exchange_ts"]
