@@ -9,7 +9,10 @@
 - Offsets are committed only after the executor acted on everything read (the service's
   inbox is drained): a crash re-reads, never skips. What is read twice is recognised by the
   executor — the intent id (`DUPLICATE`), the intent's age (`STALE`) and the deterministic
-  client order ids a venue refuses to open twice.
+  client order ids a venue refuses to open twice. Across restarts too: on start the
+  executor reads its audit trail back (`models.execution.past_run`) for the intent ids it
+  handled and the fills in its positions; orders the last run left open at the paper
+  venue (which lives in this process) are closed with a `cancel` (`VENUE_RESTARTED`).
 
 The paper venue runs on the market-data clock. An intent is released to the executor once
 the market has reached the event that triggered it (`trigger_receive_ts`), so a replay
@@ -34,13 +37,14 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from connectors.audit_store import AuditStore
+from connectors.audit_store import AuditStore, read_audit
 from connectors.execution.executor import Executor, ExecutorConfig
 from connectors.execution.keys import (
     CCXT_LOGGER,
@@ -71,6 +75,7 @@ from models.events import (
     OrderIntent,
     RiskEvent,
 )
+from models.execution.past_run import past_run
 from models.execution.plan import UNIT_COSTS
 from models.instrument import Instrument
 from models.order_diff import Tolerance
@@ -82,6 +87,8 @@ ORDER_TOPICS = ("orders.intents", "control")
 _POLL_MESSAGES = 2000
 _POLL_TIMEOUT_S = 0.1
 _NS_PER_S = 1_000_000_000
+_VANISHED = "VENUE_RESTARTED: the paper venue's orders ended with the executor's process"
+_SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
 
 
 @dataclass(slots=True)
@@ -183,6 +190,12 @@ class _Process:
                 **({"clock": market.now_ns} if market is not None else {}),
             )
             output.executor = executor
+            # What earlier runs handled, from the audit trail (the record of truth): their
+            # intents are not acted on twice, their fills stay in the positions.
+            past = past_run(read_audit(audit_file), executor.config.actor)
+            executor.resume(past.intent_ids, past.fills)
+            if market is not None and past.open_orders:
+                executor.close_vanished(past.open_orders.values(), _VANISHED)
             if keys is not None:
                 await self._load_key(executor, keys, first=True)
             await self._serve(executor, output, market, keys)
@@ -266,8 +279,16 @@ class _Process:
         kafka, group = self.config.kafka, self.settings.group
         # End-of-partition events in every mode: `at_end` says an input is caught up, which
         # decides when the market may move without intents and intents without the market.
-        orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=True)
-        md = (EventConsumer(kafka, f"{group}.md", MARKET_TOPICS, eof=True)
+        # A restarted executor waits out its killed predecessor's group session before it
+        # gets the partitions: the broker's minimum, not librdkafka's 45 s (heartbeats come
+        # from librdkafka's own thread, so a busy event loop does not miss them).
+        orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=True,
+                               **{"session.timeout.ms": _SESSION_TIMEOUT_MS})
+        # The paper venue's books and clock are rebuilt from the start of md.* on every run
+        # (a group of its own that never commits): a book resumed mid-stream would wait
+        # for a snapshot that may never come.
+        md = (EventConsumer(kafka, f"{group}.market.{uuid.uuid4().hex[:12]}", MARKET_TOPICS,
+                            eof=True)
               if market is not None else None)
         service = ExecutorService(
             executor, ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
@@ -289,6 +310,11 @@ class _Process:
                 task.cancel()
             done.set()
             results = await asyncio.gather(serving, feeding, *helpers, return_exceptions=True)
+            if market is not None:
+                # The paper venue ends with this process: what is in flight (the shutdown's
+                # cancels) arrives and is heard, so no order stays open on orders.events.
+                market.finish()
+                await executor.pump()
             orders.close()
             if md is not None:
                 md.close()
@@ -318,6 +344,9 @@ class _Feed:
         self.market = market
         self.pending: deque[Event] = deque()
         self.market_buffer: deque[Event] = deque()
+        # The market was found idle (read to its end) with requests in flight at the paper
+        # venue, and no market event has come since.
+        self.idle = False
 
     async def run(self) -> None:
         process, pending = self.process, self.pending
@@ -333,6 +362,8 @@ class _Feed:
                     exhausted = await self._advance_market(None) if caught_up else False
                     if process.until_end and caught_up and exhausted:
                         return
+                    if exhausted:
+                        await self._let_time_pass()
                     continue
             await self._release()
             await self.service.drained()
@@ -404,7 +435,6 @@ class _Feed:
             if buffer:  # the next market event is after `due`
                 reached = True
                 break
-            md.commit()  # every event read so far was applied
             read = self._readable(
                 await asyncio.to_thread(md.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
             )
@@ -428,7 +458,25 @@ class _Feed:
         while buffer and (due is None or buffer[0].receive_ts <= due):
             applied += apply(buffer.popleft())
         self.stats.market_events += applied
+        if applied:
+            self.idle = False
         return applied > 0
+
+    async def _let_time_pass(self) -> None:
+        """The market is idle (read to its end) with requests in flight at the paper venue: if
+        it still is a whole poll later, they arrive as at the market's end (`finish`: the
+        clocks move only as far as the requests need), so a cancel sent after a replay ended
+        (a kill) still completes, and later intents are not made stale by it."""
+        market = self.market
+        if market is None or not market.venue.in_flight:
+            self.idle = False
+            return
+        if not self.idle:
+            self.idle = True
+            return
+        self.idle = False
+        market.finish()
+        await self.executor.pump()
 
 
 def _receive_ts(event: Event) -> int:

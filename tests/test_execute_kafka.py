@@ -31,7 +31,7 @@ from connectors.kafka.command_keys import CommandsConfig
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials, LocalSecretStore, MasterKey
 from flows.execute_kafka import run_execute
 from flows.ingest import run_ingest
-from flows.processes import build_flow
+from flows.processes import MARKET_TOPICS, build_flow
 from models.command_signing import public_key_text, sign
 from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Position, Quote, decode
 from quoteflow.api.services import open_secret_store
@@ -174,10 +174,13 @@ def test_kill_on_control_cancels_everything_and_blocks_new_orders(kafka_bootstra
         wait_for(lambda: all(final_kinds(_order_events(kafka)).get(cid) in TERMINAL
                              for cid in open_before), "the kill to cancel every order")
         last = intents[-1]
+        # Decided at the market's end, where the paper venue's clock now stands: fresh, so
+        # only the kill can refuse it (the last intent is older than intent_max_age_s there).
+        end = max(e.receive_ts for t in MARKET_TOPICS for e in events_on(kafka, t))
         late = OrderIntent(
             intent_id=f"after-kill-{uuid.uuid4().hex}", venue=last.venue, symbol=last.symbol,
-            ts=last.ts + 1, strategy=last.strategy, bids=last.bids, asks=last.asks,
-            reference_mid=last.reference_mid, trigger_receive_ts=last.trigger_receive_ts,
+            ts=end, strategy=last.strategy, bids=last.bids, asks=last.asks,
+            reference_mid=last.reference_mid, trigger_receive_ts=end,
         )
         producer.send(late)
         producer.close()
