@@ -22,8 +22,10 @@ moves on without intents only while the intents are read to their end: two consu
 join at different speeds, and neither input may run ahead of the other meanwhile. Control
 commands are operator actions and never wait; each must carry the control API's valid,
 fresh, unused signature (`models.command_signing`, keys in `[commands]`), or it is refused:
-audited and reported as a risk event, never acted on. Within one poll, market events of the three
-topics are put in receive order; across polls each topic's order is kept.
+audited and reported as a risk event, never acted on. The md.* topics are merged back
+into receive order (`connectors.kafka.market_merge`: an event is released once every topic
+has shown a later one or is read to its end), so the venue sees the market as a backtest
+does.
 
 A ccxt venue trades with the configured owner's key from the secret store
 (`connectors.execution.keys`), re-read every `key_poll_interval_s`: when the key in use is
@@ -43,8 +45,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from connectors.audit_store import AuditStore, read_audit
+from connectors.execution.config import ExecuteConfig
 from connectors.execution.executor import Executor, ExecutorConfig
 from connectors.execution.keys import (
     CCXT_LOGGER,
@@ -55,13 +59,15 @@ from connectors.execution.keys import (
 )
 from connectors.execution.live import CcxtVenue
 from connectors.execution.rate_limiter import SimulatedRateLimiter
-from connectors.kafka import EventConsumer, EventProducer, topic_name
-from connectors.kafka.command_keys import load_verifier
+from connectors.kafka import EventConsumer, EventProducer, KafkaConfig, topic_name
+from connectors.kafka.command_keys import CommandsConfig, load_verifier
+from connectors.kafka.market_merge import MarketMerge
 from connectors.paper.adapter import PaperVenueAdapter
-from connectors.paper.config import paper_settings
+from connectors.paper.config import PaperConfig, paper_settings
 from connectors.paper.market import PaperMarket
 from connectors.paper.venue import PaperVenue
 from connectors.secrets import ExchangeCredentials, SecretStoreError
+from connectors.secrets.config import SecretsConfig, open_secret_store
 from connectors.venues.market_cache import instrument_for
 from flows.execute import ExecutorService, ServiceConfig
 from flows.processes import MARKET_TOPICS
@@ -80,8 +86,18 @@ from models.execution.plan import UNIT_COSTS
 from models.instrument import Instrument
 from models.order_diff import Tolerance
 from models.risk import RiskEngine, parse_limits
-from quoteflow.api.services import open_secret_store
-from quoteflow.config import Config, ExecuteConfig
+
+
+class ExecuteSettings(Protocol):
+    """What `quoteflow execute` reads of the configuration (`quoteflow.config.Config`)."""
+
+    kafka: KafkaConfig
+    execute: ExecuteConfig | None
+    risk: dict
+    secrets: SecretsConfig
+    paper: PaperConfig
+    commands: CommandsConfig
+
 
 ORDER_TOPICS = ("orders.intents", "control")
 _POLL_MESSAGES = 2000
@@ -125,7 +141,7 @@ class KafkaOutput:
         self._producer.send_bytes(self._audit_topic, record.actor, canonical(record))
 
 
-def paper_market(instruments: list[Instrument], config: Config) -> PaperMarket:
+def paper_market(instruments: list[Instrument], config: ExecuteSettings) -> PaperMarket:
     """The paper venue on the md.* market's clocks, as a backtest runs it ([paper] settings),
     with the request budget of [execute]."""
     settings = paper_settings(config.paper)
@@ -141,7 +157,7 @@ def paper_market(instruments: list[Instrument], config: Config) -> PaperMarket:
 
 
 def run_execute(
-    config: Config,
+    config: ExecuteSettings,
     *,
     until_end: bool = False,
     stop: threading.Event | None = None,
@@ -159,7 +175,7 @@ def run_execute(
 
 class _Process:
     def __init__(
-        self, config: Config, until_end: bool, stop: threading.Event,
+        self, config: ExecuteSettings, until_end: bool, stop: threading.Event,
         environ: Mapping[str, str],
     ) -> None:
         self.config = config
@@ -343,7 +359,8 @@ class _Feed:
         self.md = md
         self.market = market
         self.pending: deque[Event] = deque()
-        self.market_buffer: deque[Event] = deque()
+        # md.* back in receive order across topics (each poll brings what it likes).
+        self.market_buffer = MarketMerge(md.caught_up if md is not None else _always)
         # The market was found idle (read to its end) with requests in flight at the paper
         # venue, and no market event has come since.
         self.idle = False
@@ -441,9 +458,10 @@ class _Feed:
             if not read:
                 # Nothing now is the market's present only once it was read to its end; a
                 # consumer still joining its group reads nothing from a market in full flow.
-                reached = md.at_end
+                # Reading to the end may have released what the merge held back.
+                applied = self._apply_until(due) or applied
+                reached = bool(buffer) or md.at_end
                 break
-            read.sort(key=_receive_ts)  # stable: each topic's order is kept
             buffer.extend(read)
             if due is None:
                 applied = self._apply_until(None) or applied
@@ -479,5 +497,5 @@ class _Feed:
         await self.executor.pump()
 
 
-def _receive_ts(event: Event) -> int:
-    return event.receive_ts
+def _always(_topic: str) -> bool:
+    return True
