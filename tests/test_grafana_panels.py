@@ -33,7 +33,15 @@ from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from models.arbitrage import ArbitrageConfig
-from models.events import BBO, ArbSignal, ControlCommand, Fill, OrderEvent, Prediction
+from models.events import (
+    BBO,
+    ArbSignal,
+    ControlCommand,
+    Fill,
+    OrderEvent,
+    Prediction,
+    RiskEvent,
+)
 from models.predictor import PredictorConfig
 from models.risk.engine import RiskEngine
 from models.risk.pretrade import OrderRequest, RiskContext
@@ -90,6 +98,7 @@ class Filled:
     conn: psycopg.Connection
     fills: list[Fill]
     bbos: list[BBO]
+    backtest_rejects: set[str]  # the backtest's own pre-trade rejects (its executor's risk)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +136,9 @@ def filled_database(shared_data, postgres_dsn):
             writer.flush()
             assert writer.stats.rejected == 1
             yield Filled(conn, [e for e in produced if isinstance(e, Fill)],
-                         [e for e in market if isinstance(e, BBO)])
+                         [e for e in market if isinstance(e, BBO)],
+                         {e.reason_code for e in produced
+                          if isinstance(e, RiskEvent) and e.kind == "reject"})
 
 
 def _run(conn: psycopg.Connection, sql: str, context: QueryContext):
@@ -188,7 +199,8 @@ def test_panels_show_both_venues_and_what_the_test_put_in(filled_database):
     _, usage = _run(filled_database.conn, by_title["Position limit usage"].sql, RECORDED)
     assert {m for _, m, _ in usage} == {"binance BTC/USDT"}  # the only instrument with a limit
     _, rejects = _run(filled_database.conn, by_title["Pre-trade rejects by reason"].sql, RECORDED)
-    assert {reason for _, reason, _ in rejects} == {"STATE_HALTED", "MAX_POSITION"}
+    assert {reason for _, reason, _ in rejects} == {
+        "STATE_HALTED", "MAX_POSITION", *filled_database.backtest_rejects}
     _, letters = _run(filled_database.conn, by_title["Dead letters by reason"].sql, RECORDED)
     assert any(source == "persist:fills" for source, *_ in letters)
 
