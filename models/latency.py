@@ -25,6 +25,7 @@ never a default.
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import pairwise
 from typing import NamedTuple, Protocol
 
 NS_PER_MS = 1_000_000
@@ -91,7 +92,7 @@ class InterpolatedLatency:
     def __init__(self, rows: list[LatencyRow]) -> None:
         if not rows:
             raise ValueError("a latency file needs at least one row")
-        for before, after in zip(rows, rows[1:], strict=False):
+        for before, after in pairwise(rows):
             if after.ts_ns < before.ts_ns:
                 raise ValueError(f"latency rows out of time order at ts {after.ts_ns}")
         for row in rows:
