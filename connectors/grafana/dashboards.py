@@ -138,6 +138,13 @@ MARKET_MAKING = Dashboard(
               ("time", "metric", "mid", "best_bid", "best_ask"),
               description="Our best desired bid and ask against the mid they were priced "
                           "from (order_intents)."),
+        Panel("Strategy and bandit arm in use",
+              _series("count(*) AS intents", "order_intents",
+                      metric=f"{_INSTRUMENT} || ' ' || strategy"),
+              ("time", "metric", "intents"), kind="bars",
+              description="Desired states per interval by the strategy that made them; the "
+                          "bandit strategy names the arm it chose (bandit#N, docs/strategies.md), "
+                          "so this shows its choices window by window."),
         Panel("Inventory", _last_per_interval("quantity AS inventory", "positions"),
               ("time", "metric", "inventory"),
               description="Signed position in base units, last sample of each interval."),
