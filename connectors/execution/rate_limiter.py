@@ -12,7 +12,36 @@ from models.rate_limit import TokenBucket
 _NS_PER_S = 1_000_000_000
 
 
-class AsyncRateLimiter:
+class _BucketLimiter:
+    """What every limiter of one venue shares: its token bucket, its clock and a 429's hold."""
+
+    __slots__ = ("_bucket", "_clock", "_held_until", "_on_grant")
+
+    def __init__(
+        self, bucket: TokenBucket, clock: Callable[[], int],
+        on_grant: Callable[[int, float], None] | None,
+    ) -> None:
+        self._bucket = bucket
+        self._clock = clock
+        self._on_grant = on_grant
+        self._held_until = 0
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._bucket.rate_per_s
+
+    @property
+    def capacity(self) -> float:
+        return self._bucket.capacity
+
+    def hold(self, seconds: float) -> None:
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"hold needs seconds >= 0, not {seconds}")
+        until = self._clock() + math.ceil(seconds * _NS_PER_S)
+        self._held_until = max(self._held_until, until)
+
+
+class AsyncRateLimiter(_BucketLimiter):
     """Every request of one venue passes `acquire(cost)` before it is sent.
 
     `delay_ns` is what the request must still wait once granted: always 0 here, where
@@ -22,7 +51,7 @@ class AsyncRateLimiter:
     rate with it). The clock is monotonic: a wall-clock step must not release a burst.
     """
 
-    __slots__ = ("_bucket", "_clock", "_held_until", "_on_grant", "_sleep")
+    __slots__ = ("_sleep",)
     delay_ns = 0
 
     def __init__(
@@ -33,25 +62,14 @@ class AsyncRateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_grant: Callable[[int, float], None] | None = None,
     ) -> None:
-        self._bucket = bucket
-        self._clock = clock
+        super().__init__(bucket, clock, on_grant)
         self._sleep = sleep
-        self._on_grant = on_grant
-        self._held_until = 0
 
     @classmethod
     def from_ccxt(cls, rate_limit_ms: float, capacity: float = 1.0, **kwargs) -> AsyncRateLimiter:
         """ccxt's own budget: one unit of cost per `rateLimit` ms, a bucket of `capacity`."""
         clock = kwargs.get("clock", time.monotonic_ns)
         return cls(TokenBucket.from_ccxt(rate_limit_ms, clock(), capacity), **kwargs)
-
-    @property
-    def rate_per_s(self) -> float:
-        return self._bucket.rate_per_s
-
-    @property
-    def capacity(self) -> float:
-        return self._bucket.capacity
 
     async def acquire(self, cost: float = 1.0) -> None:
         bucket = self._bucket
@@ -67,14 +85,8 @@ class AsyncRateLimiter:
                 return
             await self._sleep(bucket.wait_ns(now, cost) / _NS_PER_S)
 
-    def hold(self, seconds: float) -> None:
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise ValueError(f"hold needs seconds >= 0, not {seconds}")
-        until = self._clock() + math.ceil(seconds * _NS_PER_S)
-        self._held_until = max(self._held_until, until)
 
-
-class SimulatedRateLimiter:
+class SimulatedRateLimiter(_BucketLimiter):
     """The venue's token bucket on a simulated clock (the paper venue's local clock).
 
     Nothing sleeps in a simulation: a request the bucket cannot grant yet takes its tokens in
@@ -82,7 +94,7 @@ class SimulatedRateLimiter:
     exactly when the same bucket would have let it go live. A 429's hold delays likewise.
     """
 
-    __slots__ = ("_bucket", "_clock", "_held_until", "_on_grant", "delay_ns")
+    __slots__ = ("delay_ns",)
 
     def __init__(
         self,
@@ -91,10 +103,7 @@ class SimulatedRateLimiter:
         *,
         on_grant: Callable[[int, float], None] | None = None,
     ) -> None:
-        self._bucket = bucket
-        self._clock = clock
-        self._on_grant = on_grant
-        self._held_until = 0
+        super().__init__(bucket, clock, on_grant)
         self.delay_ns = 0
 
     @classmethod
@@ -103,14 +112,6 @@ class SimulatedRateLimiter:
     ) -> SimulatedRateLimiter:
         return cls(TokenBucket.from_ccxt(rate_limit_ms, clock(), capacity), clock, **kwargs)
 
-    @property
-    def rate_per_s(self) -> float:
-        return self._bucket.rate_per_s
-
-    @property
-    def capacity(self) -> float:
-        return self._bucket.capacity
-
     async def acquire(self, cost: float = 1.0) -> None:
         now = self._clock()
         start = self._held_until if self._held_until > now else now
@@ -118,9 +119,3 @@ class SimulatedRateLimiter:
         self.delay_ns = leaves - now
         if self._on_grant is not None:
             self._on_grant(leaves, cost)
-
-    def hold(self, seconds: float) -> None:
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise ValueError(f"hold needs seconds >= 0, not {seconds}")
-        until = self._clock() + math.ceil(seconds * _NS_PER_S)
-        self._held_until = max(self._held_until, until)
