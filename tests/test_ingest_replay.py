@@ -142,11 +142,11 @@ def test_binance_hftbacktest_files(kafka_bootstrap, shared_data):
     for _, key, event in ingested.by_topic["md.book"]:
         book = books.get(key) or books.setdefault(key, OrderBook(event.venue, event.symbol))
         assert book.apply(event) not in (BookStatus.GAP, BookStatus.CROSSED)
-    assert len(books) == 4 and all(book.synced for book in books.values())
-    assert {key for _, key, _ in ingested.market()} == {
+    assert len(books) == len(BINANCE_FILES) and all(book.synced for book in books.values())
+    assert {
         "binance:BTC/USDT", "binance:ETH/USDT", "binanceusdm:BTC/USDT:USDT",
         "binanceusdm:ETH/USDT:USDT",
-    }
+    } <= {key for _, key, _ in ingested.market()}
 
 
 def test_corrupt_cryptofeed_lines_reach_the_dead_letter_topic(kafka_bootstrap, tmp_path):
@@ -216,7 +216,7 @@ def test_bad_recordings_are_clear_errors_at_start_up(kafka_bootstrap, tmp_path, 
         run_ingest("replay", config, paths=[tmp_path / "nothing.gz"])
     unknown = tmp_path / "MTGOX.ws.1.0"
     unknown.write_text("")
-    with pytest.raises(ValueError, match="supported: binance, coinbase"):
+    with pytest.raises(ValueError, match="unknown exchange 'MTGOX'"):
         run_ingest("replay", config, paths=[unknown])
     with pytest.raises(ValueError, match="mode"):
         run_ingest("backfill", config, paths=[ws_file("okx")])
