@@ -132,7 +132,12 @@ def test_broker_outage_is_waited_out(own_broker, events, expected, tmp_path):
         time.sleep(3)
         assert flow.poll() is None, f"the flow died with the broker:\n{log.read_text()[-3000:]}"
         start_broker()
-        assert flow.wait(timeout=120) == 0, log.read_text()[-3000:]
+        try:
+            code = flow.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the flow did not finish after the broker came back:\n"
+                        f"{log.read_text()[-3000:]}")
+        assert code == 0, log.read_text()[-3000:]
     finally:
         if flow.poll() is None:
             flow.kill()
