@@ -107,7 +107,8 @@ def own_broker(tmp_path):
 
     def start() -> str:
         started = subprocess.run([str(KAFKA_SCRIPT), "start", str(directory), *ports],
-                                 capture_output=True, text=True, timeout=180, check=True)
+                                 capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         assert started.stdout.strip().splitlines()[-1] == register_broker(directory)
         return register_broker(directory)
 
