@@ -40,6 +40,7 @@ from models.events import Event, MarketEvent
 _log = logging.getLogger(__name__)
 
 _MIN_BACKOFF_S = 0.05
+_END_PROBE_S = 1.0
 _MAX_BACKOFF_S = 2.0
 _LOG_EVERY_S = 10.0
 _IDLE_FETCH_WAIT_MS = 500
@@ -105,6 +106,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._batch_size = batch_size
         self._backoff_s = 0.0
         self._awake: datetime | None = None
+        self._next_probe = 0.0
 
     def next_batch(self) -> list[list[Event]]:
         # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
@@ -128,6 +130,8 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             self._backoff_s = 0.0
             for topic in received:
                 at_end[topic] = self._read_to_watermark(topic)
+        elif not self._tail and not messages:
+            self._probe_ends()
         chunk = self._release()
         if not (chunk or self._tail or any(buffers.values())) and all(at_end.values()):
             raise StopIteration
@@ -164,6 +168,33 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         # response with a partition error (a restarting broker) caches -1: no evidence.
         _, high = self._consumer.get_watermark_offsets(self._partitions[topic], cached=True)
         return self._next_offset[topic] == high
+
+    def _probe_ends(self) -> None:
+        """Idle and reading to the end: ask the broker where each unfinished topic ends.
+
+        End-of-partition events come once, when a fetch reaches the end; around a broker
+        restart one can be lost (the fetch that reached the end failed), and the cached
+        watermark of a failed fetch is -1. The broker's own high watermark, asked at most
+        once a second, is the evidence then.
+        """
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + _END_PROBE_S
+        for topic, done in self._at_end.items():
+            if done:
+                continue
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    self._partitions[topic], timeout=_END_PROBE_S, cached=False
+                )
+            except KafkaException:
+                continue  # the broker is not answering yet: ask again later
+            position = self._next_offset[topic]
+            if position == OFFSET_BEGINNING:
+                position = low  # nothing read yet: from the start
+            if high >= 0 and position >= high:
+                self._at_end[topic] = True
 
     def next_awake(self) -> datetime | None:
         return self._awake
