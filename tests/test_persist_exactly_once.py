@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -106,22 +105,21 @@ def test_persist_killed_ten_times_over_a_replay_stores_each_event_exactly_once(
     rng = random.Random(SEED)
     deployment = new_deployment(kafka_bootstrap)
     events = recorded_events(24_000) + _trading_events(300)
-    halves = [events[: len(events) // 3], events[len(events) // 3:]]
+    # One slice before each run and the last for the final one: every killed run has work
+    # of its own (a run that finds everything stored has nothing to be killed inside).
+    size = -(-len(events) // (KILLS + 1))
+    slices = [events[i:i + size] for i in range(0, len(events), size)]
     with fresh_database(postgres_dsn) as dsn, fresh_database(postgres_dsn) as reference_dsn:
         # Small batches: many transactions, so the kills land between and inside them.
         config = _config(tmp_path, deployment, dsn, "batch_rows = 500\nflush_interval_s = 0.05\n"
                          "partitions = 2\n")
         log = tmp_path / "persist.log"
-        publish(deployment, halves[0])
-        # The rest arrives while persist is being killed, as in a replay.
-        later = threading.Thread(target=_publish_slowly, args=(deployment, halves[1]))
-        later.start()
         progress = []
-        try:
-            for _ in range(KILLS):
-                progress.append(_kill_after_progress(_start(config, log), dsn, rng))
-        finally:
-            later.join()
+        for part in slices[:KILLS]:
+            publish(deployment, part)
+            progress.append(_kill_after_progress(_start(config, log), dsn, rng))
+        for part in slices[KILLS:]:
+            publish(deployment, part)
         final = _start(config, log, "--until-end")
         assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
 
@@ -134,13 +132,6 @@ def test_persist_killed_ten_times_over_a_replay_stores_each_event_exactly_once(
     assert {t: sum(rows.values()) for t, rows in stored.items() if rows} == dict(counts)
     for table in TABLES:
         assert stored[table] == expected[table], f"{table} differs from an uninterrupted run"
-
-
-def _publish_slowly(deployment, events: list, slices: int = 20) -> None:
-    size = len(events) // slices + 1
-    for start in range(0, len(events), size):
-        publish(deployment, events[start:start + size])
-        time.sleep(0.3)
 
 
 def test_persist_resumes_from_the_database_not_from_the_beginning(
