@@ -56,4 +56,13 @@ def fresh_database(dsn: str) -> Iterator[str]:
         yield psycopg.conninfo.make_conninfo(dsn, dbname=name)
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            # Not `WITH (FORCE)`: that refuses when an autovacuum worker (a process of no
+            # role) happens to be in the database. A plain DROP stops autovacuum itself and
+            # waits for the terminated sessions of our own role (a killed client's backend
+            # may still be there) to exit.
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(f"DROP DATABASE {name}")
