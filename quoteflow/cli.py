@@ -158,6 +158,35 @@ def _paper_settings(
         raise _bad(str(error), error.hint) from None
 
 
+_ENGINE_FLAGS = (
+    "config", "strategy", "param", "max_inventory_lots", "order_latency_ms",
+    "cancel_latency_ms", "response_latency_ms", "latency_file", "queue_model",
+    "partial_fills", "requote_ms",
+)
+
+
+def _engine_flags(flags: dict) -> dict:
+    """The flags of `_engine_options` among a command's `locals()`."""
+    return {name: flags[name] for name in _ENGINE_FLAGS}
+
+
+def _engine_options(
+    *, config: Path | None, strategy: str, param: list[str] | None, max_inventory_lots: str,
+    order_latency_ms: float | None, cancel_latency_ms: float | None,
+    response_latency_ms: float | None, latency_file: Path | None, queue_model: str | None,
+    partial_fills: bool | None, requote_ms: float | None,
+):
+    """The trading options `run` and `backtest` share: strategy, risk cap, paper venue, cadence."""
+    paper = _paper_settings(
+        config, order_latency_ms, cancel_latency_ms, response_latency_ms, latency_file,
+        queue_model, partial_fills,
+    )
+    return _trading_options(
+        strategy, parse_params(param), max_inventory_lots, paper=paper,
+        requote_ms=requote_ms or 0.0,
+    )
+
+
 @app.command()
 def run(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
@@ -181,14 +210,7 @@ def run(
     """The embedded default: simulated market + quote flow + paper venue, no servers."""
     from quoteflow.embedded import run_embedded
 
-    paper = _paper_settings(
-        config, order_latency_ms, cancel_latency_ms, response_latency_ms, latency_file,
-        queue_model, partial_fills,
-    )
-    options = _trading_options(
-        strategy, parse_params(param), max_inventory_lots, paper=paper,
-        requote_ms=requote_ms or 0.0,
-    )
+    options = _engine_options(**_engine_flags(locals()))
     run_embedded(
         options, seed=seed, minutes=minutes, report_dir=report, console=console, fills_out=fills
     )
@@ -234,17 +256,10 @@ def backtest(
     chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
 ) -> None:
     """Replay recordings through the quote flow, the executor and the paper venue."""
+    from connectors.replay.recordings import RecordingError
     from quoteflow.backtest import run_backtest
 
-    paper = _paper_settings(
-        config, order_latency_ms, cancel_latency_ms, response_latency_ms, latency_file,
-        queue_model, partial_fills,
-    )
-    options = _trading_options(
-        strategy, parse_params(param), max_inventory_lots, paper=paper,
-        requote_ms=requote_ms or 0.0,
-    )
-    from connectors.replay.recordings import RecordingError
+    options = _engine_options(**_engine_flags(locals()))
 
     try:
         summary = run_backtest(
