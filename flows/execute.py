@@ -6,8 +6,8 @@ gives the measurements and the reasons. It is a plain asyncio service with three
 
 - the inbox consumer: `OrderIntent`s and `ControlCommand`s in arrival order, one at a time
   (a Kafka consumer, an in-memory test or the embedded run puts them in with `submit`); when a
-  backlog holds several intents for one instrument only the newest is acted on, since each
-  is a full desired state (the older ones are audited as `SUPERSEDED`);
+  backlog holds several intents of one strategy for one instrument only the newest is acted
+  on, since each is a full desired state (the older ones are audited as `SUPERSEDED`);
 - the poller: the venue's pushed order events and fills, every `poll_interval_s`;
 - the reconciler: at start-up, then every `reconcile_interval_s`.
 
@@ -80,11 +80,14 @@ class ExecutorService:
             batch = [await inbox.get()]
             while not inbox.empty():
                 batch.append(inbox.get_nowait())
-            newest = {item.key: item for item in batch if isinstance(item, OrderIntent)}
+            # Newest per strategy and instrument: strategies sharing an account quote apart.
+            newest = {
+                (item.strategy, item.key): item for item in batch if isinstance(item, OrderIntent)
+            }
             for item in batch:
                 if isinstance(item, ControlCommand):
                     await executor.on_command(item)
-                elif newest[item.key] is item:
+                elif newest[(item.strategy, item.key)] is item:
                     await executor.on_intent(item)
                 else:
                     executor.drop_intent(item, "SUPERSEDED")

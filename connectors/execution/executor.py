@@ -108,7 +108,7 @@ class Executor:
         self._on_audit = on_audit
         self._intents = RecentKeys(config.memory)
         self._trades = RecentKeys(config.memory)
-        self._last_intent_ts: dict[str, int] = {}
+        self._last_intent_ts: dict[tuple[str, str], int] = {}  # by (strategy, instrument)
         self._marks: dict[str, tuple[Decimal, int]] = {}  # reference mid and its book time
         self._amend = venue.supports_amend and venue.costs.amend_is_cheaper
 
@@ -135,11 +135,14 @@ class Executor:
             return
         self.audit("intent", intent)
         key = intent.key
-        self._last_intent_ts[key] = intent.ts
+        self._last_intent_ts[(intent.strategy, key)] = intent.ts
         if intent.reference_mid is not None:
             book_ts = intent.trigger_receive_ts if intent.trigger_receive_ts else intent.ts
             self._marks[key] = (intent.reference_mid, book_ts)
-        actions = plan(intent, self.tracker.quoting(key), self.config.tolerance, self._amend)
+        # Diffed against this strategy's quotes only; risk sees every order of the account on
+        # the instrument, so no strategy's order can cross another's (SELF_TRADE).
+        quoting = self.tracker.quoting(key, intent.strategy)
+        actions = plan(intent, quoting, self.config.tolerance, self._amend)
         if not actions:
             return
         # Cancels need no risk check: they leave first (a stale quote is the one that gets
@@ -169,7 +172,7 @@ class Executor:
             return "UNKNOWN_INSTRUMENT"
         if now - intent.ts > self.config.max_intent_age_ns:
             return "STALE"
-        if intent.ts < self._last_intent_ts.get(intent.key, 0):
+        if intent.ts < self._last_intent_ts.get((intent.strategy, intent.key), 0):
             return "OUT_OF_ORDER"
         if self.risk.state(intent.venue, intent.symbol) is TradingState.HALTED:
             return "HALTED"
@@ -211,6 +214,7 @@ class Executor:
         order = TrackedOrder(
             client_order_id=cid, venue=instrument.venue, symbol=instrument.symbol,
             side=placement.side, price=quote.price, amount=quote.size, sent_ts=now,
+            strategy=intent.strategy,
         )
         self.tracker.add(order)
         return self._create(order, intent.intent_id, intent.trigger_exchange_ts)

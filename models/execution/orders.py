@@ -82,6 +82,7 @@ class TrackedOrder:
         "sent_ts",
         "side",
         "status",
+        "strategy",
         "symbol",
         "venue",
     )
@@ -89,7 +90,7 @@ class TrackedOrder:
     def __init__(
         self, *, client_order_id: str, venue: str, symbol: str, side: Side, price: Decimal,
         amount: Decimal, sent_ts: int, status: str = PENDING, filled: Decimal = ZERO,
-        exchange_order_id: str | None = None,
+        exchange_order_id: str | None = None, strategy: str | None = None,
     ) -> None:
         self.client_order_id = client_order_id
         self.exchange_order_id = exchange_order_id
@@ -103,6 +104,8 @@ class TrackedOrder:
         self.status = status
         self.sent_ts = sent_ts
         self.cancel_requested = False
+        # The strategy whose intents it answers; None for an order found at the venue (adopted).
+        self.strategy = strategy
         # (price, amount) before an amend we sent and the venue has not confirmed yet.
         self.amend_from: tuple[Decimal, Decimal] | None = None
 
@@ -249,12 +252,20 @@ class OrderTracker:
         """Every unfinished order of the instrument: what can still fill (risk's view)."""
         return iter(self._by_instrument.get(instrument_key, {}).values())
 
-    def quoting(self, instrument_key: str) -> list[TrackedOrder]:
-        """The unfinished orders not being cancelled: what the desired state is diffed against."""
+    def quoting(self, instrument_key: str, strategy: str | None = None) -> list[TrackedOrder]:
+        """The unfinished orders not being cancelled: what the desired state is diffed against.
+
+        With a `strategy`, only its own orders and those of no known strategy (adopted from
+        the venue): one strategy's intent never cancels another's quotes on the account.
+        """
         orders = self._by_instrument.get(instrument_key)
         if not orders:
             return []
-        return [order for order in orders.values() if not order.cancel_requested]
+        return [
+            order for order in orders.values()
+            if not order.cancel_requested
+            and (strategy is None or order.strategy is None or order.strategy == strategy)
+        ]
 
     def instruments(self) -> list[str]:
         return list(self._by_instrument)

@@ -1,0 +1,90 @@
+"""Self-trade prevention across strategies on one account, through the real executor on the
+paper venue over the start of a real recording (Binance spot BTCUSDT, ../shared/data).
+
+Two strategies trading one account on one venue send their intents to one executor (one
+executor per account and exchange, docs/executor.md): each strategy's intent is diffed
+against its own quotes only, and risk sees every working order of the account, so an order
+of one strategy that would cross a resting order of the other is refused (`SELF_TRADE`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from flows.execute import ExecutorService, ServiceConfig
+from models.events import OrderIntent, Quote, RiskEvent
+from models.execution.client_ids import client_order_id
+from tests.test_executor_service import Market, _audit, _executor, _open_at_venue
+
+
+@pytest.fixture
+def market(shared_data) -> Market:
+    market = Market()
+    market.advance(3000)  # past the REST snapshot: the book is live
+    return market
+
+
+def _as(strategy: str, intent: OrderIntent, **changes) -> OrderIntent:
+    return msgspec.structs.replace(intent, strategy=strategy, **changes)
+
+
+def test_an_order_crossing_another_strategys_resting_order_is_refused(market, tmp_path):
+    executor, emitted, store = _executor(market, tmp_path)
+    # Far from the touch, so the recorded market fills nothing meanwhile.
+    a = _as("mm-a", market.intent("a1", bid_ticks=5000, ask_ticks=5000))
+    ask_of_a = a.asks[0].price
+    # Strategy B bids at A's resting ask: on the venue it would match our own order.
+    b = _as("mm-b", market.intent("b1", ask_ticks=6000),
+            bids=[Quote(ask_of_a, a.asks[0].size)])
+
+    async def scenario():
+        await executor.on_intent(a)
+        market.settle()
+        await executor.pump()
+        await executor.on_intent(b)
+        market.settle()
+        await executor.pump()
+
+    asyncio.run(scenario())
+    store.close()
+    [reject] = [e for e in emitted if isinstance(e, RiskEvent) and e.kind == "reject"]
+    assert reject.reason_code == "SELF_TRADE"
+    assert f"would reach our ask {ask_of_a}" in reject.detail
+    # A's quotes were not touched by B's intent; B's own ask went out, its bid did not.
+    assert _open_at_venue(market) == {
+        client_order_id("a1", "buy", 0), client_order_id("a1", "sell", 0),
+        client_order_id("b1", "sell", 0),
+    }
+    decisions = [r["payload"] for r in _audit(tmp_path) if r["action"] == "risk_decision"]
+    refused = [d for d in decisions if not d["accepted"]]
+    assert [(d["client_order_id"], d["reason_code"]) for d in refused] == [
+        (client_order_id("b1", "buy", 0), "SELF_TRADE"),
+    ]
+
+
+def test_each_strategys_intents_supersede_only_its_own(market, tmp_path):
+    executor, _, store = _executor(market, tmp_path)
+    service = ExecutorService(executor, ServiceConfig(poll_interval_s=0.001))
+
+    async def scenario():
+        stop = asyncio.Event()
+        # Queued before the service starts: one backlog holding both strategies' intents.
+        await service.submit(_as("mm-a", market.intent("a1")))
+        await service.submit(_as("mm-b", market.intent("b1", bid_ticks=70, ask_ticks=70)))
+        await service.submit(_as("mm-a", market.intent("a2", bid_ticks=60, ask_ticks=60)))
+        running = asyncio.create_task(service.run(stop))
+        while len(_open_at_venue(market)) < 4:
+            await asyncio.sleep(0.001)
+        assert _open_at_venue(market) == {
+            client_order_id(i, side, 0) for i in ("a2", "b1") for side in ("buy", "sell")
+        }
+        stop.set()
+        await running
+        market.settle()
+
+    asyncio.run(scenario())
+    store.close()
+    dropped = [r["payload"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    assert dropped == [{"intent_id": "a1", "reason": "SUPERSEDED"}]
