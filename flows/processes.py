@@ -28,7 +28,7 @@ from flows.arbitrage import build_arbitrage_flow
 from flows.predict import build_predict_flow
 from flows.quote import build_quote_flow
 from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's recovery init
-from flows.runner import Recovery, run_dataflow
+from flows.runner import run_dataflow
 from models.arbitrage import ArbitrageConfig
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
@@ -115,10 +115,9 @@ def run_flow(
     gets the same addresses (one `host:port` per process) and its own index. Snapshots are
     taken every `config.recovery.snapshot_interval_s` when `config.recovery.directory` is set.
     """
-    recovery = config.recovery
     run_dataflow(
         build_flow(name, config, tail=tail),
-        Recovery(recovery.directory, recovery.snapshot_interval_s, recovery.backup_interval_s),
+        config.recovery,
         workers=workers, process_id=process_id, addresses=addresses,
         per_flow_directory=False,
     )

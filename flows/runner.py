@@ -8,10 +8,10 @@ of them and two flows never resume from each other's state (docs/operations.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -20,11 +20,10 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 RECOVERY_PARTITIONS = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """Where snapshots go (None: no recovery) and how often (the `[recovery]` section)."""
+class Recovery(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where snapshots go (None: no recovery) and how often: the config's `[recovery]` section."""
 
-    directory: str | Path | None = None
+    directory: str | None = None
     snapshot_interval_s: float = 5.0
     backup_interval_s: float = 0.0
 

@@ -641,7 +641,7 @@ def ingest_live(
         health.ready()
     try:
         settings = _load_config(config)
-        run_ingest("live", settings.kafka, instruments=instruments, recovery=_recovery(settings))
+        run_ingest("live", settings.kafka, instruments=instruments, recovery=settings.recovery)
     except ValueError as error:
         raise _bad(str(error), "--instrument") from None
 
@@ -661,15 +661,7 @@ def persist(
     health = _health("persist", health_port)
     if health is not None:
         health.ready()
-    run_persist(settings.kafka, settings.postgres, _recovery(settings), tail=not until_end)
-
-
-def _recovery(settings):
-    """The [recovery] section for `flows.runner` (each flow its own subdirectory)."""
-    from flows.runner import Recovery
-
-    section = settings.recovery
-    return Recovery(section.directory, section.snapshot_interval_s, section.backup_interval_s)
+    run_persist(settings.kafka, settings.postgres, settings.recovery, tail=not until_end)
 
 
 grafana_app = typer.Typer(help="Grafana dashboards and their provisioning.", no_args_is_help=True)

@@ -24,6 +24,7 @@ from connectors.kafka.config import KafkaConfig
 from connectors.paper.config import PaperConfig
 from connectors.secrets.config import SecretsConfig
 from connectors.timescale.config import TimescaleConfig
+from flows.runner import Recovery
 from models.risk import LimitsError, parse_limits
 
 ENV_PREFIX = "QUOTEFLOW_"
@@ -35,12 +36,6 @@ class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_inventory_lots: str = "10"
     prediction_weight: float = 0.0
     requote_ms: float = 0.0  # 0: quote on book changes; else every N ms of market time
-
-
-class RecoveryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    directory: str | None = None
-    snapshot_interval_s: float = 5.0
-    backup_interval_s: float = 0.0
 
 
 class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,7 +72,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
     commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     quote: QuoteConfig = msgspec.field(default_factory=QuoteConfig)
-    recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
+    recovery: Recovery = msgspec.field(default_factory=Recovery)
     postgres: TimescaleConfig = msgspec.field(default_factory=TimescaleConfig)
     keycloak: KeycloakConfig = msgspec.field(default_factory=KeycloakConfig)
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
