@@ -126,6 +126,12 @@ class CommandVerifier:
             self._seen = {n: ts for n, ts in self._seen.items() if ts >= oldest}
 
 
+def verifies(key: Ed25519PublicKey, command: ControlCommand) -> bool:
+    """Whether `key` signed `command` exactly as it is (an auditor's check of a stored
+    command: no freshness, no nonce)."""
+    return _verifies(key, command)
+
+
 def _verifies(key: Ed25519PublicKey, command: ControlCommand) -> bool:
     text = command.signature or ""
     if len(command.nonce or "") > _MAX_NONCE_LENGTH or len(text) > 100:

@@ -153,3 +153,13 @@ def test_both_forms_create_the_same_aggregates_with_the_same_columns(conn):
     migrate(conn)
     for view, columns in plain.items():
         assert [c for c, _ in _columns(conn, view)] == columns
+
+
+def test_a_database_migrated_before_signatures_were_kept_gets_their_columns(conn):
+    before = [m for m in MIGRATIONS if m.version < 4]
+    migrate(conn, migrations=before)
+    for column in ("v", "nonce", "key_id", "signature"):  # as migration 1 created it then
+        conn.execute(f"ALTER TABLE control_commands DROP COLUMN {column}")
+    assert migrate(conn) == [4]
+    assert [name for name, _ in _columns(conn, "control_commands")] \
+        == list(TABLES["control_commands"].column_names)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,9 @@ from connectors.timescale import (
     migrate,
 )
 from connectors.timescale import rows as row_makers
+from connectors.timescale.queries import stored_commands
 from connectors.timescale.schema import TABLES
+from models.command_signing import sign, verifies
 from models.events import (
     BBO,
     ArbSignal,
@@ -273,3 +276,24 @@ def test_timestamps_far_from_now_round_trip_through_the_server(conn):
     stored = conn.execute("SELECT exchange_ts_ns, ts FROM md_bbo ORDER BY exchange_ts_ns")
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert stored.fetchall() == [(ns, epoch + timedelta(microseconds=ns // 1000)) for ns in far]
+
+
+def test_a_signed_command_is_stored_so_that_its_signature_re_verifies(conn):
+    """An auditor re-checks from the database who issued each command: the signature, its key
+    id, the nonce and the version are stored with the signed fields; an edited row fails."""
+    key = Ed25519PrivateKey.generate()
+    signed = sign(ControlCommand(command_id="cmd-7", ts=T0, issued_by="alice", action="kill",
+                                 target=f"{VENUE}:{SYMBOL}", params={"why": "tab\there"}),
+                  key, "nonce-1")
+    unsigned = ControlCommand(command_id="cmd-8", ts=T0 + 1, issued_by="bob", action="pause",
+                              v=1)
+    writer = _writer(conn)
+    writer.write([signed, unsigned])
+    writer.flush()
+
+    stored = stored_commands(conn)
+    assert stored == [signed, unsigned]
+    assert verifies(key.public_key(), stored[0])
+    assert not verifies(key.public_key(), stored[1])
+    conn.execute("UPDATE control_commands SET target = '*' WHERE command_id = 'cmd-7'")
+    assert not verifies(key.public_key(), stored_commands(conn)[0])

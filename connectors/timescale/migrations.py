@@ -125,6 +125,14 @@ def _refresh_policy(view: str) -> str:
     )
 
 
+# Migration 1 creates the tables as declared today, so on a new database these columns exist
+# already; on one migrated before they were declared they are added (NULL in the old rows).
+_SIGNATURES = tuple(
+    f"ALTER TABLE control_commands ADD COLUMN IF NOT EXISTS {name} {sql_type}"
+    for name, sql_type in (("v", "integer"), ("nonce", "text"), ("key_id", "text"),
+                           ("signature", "text"))
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables for every topic", _CORE, _CORE),
     Migration(
@@ -145,6 +153,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(3, "persist's Kafka offsets and books (exactly-once)", POSITIONS_DDL, POSITIONS_DDL),
+    Migration(4, "control commands keep their signatures", _SIGNATURES, _SIGNATURES),
 )
 
 

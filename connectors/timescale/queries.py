@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from models.events import ControlCommand
+
 Record = dict[str, Any]
 
 
@@ -131,6 +133,18 @@ def control_commands(conn: psycopg.Connection, actions: Sequence[str]) -> list[R
         " WHERE action = ANY(%s) ORDER BY ts_ns, command_id",
         (list(actions),),
     )
+
+
+def stored_commands(conn: psycopg.Connection) -> list[ControlCommand]:
+    """Every stored command as it was signed (signature, key id, nonce and version with it),
+    oldest first: `models.command_signing.verifies` re-checks who issued each one."""
+    names = ("ts", "command_id", "issued_by", "action", "target", "params", "v", "nonce",
+             "key_id", "signature")
+    rows = conn.execute(
+        "SELECT ts_ns, command_id, issued_by, action, target, params, coalesce(v, 1), nonce,"
+        " key_id, signature FROM control_commands ORDER BY ts_ns, command_id"
+    ).fetchall()
+    return [ControlCommand(**dict(zip(names, row, strict=True))) for row in rows]
 
 
 def _fetch(

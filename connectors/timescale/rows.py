@@ -155,7 +155,8 @@ def risk_event_row(e: RiskEvent) -> Row:
 
 
 def control_row(e: ControlCommand) -> Row:
-    return (ts_text(e.ts), e.ts, e.command_id, e.issued_by, e.action, e.target, Jsonb(e.params))
+    return (ts_text(e.ts), e.ts, e.command_id, e.issued_by, e.action, e.target, Jsonb(e.params),
+            e.v, e.nonce, e.key_id, e.signature)
 
 
 def audit_row(r: AuditRecord) -> Row:

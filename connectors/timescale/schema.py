@@ -212,6 +212,13 @@ CONTROL_COMMANDS = Table(
         _c("action", "text"),
         _c("target", "text"),
         _c("params", "jsonb"),
+        # The signature and what it covers beside the fields above (`models.command_signing`),
+        # so an auditor can re-verify who issued each command; NULL for an unsigned command
+        # and for rows stored before migration 4.
+        _c("v", "integer", nullable=True),
+        _c("nonce", "text", nullable=True),
+        _c("key_id", "text", nullable=True),
+        _c("signature", "text", nullable=True),
     ),
     ("target",),
 )
