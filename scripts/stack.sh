@@ -3,7 +3,8 @@
 #   scripts/stack.sh up [RECORDING...]   Kafka, PostgreSQL, Keycloak, OpenBao, topics, the persist,
 #                                        quote, arbitrage, predict and execute processes, the
 #                                        control API; then replays the recordings into md.*
-#   scripts/stack.sh down                stops all of it
+#   scripts/stack.sh down [--wipe]       stops all of it; --wipe also deletes every server's data
+#                                        and the processes' state (the next up starts empty)
 # Everything listens on 127.0.0.1: Kafka 9092, PostgreSQL 5432, Keycloak 8080, OpenBao 8200,
 # API 8000. The API and the executor keep exchange keys in OpenBao, each logged in with its
 # own AppRole (docs/secrets.md); the executor's may read owner $QUOTEFLOW_STACK_OWNER's only.
@@ -40,9 +41,15 @@ up() {
         echo "stack: already up (pids in $state); ./dev stack down first" >&2
         exit 1
     fi
-    rm -rf "$state"
+    # The servers keep their data between ups (Kafka topics and consumer offsets, the
+    # database), so the processes keep theirs too: flow snapshots in $state/recovery and the
+    # audit trails the executor and the API resume from. Wiping those while Kafka keeps its
+    # records would make the flows read every topic again and publish their output twice.
+    # Everything else here is generated afresh.
     mkdir -p "$state"
     chmod 700 "$state"
+    find "$state" -mindepth 1 -maxdepth 1 ! -name recovery ! -name '*-audit.jsonl' \
+        -exec rm -rf {} +
     scripts/services/kafka.sh start "$kafka_dir" 9092 9093
     dsn=$(scripts/services/postgres.sh start "$postgres_dir" 5432 | tail -n 1)
     scripts/services/keycloak.sh start "$keycloak_dir" 8080
@@ -120,7 +127,7 @@ stack: up. Replayed ${recordings[*]} (counts in $state/ingest.json).
   Kafka       127.0.0.1:9092        SASL_SSL; as admin: set -a; . $kafka_dir/client.env; set +a
               each process's password in $state/bus/ (0600); ACLs: connectors/kafka/acls.py
   PostgreSQL  $dsn
-  Keycloak    http://127.0.0.1:8080/admin  (admin / admin; realm quoteflow)
+  Keycloak    http://127.0.0.1:8080/admin  (admin / $keycloak_dir/admin.password; realm quoteflow)
   OpenBao     $vault_addr  (root token in $openbao_dir/root-token; in memory)
   API         http://127.0.0.1:8000/api/v1/health, OpenAPI at /api/v1/openapi.json
   Grafana     point it at PostgreSQL with grafana/provisioning (docs/grafana.md)
@@ -129,6 +136,11 @@ TEXT
 }
 
 down() {
+    local wipe=${1:-}
+    if [ -n "$wipe" ] && [ "$wipe" != --wipe ]; then
+        echo "stack: down takes only --wipe, not $wipe" >&2
+        exit 2
+    fi
     for pid_file in "$state"/*.pid; do
         [ -e "$pid_file" ] || continue
         kill "$(cat "$pid_file")" 2>/dev/null || true
@@ -138,11 +150,16 @@ down() {
     scripts/services/openbao.sh stop "$openbao_dir" || true
     scripts/services/postgres.sh stop "$postgres_dir" || true
     scripts/services/kafka.sh stop "$kafka_dir" || true
-    echo "stack: down"
+    if [ -n "$wipe" ]; then
+        rm -rf "$state" "$kafka_dir" "$postgres_dir" "$keycloak_dir" "$openbao_dir"
+        echo "stack: down, data wiped"
+    else
+        echo "stack: down (data kept for the next up; --wipe deletes it)"
+    fi
 }
 
 case "${1:-}" in
     up) shift; up "$@" ;;
-    down) down ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    down) shift; down "$@" ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
