@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from connectors.replay.recordings import Recordings
+from connectors.replay.event_cache import open_recordings
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
 from quoteflow.results import write_fills
@@ -26,9 +26,11 @@ def run_backtest(
     chunk_size: int = 512,
     console: Console | None = None,
     fills_out: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
+    """`cache_dir`: decoded events are read from (or written to) the event cache there."""
     console = console or Console(stderr=True)
-    recordings = Recordings(paths)
+    recordings = open_recordings(paths, cache_dir)
     with event_progress(console) as progress:
         task = progress.add_task("backtest", total=None, rate="")
         outcome = run_paper_trading(

@@ -60,6 +60,11 @@ DataOption = Annotated[
     list[Path],
     typer.Option("--data", exists=True, dir_okay=False, help="Recorded files (repeatable)."),
 ]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(file_okay=False, help="Event cache directory: decode the recordings once, "
+                 "replay later runs from it (connectors/replay/event_cache.py)."),
+]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option("--param", "-p", help="Strategy parameter as NAME=VALUE (repeatable)."),
@@ -254,6 +259,7 @@ def backtest(
     json_out: Annotated[Path | None, typer.Option("--json", help="Summary as JSON.")] = None,
     report: Annotated[Path | None, typer.Option(help="Directory for the charts.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
+    cache: CacheOption = None,
 ) -> None:
     """Replay recordings through the quote flow, the executor and the paper venue."""
     from connectors.replay.recordings import RecordingError
@@ -264,7 +270,7 @@ def backtest(
     try:
         summary = run_backtest(
             data, options, json_out=json_out, report_dir=report, chunk_size=chunk_size,
-            console=console, fills_out=fills,
+            console=console, fills_out=fills, cache_dir=cache,
         )
     except RecordingError as error:
         raise _bad(str(error), "--data") from None

@@ -65,6 +65,14 @@ class Recordings:
             return iter(streams[0])
         return (event for _, event in heapq.merge(*map(_keyed, streams), key=_first))
 
+    def source_files(self) -> list[Path]:
+        """Every file a replay reads, in a stable order (a cryptofeed recording is its
+        start-up, snapshot and websocket files): what a cache of its events depends on."""
+        files = list(self._hft_paths)
+        for (_, prefix), directory in self._cryptofeed.items():
+            files += sorted(directory.glob(f"{prefix}.*"))
+        return files
+
     def stats(self) -> dict:
         stats = self._hft_stats.as_dict() if self._hft_paths else {}
         for replay in self._replays:
