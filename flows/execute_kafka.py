@@ -68,6 +68,7 @@ from connectors.paper.market import PaperMarket
 from connectors.paper.venue import PaperVenue
 from connectors.secrets import ExchangeCredentials, SecretStoreError
 from connectors.secrets.config import SecretsConfig, open_secret_store
+from connectors.venues import order_params
 from connectors.venues.market_cache import instrument_for
 from flows.execute import ExecutorService, ServiceConfig
 from flows.processes import MARKET_TOPICS
@@ -246,6 +247,7 @@ class _Process:
                         "logger": CCXT_LOGGER},
                 supports_amend=settings.supports_amend, capacity=settings.rate_limit_capacity,
                 deadman_timeout_s=settings.deadman_timeout_s, symbols=settings.symbols,
+                order_params=order_params(settings.exchange, settings.self_trade_prevention),
             )
 
         return KeyedVenue(settings.exchange, connect, UNIT_COSTS,

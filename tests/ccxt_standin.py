@@ -39,6 +39,7 @@ BASE, QUOTE = "BTC", "USDT"
 TICK, STEP, MIN_NOTIONAL = Decimal("0.01"), Decimal("0.00001"), Decimal("5")
 MAKER_FEE = Decimal("0.001")
 TESTNET_API = "https://testnet.binance.vision"
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 
 
 @dataclass
@@ -54,6 +55,8 @@ class StandInOrder:
     quote_executed: Decimal = Decimal(0)
     status: str = "NEW"
     update_ms: int = 0
+    # The order's `selfTradePreventionMode` (the symbol's default when the order names none).
+    self_trade_prevention: str = "EXPIRE_MAKER"
 
     def to_binance(self) -> dict:
         return {
@@ -65,7 +68,7 @@ class StandInOrder:
             "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": self.time_ms,
             "updateTime": self.update_ms or self.time_ms, "isWorking": True,
             "workingTime": self.time_ms, "origQuoteOrderQty": "0.00000000",
-            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "selfTradePreventionMode": self.self_trade_prevention,
         }
 
 
@@ -253,8 +256,7 @@ class BinanceSpotStandIn:
                 ],
                 "permissions": [], "permissionSets": [["SPOT"]],
                 "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-                "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER",
-                                                    "EXPIRE_BOTH"],
+                "allowedSelfTradePreventionModes": list(STP_MODES),
             }],
         }
 
@@ -324,13 +326,16 @@ class BinanceSpotStandIn:
         crosses = price >= self.book_ask if side == "BUY" else price <= self.book_bid
         if kind == "LIMIT_MAKER" and crosses:
             raise _BinanceError(-2010, "Order would immediately match and take.")
+        stp = params.get("selfTradePreventionMode", "EXPIRE_MAKER")
+        if stp not in STP_MODES:
+            raise _BinanceError(-1130, "Invalid data sent for a parameter.")
         held = price * quantity * (1 + MAKER_FEE) if side == "BUY" else quantity
         asset = QUOTE if side == "BUY" else BASE
         if held > self._free(asset):
             raise _BinanceError(-2010, "Account has insufficient balance for requested action.")
         self._next_order_id += 1
         order = StandInOrder(self._next_order_id, client_order_id, side, kind, price, quantity,
-                             _now_ms())
+                             _now_ms(), self_trade_prevention=stp)
         self.orders[order.order_id] = order
         return {**order.to_binance(), "transactTime": order.time_ms, "fills": []}
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 import msgspec
 
 from connectors.execution.deadman import check_timeout
+from connectors.venues.descriptor import STP_MODES
 
 
 class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -25,6 +26,10 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     price_tolerance: str = "0"
     size_tolerance: str = "0"
     post_only: bool = True
+    # The exchange's own self-trade prevention on every order, where it has one
+    # (connectors/venues): "taker" expires the incoming order, "maker" the resting one,
+    # "both" both, "off" sends nothing. quoteflow's pre-trade SELF_TRADE check applies anyway.
+    self_trade_prevention: str = "taker"
     reconcile_interval_s: float = 30.0
     # The exchange-side dead-man's switch where the venue has one (connectors/execution/
     # deadman.py): the venue cancels our orders this long after the executor stops re-arming
@@ -42,6 +47,8 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("execute.owner is required for a ccxt venue: whose keys to trade")
         if not self.symbols:
             raise ValueError("execute.symbols must list at least one symbol")
+        if self.self_trade_prevention not in STP_MODES:
+            raise ValueError(f"execute.self_trade_prevention must be one of {', '.join(STP_MODES)}")
         if self.deadman_timeout_s < 0:
             raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
         if self.venue == "ccxt":

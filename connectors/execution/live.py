@@ -7,6 +7,8 @@
 - Exact numbers: the exchange parses numbers as strings (`exchange.number = str`), so prices
   and sizes reach `Decimal` without a float in between; orders go out as decimal strings.
 - Orders are addressed by our client order id (ccxt's unified `clientOrderId` param).
+- Every new order also carries `order_params`: the exchange's own self-trade prevention mode
+  where it has one (`connectors.venues.order_params`, e.g. Binance `selfTradePreventionMode`).
 - A 429's `Retry-After` header is put on the exception (`retry_after_s`) for the retry policy.
 - There is no push channel here (ccxt.pro's `watch_orders` would be one): `poll_events` is
   empty and the executor sees changes through reconciliation's queries.
@@ -49,8 +51,10 @@ class CcxtVenue:
         *,
         costs: RequestCosts = UNIT_COSTS,
         supports_amend: bool = False,
+        order_params: Mapping[str, str] | None = None,
     ) -> None:
         self.exchange = exchange
+        self.order_params = dict(order_params or {})
         self.id = exchange.id
         self.costs = costs
         self.supports_amend = supports_amend
@@ -76,6 +80,7 @@ class CcxtVenue:
         on_grant: Callable[[int, float], None] | None = None,
         deadman_timeout_s: float = 0.0,
         symbols: Sequence[str] = (),
+        order_params: Mapping[str, str] | None = None,
     ) -> CcxtVenue:
         """Build the exchange, switch to its sandbox if asked, and load its markets; arm the
         venue's dead-man's switch for `symbols` when `deadman_timeout_s` > 0 and it has one."""
@@ -88,7 +93,7 @@ class CcxtVenue:
         if sandbox:
             exchange.set_sandbox_mode(True)  # raises NotSupported where ccxt has no sandbox
         limiter = AsyncRateLimiter.from_ccxt(exchange.rateLimit, capacity, on_grant=on_grant)
-        venue = cls(exchange, limiter, supports_amend=supports_amend)
+        venue = cls(exchange, limiter, supports_amend=supports_amend, order_params=order_params)
         try:
             await venue._call(exchange.load_markets)
             await venue._arm_deadman(deadman_timeout_s, symbols)
@@ -127,7 +132,10 @@ class CcxtVenue:
         return seen
 
     async def create_order(self, order: NewOrder) -> VenueOrder:
-        params = {"clientOrderId": order.client_order_id, "postOnly": order.post_only}
+        params = {
+            **self.order_params, "clientOrderId": order.client_order_id,
+            "postOnly": order.post_only,
+        }
         created = await self._call(lambda: self.exchange.create_order(
             order.symbol, "limit", order.side, str(order.amount), str(order.price), params
         ))

@@ -2,7 +2,8 @@
 
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
-this one (binance, bitflyer, bybit, coinbase, kucoin, okx) state only what cannot be derived.
+this one (binance, bitflyer, bybit, coinbase, kraken, kucoin, okx) state only what cannot be
+derived.
 Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
-from connectors.venues import binance, bitflyer, bybit, coinbase, kucoin, okx
+from connectors.venues import binance, bitflyer, bybit, coinbase, kraken, kucoin, okx
 from connectors.venues.descriptor import (
     BINANCE_HFT,
     CRYPTOFEED,
     AsRecorded,
     RecordingAdapter,
+    SelfTradePrevention,
     Venue,
+    check_stp_mode,
 )
 from models.sequencing import SequencingRule, rule_named
 
@@ -27,9 +30,11 @@ __all__ = [
     "VENUES",
     "AsRecorded",
     "RecordingAdapter",
+    "SelfTradePrevention",
     "UnknownVenueError",
     "Venue",
     "derived_venue",
+    "order_params",
     "sequencing_rule",
     "venue_for",
 ]
@@ -57,7 +62,7 @@ def _registry() -> dict[str, Venue]:
     venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
     specific = [
         *binance.VENUES, *bitflyer.VENUES, *bybit.VENUES, *coinbase.VENUES, *kucoin.VENUES,
-        *okx.VENUES,
+        *okx.VENUES, *kraken.VENUES,
     ]
     for venue in specific:
         if venue.cryptofeed_id is not None:
@@ -79,6 +84,18 @@ def venue_for(exchange: str) -> Venue:
         if venue is not None:
             return venue
     raise UnknownVenueError(f"unknown exchange {exchange!r}; known: {', '.join(VENUES)}")
+
+
+def order_params(exchange: str, stp_mode: str) -> dict[str, str]:
+    """The ccxt `params` every order on the exchange carries for the self-trade prevention
+    mode (`connectors.venues.descriptor.STP_MODES`); none for an exchange without a known
+    per-order mode, whose orders rely on quoteflow's own pre-trade check alone."""
+    try:
+        venue = venue_for(exchange)
+    except UnknownVenueError:
+        check_stp_mode(stp_mode)
+        return {}
+    return venue.order_params(stp_mode)
 
 
 def sequencing_rule(venue: str) -> SequencingRule:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from cryptofeed.defines import BYBIT
 
-from connectors.venues.descriptor import Venue
+from connectors.venues.descriptor import SelfTradePrevention, Venue
 
 VENUES = (
     Venue(name="bybit", cryptofeed_id=BYBIT, ccxt_id="bybit",
-          ticker_sizes=("bid1Size", "ask1Size")),
+          ticker_sizes=("bid1Size", "ask1Size"),
+          self_trade_prevention=SelfTradePrevention(
+              "smpType", taker="CancelTaker", maker="CancelMaker", both="CancelBoth")),
 )

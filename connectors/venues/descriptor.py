@@ -35,6 +35,32 @@ class AsRecorded:
         return text
 
 
+# Self-trade prevention modes an order can ask the exchange for (`[execute]
+# self_trade_prevention`): which of two of our orders that would match each other the exchange
+# expires. "taker" (the incoming one) is what quoteflow's own pre-trade check does.
+STP_MODES = ("taker", "maker", "both", "off")
+
+
+def check_stp_mode(mode: str) -> str:
+    if mode not in STP_MODES:
+        raise ValueError(f"self-trade prevention mode must be one of {STP_MODES}, not {mode!r}")
+    return mode
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTradePrevention:
+    """The exchange's own self-trade prevention: the order parameter (passed through ccxt's
+    `params`) and its value for each of quoteflow's modes."""
+
+    param: str
+    taker: str
+    maker: str
+    both: str
+
+    def params(self, mode: str) -> dict[str, str]:
+        return {} if check_stp_mode(mode) == "off" else {self.param: getattr(self, mode)}
+
+
 # Recording formats a venue can be replayed from.
 CRYPTOFEED = "cryptofeed"  # cryptofeed's raw-data recorder (connectors.replay.cryptofeed_recording)
 BINANCE_HFT = "binance-hft"  # hftbacktest's Binance files (connectors.replay.binance_hft)
@@ -62,6 +88,8 @@ class Venue:
       API key is needed live; replay gives the feed a placeholder key, since nothing it signs
       is sent). Derived from the feed class where it marks a consumed channel authenticated.
     - `recordings`: the recording formats it replays from.
+    - `self_trade_prevention`: the exchange's own self-trade prevention order parameter and
+      its values; None where the exchange has none per order (or quoteflow does not know it).
     """
 
     name: str
@@ -73,3 +101,11 @@ class Venue:
     adapter: RecordingAdapter = field(default_factory=AsRecorded)
     needs_keys: bool = False
     recordings: tuple[str, ...] = (CRYPTOFEED,)
+    self_trade_prevention: SelfTradePrevention | None = None
+
+    def order_params(self, stp_mode: str) -> dict[str, str]:
+        """What every order sends in ccxt's `params` for the self-trade prevention mode."""
+        if self.self_trade_prevention is None:
+            check_stp_mode(stp_mode)  # a mistyped mode is refused on every venue alike
+            return {}
+        return self.self_trade_prevention.params(stp_mode)
