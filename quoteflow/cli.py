@@ -21,6 +21,9 @@ app.add_typer(audit_app, name="audit")
 from quoteflow.bus_cli import bus_app  # noqa: E402
 
 app.add_typer(bus_app, name="bus")
+from quoteflow.report_cli import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML configuration (QUOTEFLOW_* env overlays it)."),

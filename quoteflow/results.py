@@ -57,6 +57,23 @@ def fill_record(fill: Fill) -> dict:
     }
 
 
+def fill_from_record(record: dict) -> Fill:
+    """A `--fills` line back into its `Fill` (the reverse of `fill_record`); KeyError,
+    ValueError or decimal.InvalidOperation on a line that is not one."""
+    venue, _, symbol = record["instrument"].partition(":")
+    if record["side"] not in ("buy", "sell") or not symbol:
+        raise ValueError(f"side {record['side']!r} of {record['instrument']!r}")
+    return Fill(
+        venue=venue, symbol=symbol, ts=int(record["ts"]), client_order_id=record["order_id"],
+        trade_id=record["trade_id"], side=record["side"], price=Decimal(record["price"]),
+        size=Decimal(record["qty"]), fee=Decimal(record["fee"]),
+        fee_currency=record["fee_currency"], liquidity=record["liquidity"],
+        cause=record.get("cause"), cause_exchange_ts=record.get("cause_exchange_ts"),
+        order_trigger_exchange_ts=record.get("order_trigger_exchange_ts"),
+        order_arrival_exchange_ts=record.get("order_arrival_exchange_ts"),
+    )
+
+
 def write_fills(results: RunResults, path: Path) -> int:
     """Every fill of the run as JSON lines, in time order per instrument; returns the count."""
     path.parent.mkdir(parents=True, exist_ok=True)
