@@ -107,3 +107,18 @@ def tax(
         raise _fail(str(error)) from None
     for path in write_tax_report(lots, method, start_ns, end_ns, out):
         typer.echo(path)
+
+
+@report_app.command("trades")
+def trades(start: FromOption, end: ToOption, out: OutOption, config: ConfigOption = None) -> None:
+    """Every order event and fill with venue and client ids, exchange and local times, the
+    intent, the risk decision and who acted, from the [postgres] database."""
+    from connectors.timescale.compliance import trading_records
+    from quoteflow.trade_report import trade_report, write_trade_report
+
+    start_ns, end_ns = _period(start, end)
+    settings = _settings(config)
+    with _database(settings) as conn:
+        report = trade_report(trading_records(conn, start_ns, end_ns))
+    for path in write_trade_report(report, start_ns, end_ns, out):
+        typer.echo(path)

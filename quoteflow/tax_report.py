@@ -138,8 +138,8 @@ def write_tax_report(
     open_lots = [lot_row(lot, method) for lot in lots.open_lots]
     out.mkdir(parents=True, exist_ok=True)
     paths = [
-        _csv(out / "tax_disposals.csv", DISPOSAL_COLUMNS, disposals),
-        _csv(out / "tax_open_lots.csv", LOT_COLUMNS, open_lots),
+        write_csv(out / "tax_disposals.csv", DISPOSAL_COLUMNS, disposals),
+        write_csv(out / "tax_open_lots.csv", LOT_COLUMNS, open_lots),
     ]
     report = {
         "method": method, "from": iso(start_ns), "to": iso(end_ns),
@@ -150,7 +150,7 @@ def write_tax_report(
     return paths
 
 
-def _csv(path: Path, columns: Iterable[str], rows: list[dict]) -> Path:
+def write_csv(path: Path, columns: Iterable[str], rows: list[dict]) -> Path:
     with path.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(columns))
         writer.writeheader()

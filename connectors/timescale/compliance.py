@@ -53,12 +53,14 @@ def trading_records(conn: psycopg.Connection, start_ns: int, end_ns: int) -> dic
         " fee_currency, liquidity FROM fills WHERE ts_ns >= %s AND ts_ns < %s ORDER BY ts_ns",
         window,
     )
-    rejected = [r["payload"]["client_order_id"] for r in _fetch(
+    rejected = _fetch(
         conn,
-        "SELECT payload FROM audit WHERE action = 'risk_decision' AND ts_ns >= %s"
-        " AND ts_ns < %s AND NOT (payload->>'accepted')::boolean ORDER BY ts_ns", window,
-    )]
-    cids = sorted({r["client_order_id"] for r in (*order_events, *fills)} | set(rejected))
+        "SELECT ts_ns, seq, actor, action, payload FROM audit WHERE action = 'risk_decision'"
+        " AND ts_ns >= %s AND ts_ns < %s AND NOT (payload->>'accepted')::boolean"
+        " ORDER BY ts_ns, seq", window,
+    )
+    cids = sorted({r["client_order_id"] for r in (*order_events, *fills)}
+                  | {r["payload"]["client_order_id"] for r in rejected})
     audit = _fetch(
         conn,
         "SELECT ts_ns, seq, actor, action, payload FROM audit WHERE"
@@ -75,8 +77,8 @@ def trading_records(conn: psycopg.Connection, start_ns: int, end_ns: int) -> dic
     # those of the window (and the minute before: an intent is decided as it arrives).
     intents = _fetch(
         conn,
-        "SELECT ts_ns, venue, symbol, intent_id, strategy, cardinality(bid_prices) AS bids,"
-        " cardinality(ask_prices) AS asks FROM order_intents WHERE intent_id = ANY(%s)"
+        "SELECT ts_ns, venue, symbol, intent_id, strategy, bid_prices, bid_sizes, ask_prices,"
+        " ask_sizes FROM order_intents WHERE intent_id = ANY(%s)"
         " OR (ts_ns >= %s AND ts_ns < %s) ORDER BY ts_ns",
         (intent_ids, start_ns - INTENT_LOOKBACK_NS, end_ns),
     )
