@@ -237,6 +237,35 @@ class RiskEvent(Event, tag="risk_event", kw_only=True):
     symbol: str | None = None
 
 
+class SurveillanceAlert(Event, tag="surveillance_alert", kw_only=True):
+    """A market-abuse pattern in our own orders and fills (`models.surveillance`).
+
+    `kind`: `order_to_trade`, `cancel_ratio`, `message_rate` (quote stuffing), `wash_trade`,
+    `spoofing` or `layering`. `value` is what was measured and `threshold` the configured
+    limit it reached, over the last `window_ns`; `client_order_ids` are the orders involved
+    (for the suspicious-order report). `alert_id` is deterministic from the input, so a
+    replay raises the same ids.
+    """
+
+    alert_id: str
+    ts: int
+    account: str
+    venue: str
+    symbol: str
+    kind: Literal[
+        "order_to_trade", "cancel_ratio", "message_rate", "wash_trade", "spoofing", "layering"
+    ]
+    value: float
+    threshold: float
+    window_ns: int
+    detail: str
+    client_order_ids: list[str] = []
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+
 class ControlCommand(Event, tag="control", kw_only=True):
     """An operator's command; `target` is `venue:symbol`, a venue, or `*` for everything.
 
@@ -272,6 +301,7 @@ AnyEvent = (
     | ArbSignal
     | Prediction
     | RiskEvent
+    | SurveillanceAlert
     | ControlCommand
 )
 
