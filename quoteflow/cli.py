@@ -369,6 +369,54 @@ def suggest_command(
         raise _bad(str(error), "--data/--candidate") from None
 
 
+@app.command("sweep")
+def sweep_command(
+    data: DataOption,
+    grid: Annotated[
+        list[str],
+        typer.Option(help="A swept parameter as NAME=V1,V2,... (repeatable; the runs are the "
+                     "product), or NAME=LOW..HIGH with --random."),
+    ],
+    strategy: Annotated[str, typer.Option(help="Quoting model.")] = "glft",
+    out: Annotated[Path, typer.Option(help="Results directory; a rerun resumes it.")] = Path(
+        "out/sweep"
+    ),
+    random: Annotated[
+        int | None, typer.Option("--random", min=1, help="Draw N parameter sets instead.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --random draw.")] = 0,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Backtest processes (default: every core).")
+    ] = None,
+    cache: CacheOption = None,
+    param: ParamOption = None,
+    max_inventory_lots: Annotated[
+        str, typer.Option(help="Position cap in order-size lots.")
+    ] = "10",
+    config: ConfigOption = None,
+    order_latency_ms: OrderLatencyOption = None,
+    cancel_latency_ms: CancelLatencyOption = None,
+    response_latency_ms: ResponseLatencyOption = None,
+    latency_file: LatencyFileOption = None,
+    queue_model: QueueModelOption = None,
+    partial_fills: PartialFillsOption = None,
+    requote_ms: RequoteOption = None,
+) -> None:
+    """Backtest one strategy over a parameter grid (or a random draw) on recordings, in
+    parallel; results.json, results.csv and a chart of PnL and markouts in --out."""
+    from connectors.replay.recordings import RecordingError
+    from quoteflow.sweep import sweep
+
+    flags = _engine_flags(locals())
+    options = _engine_options(**flags)
+    try:
+        sweep(strategy, grid, data, out, options, flags, samples=random, seed=seed,
+              workers=workers, cache_dir=cache, console=console)
+    except ValueError as error:  # RecordingError included
+        hint = "--data" if isinstance(error, RecordingError) else "--grid"
+        raise _bad(str(error), hint) from None
+
+
 @app.command("predict-report")
 def predict_report_command(
     data: DataOption,

@@ -3,7 +3,8 @@
 The recordings are cut in time: the first `fit_fraction` of their span is the **fit** part,
 the rest the **validation** part. Every candidate (strategy × parameter set of the grid) is
 backtested on the fit part — the same paper-trading path as `quoteflow backtest` — and the one
-with the best net PnL is recommended. It is then backtested on the validation part, which
+with the best net PnL is recommended. The fit runs go through `quoteflow sweep`'s engine
+(`quoteflow.sweep.run_jobs`): parallel processes, one per core. It is then backtested on the validation part, which
 no choice has seen, beside the baseline: a fixed-spread `ladder` with its default parameters.
 
 The validation replay starts from the book as it stood at the cut (a snapshot made from the
@@ -35,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.replay.recordings import Recordings
+from connectors.replay.event_cache import open_recordings
 from models.book import OrderBook
 from models.evaluation import mean_and_se
 from models.events import BookDelta, BookSnapshot, DeadLetter
@@ -44,6 +45,7 @@ from models.strategies import build_strategy
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from quoteflow.suggestion_store import publish as publish_latest
+from quoteflow.sweep import Job, run_jobs
 
 NS_PER_S = 1_000_000_000
 BASELINE = ("ladder", {})
@@ -52,8 +54,9 @@ DEFAULT_GRID: dict[str, list[dict[str, str]]] = {
     "avellaneda-stoikov-infinite": [{"gamma": g} for g in ("0.01", "0.1", "1")],
     "glft": [{"gamma": g} for g in ("0.01", "0.1", "1")],
 }
-def load_events(paths: Sequence[Path]) -> list:
-    return [e for e in Recordings(paths).events() if not isinstance(e, DeadLetter)]
+def load_events(paths: Sequence[Path], cache_dir: Path | None = None) -> list:
+    return [e for e in open_recordings(paths, cache_dir).events()
+            if not isinstance(e, DeadLetter)]
 
 
 def split_events(events: list, fit_fraction: float) -> tuple[list, list, int]:
@@ -134,14 +137,16 @@ def pnl_path(fills: dict[str, list], mids: dict[str, tuple[np.ndarray, np.ndarra
 
 def backtest(events: list, strategy: str, params: dict[str, str]) -> dict:
     outcome = run_paper_trading(iter(events), TradingOptions(strategy=strategy, params=params))
-    summary = outcome.summary
+    return {**_run_record(strategy, params, outcome.summary), "_fills": outcome.results.fills}
+
+
+def _run_record(strategy: str, params: dict[str, str], summary: dict) -> dict:
     return {
         "strategy": strategy,
         "params": params,
         "net_pnl": float(summary.get("net_pnl", 0.0)),
         "fills": int(summary.get("fills", 0)),
         "fees": float(summary.get("fees", 0.0)),
-        "_fills": outcome.results.fills,
     }
 
 
@@ -154,8 +159,11 @@ def suggest(
     block_s: int = 30,
     publish: Path | None = None,
     console: Console | None = None,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
-    """Search on the fit part, validate on the rest; returns (and writes) the suggestion."""
+    """Search on the fit part (in `workers` processes, default every core), validate on the
+    rest; returns (and writes) the suggestion. `cache_dir`: the event cache."""
     if not 0.1 <= fit_fraction <= 0.9:
         raise ValueError(f"fit fraction must be in [0.1, 0.9], got {fit_fraction}")
     console = console or Console(stderr=True)
@@ -163,17 +171,21 @@ def suggest(
     candidates = [(name, params) for name, sets in grid.items() for params in sets]
     for name, params in [*candidates, BASELINE]:
         build_strategy(name, params)  # a bad candidate fails before any data is read
-    events = load_events(paths)
-    fit_events, validation_events, cut = split_events(events, fit_fraction)
-    fit_runs: list[dict] = []
+    events = load_events(paths, cache_dir)
+    _, validation_events, cut = split_events(events, fit_fraction)
+    # The fit runs are a search: the sweep engine runs them in parallel processes, each
+    # replaying the recordings up to the cut (the same events as `split_events`' fit part).
+    recording = tuple(str(p) for p in paths)
+    jobs = [Job(str(i), name, tuple(params.items()), recording, until_ns=cut)
+            for i, (name, params) in enumerate(candidates)]
+    summaries = run_jobs(jobs, TradingOptions(strategy=BASELINE[0]), workers=workers,
+                         cache_dir=cache_dir, console=console, description="fit: backtests")
+    fit_runs = [_run_record(job.strategy, dict(job.params), summaries[job.run_id])
+                for job in jobs]
+    best = max(fit_runs, key=lambda run: run["net_pnl"])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("fit: backtests", total=len(candidates))
-        for name, params in candidates:
-            fit_runs.append(backtest(fit_events, name, params))
-            progress.advance(task)
-        best = max(fit_runs, key=lambda run: run["net_pnl"])
         task = progress.add_task("validation", total=2)
         recommended = backtest(validation_events, best["strategy"], best["params"])
         progress.advance(task)

@@ -8,8 +8,8 @@ concurrent runs of a sweep at worst both write the same entry.
 
 The key is a SHA-256 over
 - the cache format (`FORMAT`) and the decoder version (`decoder_version()`: a hash of the
-  decoding modules' source and of the cryptofeed and msgspec versions), so a decoder change
-  is a miss, never a stale hit;
+  decoding modules' source, of any compiled module they use, and of the cryptofeed and
+  msgspec versions), so a decoder change is a miss, never a stale hit;
 - each input path as given (dead letters name their file) and the full SHA-256 of every file
   the replay reads. Hashing is ~1.2 ms per MB (4.5 ms for the 3.6 MB USD-M file), small
   beside the load, and unlike size + mtime it catches a file rewritten in place.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import tempfile
@@ -47,6 +48,8 @@ _HERE = Path(__file__).resolve().parent
 # What decides the events a recording decodes to; a change to any of them is a new key.
 _DECODER_SOURCES = (*sorted(_HERE.glob("*.py")), _HERE.parent.parent / "models" / "events.py")
 _DECODER_PACKAGES = ("cryptofeed", "msgspec")
+# Compiled modules the decoding may run (issue 10's Rust book/decoder): their built file counts.
+_DECODER_EXTENSIONS = ("quoteflow_book",)
 
 _SNAPSHOT, _DELTA, _BBO, _TRADE, _DEAD = range(5)
 _NO_SEQ, _NO_FIRST, _NO_PREV, _NO_TRADE_ID = 1, 2, 4, 8
@@ -60,6 +63,10 @@ def decoder_version() -> str:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     for package in _DECODER_PACKAGES:
         digest.update(f"{package}={importlib.metadata.version(package)}".encode())
+    for name in _DECODER_EXTENSIONS:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes())
     return digest.hexdigest()
 
 
