@@ -3,7 +3,10 @@
 - `decode`: the recording read into events (`Recordings([...]).events()`), nothing else;
 - `flow`: the quote flow with the paper venue (`run_paper_trading`) on events decoded
   beforehand, one run per strategy;
-- `end_to_end`: both, as `quoteflow backtest` runs them (minus the table and charts).
+- `end_to_end`: both, as `quoteflow backtest` runs them (minus the table and charts);
+- with `--cached`, the same from the event cache (`quoteflow backtest --cache DIR`, written
+  once beforehand into `--out`/event_cache): `cache load` (the events read back, nothing
+  else) and `end_to_end_cached`, the repeated backtest of a parameter search.
 
 Every measurement is the best of `--repeat` runs, interleaved so a noisy neighbour hurts
 all stages alike. An event is one recorded message (a depth diff with many levels counts
@@ -23,6 +26,7 @@ from rich.table import Table
 from bench.charts import throughput_chart
 from bench.common import console as bench_console
 from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
+from connectors.replay.event_cache import CachedRecordings
 from connectors.replay.recordings import Recordings
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
@@ -43,14 +47,29 @@ def time_flow(events, strategy: str) -> tuple[float, int]:
     return time.perf_counter() - started, outcome.summary["events"]
 
 
-def stages(path: Path, strategies: Sequence[str]) -> dict[str, Callable[[], tuple[float, int]]]:
+def time_cache_load(path: Path, cache_dir: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    count = sum(1 for _ in CachedRecordings([path], cache_dir).events())
+    return time.perf_counter() - started, count
+
+
+def stages(
+    path: Path, strategies: Sequence[str], cache_dir: Path | None = None
+) -> dict[str, Callable[[], tuple[float, int]]]:
     decoded = list(Recordings([path]).events())
     measured: dict[str, Callable[[], tuple[float, int]]] = {"decode": lambda: time_decode(path)}
+    if cache_dir is not None:
+        list(CachedRecordings([path], cache_dir).events())  # written once, before any timing
+        measured["cache load"] = lambda: time_cache_load(path, cache_dir)
     for strategy in strategies:
         measured[f"flow {strategy}"] = lambda s=strategy: time_flow(decoded, s)
         measured[f"end_to_end {strategy}"] = (
             lambda s=strategy: time_flow(Recordings([path]).events(), s)
         )
+        if cache_dir is not None:
+            measured[f"end_to_end_cached {strategy}"] = (
+                lambda s=strategy: time_flow(CachedRecordings([path], cache_dir).events(), s)
+            )
     return measured
 
 
@@ -93,7 +112,8 @@ def print_table(results: dict[str, dict], console: Console) -> None:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
     console = bench_console()
-    results = best_of(stages(args.data, args.strategies), args.repeat, console)
+    cache_dir = args.out / "event_cache" if args.cached else None
+    results = best_of(stages(args.data, args.strategies, cache_dir), args.repeat, console)
     print_table(results, console)
     summary = {
         "benchmark": "backtest_throughput",

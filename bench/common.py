@@ -49,6 +49,10 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         "--baseline", type=Path,
         help="--out directory of an earlier run, drawn beside this one in the charts",
     )
+    parser.add_argument(
+        "--cached", action="store_true",
+        help="backtest_throughput: also time replays from the event cache (--cache DIR)",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"--data {args.data} is not a file (is ../shared beside the repo?)")

@@ -29,6 +29,16 @@ def test_backtest_throughput_reports_every_stage(shared_data, tmp_path):
 
 
 @pytest.mark.slow
+def test_backtest_throughput_times_the_event_cache(shared_data, tmp_path):
+    summary = backtest_throughput.main([*_args(tmp_path), "--cached"])
+    assert list(summary["results"]) == [
+        "decode", "cache load", "flow ladder", "end_to_end ladder", "end_to_end_cached ladder"
+    ]
+    assert {r["events"] for r in summary["results"].values()} == {33_618}
+    assert len(list((tmp_path / "event_cache").glob("*.npz"))) == 1
+
+
+@pytest.mark.slow
 def test_tick_to_intent_times_every_intent(shared_data, tmp_path):
     summary = tick_to_intent.main([*_args(tmp_path), "--baseline", str(tmp_path)])
     flow, step = summary["results"]["flow ladder"], summary["results"]["step ladder"]
