@@ -271,6 +271,37 @@ def test_requests_reach_the_engine_after_their_latency_on_the_exchange_clock():
     assert [(e.kind, e.reason) for e in events] == [("cancel", "CANCELED")]
 
 
+def test_a_recorder_clock_behind_the_exchange_delays_no_answer():
+    """Recorded receive times can run behind the exchange's clock (by 1.27 s in the shared
+    Binance files). The venue reads that offset from the data: a request still reaches the
+    engine after its entry latency on the exchange clock, and its answer is heard one round
+    trip after it was sent on ours, not the offset later."""
+    lead = 1_000_000_000
+    venue = paper(latency=ConstantLatency(entry_ns=3_000, cancel_ns=1_000, response_ns=2_000))
+    book = TopOfBook()
+
+    def bbo(received: int, bid_size: str = "1.000"):
+        event = BBO(
+            venue=PERP.venue, symbol=SYMBOL, exchange_ts=received + lead, receive_ts=received,
+            bid_price=D("60000.0"), bid_size=D(bid_size), ask_price=D("60000.1"),
+            ask_size=D("2.000"),
+        )
+        venue.advance_exchange(event.exchange_ts)
+        book.apply(event)
+        return venue.on_market_event(event, book)
+
+    sent = 5_000_000_000
+    bbo(sent)
+    order_id = venue.create_order(SYMBOL, "limit", "buy", D("0.010"), D("60000.0"))["id"]
+    assert bbo(sent + 3_000, "1.500") == []  # at the arrival time itself: the order is not in
+    assert queue_ahead(venue, order_id) is None
+    assert bbo(sent + 3_001, "1.500") == []
+    assert queue_ahead(venue, order_id) == D("1.500")
+    assert bbo(sent + 4_999) == []
+    (ack,) = bbo(sent + 5_000)
+    assert (ack.kind, ack.ts) == ("ack", sent + lead + 3_000)  # stamped on the exchange clock
+
+
 def test_an_order_is_never_filled_by_prints_from_before_it_arrived():
     """The prints of one taker order share its exchange time: an order sent on the first
     print arrives after it, so the rest of that taker order cannot reach it."""

@@ -2,12 +2,16 @@
 
 Two clocks, as in hftbacktest: the *exchange* clock is the exchange time of the market
 events the venue is shown (the matching engine's time), the *local* clock is their receive
-time (when our side hears of them). A request sent at local time t reaches the matching
-engine at `max(t, exchange now) + latency` (entry latency for creates and amends, cancel
-latency for cancels, plus any wait the rate limiter imposed) and takes effect just before
-the first market event whose exchange time is later: so an order is only ever filled by
-market activity after it arrived (docs/paper-venue.md). Whatever the engine does at exchange
-time x (acks, fills, cancels) is heard locally at `x + response latency`, in order.
+time (when our side hears of them). The two clocks can be offset: a recorder's clock may run
+behind the exchange's (1.27 s in the shared Binance files), so local time t is exchange time
+`t + offset`, where `offset` is the largest lead of exchange over receive time seen so far
+(never below 0; hftbacktest shifts its local timestamps by the same amount). A request sent
+at local time t reaches the matching engine at `max(t + offset, exchange now) + latency`
+(entry latency for creates and amends, cancel latency for cancels, plus any wait the rate
+limiter imposed) and takes effect just before the first market event whose exchange time is
+later: so an order is only ever filled by market activity after it arrived
+(docs/paper-venue.md). Whatever the engine does at exchange time x (acks, fills, cancels) is
+heard at local time `x + response latency - offset`, in order.
 
 Matching uses the freshest touch the caller shows (`models.fresh_book.FreshBook`), the queue
 model of the caller's choice (`models.queue_model`, risk-averse by default), and never uses
@@ -74,6 +78,10 @@ class PaperVenue:
         self._balances = Balances(balances)
         self._local_now = 0
         self._exchange_now = 0
+        # Exchange clock minus local clock: the largest lead of an event's exchange time over
+        # its receive time so far. Without it, every answer of a venue whose clock runs ahead
+        # of the recorder's would be heard that much late (1.27 s on the shared recordings).
+        self._clock_offset = 0
         self._orders: dict[str, PaperOrder] = {}
         self._by_client_id: dict[str, PaperOrder] = {}
         self._live: dict[str, PaperOrder] = {}
@@ -186,6 +194,8 @@ class PaperVenue:
         are then matched only if they changed since.
         """
         exchange_ts = event.exchange_ts or event.receive_ts
+        if exchange_ts - event.receive_ts > self._clock_offset:
+            self._clock_offset = exchange_ts - event.receive_ts
         self.advance_exchange(exchange_ts)
         if event.receive_ts > self._local_now:
             self._local_now = event.receive_ts
@@ -499,7 +509,10 @@ class PaperVenue:
     ) -> None:
         """In flight: it reaches the engine after the request's latency, plus whatever the
         caller's rate limiter made it wait (`params["delayNs"]`)."""
-        sent = self._local_now if self._local_now > self._exchange_now else self._exchange_now
+        # Now on the exchange clock: never before what the engine has processed already.
+        sent = self._local_now + self._clock_offset
+        if self._exchange_now > sent:
+            sent = self._exchange_now
         latency = self.latency.cancel(sent) if action == _CANCEL else self.latency.entry(sent)
         params = params or {}
         delay = int(params.get("delayNs", 0))
@@ -693,7 +706,7 @@ class PaperVenue:
     def _hear(self, event: OrderEvent | Fill) -> None:
         """Our side hears of it a response latency later, never before what came first."""
         engine_ts = self._engine_ts
-        heard = engine_ts + self.latency.response(engine_ts)
+        heard = engine_ts + self.latency.response(engine_ts) - self._clock_offset
         if heard < self._last_heard:
             heard = self._last_heard
         self._last_heard = heard
