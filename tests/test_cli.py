@@ -224,6 +224,24 @@ def test_api_command_refuses_a_bad_configuration(tmp_path):
     assert result.exit_code == 2 and "cors_origins" in result.output
 
 
+@pytest.mark.parametrize("line", ["rate_limit_ms = 0", "rate_limit_capacity = -1"])
+def test_a_paper_request_budget_that_is_not_positive_exits_2(tmp_path, line):
+    config = tmp_path / "quoteflow.toml"
+    config.write_text(f"[paper]\n{line}\n")
+    result = invoke("backtest", "--data", SPOT_ETH, "--config", config)
+    assert result.exit_code == 2, result.output
+    assert line.split()[0] in result.output and "Traceback" not in result.output
+
+
+def test_the_paper_request_budget_is_configurable():
+    from connectors.paper.config import PaperConfig, paper_settings
+    from connectors.paper.trading import PaperSettings
+
+    assert paper_settings(None).rate_limit_ms == PaperSettings().rate_limit_ms == 50.0
+    settings = paper_settings(PaperConfig(rate_limit_ms=0.001, rate_limit_capacity=1000.0))
+    assert (settings.rate_limit_ms, settings.rate_limit_capacity) == (0.001, 1000.0)
+
+
 def test_a_latency_file_that_does_not_parse_exits_2_naming_the_line(tmp_path):
     path = tmp_path / "latencies.csv"
     path.write_text("ts_ns,entry_ns,cancel_ns,response_ns\n0,1000,1000,1000\n5,soon,1,1\n")

@@ -2,7 +2,8 @@
 
 Flags (`quoteflow backtest|run --order-latency-ms ...`) override the file, which overrides
 the defaults: 10 ms for each latency (hftbacktest's example settings; docs/paper-venue.md),
-the risk-averse queue, partial fills.
+the risk-averse queue, partial fills, and ccxt's Binance request budget (one request per
+50 ms, no burst: `PaperSettings`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class PaperConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     latency_file: str | None = None
     queue_model: str = "risk-averse"
     partial_fills: bool = True
+    # The request budget (ccxt's rateLimit: one unit of request cost per `rate_limit_ms`, a
+    # bucket of `rate_limit_capacity` units); unset: `PaperSettings`' (ccxt's Binance budget).
+    rate_limit_ms: float | None = None
+    rate_limit_capacity: float | None = None
 
 
 class PaperConfigError(ValueError):
@@ -62,11 +67,19 @@ def paper_settings(
         queue = parse_queue_model(spec)
     except ValueError as error:
         raise PaperConfigError(str(error), "--queue-model") from None
+    budget = {}
+    for key in ("rate_limit_ms", "rate_limit_capacity"):
+        value = getattr(config, key)
+        if value is not None:
+            if not (0 < value < 1e12):
+                raise PaperConfigError(f"paper.{key} must be > 0, got {value}", "--config")
+            budget[key] = value
     return replace(
         PaperSettings(),
         latency=latency,
         queue_model=queue,
         partial_fills=config.partial_fills if partial_fills is None else partial_fills,
+        **budget,
     )
 
 
