@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
 from connectors.execution.executor import Executor
 from connectors.execution.reconcile import reconcile
+from connectors.trace_context import traced
 from models.events import ControlCommand, OrderIntent
+
+_log = logging.getLogger(__name__)
 
 Inbound = OrderIntent | ControlCommand
 TRADES_MARGIN_NS = 60_000_000_000
@@ -86,7 +90,11 @@ class ExecutorService:
             }
             for item in batch:
                 if isinstance(item, ControlCommand):
-                    await executor.on_command(item)
+                    # Under the trace of the API request that issued it (docs/compliance.md).
+                    with traced(item.trace_id):
+                        _log.info("acting on control command %s: %s on %s by %s",
+                                  item.command_id, item.action, item.target, item.issued_by)
+                        await executor.on_command(item)
                 elif newest[(item.strategy, item.key)] is item:
                     await executor.on_intent(item)
                 else:

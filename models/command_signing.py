@@ -64,6 +64,8 @@ def signing_payload(command: ControlCommand) -> bytes:
     """The bytes signed: every field but `signature`, as JSON with sorted keys."""
     fields = msgspec.to_builtins(command)
     fields.pop("signature", None)
+    if fields.get("trace_id") is None:  # signed as before the field existed
+        fields.pop("trace_id", None)
     return _DOMAIN + _encode_sorted(fields)
 
 

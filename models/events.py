@@ -272,6 +272,8 @@ class ControlCommand(Event, tag="control", kw_only=True):
     Schema v2 (`CONTROL_SCHEMA_VERSION`) adds the API's Ed25519 signature over every other
     field (`models.command_signing`): `nonce` makes each command unique, `key_id` names the
     signing key. A v1 command has none of them; it is still read, and never acted on.
+    `trace_id` (optional, signed when present) is the W3C trace id of the API request that
+    issued it: who acts on the command logs under it (connectors/trace_context.py).
     """
 
     v: int = 2  # CONTROL_SCHEMA_VERSION
@@ -284,6 +286,7 @@ class ControlCommand(Event, tag="control", kw_only=True):
     nonce: str | None = None
     key_id: str | None = None
     signature: str | None = None  # unpadded URL-safe base64 of the 64-byte signature
+    trace_id: str | None = None
 
     @property
     def key(self) -> str:

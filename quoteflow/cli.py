@@ -24,6 +24,25 @@ app.add_typer(bus_app, name="bus")
 from quoteflow.report_cli import report_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="text, or ecs: Elastic Common Schema JSON lines "
+                     "(default: the config's \\[logging] format, else Python's own)."),
+    ] = None,
+) -> None:
+    from quoteflow import logs
+
+    try:
+        logs.start(ctx.invoked_subcommand, log_format)
+    except ValueError as error:
+        raise _bad(str(error), "--log-format") from None
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML configuration (QUOTEFLOW_* env overlays it)."),
@@ -49,12 +68,15 @@ def _health(process: str, port: int | None):
 
 
 def _load_config(path: Path | None):
+    from quoteflow import logs
     from quoteflow.config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as error:
         raise _bad(str(error), "--config") from None
+    logs.from_config(config.logging)
+    return config
 
 
 console = Console(stderr=True)

@@ -66,6 +66,13 @@ class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError(f"api.max_body_bytes must be >= 1, got {self.max_body_bytes}")
 
 
+class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How processes log (quoteflow/logs.py); `--log-format` wins. None: as Python does."""
+
+    format: typing.Literal["text", "ecs"] | None = None
+    level: typing.Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`risk` is the limits table of `models.risk.parse_limits` (see docs/risk.md)."""
 
@@ -78,6 +85,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     execute: ExecuteConfig | None = None  # only `quoteflow execute` needs it
     risk: dict = {}
 

@@ -48,6 +48,7 @@ from quoteflow.api.input_guard import NulGuard
 from quoteflow.api.metrics import ApiMetrics
 from quoteflow.api.routes import API_PREFIX, control, data, health, keys
 from quoteflow.api.services import ApiServices
+from quoteflow.api.tracing import TraceMiddleware
 from quoteflow.config import Config
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def create_app(config: Config, services: ApiServices | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type"],
     )
     app.middleware("http")(metrics.middleware)
+    app.add_middleware(TraceMiddleware)  # outermost: everything inside logs under the trace
     return app
 
 

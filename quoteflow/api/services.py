@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 
 from connectors.audit_store import (
@@ -31,6 +32,7 @@ from connectors.keycloak.introspection import IntrospectionUnavailable, TokenInt
 from connectors.secrets.config import open_secret_store
 from connectors.timescale import StorageUnavailable, TimescaleConfig, connect
 from connectors.timescale.config import InvalidDsn
+from connectors.trace_context import current_trace_id
 from models.audit import AuditRecord, canonical
 from models.events import ControlCommand
 from quoteflow.config import Config
@@ -82,7 +84,12 @@ class Publisher:
         return self._producer
 
     def command(self, command: ControlCommand) -> ControlCommand:
-        """Sign `command` (user, time, a nonce) and deliver it; the command as sent."""
+        """Sign `command` (user, time, a nonce, the request's trace id) and deliver it; the
+        command as sent."""
+        if command.trace_id is None and current_trace_id() is not None:
+            command = msgspec.structs.replace(command, trace_id=current_trace_id())
+        _log.info("control command %s: %s on %s by %s", command.command_id, command.action,
+                  command.target, command.issued_by)
         if self._sign is not None:
             command = self._sign(command)
         with self._lock:
