@@ -28,3 +28,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
     touch "$stamp"
 fi
+
+# The compiled L2 book behind models.book (rust/quoteflow_book, Rust through PyO3): pip builds
+# it with cargo through its pinned maturin backend whenever a source file is newer than the
+# last build (the first build takes about a minute; cargo fetches the crates it pins).
+book_stamp=.venv/.installed-book
+if [ ! -f "$book_stamp" ] || [ -n "$(find rust/quoteflow_book -path rust/quoteflow_book/target \
+        -prune -o -type f -newer "$book_stamp" -print -quit)" ]; then
+    command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
+    command -v cargo >/dev/null || apt_install cargo
+    echo "bootstrap: building the compiled order book (rust/quoteflow_book) into .venv"
+    .venv/bin/python -m pip install -q ./rust/quoteflow_book
+    touch "$book_stamp"
+fi
