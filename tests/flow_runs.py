@@ -7,6 +7,7 @@ import heapq
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -35,17 +36,22 @@ def publish(config: KafkaConfig, events: list) -> None:
     producer.close()
 
 
-def expected_intents(events: list, options: QuoteSessionOptions = OPTIONS) -> list[OrderIntent]:
+def per_instrument_streams(events: list) -> dict[str, Iterator]:
     """Each instrument's md topics merged by receive time, as the co-partitioned source does."""
     by_topic: dict[str, list[list]] = defaultdict(lambda: [[], [], []])
     for event in events:
         rank = {BookSnapshot: 0, BookDelta: 0, BBO: 1, Trade: 2}[type(event)]
         by_topic[instrument_key(event)][rank].append(event)
+    return {key: heapq.merge(*streams, key=lambda e: e.receive_ts)
+            for key, streams in by_topic.items()}
+
+
+def expected_intents(events: list, options: QuoteSessionOptions = OPTIONS) -> list[OrderIntent]:
     sessions = QuoteSessions(options, instrument_for)
     intents = []
-    for key, streams in by_topic.items():
+    for key, stream in per_instrument_streams(events).items():
         session = sessions(key)
-        for event in heapq.merge(*streams, key=lambda e: e.receive_ts):
+        for event in stream:
             intents.extend(session.on_event(event))
     return intents
 
@@ -62,11 +68,13 @@ def write_config(path: Path, config: KafkaConfig, snapshot_interval_s: float = 5
     return path
 
 
-def start_flow(config_file: Path, *args: str, log: Path) -> subprocess.Popen:
-    """`quoteflow flow quote` as its own OS process, output to `log`."""
+def start_flow(
+    config_file: Path, *args: str, log: Path, flow: str = "quote"
+) -> subprocess.Popen:
+    """`quoteflow flow FLOW` (default quote) as its own OS process, output to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [str(QUOTEFLOW), "flow", "quote", "--config", str(config_file), *args],
+            [str(QUOTEFLOW), "flow", flow, "--config", str(config_file), *args],
             stdout=out, stderr=subprocess.STDOUT,
         )
 

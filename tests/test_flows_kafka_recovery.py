@@ -14,16 +14,24 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import KafkaConfig, topic_name
-from models.events import OrderIntent
+from models.events import OrderIntent, Prediction, decode
+from models.predictor import PredictorConfig, PredictSession
 from tests.flow_runs import (
     expected_intents,
     intents_on,
+    per_instrument_streams,
     publish,
     recorded_events,
     start_flow,
     write_config,
 )
-from tests.kafka_service import KAFKA_SCRIPT, _free_port, new_deployment, register_broker
+from tests.kafka_service import (
+    KAFKA_SCRIPT,
+    _free_port,
+    new_deployment,
+    read_topic,
+    register_broker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +49,9 @@ def expected(events):
     return expected_intents(events)
 
 
-def intents_written(config: KafkaConfig) -> int:
-    """Messages on orders.intents so far (sum of the partitions' high watermarks)."""
-    topic = topic_name(config.prefix, "orders.intents")
+def intents_written(config: KafkaConfig, topic: str = "orders.intents") -> int:
+    """Messages on a topic (orders.intents) so far (sum of the partitions' high watermarks)."""
+    topic = topic_name(config.prefix, topic)
     consumer = Consumer(config.client_settings() | {"group.id": "watch"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -53,11 +61,12 @@ def intents_written(config: KafkaConfig) -> int:
         consumer.close()
 
 
-def wait_for_intents(config: KafkaConfig, count: int, flow: subprocess.Popen, log: Path) -> None:
+def wait_for_intents(config: KafkaConfig, count: int, flow: subprocess.Popen, log: Path,
+                     topic: str = "orders.intents") -> None:
     deadline = time.monotonic() + 60
-    while intents_written(config) < count:
+    while intents_written(config, topic) < count:
         assert flow.poll() is None, f"the flow ended early:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "no progress on orders.intents"
+        assert time.monotonic() < deadline, f"no progress on {topic}"
         time.sleep(0.02)
 
 
@@ -144,3 +153,52 @@ def test_broker_outage_is_waited_out(own_broker, events, expected, tmp_path):
             flow.kill()
     assert_no_loss_and_only_identical_repeats(intents_on(config), expected)
     assert "Traceback" not in log.read_text()
+
+
+
+def expected_predictions(events: list) -> list[Prediction]:
+    """What the predict flow writes, computed in-process from the same events."""
+    predictions = []
+    for stream in per_instrument_streams(events).values():
+        session = None
+        for event in stream:
+            if session is None:
+                session = PredictSession(event.venue, event.symbol, PredictorConfig())
+            predictions.extend(session.on_event(event))
+    return predictions
+
+
+def test_predict_flow_killed_mid_stream_then_restarted_loses_nothing(
+    kafka_bootstrap, events, tmp_path
+):
+    """`kill -9` of `quoteflow flow predict` mid-stream: after a restart from its snapshots
+    every prediction is on `signals.pred`, repeats only as identical copies (the online
+    model resumes from the snapshot, so it forecasts exactly as an uninterrupted run)."""
+    expected = expected_predictions(events)
+    config = new_deployment(kafka_bootstrap)
+    publish(config, events)
+    config_file = write_config(tmp_path / "p.toml", config, snapshot_interval_s=0.2)
+    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
+    log = tmp_path / "flow.log"
+    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
+
+    flow = start_flow(config_file, *args, log=log, flow="predict")
+    wait_for_intents(config, kill_after, flow, log, topic="signals.pred")
+    flow.send_signal(signal.SIGKILL)
+    flow.wait(timeout=10)
+    before_restart = intents_written(config, "signals.pred")
+    assert before_restart < len(expected), "the flow finished before it could be killed"
+
+    restarted = start_flow(config_file, *args, log=log, flow="predict")
+    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
+    written = [decode(value) for _, _, value in read_topic(config, "signals.pred")]
+    first: dict[tuple, Prediction] = {}
+    repeats = 0
+    for prediction in written:
+        key = (prediction.venue, prediction.symbol, prediction.ts)
+        seen = first.setdefault(key, prediction)
+        if seen is not prediction:
+            repeats += 1
+            assert seen == prediction, f"{key} repeated with another forecast"
+    assert first == {(p.venue, p.symbol, p.ts): p for p in expected}
+    assert repeats < before_restart  # resumed from a snapshot, not from the beginning
