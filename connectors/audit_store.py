@@ -14,7 +14,8 @@ The file alone cannot show that its tail was cut off, that it was recomputed who
 a record was appended by someone else: every record is also published when appended, and
 what was published is the anchor (the `audit` topic; the database's `audit` table, which
 the persist flow fills from it). `refuse_if_behind` stops a restart on a file whose anchor
-goes on past its end; `verify_anchored` checks a whole file against an anchor.
+goes on past its end; `verify_anchored` checks a whole file against an anchor;
+`unpublished_tail` is a restart's check that also returns what a kill left unpublished.
 """
 
 from __future__ import annotations
@@ -162,6 +163,30 @@ def refuse_if_behind(store: AuditStore, anchor: Iterable[Link]) -> None:
             )
 
 
+def unpublished_tail(path: str | Path, anchor: Iterable[Link]) -> list[AuditRecord]:
+    """The records of a file about to be continued that are not on its anchor, oldest first:
+    appended, then lost from the producer's queue by a kill, so its writer publishes them
+    again. Refuses (`AuditStoreError`) a file that must not be continued: its own chain is
+    broken, or the anchor goes on past it (its tail was removed, or rewritten from there).
+
+    A file none of whose records is on the anchor is refused too unless it holds one record
+    only: its writer publishes its first record of every run before it acts (the executor),
+    so more unpublished records mean a chain recomputed whole (or one older than the
+    anchor's retention).
+    """
+    result = verify_anchored(path, anchor)
+    if result.ok:
+        return []
+    if result.reason == "UNANCHORED_TAIL" or (result.reason == "NOT_ANCHORED"
+                                              and result.records == 1):
+        first = result.seq or 1
+        return [record for record in read_audit(path) if record.seq >= first]
+    raise AuditStoreError(
+        f"{path} does not continue its published chain ({result}); "
+        "the chain is not continued: run `quoteflow audit verify` and restore the file"
+    )
+
+
 def database_links(conn: psycopg.Connection, after: str | None = None) -> list[Link]:
     """The anchor in the database: every record's links, or only those following `after`.
 
@@ -183,8 +208,11 @@ def topic_links(config: KafkaConfig, timeout_s: float = 30.0) -> list[Link]:
     """The anchor on the `audit` topic: every record's links, read to the end as it was when
     called (needs a principal that may read the topic)."""
     topic = topic_name(config.prefix, "audit")
+    # Assigned, never joined: the group id is librdkafka's requirement only. Its logs are off
+    # (a close while the group coordinator's connection is still authenticating prints a
+    # spurious error): a topic that cannot be read raises here instead.
     consumer = Consumer(config.client_settings() | {
-        "group.id": "quoteflow-audit-verify", "enable.auto.commit": False})
+        "group.id": "quoteflow-audit-verify", "enable.auto.commit": False, "log_level": 0})
     links: list[Link] = []
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]

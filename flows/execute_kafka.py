@@ -47,7 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from connectors.audit_store import AuditStore, read_audit
+from connectors.audit_store import AuditStore, read_audit, topic_links, unpublished_tail
 from connectors.execution.config import ExecuteConfig
 from connectors.execution.executor import Executor, ExecutorConfig
 from connectors.execution.keys import (
@@ -200,6 +200,10 @@ class _Process:
         audit_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         audit = AuditStore(audit_file, sync_every=100)
         try:
+            # The file continues its published chain or the process stops here: a file cut
+            # short or rewritten would re-issue anchored records and forget handled intents.
+            anchor = await asyncio.to_thread(topic_links, kafka)
+            unpublished = unpublished_tail(audit_file, anchor)
             executor = Executor(
                 venue, self.instruments, RiskEngine(parse_limits(self.config.risk)),
                 emit=output.event, config=self._executor_config(),
@@ -211,16 +215,34 @@ class _Process:
             # intents are not acted on twice, their fills stay in the positions.
             past = past_run(read_audit(audit_file), executor.config.actor)
             executor.resume(past.intent_ids, past.fills)
+            verifier = load_verifier(self.config.commands)
+            verifier.spend(past.command_nonces, time.time_ns())
+            await self._publish_start(executor, output, producer, unpublished)
             if market is not None and past.open_orders:
                 executor.close_vanished(past.open_orders.values(), _VANISHED)
             if keys is not None:
                 await self._load_key(executor, keys, first=True)
-            await self._serve(executor, output, market, keys)
+            await self._serve(executor, output, market, keys, verifier)
         finally:
             await venue.close()
             audit.close()
             producer.close()
         return self.stats
+
+    async def _publish_start(
+        self, executor: Executor, output: KafkaOutput, producer: EventProducer,
+        unpublished: list[AuditRecord],
+    ) -> None:
+        """Publish what the last run's kill left unpublished, then this run's first record,
+        and wait for both to be delivered before acting: so a file's chain is always on its
+        anchor up to at most its last run's tail (`unpublished_tail`)."""
+        for record in unpublished:
+            output.audit(record)
+        executor.audit("state", {
+            "executor": "start", "republished": len(unpublished),
+            "from_seq": unpublished[0].seq if unpublished else None,
+        })
+        await asyncio.to_thread(producer.flush)
 
     def _executor_config(self) -> ExecutorConfig:
         settings = self.settings
@@ -292,7 +314,7 @@ class _Process:
 
     async def _serve(
         self, executor: Executor, output: KafkaOutput, market: PaperMarket | None,
-        keys: OwnerKeys | None,
+        keys: OwnerKeys | None, verifier: CommandVerifier,
     ) -> None:
         kafka, group = self.config.kafka, self.settings.group
         # End-of-partition events in every mode: `at_end` says an input is caught up, which
@@ -316,8 +338,7 @@ class _Process:
         helpers = []
         if keys is not None:
             helpers.append(asyncio.create_task(self._watch_keys(executor, keys)))
-        feed = _Feed(self, service, executor, output, orders, md, market,
-                     load_verifier(self.config.commands))
+        feed = _Feed(self, service, executor, output, orders, md, market, verifier)
         feeding = asyncio.create_task(feed.run(), name="executor-feed")
         try:
             await asyncio.wait(

@@ -122,6 +122,12 @@ class CommandVerifier:
         self._seen[command.nonce] = command.ts
         return None
 
+    def spend(self, nonces: Iterable[tuple[str, int]], now_ns: int) -> None:
+        """Remember the nonces (with their commands' ts) that an earlier run acted on, as
+        read back from its audit trail; those already too old to pass are not kept."""
+        oldest = now_ns - self._max_age_ns
+        self._seen.update((nonce, ts) for nonce, ts in nonces if ts >= oldest)
+
     def _forget(self, now_ns: int) -> None:
         oldest = now_ns - self._max_age_ns
         if self._seen and min(self._seen.values()) < oldest:

@@ -831,6 +831,7 @@ def execute(
     import signal
     import threading
 
+    from connectors.audit_store import AuditStoreError
     from connectors.execution.keys import NoExchangeKey
     from connectors.secrets import SecretStoreError
     from flows.execute_kafka import run_execute
@@ -846,7 +847,7 @@ def execute(
         health.ready()
     try:
         stats = run_execute(settings, until_end=until_end, stop=stop)
-    except (NoExchangeKey, SecretStoreError) as error:
-        console.print(f"[red]{error}[/]")
+    except (NoExchangeKey, SecretStoreError, AuditStoreError) as error:
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(json.dumps(dataclasses.asdict(stats), indent=2))

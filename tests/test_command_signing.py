@@ -75,3 +75,13 @@ def test_public_keys_round_trip_as_text():
     assert parse_public_key(text).public_bytes_raw() == KEY.public_key().public_bytes_raw()
     with pytest.raises(ValueError, match="32 raw Ed25519 bytes"):
         parse_public_key("bm90IGEga2V5")
+
+
+def test_nonces_spent_by_an_earlier_run_are_refused_while_fresh():
+    earlier = sign(command(ts=NOW - 10 * S), KEY, "n-earlier")
+    old = sign(command(ts=NOW - 31 * S, command_id="c0"), KEY, "n-old")
+    check = verifier()
+    check.spend([("n-earlier", earlier.ts), ("n-old", old.ts)], NOW)
+    assert check.refusal(earlier, NOW) == REPLAYED
+    assert check.refusal(old, NOW) == STALE  # not kept: too old to pass anyway
+    assert check.refusal(sign(command(command_id="c2"), KEY, "n-new"), NOW) is None

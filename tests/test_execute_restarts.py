@@ -9,23 +9,34 @@ is not re-published (docs/executor.md, "Restarts").
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from connectors.audit_store import verify_audit
-from models.events import Fill, OrderIntent
+from connectors.audit_store import AuditStore, topic_links, verify_anchored, verify_audit
+from connectors.kafka import EventProducer
+from connectors.kafka.command_keys import CommandsConfig
+from flows.execute_kafka import run_execute
+from models.audit import canonical
+from models.command_signing import public_key_text, sign
+from models.events import ControlCommand, Fill, OrderIntent
+from quoteflow.config import Config
 from tests.flow_runs import QUOTEFLOW
+from tests.kafka_service import new_deployment
 from tests.test_execute_kafka import (
     audit_records,
     deployment_with_intents,
     events_on,
+    paper_settings,
     write_config,
 )
 
@@ -105,3 +116,83 @@ def test_execute_killed_at_random_points_never_doubles_or_orphans_an_order(
     on_topic = [e for e in events_on(kafka, "orders.events") if type(e) is Fill]
     assert len({f.trade_id for f in on_topic}) == len(on_topic)
     assert {f.trade_id for f in on_topic} <= {f["trade_id"] for f in fills}
+
+
+# -- what a restart must remember, and a file that must not be continued ----------------------
+
+
+def _signed_pause(key: Ed25519PrivateKey) -> ControlCommand:
+    return sign(ControlCommand(command_id=uuid.uuid4().hex, ts=time.time_ns(),
+                               issued_by="alice", action="pause", target="*"), key, "n-1")
+
+
+def test_a_signed_command_replayed_after_a_restart_is_refused(kafka_bootstrap, tmp_path):
+    """The nonces of the commands acted on come back from the audit trail: the same signed
+    bytes sent again after a restart, still fresh, are refused as a replay and audited."""
+    kafka = new_deployment(kafka_bootstrap)
+    key = Ed25519PrivateKey.generate()
+    config = Config(kafka=kafka, execute=paper_settings(tmp_path),
+                    commands=CommandsConfig(public_keys=(public_key_text(key.public_key()),),
+                                            max_age_s=120))
+    command = _signed_pause(key)
+    for run in range(2):  # the same bytes, before each run
+        producer = EventProducer(kafka)
+        producer.send(command)
+        producer.close()
+        stats = run_execute(config, until_end=True)
+        assert stats.refused_commands == run
+
+    records = audit_records(tmp_path / "audit.jsonl")
+    assert [r["payload"]["nonce"] for r in records if r["action"] == "control"] == ["n-1"]
+    refused = [r["payload"] for r in records if r["action"] == "command_refused"]
+    assert [(r["reason"], r["command"]["command_id"]) for r in refused] \
+        == [("replayed", command.command_id)]
+
+
+def _execute(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(QUOTEFLOW), "execute", "--config", str(config), "--until-end"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _succeeds(config: Path) -> None:
+    run = _execute(config)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_a_restart_continues_the_published_chain_or_refuses(kafka_bootstrap, tmp_path):
+    """At start the executor checks its file against its chain on the `audit` topic: records
+    removed from its end or an edited record stop it with one line (exit 1) before it acts
+    or appends; records a kill left unpublished are published, and it goes on."""
+    kafka = new_deployment(kafka_bootstrap)
+    audit = tmp_path / "audit.jsonl"
+    config = write_config(tmp_path / "quoteflow.toml", kafka, audit)
+    for _ in range(2):
+        _succeeds(config)
+    intact = audit.read_bytes()
+    lines = intact.splitlines(keepends=True)
+    assert verify_anchored(audit, topic_links(kafka)).ok
+
+    audit.write_bytes(b"".join(lines[:-2]))  # the tail cut off
+    refused = _execute(config)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "CUT_BEFORE_ANCHOR" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert audit.read_bytes() == b"".join(lines[:-2])  # nothing appended
+
+    edited = json.loads(lines[1])
+    edited["ts"] += 1
+    audit.write_bytes(b"".join([lines[0], canonical(edited) + b"\n", *lines[2:]]))
+    refused = _execute(config)
+    assert refused.returncode == 1 and "BAD_HASH" in refused.stderr
+
+    # A kill took the last records from the producer's queue: they are on the file only.
+    audit.write_bytes(intact)
+    with AuditStore(audit) as store:
+        for n in range(2):
+            store.append(time.time_ns(), "executor", "order_request", {"n": n})
+    assert verify_anchored(audit, topic_links(kafka)).reason == "UNANCHORED_TAIL"
+    _succeeds(config)
+    assert verify_anchored(audit, topic_links(kafka)).ok
+    starts = [r["payload"] for r in audit_records(audit)
+              if r["action"] == "state" and r["payload"]["executor"] == "start"]
+    assert [s["republished"] for s in starts] == [0, 0, 2]

@@ -47,3 +47,15 @@ def test_intents_fills_and_open_orders_come_back_from_the_records_as_written():
 def test_a_fresh_trail_remembers_nothing():
     past = past_run([], "executor")
     assert (past.intent_ids, past.fills, past.open_orders) == ([], [], {})
+
+
+def test_the_nonces_of_the_commands_acted_on_come_back_with_their_times():
+    chain = AuditChain()
+    signed = {"command_id": "c1", "ts": 5, "action": "pause", "nonce": "n-1", "key_id": "k"}
+    records = [
+        chain.append(1, "executor", "control", signed),
+        chain.append(2, "executor", "control", {"command_id": "c0", "ts": 4, "nonce": None}),
+        chain.append(3, "executor", "command_refused", {"reason": "replayed", "command": signed}),
+        chain.append(4, "api", "control", {**signed, "nonce": "n-api"}),
+    ]
+    assert past_run(records, "executor").command_nonces == [("n-1", 5)]

@@ -62,7 +62,8 @@ PRINCIPALS: tuple[BusPrincipal, ...] = (
                  reads=MARKET, groups=FLOW_GROUPS),
     BusPrincipal("executor", "quoteflow execute: acts on intents and signed commands",
                  writes=("orders.events", "risk.events", "audit", "deadletter"),
-                 reads=("orders.intents", "control", *MARKET), groups=("executor",)),
+                 # audit: its own chain's anchor, checked at every start
+                 reads=("orders.intents", "control", "audit", *MARKET), groups=("executor",)),
     BusPrincipal("persist", "quoteflow persist: every topic into the database",
                  writes=("deadletter",), reads=tuple(spec.name for spec in TOPICS),
                  groups=FLOW_GROUPS),
