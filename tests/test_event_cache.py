@@ -4,7 +4,6 @@ backtest from the cache fills and earns exactly what one from the raw file does.
 
 from __future__ import annotations
 
-import gzip
 import json
 from itertools import islice
 from pathlib import Path
@@ -18,6 +17,7 @@ from models.events import DeadLetter
 from quoteflow.backtest import run_backtest
 from quoteflow.sessions import TradingOptions
 from tests.conftest import CRYPTOFEED_DIR, SHARED_DATA
+from tests.recording_slices import slice_recording
 
 USDM_BTC = SHARED_DATA / "binance/usdm/btcusdt_20240808.gz"
 SPOT_ETH = SHARED_DATA / "binance/spot/ethusdt_20240808.gz"
@@ -52,15 +52,8 @@ def test_cached_events_equal_the_decoded_ones(shared_data, tmp_path, paths):
     assert first_stats == stats and again_stats == stats
 
 
-def _short_copy(source: Path, target: Path, lines: int, extra: bytes = b"") -> Path:
-    with gzip.open(source, "rb") as raw, gzip.open(target, "wb") as out:
-        out.writelines(islice(raw, lines))
-        out.write(extra)
-    return target
-
-
 def test_dead_letters_and_their_stats_come_back_whole(shared_data, tmp_path):
-    damaged = _short_copy(
+    damaged = slice_recording(
         SPOT_ETH, tmp_path / "eth.gz", 2000,
         b"not-a-time {}\n1723161300000000000 {\"stream\": \"ethusdt@depth\", \"data\": {}}\n"
         b"1723161300000000001 \xff\xfe\n",
@@ -73,11 +66,11 @@ def test_dead_letters_and_their_stats_come_back_whole(shared_data, tmp_path):
 
 
 def test_a_changed_recording_or_decoder_is_a_miss(shared_data, tmp_path, monkeypatch):
-    recording = _short_copy(SPOT_ETH, tmp_path / "eth.gz", 1000)
+    recording = slice_recording(SPOT_ETH, tmp_path / "eth.gz", 1000)
     cache = tmp_path / "cache"
     _cached([recording], cache)
     assert _cached([recording], cache)[2] is True
-    _short_copy(SPOT_ETH, recording, 1200)  # rewritten in place, same name
+    slice_recording(SPOT_ETH, recording, 1200)  # rewritten in place, same name
     events, _, hit = _cached([recording], cache)
     assert hit is False and events == _decoded([recording])[0]
     assert _cached([recording], cache)[2] is True
@@ -88,7 +81,7 @@ def test_a_changed_recording_or_decoder_is_a_miss(shared_data, tmp_path, monkeyp
 def test_a_damaged_entry_is_decoded_again_and_an_unfinished_replay_writes_nothing(
     shared_data, tmp_path
 ):
-    recording = _short_copy(SPOT_ETH, tmp_path / "eth.gz", 1000)
+    recording = slice_recording(SPOT_ETH, tmp_path / "eth.gz", 1000)
     cache = tmp_path / "cache"
     replay = CachedRecordings([recording], cache)
     list(islice(replay.events(), 10))  # stopped early: no entry

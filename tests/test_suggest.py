@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-from itertools import islice
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 from quoteflow.cli import app
 from quoteflow.suggest import parse_grid, split_events
 from quoteflow.suggestion_store import PATH_ENV, NoSuggestion, read_latest
+from tests.recording_slices import slice_recording
 
 LINES = 9000  # about 80 s of Binance spot ETHUSDT: short, so the backtests are quick
 
@@ -19,11 +18,8 @@ LINES = 9000  # about 80 s of Binance spot ETHUSDT: short, so the backtests are 
 @pytest.fixture(scope="module")
 def recording_slice(shared_data, tmp_path_factory):
     """The first lines of a shared recording, as a file of the same format (in a temp dir)."""
-    source = shared_data / "binance" / "spot" / "ethusdt_20240808.gz"
-    path = tmp_path_factory.mktemp("slice") / "ethusdt_slice.gz"
-    with gzip.open(source, "rb") as src, gzip.open(path, "wb") as dst:
-        dst.writelines(islice(src, LINES))
-    return path
+    return slice_recording(shared_data / "binance" / "spot" / "ethusdt_20240808.gz",
+                           tmp_path_factory.mktemp("slice") / "ethusdt_slice.gz", LINES)
 
 
 def test_suggest_fits_validates_and_publishes(recording_slice, tmp_path, monkeypatch):

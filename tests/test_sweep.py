@@ -5,9 +5,7 @@ backtests, the JSON/CSV table and chart, resuming after an interruption, bad inp
 from __future__ import annotations
 
 import csv
-import gzip
 import json
-from itertools import islice
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +16,7 @@ from quoteflow.cli import app
 from quoteflow.sessions import TradingOptions
 from quoteflow.suggest import backtest, load_events, split_events
 from quoteflow.sweep import Job, parse_grid, plan_points, run_jobs, sweep
+from tests.recording_slices import slice_recording
 
 LINES = 9000  # about 80 s of Binance spot ETHUSDT: a few seconds per backtest
 GRID = ["--grid", "gamma=0.01,1", "--grid", "order_size=0.01"]
@@ -25,12 +24,8 @@ GRID = ["--grid", "gamma=0.01,1", "--grid", "order_size=0.01"]
 
 @pytest.fixture(scope="module")
 def recording_slice(shared_data, tmp_path_factory):
-    """The first lines of a shared recording, as a file of the same format (in a temp dir)."""
-    source = shared_data / "binance" / "spot" / "ethusdt_20240808.gz"
-    path = tmp_path_factory.mktemp("slice") / "ethusdt_slice.gz"
-    with gzip.open(source, "rb") as src, gzip.open(path, "wb") as dst:
-        dst.writelines(islice(src, LINES))
-    return path
+    return slice_recording(shared_data / "binance" / "spot" / "ethusdt_20240808.gz",
+                           tmp_path_factory.mktemp("slice") / "ethusdt_slice.gz", LINES)
 
 
 def _sweep(args: list[str]):
