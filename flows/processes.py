@@ -3,7 +3,8 @@
 - quote: `md.book`/`md.bbo`/`md.trades` + `orders.events` (our fills) + `signals.pred` →
   `orders.intents` (+ dead letters), one `models.quote_session.QuoteSession` per instrument;
 - arbitrage: `md.*` → `signals.arb` (`flows.arbitrage`);
-- predict: `md.*` → `signals.pred` (`flows.predict`).
+- predict: `md.*` → `signals.pred` (`flows.predict`);
+- surveillance: `orders.events` → `surveillance.alerts` (`flows.surveillance`).
 
 Market data is read co-partitioned (`connectors.kafka.flow_io.CoPartitionedSource`), so one
 Bytewax partition holds the same instruments on all three `md.*` topics, merged in receive
@@ -29,6 +30,7 @@ from flows.predict import build_predict_flow
 from flows.quote import build_quote_flow
 from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's recovery init
 from flows.runner import run_dataflow
+from flows.surveillance import build_surveillance_kafka_flow
 from models.arbitrage import ArbitrageConfig
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
@@ -43,6 +45,7 @@ class FlowSettings(Protocol):
     kafka: KafkaConfig
     quote: Any
     recovery: Any
+    surveillance: Any  # its `[surveillance]` section
 
 
 def quote_options(config: FlowSettings) -> QuoteSessionOptions:
@@ -85,7 +88,7 @@ def build_predict_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Datafl
     return build_predict_flow(source, KafkaEventSink(kafka), PredictorConfig())
 
 
-FLOWS = ("quote", "arbitrage", "predict")
+FLOWS = ("quote", "arbitrage", "predict", "surveillance")
 
 
 def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflow:
@@ -97,6 +100,8 @@ def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflo
         return build_arbitrage_kafka_flow(kafka, tail=tail)
     if name == "predict":
         return build_predict_kafka_flow(kafka, tail=tail)
+    if name == "surveillance":
+        return build_surveillance_kafka_flow(kafka, config.surveillance, tail=tail)
     raise ValueError(f"unknown flow {name!r}; choose from {', '.join(FLOWS)}")
 
 

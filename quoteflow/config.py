@@ -26,6 +26,7 @@ from connectors.secrets.config import SecretsConfig
 from connectors.timescale.config import TimescaleConfig
 from flows.runner import Recovery
 from models.risk import LimitsError, parse_limits
+from models.surveillance import SurveillanceConfig
 
 ENV_PREFIX = "QUOTEFLOW_"
 
@@ -85,6 +86,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
+    surveillance: SurveillanceConfig = msgspec.field(default_factory=SurveillanceConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     execute: ExecuteConfig | None = None  # only `quoteflow execute` needs it
     risk: dict = {}

@@ -106,7 +106,7 @@ TOML
         .venv/bin/quoteflow bus principals --config "$config" --out "$state/bus" >/dev/null
     start_process persist persist persist --config "$config"
     # Each flow keeps its own snapshots: recovery directories are never shared.
-    for flow in quote arbitrage predict; do
+    for flow in quote arbitrage predict surveillance; do
         start_process "$flow" "$flow" flow "$flow" --config "$config" \
             --recovery-dir "$state/recovery/$flow"
     done

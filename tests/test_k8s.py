@@ -298,7 +298,7 @@ def test_flow_clusters_take_their_index_and_addresses_from_the_statefulset(overl
     name, objects = overlay
     services = named(objects, "Service")
     flows = {k: v for k, v in named(objects, "StatefulSet").items() if k.startswith("flow-")}
-    assert set(flows) == {"flow-quote", "flow-arbitrage", "flow-predict"}
+    assert set(flows) == {"flow-quote", "flow-arbitrage", "flow-predict", "flow-surveillance"}
     for sts_name, sts in flows.items():
         spec = sts["spec"]
         pod = spec["template"]["spec"]
@@ -328,6 +328,7 @@ def test_flow_clusters_take_their_index_and_addresses_from_the_statefulset(overl
 
 # The bus principal (connectors/kafka/acls.py) each quoteflow command logs in as.
 PRINCIPAL_OF = {"flow quote": "quote", "flow arbitrage": "arbitrage", "flow predict": "predict",
+                "flow surveillance": "surveillance",
                 "persist": "persist", "ingest live": "ingest", "execute": "executor",
                 "api": "api"}
 
@@ -522,8 +523,8 @@ def test_network_paths(overlay):
     assert postgres == {"persist", "api", "grafana"}
     kafka = reachable_by(objects, lambda p: "strimzi.io/cluster" in p.get(
         "podSelector", {}).get("matchLabels", {}))
-    assert kafka == {"flow-quote", "flow-arbitrage", "flow-predict", "persist",
-                     "ingest-binance", "executor", "api"}
+    assert kafka == {"flow-quote", "flow-arbitrage", "flow-predict", "flow-surveillance",
+                     "persist", "ingest-binance", "executor", "api"}
     listener = named(objects, "Kafka")["quoteflow"]["spec"]["kafka"]["listeners"][0]
     assert listener["networkPolicyPeers"] == [
         {"podSelector": {"matchLabels": {"quoteflow.io/kafka-client": "true"}}}]

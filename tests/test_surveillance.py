@@ -8,63 +8,16 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from models.events import Fill, OrderEvent, Position
-from models.surveillance import InstrumentSurveillance, SurveillanceConfig
+from models.events import Position
+from models.surveillance import SurveillanceConfig
+from tests.surveillance_cases import MS, T0, Orders, S, layering, spoof, wash
 
 D = Decimal
-S = 1_000_000_000
-MS = 1_000_000
-T0 = 1_723_161_300 * S
-
-
-class Orders:
-    """Feeds one instrument's surveillance and keeps every alert."""
-
-    def __init__(self, **config) -> None:
-        self.surveillance = InstrumentSurveillance(
-            "binance", "BTC/USDT", "acct-1", SurveillanceConfig(**config))
-        self.alerts: list = []
-
-    def _feed(self, event) -> None:
-        self.alerts.extend(self.surveillance.on_event(event))
-
-    def event(self, kind, cid, side, price, size, ts, filled="0") -> None:
-        self._feed(OrderEvent(venue="binance", symbol="BTC/USDT", ts=ts, kind=kind,
-                              client_order_id=cid, side=side, price=D(price), size=D(size),
-                              filled=D(filled)))
-
-    def ack(self, cid, side, price, size, ts) -> None:
-        self.event("ack", cid, side, price, size, ts)
-
-    def cancel(self, cid, side, price, size, ts) -> None:
-        self.event("cancel", cid, side, price, size, ts)
-
-    def fill(self, cid, side, price, size, ts, trade_id) -> None:
-        self._feed(Fill(venue="binance", symbol="BTC/USDT", ts=ts, client_order_id=cid,
-                        trade_id=trade_id, side=side, price=D(price), size=D(size),
-                        fee=D(0), fee_currency="USDT", liquidity="maker"))
-
-    def quotes(self, count: int, start: int, size: str = "0.001") -> int:
-        """`count` ordinary two-sided quotes, one a second, each cancelled; the next time."""
-        ts = start
-        for i in range(count):
-            self.ack(f"b{i}", "buy", "60000", size, ts)
-            self.ack(f"a{i}", "sell", "60010", size, ts)
-            self.cancel(f"b{i}", "buy", "60000", size, ts + 500 * MS)
-            self.cancel(f"a{i}", "sell", "60010", size, ts + 500 * MS)
-            ts += S
-        return ts
-
-    def kinds(self) -> list[str]:
-        return [alert.kind for alert in self.alerts]
 
 
 def test_one_trade_on_both_our_sides_is_a_wash_trade():
     orders = Orders()
-    orders.ack("b", "buy", "60000", "0.001", T0)
-    orders.ack("s", "sell", "60000", "0.001", T0 + MS)
-    orders.fill("b", "buy", "60000", "0.001", T0 + 2 * MS, trade_id="t1")
-    orders.fill("s", "sell", "60000", "0.001", T0 + 2 * MS, trade_id="t1")
+    wash(orders)
     [alert] = orders.alerts
     assert (alert.kind, alert.client_order_ids, alert.account) == ("wash_trade", ["b", "s"],
                                                                    "acct-1")
@@ -85,38 +38,21 @@ def test_a_buy_and_sell_of_the_same_price_and_size_close_together_is_a_wash_trad
     assert quiet.alerts == []
 
 
-def _spoof(orders: Orders, *, traded: bool, filled: bool = False) -> None:
-    ts = orders.quotes(12, T0)
-    orders.ack("big", "sell", "60050", "0.01", ts)  # 10x the usual size
-    if traded:
-        orders.ack("ours", "buy", "60000", "0.001", ts + 100 * MS)
-        orders.fill("ours", "buy", "60000", "0.001", ts + 900 * MS, trade_id="t9")
-    if filled:
-        orders.event("partial_fill", "big", "sell", "60050", "0.01", ts + 1500 * MS, "0.001")
-    orders.cancel("big", "sell", "60050", "0.01", ts + 2 * S)
-
-
 def test_a_large_order_cancelled_unfilled_while_we_trade_the_other_side_is_spoofing():
     orders = Orders()
-    _spoof(orders, traded=True)
+    spoof(orders, traded=True)
     [alert] = orders.alerts
     assert (alert.kind, alert.client_order_ids) == ("spoofing", ["big"])
     assert alert.value == pytest.approx(10.0)
     for innocent in (dict(traded=False), dict(traded=True, filled=True)):
         quiet = Orders()
-        _spoof(quiet, **innocent)
+        spoof(quiet, **innocent)
         assert quiet.alerts == [], innocent
 
 
 def test_large_orders_at_several_prices_cancelled_as_we_trade_the_other_side_is_layering():
     orders = Orders()
-    ts = orders.quotes(12, T0)
-    for level in range(3):
-        orders.ack(f"layer{level}", "sell", str(60050 + 10 * level), "0.01", ts + level * MS)
-    orders.fill("x", "buy", "60000", "0.001", ts + S, trade_id="t9")
-    for level in range(3):
-        orders.cancel(f"layer{level}", "sell", str(60050 + 10 * level), "0.01",
-                      ts + 2 * S + level * MS)
+    layering(orders)
     [alert] = orders.alerts
     assert (alert.kind, alert.client_order_ids) == ("layering",
                                                     ["layer0", "layer1", "layer2"])
@@ -144,7 +80,7 @@ def test_order_to_trade_and_cancel_ratios_are_judged_over_enough_orders():
 def test_the_same_input_raises_the_same_alert_ids_and_positions_are_ignored():
     first, second = Orders(), Orders()
     for orders in (first, second):
-        _spoof(orders, traded=True)
+        spoof(orders, traded=True)
         orders.surveillance.on_event(Position(
             venue="binance", symbol="BTC/USDT", ts=T0, quantity=D(0), average_price=None,
             realized_pnl=D(0), unrealized_pnl=D(0), fees=D(0)))

@@ -37,6 +37,7 @@ from models.events import (
     Prediction,
     Quote,
     RiskEvent,
+    SurveillanceAlert,
     Trade,
 )
 from tests.postgres_service import fresh_database
@@ -99,6 +100,10 @@ def one_of_each() -> dict[str, object]:
         "control_commands": ControlCommand(
             command_id="cmd-1", ts=T0, issued_by="alice", action="set_params",
             target=f"{VENUE}:{SYMBOL}", params={"gamma": "0.01", "note": "tab\there"}),
+        "surveillance_alerts": SurveillanceAlert(
+            alert_id="a-1", ts=T0, account="acct-1", venue=VENUE, symbol=SYMBOL,
+            kind="spoofing", value=10.5, threshold=5.0, window_ns=30_000_000_000,
+            detail="sell 0.01 at 61850 cancelled unfilled", client_order_ids=["c-1", "c-2"]),
         "dead_letters": DeadLetter(source="binance_hft", reason="bad json", raw='{"x": \\',
                                    receive_ts=T0),
     }

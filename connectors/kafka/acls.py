@@ -64,6 +64,9 @@ PRINCIPALS: tuple[BusPrincipal, ...] = (
                  writes=("orders.events", "risk.events", "audit", "deadletter"),
                  # audit: its own chain's anchor, checked at every start
                  reads=("orders.intents", "control", "audit", *MARKET), groups=("executor",)),
+    BusPrincipal("surveillance", "the surveillance flow: alerts from our orders and fills",
+                 writes=("surveillance.alerts", "deadletter"), reads=("orders.events",),
+                 groups=FLOW_GROUPS),
     BusPrincipal("persist", "quoteflow persist: every topic into the database",
                  writes=("deadletter",), reads=tuple(spec.name for spec in TOPICS),
                  groups=FLOW_GROUPS),

@@ -29,6 +29,7 @@ from models.events import (
     Position,
     Prediction,
     RiskEvent,
+    SurveillanceAlert,
     Trade,
 )
 
@@ -68,6 +69,10 @@ TOPICS: tuple[TopicSpec, ...] = (
         purpose="Acks, fills, cancels, rejects and position samples, per account",
     ),
     TopicSpec("risk.events", 1, 30 * _DAY_MS, (RiskEvent,), purpose="Risk decisions"),
+    TopicSpec(
+        "surveillance.alerts", 1, 90 * _DAY_MS, (SurveillanceAlert,),
+        purpose="Market-abuse alerts on our own orders and fills (docs/surveillance.md)",
+    ),
     # Compacted: a restarted process reads the latest command per key to learn the state.
     TopicSpec(
         "control", 1, -1, (ControlCommand,), compact=True, purpose="Operator commands",

@@ -133,6 +133,14 @@ _SIGNATURES = tuple(
                            ("signature", "text"))
 )
 
+# Surveillance alerts (migration 6): on a database created since they were declared,
+# migrations 1 and 2 made the table already, so every statement here may find it done.
+_ALERTS_TABLE = TABLES["surveillance_alerts"]
+_ALERTS = (
+    create_table_sql(_ALERTS_TABLE).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1),
+    create_index_sql(_ALERTS_TABLE).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables for every topic", _CORE, _CORE),
     Migration(
@@ -154,6 +162,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "persist's Kafka offsets and books (exactly-once)", POSITIONS_DDL, POSITIONS_DDL),
     Migration(4, "control commands keep their signatures", _SIGNATURES, _SIGNATURES),
+    Migration(6, "surveillance alerts", _ALERTS, (
+        *_ALERTS,
+        *_hypertable(_ALERTS_TABLE.name, _ALERTS_TABLE.index, _ALERTS_TABLE.market_data),
+    )),
 )
 
 

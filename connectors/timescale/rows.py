@@ -30,6 +30,7 @@ from models.events import (
     Position,
     Prediction,
     RiskEvent,
+    SurveillanceAlert,
     Trade,
 )
 
@@ -159,6 +160,11 @@ def control_row(e: ControlCommand) -> Row:
             e.v, e.nonce, e.key_id, e.signature)
 
 
+def surveillance_alert_row(e: SurveillanceAlert) -> Row:
+    return (ts_text(e.ts), e.ts, e.alert_id, e.account, e.venue, e.symbol, e.kind, e.value,
+            e.threshold, e.window_ns, e.detail, Jsonb(e.client_order_ids))
+
+
 def audit_row(r: AuditRecord) -> Row:
     return (ts_text(r.ts), r.ts, r.seq, r.actor, r.action, Jsonb(r.payload), r.prev_hash, r.hash)
 
@@ -231,6 +237,7 @@ ROW_MAKERS: dict[type, tuple[schema.Table, RowMaker]] = {
     ArbSignal: (schema.ARB_SIGNALS, arb_signal_row),
     Prediction: (schema.PREDICTIONS, prediction_row),
     RiskEvent: (schema.RISK_EVENTS, risk_event_row),
+    SurveillanceAlert: (schema.SURVEILLANCE_ALERTS, surveillance_alert_row),
     ControlCommand: (schema.CONTROL_COMMANDS, control_row),
     AuditRecord: (schema.AUDIT, audit_row),
 }

@@ -222,6 +222,26 @@ CONTROL_COMMANDS = Table(
     ),
     ("target",),
 )
+# Market-abuse alerts (`models.events.SurveillanceAlert`, topic `surveillance.alerts`): what
+# `quoteflow report suspicious` exports. Kept forever, as every trading record.
+SURVEILLANCE_ALERTS = Table(
+    "surveillance_alerts",
+    (
+        _c("ts", "timestamptz"),
+        _c("ts_ns", "bigint"),
+        _c("alert_id", "text"),
+        _c("account", "text"),
+        _c("venue", "text"),
+        _c("symbol", "text"),
+        _c("kind", "text"),
+        _c("value", "double precision"),
+        _c("threshold", "double precision"),
+        _c("window_ns", "bigint"),
+        _c("detail", "text"),
+        _c("client_order_ids", "jsonb"),
+    ),
+    ("venue", "symbol", "kind"),
+)
 # The hash-chained audit trail (`models.audit.AuditRecord`, on the `audit` topic): stored
 # whole so the chain can be re-verified from the database.
 AUDIT = Table(
@@ -265,6 +285,7 @@ TABLES: dict[str, Table] = {
         ARB_SIGNALS,
         PREDICTIONS,
         RISK_EVENTS,
+        SURVEILLANCE_ALERTS,
         CONTROL_COMMANDS,
         AUDIT,
         DEAD_LETTERS,
