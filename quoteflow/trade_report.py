@@ -10,7 +10,6 @@ request naming its intent, the risk decision, cancel reasons, control commands) 
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,7 +44,7 @@ class _Audit:
         self.controls: list[dict] = []
         for r in records:
             payload, action = r["payload"], r["action"]
-            if action == "control":
+            if action == "control" or (action == "state" and payload.get("executor")):
                 self.controls.append(r)
             elif action == "order_event":
                 e = payload["event"]
@@ -61,7 +60,6 @@ class _Audit:
                     self.intent_of.setdefault(cid, payload["intent_id"])
                 elif payload.get("request") == "cancel":
                     self.cancels[cid].append(r)
-        self._control_ts = [r["ts_ns"] for r in self.controls]
 
     def decision(self, cid: str, at_ns: int | None) -> dict:
         """The last risk decision on the order up to `at_ns` (an amend's, if any); with
@@ -74,13 +72,21 @@ class _Audit:
         return found
 
     def cancel_request(self, cid: str, at_ns: int | None) -> dict | None:
+        """Our first request to cancel the order up to `at_ns`: the one that caused it (a
+        shutdown after a kill asks again)."""
         requests = [r for r in self.cancels.get(cid, ()) if at_ns is None or r["ts_ns"] <= at_ns]
-        return requests[-1] if requests else None
+        return requests[0] if requests else None
 
-    def command_before(self, actor: str, at_ns: int) -> dict | None:
-        """The last command that halts or reduces, heard by `actor` up to `at_ns`."""
-        for r in reversed(self.controls[:bisect_right(self._control_ts, at_ns)]):
-            if r["actor"] == actor and r["payload"].get("action") in _COMMANDS_THAT_CANCEL:
+    def command_before(self, request: dict) -> dict | None:
+        """The last command that halts or reduces heard by the executor that made `request`
+        before it (its chain's order), unless it shut down since (its own cancel-all then)."""
+        for r in reversed(self.controls):
+            if r["actor"] != request["actor"] or r["seq"] >= request["seq"]:
+                continue
+            if r["action"] == "state":
+                if r["payload"]["executor"] == "shutdown":
+                    return None
+            elif r["payload"].get("action") in _COMMANDS_THAT_CANCEL:
                 return r["payload"]
         return None
 
@@ -181,7 +187,7 @@ def _acted_by(kind: str, cancel: dict | None, context: dict, audit: _Audit) -> s
         return _strategy(context)
     state_reason = reason.partition(":")[2]
     if reason == "CANCEL_ALL" or state_reason.startswith("CMD_"):
-        command = audit.command_before(cancel["actor"], cancel["ts_ns"])
+        command = audit.command_before(cancel)
         if command is not None:
             return f"user:{command['issued_by']}"
         return "executor" if reason == "CANCEL_ALL" else "risk"

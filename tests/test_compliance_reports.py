@@ -51,7 +51,7 @@ def _session() -> tuple[list, list]:
     for i, event in enumerate(Recordings([SPOT_ETH]).events()):
         if not isinstance(event, DeadLetter):
             events += trader.on_event(event)
-        if i == 12_000:
+        if i == 12_500:  # two quotes resting, none being cancelled: the kill cancels them
             kill = ControlCommand(command_id="cmd-1", ts=trader.venue.local_now(),
                                   issued_by="alice", action="kill")
             _run(trader.executor.on_command(kill))
@@ -123,7 +123,7 @@ def test_the_trade_report_joins_every_order_and_fill_with_its_intent_risk_and_ac
     assert {o["risk_reason_code"] for o in rejects} == {"SELF_TRADE"}
     assert all(o["side"] in ("buy", "sell") and o["price"] for o in rejects)
     cancels = Counter((o["cancel_reason"], o["acted_by"]) for o in orders if o["kind"] == "cancel")
-    assert cancels[("CANCEL_ALL", "user:alice")] > 0  # the kill's cancels name the user
+    assert cancels[("HALTED:CMD_KILL", "user:alice")] > 0  # the kill's cancels name the user
     assert cancels[("AMEND_REFUSED_BY_RISK", "risk")] > 0
     header = (tmp_path / "trades_orders.csv").read_text().splitlines()[0]
     assert header.startswith("record,exchange_ts,exchange_ts_ns,local_ts")

@@ -39,7 +39,7 @@ def trading_records(conn: psycopg.Connection, start_ns: int, end_ns: int) -> dic
     are orders of their own) in the window; for those orders, at any time: the `audit`
     records naming their client id (requests, decisions, the local time each event and fill
     was heard), the `order_intents` their create requests name, and every executor `control`
-    record up to the window's end (who halted or killed)."""
+    and `state` record up to the window's end (who halted or killed; starts and shutdowns)."""
     window = (start_ns, end_ns)
     order_events = _fetch(
         conn,
@@ -66,7 +66,7 @@ def trading_records(conn: psycopg.Connection, start_ns: int, end_ns: int) -> dic
         "SELECT ts_ns, seq, actor, action, payload FROM audit WHERE"
         " coalesce(payload->>'client_order_id', payload->'event'->>'client_order_id',"
         " payload->'fill'->>'client_order_id') = ANY(%s)"
-        " OR (action = 'control' AND ts_ns < %s) ORDER BY ts_ns, seq",
+        " OR (action IN ('control', 'state') AND ts_ns < %s) ORDER BY ts_ns, seq",
         (cids, end_ns),
     )
     intent_ids = sorted({
