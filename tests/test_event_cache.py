@@ -111,3 +111,19 @@ def test_a_backtest_from_the_cache_fills_and_earns_the_same(shared_data, tmp_pat
     assert summaries[1] == summaries[0] and summaries[2] == summaries[0]
     assert fills[1] == fills[0] and fills[2] == fills[0]
     assert json.dumps(summaries[2], default=str) == json.dumps(summaries[0], default=str)
+
+
+def test_the_decoder_version_covers_a_compiled_package(tmp_path, monkeypatch):
+    """A rebuilt extension (maturin's layout: a package with the library beside __init__.py)
+    is a new decoder version even when no Python source changed."""
+    package = tmp_path / "fake_native"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .fake_native import *\n")
+    library = package / "fake_native.cpython-311-x86_64-linux-gnu.so"
+    library.write_bytes(b"build one")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(event_cache, "_DECODER_EXTENSIONS", ("fake_native",))
+    before = event_cache.decoder_version()
+    assert event_cache.decoder_version() == before
+    library.write_bytes(b"build two")
+    assert event_cache.decoder_version() != before

@@ -65,8 +65,14 @@ def decoder_version() -> str:
         digest.update(f"{package}={importlib.metadata.version(package)}".encode())
     for name in _DECODER_EXTENSIONS:
         spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin and Path(spec.origin).is_file():
-            digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes())
+        if spec is None or not spec.origin:
+            continue
+        origin = Path(spec.origin)
+        # A package (maturin's layout) holds the built library beside its __init__.py.
+        files = sorted(origin.parent.iterdir()) if spec.submodule_search_locations else [origin]
+        for file in files:
+            if file.is_file():
+                digest.update(file.name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 
 
