@@ -378,6 +378,10 @@ def suggest_command(
     publish: Annotated[
         bool, typer.Option(help="Also publish it as the latest suggestion the API serves.")
     ] = True,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Backtest processes (default: every core).")
+    ] = None,
+    cache: CacheOption = None,
 ) -> None:
     """Choose a strategy and parameters by backtest; validate them out of sample."""
     from quoteflow.suggest import parse_grid, suggest
@@ -386,7 +390,8 @@ def suggest_command(
     try:
         grid = parse_grid(candidate) if candidate else None
         suggest(data, out_dir=out, grid=grid, fit_fraction=fit_fraction,
-                publish=latest_path() if publish else None, console=console)
+                publish=latest_path() if publish else None, console=console,
+                workers=workers, cache_dir=cache)
     except ValueError as error:
         raise _bad(str(error), "--data/--candidate") from None
 

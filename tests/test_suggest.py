@@ -29,8 +29,10 @@ def test_suggest_fits_validates_and_publishes(recording_slice, tmp_path, monkeyp
     result = CliRunner().invoke(app, [
         "suggest", "--data", str(recording_slice), "--out", str(out),
         "--candidate", "ladder:spread_bps=2", "--candidate", "glft:gamma=0.1",
+        "--workers", "2", "--cache", str(tmp_path / "cache"),
     ])
     assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # the workers' shared decode
     suggestion = json.loads((out / "suggestion.json").read_text())
     assert read_latest() == suggestion  # what the API serves
     assert (out / "suggestion.png").exists()
