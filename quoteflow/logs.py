@@ -22,7 +22,8 @@ from connectors.trace_context import TraceFilter
 FORMATS = ("text", "ecs")
 SERVICE = "quoteflow"
 
-_state: dict = {"handler": None, "format": None, "from_cli": False, "dataset": "quoteflow"}
+_state: dict = {"handler": None, "format": None, "from_cli": False, "dataset": "quoteflow",
+                "level_before": logging.WARNING}
 
 
 def configure(
@@ -50,6 +51,8 @@ def configure(
     root = logging.getLogger()
     if _state["handler"] is not None:
         root.removeHandler(_state["handler"])
+    else:
+        _state["level_before"] = root.level
     root.addHandler(handler)
     root.setLevel(numeric)
     _state.update(handler=handler, format=log_format, dataset=dataset,
@@ -79,4 +82,5 @@ def stop() -> None:
     """Remove the handler `configure` installed (tests; a process keeps it to its end)."""
     if _state["handler"] is not None:
         logging.getLogger().removeHandler(_state["handler"])
+        logging.getLogger().setLevel(_state["level_before"])
     _state.update(handler=None, format=None, from_cli=False, dataset=SERVICE)

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-report_app = typer.Typer(help="Compliance reports: tax lots, trades.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Compliance reports: tax lots, trades, suspicious orders.", no_args_is_help=True
+)
 
 FromOption = Annotated[
     str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) or ISO instant.")
@@ -35,12 +37,15 @@ def _period(start: str, end: str) -> tuple[int, int]:
 
 
 def _settings(config: Path | None):
+    from quoteflow import logs
     from quoteflow.config import ConfigError, load_config
 
     try:
-        return load_config(config)
+        settings = load_config(config)
     except ConfigError as error:
         raise _fail(f"--config: {error}") from None
+    logs.from_config(settings.logging)
+    return settings
 
 
 def _database(settings):
@@ -121,4 +126,23 @@ def trades(start: FromOption, end: ToOption, out: OutOption, config: ConfigOptio
     with _database(settings) as conn:
         report = trade_report(trading_records(conn, start_ns, end_ns))
     for path in write_trade_report(report, start_ns, end_ns, out):
+        typer.echo(path)
+
+
+@report_app.command("suspicious")
+def suspicious(
+    start: FromOption, end: ToOption, out: OutOption, config: ConfigOption = None
+) -> None:
+    """The surveillance alerts of the window and every event of the orders they name, from
+    the [postgres] database: the suspicious-order report (docs/surveillance.md)."""
+    from connectors.timescale.surveillance import alerts_between, order_events_of
+    from quoteflow.suspicious_report import suspicious_report, write_suspicious_report
+
+    start_ns, end_ns = _period(start, end)
+    settings = _settings(config)
+    with _database(settings) as conn:
+        alerts = alerts_between(conn, start_ns, end_ns)
+        ids = sorted({cid for alert in alerts for cid in alert["client_order_ids"] or []})
+        report = suspicious_report(alerts, order_events_of(conn, ids))
+    for path in write_suspicious_report(report, start_ns, end_ns, out):
         typer.echo(path)

@@ -91,6 +91,31 @@ def test_the_command_line_format_wins_over_the_configuration():
         logs.stop()
 
 
+def test_the_cli_option_and_the_config_section_choose_the_format(tmp_path):
+    from typer.testing import CliRunner
+
+    from quoteflow.cli import app
+
+    config = tmp_path / "quoteflow.toml"
+    config.write_text(f'[logging]\nformat = "ecs"\n[postgres]\ndsn = "postgresql://q@{CLOSED}/q"'
+                      '\nconnect_timeout_s = 1\n')
+    args = ["report", "trades", "--from", "2024-08-08", "--to", "2024-08-09", "--out",
+            str(tmp_path), "--config", str(config)]
+    try:
+        for option, chosen in ((["--log-format", "text"], "text"), ([], "ecs")):
+            result = CliRunner().invoke(app, [*option, *args])
+            assert result.exit_code == 2 and "database" in result.output  # nothing listens
+            assert logs.active_format() == chosen
+        stream = io.StringIO()
+        logs.configure("ecs", stream=stream)  # the dataset the command named stays
+        logging.getLogger("quoteflow.test").warning("x")
+        assert get(json.loads(stream.getvalue()), "event.dataset") == "quoteflow.report"
+        result = CliRunner().invoke(app, ["--log-format", "xml", *args])
+        assert result.exit_code == 2 and "xml" in result.output
+    finally:
+        logs.stop()
+
+
 def test_a_traceparent_that_is_not_w3c_is_ignored():
     good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert trace_id_of(good) == "4bf92f3577b34da6a3ce929d0e0e4736"
