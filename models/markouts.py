@@ -86,6 +86,11 @@ class MarkoutTracker:
         # Heads only change in FIFOs that were empty; the shortest horizon is due first.
         self._next_due_ns = min(self._next_due_ns, record.ts + self._horizons[0].horizon_ns)
 
+    @property
+    def next_due_ns(self) -> float:
+        """`on_mid` before this time does nothing: a caller may skip making the mid."""
+        return self._next_due_ns
+
     def on_mid(self, ts_ns: int, mid: Decimal) -> None:
         if ts_ns < self._next_due_ns:
             return

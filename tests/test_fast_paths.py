@@ -1,12 +1,14 @@
 """The backtest path's shortcuts give exactly what the long way gives, on real recordings.
 
 Each shortcut skips work whose result is known (a rematch of an unchanged book, ccxt's
-order structure nobody reads, the touch recomputed from the sorted levels): these tests run
+order structure nobody reads, the touch recomputed from the sorted levels, the event loop's
+idle turns): these tests run
 the long way beside the short one and compare everything that comes out.
 """
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import ccxt
@@ -14,6 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.execution import ccxt_structures
+from connectors.paper import adapter, trading
+from connectors.paper.inline_loop import InlineLoop
 from connectors.paper.trading import PaperSettings
 from connectors.paper.venue import PaperVenue
 from connectors.replay.binance_hft import iter_events
@@ -195,3 +200,87 @@ def test_markouts_skip_nothing_that_is_due(steps):
         assert results[label]["count"] == len(done)
         assert results[label]["sum"] == sum(done, D(0))
         assert results[label]["pending"] == len(expected) - len(done)
+
+
+async def _callbacks_in_order(trace: list, label: str, wait_s: float, fail: bool) -> str:
+    """The executor's shapes: tasks started before a `sleep(0)`, a gather, timeouts, a
+    callback left for after the end, optionally a real wait and an error."""
+    loop = asyncio.get_running_loop()
+
+    async def step(name: str) -> None:
+        trace.append(f"{label}:{name}")
+        await asyncio.sleep(0)
+        async with asyncio.timeout(5):  # a request's: answered (and cancelled) at once
+            if wait_s and name == "b":
+                await asyncio.sleep(wait_s)  # something waits: the loop proper takes over
+            trace.append(f"{label}:{name} again")
+
+    early = [asyncio.ensure_future(step(name)) for name in ("c1", "c2")]
+    await asyncio.sleep(0)
+    await asyncio.gather(*early, step("a"), step("b"))
+
+    def chain(left: int) -> None:  # outlives the task: the last links run in the next call
+        trace.append(f"{label}: link {left}")
+        if left:
+            loop.call_soon(chain, left - 1)
+
+    loop.call_soon(chain, 3)
+    if fail:
+        raise ValueError(label)
+    return label
+
+
+@pytest.mark.parametrize(("wait_s", "fail"), [(0.0, False), (0.002, False), (0.0, True)])
+def test_the_inline_loop_runs_callbacks_as_run_until_complete_does(wait_s, fail):
+    traces = []
+    for run in (InlineLoop().run, asyncio.new_event_loop().run_until_complete):
+        trace: list = []
+        for label in ("first", "second"):
+            try:
+                trace.append(run(_callbacks_in_order(trace, label, wait_s, fail)))
+            except ValueError as error:
+                trace.append(f"raised {error}")
+        traces.append(trace)
+    assert traces[0] == traces[1]
+    assert len(traces[0]) > 20
+
+
+def test_the_inline_loop_refuses_to_run_inside_a_running_loop():
+    async def nested() -> None:
+        with pytest.raises(RuntimeError, match="another loop is running"):
+            InlineLoop().run(asyncio.sleep(0))
+
+    asyncio.run(nested())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "latency_ms"), [(USDM_BTC, 0.0), (SPOT_ETH, 5.0)])
+def test_a_backtest_gives_what_the_loop_and_ccxt_structures_give(
+    shared_data, monkeypatch, path, latency_ms
+):
+    """The inline loop and the adapter's direct answers against `run_until_complete` and
+    ccxt's order structures: every intent, order event, fill and position (so the PnL) of a
+    backtest on a real recording, and its markouts."""
+    fast, fast_session = _session_outputs_and_session(path, latency_ms)
+    loop = asyncio.new_event_loop()
+    monkeypatch.setattr(trading, "_run", loop.run_until_complete)
+    monkeypatch.setattr(
+        adapter, "venue_order", lambda order: ccxt_structures.venue_order(order.to_ccxt())
+    )
+    slow, slow_session = _session_outputs_and_session(path, latency_ms)
+    loop.close()
+    assert sum(b'"fill"' in item for item in fast) > 50
+    assert fast == slow
+    assert fast_session.markouts.results() == slow_session.markouts.results()
+    assert fast_session.last_mid == slow_session.last_mid
+
+
+def _session_outputs_and_session(path, latency_ms):
+    latency = ConstantLatency.from_ms(latency_ms, latency_ms, latency_ms)
+    registry = SessionRegistry(
+        TradingOptions(strategy="avellaneda-stoikov-infinite", paper=PaperSettings(latency=latency))
+    )
+    events = list(iter_events(path))
+    session = registry(events[0].key)
+    out = [encode(item) for event in events for item in session.on_event(event)]
+    return out + [encode(item) for item in session.close()], session

@@ -15,11 +15,13 @@ from decimal import Decimal
 import ccxt
 
 from connectors.execution import ccxt_structures
+from connectors.execution.ccxt_structures import NS_PER_MS
 from connectors.execution.rate_limiter import AsyncRateLimiter, SimulatedRateLimiter
 from connectors.execution.venue import NewOrder
+from connectors.paper.orders import OPEN, PaperOrder
 from connectors.paper.venue import PaperVenue
 from models.events import Fill, OrderEvent, Side
-from models.execution.orders import VenueOrder
+from models.execution.orders import CCXT_STATUS, PENDING, VenueOrder
 from models.execution.plan import UNIT_COSTS, RequestCosts
 
 
@@ -56,12 +58,12 @@ class PaperVenueAdapter:
 
     async def create_order(self, order: NewOrder) -> VenueOrder:
         params = await self._throttle(self.costs.create)
-        created = self.venue.create_order(
+        created = self.venue.place(
             order.symbol, "limit", order.side, order.amount, order.price,
             {"clientOrderId": order.client_order_id, "postOnly": order.post_only,
              "triggerExchangeTs": order.trigger_exchange_ts, **params},
         )
-        return ccxt_structures.venue_order(created)
+        return venue_order(created)
 
     async def cancel_order(self, client_order_id: str, symbol: str) -> VenueOrder | None:
         params = await self._throttle(self.costs.cancel)
@@ -75,12 +77,12 @@ class PaperVenueAdapter:
         trigger_exchange_ts: int | None = None,
     ) -> VenueOrder:
         params = await self._throttle(self.costs.amend)
-        amended = self.venue.edit_order(
+        amended = self.venue.amend(
             client_order_id, symbol, "limit", side, amount, price,
             {"clientOrderId": client_order_id, "triggerExchangeTs": trigger_exchange_ts,
              **params},
         )
-        return ccxt_structures.venue_order(amended)
+        return venue_order(amended)
 
     async def fetch_order(self, client_order_id: str, symbol: str) -> VenueOrder | None:
         await self._limiter.acquire(self.costs.fetch_order)
@@ -111,3 +113,25 @@ class PaperVenueAdapter:
 
     async def close(self) -> None:
         return None
+
+
+def venue_order(order: PaperOrder) -> VenueOrder:
+    """`ccxt_structures.venue_order(order.to_ccxt())`, without building ccxt's structure
+    (its date string and trade list cost more than the answer to a create or an amend)."""
+    status = order.status
+    if status == OPEN and order.queue is None:
+        status = PENDING  # still travelling to the matching engine
+    else:
+        status = CCXT_STATUS.get(status or OPEN, PENDING)
+    return VenueOrder(
+        client_order_id=order.client_order_id or "",
+        exchange_order_id=order.id,
+        symbol=order.instrument.symbol,
+        side=order.side,
+        price=order.price,
+        amount=order.amount,
+        filled=order.filled,
+        status=status,
+        ts=(order.last_update_ns // NS_PER_MS or order.timestamp_ns // NS_PER_MS)
+        * NS_PER_MS,
+    )

@@ -18,12 +18,12 @@ For each market event, in this order:
 
 The executor is asyncio code; nothing in it waits here (the venue answers at once and the
 rate limiter delays requests on the simulated clock instead of sleeping), so each call runs
-to completion on a private event loop.
+to completion on a private event loop (`connectors.paper.inline_loop`, without the loop's
+idle turns).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,9 +36,10 @@ from connectors.execution.rate_limiter import SimulatedRateLimiter
 from connectors.execution.reconcile import reconcile
 from connectors.execution.venue import Venue
 from connectors.paper.adapter import PaperVenueAdapter
+from connectors.paper.inline_loop import InlineLoop
 from connectors.paper.market import PaperMarket
 from connectors.paper.venue import PaperVenue
-from models.events import Event, Fill, MarketEvent, OrderEvent, OrderIntent, RiskEvent
+from models.events import Event, Fill, Level, MarketEvent, OrderEvent, OrderIntent, RiskEvent
 from models.execution.plan import UNIT_COSTS, RequestCosts
 from models.instrument import Instrument
 from models.latency import LatencyModel
@@ -75,14 +76,7 @@ class _UnrecordedAudit:
         return None
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-def _run(coroutine) -> None:
-    global _loop
-    if _loop is None:
-        _loop = asyncio.new_event_loop()
-    _loop.run_until_complete(coroutine)
+_run = InlineLoop().run
 
 
 class PaperTrader:
@@ -130,7 +124,11 @@ class PaperTrader:
         self.markouts = MarkoutTracker()
         self.counts: Counter[str] = Counter()
         self.max_abs_inventory = Decimal(0)
-        self.last_mid: Decimal | None = None
+        # The touch of the last event that had two sides; its mid is made only when read.
+        self._mid_bid: Level | None = None
+        self._mid_ask: Level | None = None
+        self._mid: Decimal | None = None
+        self._symbol, self._venue_id = instrument.symbol, instrument.venue
         self._sample_interval_ns = sample_interval_ns
         self._next_sample_ns = 0
         self._reconcile_every_ns = round(settings.reconcile_interval_ms * NS_PER_MS)
@@ -141,6 +139,16 @@ class PaperTrader:
     @property
     def symbol(self) -> str:
         return self.instrument.symbol
+
+    @property
+    def last_mid(self) -> Decimal | None:
+        """The mid of the latest event that showed a two-sided book (None before one)."""
+        mid = self._mid
+        if mid is None and self._mid_bid is not None:
+            # The book's `mid()` as it was then: most events move the touch and nothing reads
+            # their mid (markouts not due, no position sample), so it is made on demand.
+            mid = self._mid = (self._mid_bid[0] + self._mid_ask[0]) / 2
+        return mid
 
     def on_event(self, event) -> list[Event]:
         if not isinstance(event, MarketEvent):
@@ -155,30 +163,43 @@ class PaperTrader:
             self.market.advance_local(boundary)  # what we had heard by the boundary
             self._take_reports()
             self._act(quoting.on_timer(ts))
-        if event.symbol != self.instrument.symbol or event.venue != self.instrument.venue:
+        if event.symbol != self._symbol or event.venue != self._venue_id:
             return self._flush()
         market = self.market
         market.arrive_before(event)
         changed = quoting.observe(event)
-        market.match(event, quoting.book, changed)
+        book = quoting.book
+        market.match(event, book, changed)
         if self.adapter.has_events:
             _run(self._hear_then_quote(event, changed))  # one pass of the loop for both
         else:
-            self._act(quoting.requote(event, changed))
-        mid = quoting.book.mid() if changed else self.last_mid
+            intents = quoting.requote(event, changed)
+            if intents:
+                _run(self._act_on(intents))
         self._last_ts = ts
-        if mid is not None:
-            self.last_mid = mid
-            self.markouts.on_mid(ts, mid)
+        if changed:
+            bid, ask = book.bid, book.ask
+            has_mid = bid is not None and ask is not None
+            if has_mid:
+                self._mid_bid, self._mid_ask, self._mid = bid, ask, None
+        else:
+            has_mid = self._mid_bid is not None
+        if has_mid:
+            markouts = self.markouts
+            if ts >= markouts.next_due_ns:
+                markouts.on_mid(ts, self.last_mid)
             if ts >= self._next_sample_ns:
                 self._next_sample_ns = ts + self._sample_interval_ns
-                self._out.append(self.ledger.position(ts, mid))
+                self._out.append(self.ledger.position(ts, self.last_mid))
         if ts >= self._next_reconcile_ns:
             self._next_reconcile_ns = ts + self._reconcile_every_ns
             start = len(self._out)
             _run(reconcile(self.executor))
             self._feed_back(start)
-        return self._flush()
+        out = self._out
+        if out:
+            self._out = []
+        return out
 
     def close(self) -> list[Event]:
         """Pull every quote, let the last requests arrive, report the final position.

@@ -336,7 +336,20 @@ class PaperVenue:
         price: Decimal | None = None,
         params: dict | None = None,
     ) -> dict:
-        return self._create(symbol, type, side, amount, price, params or {}).to_ccxt()
+        return self.place(symbol, type, side, amount, price, params).to_ccxt()
+
+    def place(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None = None,
+        params: dict | None = None,
+    ) -> PaperOrder:
+        """`create_order` returning the order itself, for in-process callers (the adapter):
+        ccxt's structure (dates, trades) costs more than the order."""
+        return self._create(symbol, type, side, amount, price, params or {})
 
     def place_order(
         self,
@@ -423,6 +436,19 @@ class PaperVenue:
         price: Decimal | None = None,
         params: dict | None = None,
     ) -> dict:
+        return self.amend(id, symbol, type, side, amount, price, params).to_ccxt()
+
+    def amend(
+        self,
+        id: str,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: Decimal | None = None,
+        price: Decimal | None = None,
+        params: dict | None = None,
+    ) -> PaperOrder:
+        """`edit_order` returning the order itself (see `place`)."""
         order = self._open_order(id, symbol, params)
         if type != order.type or side != order.side:
             raise ccxt.InvalidOrder("an amend keeps the order's type and side")
@@ -441,7 +467,7 @@ class PaperVenue:
             holding(order.instrument, order.side, order.price, order.remaining)[1],
         )
         self._send(_AMEND, order, new_price, new_size, params)
-        return order.to_ccxt()
+        return order
 
     def fetch_order(self, id: str, symbol: str | None = None) -> dict:
         return self._find(id, symbol, None).to_ccxt()
