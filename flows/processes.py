@@ -2,6 +2,8 @@
 
 - quote: `md.book`/`md.bbo`/`md.trades` + `orders.events` (our fills) + `signals.pred` →
   `orders.intents` (+ dead letters), one `models.quote_session.QuoteSession` per instrument;
+  and `control` → `control.acks`: operators' signed commands, verified with the `[commands]`
+  keys and applied to every cached instrument (`models.flow_control`);
 - arbitrage: `md.*` → `signals.arb` (`flows.arbitrage`);
 - predict: `md.*` → `signals.pred` (`flows.predict`);
 - surveillance: `orders.events` → `surveillance.alerts` (`flows.surveillance`).
@@ -16,6 +18,7 @@ process killed mid-stream resumes from its last snapshot (docs/operations.md).
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -23,6 +26,7 @@ from bytewax.dataflow import Dataflow
 
 from connectors.kafka import KafkaConfig
 from connectors.kafka.bytewax_io import KafkaEventSink
+from connectors.kafka.command_keys import CommandsConfig, load_verifier
 from connectors.kafka.flow_io import CoPartitionedSource
 from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
@@ -32,6 +36,7 @@ from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's
 from flows.runner import run_dataflow
 from flows.surveillance import build_surveillance_kafka_flow
 from models.arbitrage import ArbitrageConfig
+from models.flow_control import CommandGate, StrategyChoice
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
 
@@ -46,6 +51,7 @@ class FlowSettings(Protocol):
     quote: Any
     recovery: Any
     surveillance: Any  # its `[surveillance]` section
+    commands: CommandsConfig
 
 
 def quote_options(config: FlowSettings) -> QuoteSessionOptions:
@@ -66,15 +72,35 @@ def quote_options(config: FlowSettings) -> QuoteSessionOptions:
 
 
 def build_quote_kafka_flow(
-    kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True
+    kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True,
+    commands: CommandsConfig | None = None,
 ) -> Dataflow:
-    """`flows.quote.build_quote_flow` on Kafka: the same flow the backtests run."""
+    """`flows.quote.build_quote_flow` on Kafka: the same flow the backtests run; with
+    `commands`, also steered by the `control` topic (acks on `control.acks`)."""
     sources = {
         "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail),
         "orders": CoPartitionedSource(kafka, ["orders.events"], tail=tail),
         "predictions": CoPartitionedSource(kafka, ["signals.pred"], tail=tail),
     }
-    return build_quote_flow(sources, KafkaEventSink(kafka), QuoteSessions(options, instrument_for))
+    control = {}
+    if commands is not None:
+        control = {"commands": CoPartitionedSource(kafka, ["control"], tail=tail),
+                   "new_gate": _QuoteGate(commands, options)}
+    return build_quote_flow(sources, KafkaEventSink(kafka), QuoteSessions(options, instrument_for),
+                            **control)
+
+
+class _QuoteGate:
+    """Makes the quote flow's command gate: the configured keys and strategy, the cached
+    instruments (each hears of every change, so one quoted later starts from it)."""
+
+    def __init__(self, commands: CommandsConfig, options: QuoteSessionOptions):
+        self._commands = commands
+        self._configured = StrategyChoice(strategy=options.strategy, params=dict(options.params))
+
+    def __call__(self) -> CommandGate:
+        return CommandGate("quote", load_verifier(self._commands), self._configured,
+                           sorted(all_instruments()), time.time_ns)
 
 
 def build_arbitrage_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Dataflow:
@@ -95,7 +121,8 @@ def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflo
     """The named flow on the configured Kafka; `tail=False` stops at the end of the input."""
     kafka = config.kafka
     if name == "quote":
-        return build_quote_kafka_flow(kafka, quote_options(config), tail=tail)
+        return build_quote_kafka_flow(kafka, quote_options(config), tail=tail,
+                                      commands=config.commands)
     if name == "arbitrage":
         return build_arbitrage_kafka_flow(kafka, tail=tail)
     if name == "predict":

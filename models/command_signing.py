@@ -102,6 +102,17 @@ class CommandVerifier:
     def trusted(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    # Keys are `cryptography` objects, which do not pickle: a process that snapshots its
+    # verifier (the quote flow's command gate) keeps their raw bytes and the nonces seen.
+    def __getstate__(self) -> tuple:
+        raw = [key.public_bytes(Encoding.Raw, PublicFormat.Raw) for key in self._keys.values()]
+        return raw, self._max_age_ns, self._max_skew_ns, dict(self._seen)
+
+    def __setstate__(self, state: tuple) -> None:
+        raw, self._max_age_ns, self._max_skew_ns, self._seen = state
+        keys = [Ed25519PublicKey.from_public_bytes(key) for key in raw]
+        self._keys = {key_id(key): key for key in keys}
+
     def refusal(self, command: ControlCommand, now_ns: int) -> str | None:
         """None when `command` may be acted on (its nonce is then spent), else the reason."""
         if command.signature is None or command.nonce is None or command.key_id is None:

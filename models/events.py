@@ -14,7 +14,7 @@ Conventions:
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -293,6 +293,31 @@ class ControlCommand(Event, tag="control", kw_only=True):
         return self.target
 
 
+class ControlAck(Event, tag="control_ack", kw_only=True):
+    """A process's answer to one `ControlCommand`: applied or refused, and why.
+
+    `issued_by` is what the command claims; it is the verified signer's claim only when
+    `status` is `applied`. `state` is the process's control state after the command
+    (unchanged when refused), so the latest ack says what the process runs now.
+    """
+
+    ts: int  # when the process decided
+    process: str
+    command_id: str
+    issued_by: str
+    action: str
+    target: str
+    status: Literal["applied", "refused"]
+    reason: str | None = None
+    state: dict[str, Any] = {}
+
+    @property
+    def key(self) -> str:
+        # As `control` is keyed: the acks topic is compacted alike, so the latest ack of the
+        # latest command per target and action is always kept.
+        return f"{self.process}:{self.target}:{self.action}"
+
+
 AnyMarketEvent = BookSnapshot | BookDelta | BBO | Trade
 AnyEvent = (
     AnyMarketEvent
@@ -306,6 +331,7 @@ AnyEvent = (
     | RiskEvent
     | SurveillanceAlert
     | ControlCommand
+    | ControlAck
 )
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

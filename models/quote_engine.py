@@ -95,6 +95,17 @@ class QuoteEngine:
                 exchange_ts=trade.exchange_ts, trade_id=trade.trade_id,
             )
 
+    def switch(self, strategy: Strategy, limits: QuoteLimits) -> None:
+        """Quote with `strategy` within `limits` from now on (an operator's change): inventory
+        and estimators carry over, and the next desired state goes out even if unchanged."""
+        self.strategy = strategy
+        self._limits = limits
+        self._last_bids = self._last_asks = None
+
+    def withdraw(self, ts_ns: int, trigger_receive_ts: int) -> OrderIntent | None:
+        """An empty desired state (the executor cancels every quote), unless already sent."""
+        return self._intent([], [], ts_ns, None, trigger_receive_ts)
+
     def on_book(self, ts_ns: int, book: BookView, trigger_receive_ts: int) -> OrderIntent | None:
         """The new desired state after a book change, or None when it is unchanged.
 
@@ -202,19 +213,30 @@ def build_engine(
     The order size defaults to the instrument's `default_order_size` when the strategy takes
     one and `params` names none; `wrap_strategy` decorates the built strategy (e.g. a skew).
     """
-    params = dict(params)
-    if "order_size" in strategy_params(strategy_name) and "order_size" not in params:
-        params["order_size"] = str(instrument.default_order_size)
-    strategy = build_strategy(strategy_name, params)
+    strategy, limits = strategy_setup(instrument, strategy_name, params, max_inventory_lots)
     if wrap_strategy is not None:
         strategy = wrap_strategy(strategy)
-    order_size = Decimal(str(strategy.order_size))
     return QuoteEngine(
         instrument,
         strategy,
-        QuoteLimits(max_inventory=order_size * max_inventory_lots, max_order_size=order_size),
+        limits,
         volatility=VolatilityEstimator(),
         intensity=IntensityEstimator(),
         fallbacks=fallbacks,
         horizon_end_ns=horizon_end_ns,
     )
+
+
+def strategy_setup(
+    instrument: Instrument, strategy_name: str, params: dict[str, str],
+    max_inventory_lots: Decimal,
+) -> tuple[Strategy, QuoteLimits]:
+    """The strategy and its limits in order-size lots; the order size defaults to the
+    instrument's `default_order_size` when the strategy takes one and `params` names none."""
+    params = dict(params)
+    if "order_size" in strategy_params(strategy_name) and "order_size" not in params:
+        params["order_size"] = str(instrument.default_order_size)
+    strategy = build_strategy(strategy_name, params)
+    order_size = Decimal(str(strategy.order_size))
+    limits = QuoteLimits(max_inventory=order_size * max_inventory_lots, max_order_size=order_size)
+    return strategy, limits

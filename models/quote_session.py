@@ -41,9 +41,10 @@ from models.events import (
     Prediction,
     Trade,
 )
+from models.flow_control import FlowControl, InstrumentControl, StrategyChoice
 from models.fresh_book import FreshBook
 from models.instrument import Instrument
-from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine
+from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine, strategy_setup
 from models.strategies import build_strategy
 from models.strategies.base import DesiredQuotes, MarketState, Strategy
 
@@ -102,10 +103,15 @@ class QuoteSession:
     """Book + quote engine of one instrument; `on_event` returns the new intents (0 or 1+)."""
 
     __slots__ = (
+        "_choice",
+        "_control_version",
         "_fill_ids",
         "_fill_order",
         "_last_exchange_ts",
+        "_last_receive_ts",
+        "_max_inventory_lots",
         "_next_requote_ns",
+        "_paused",
         "_requote_ns",
         "_skew_until_ns",
         "_strategy",
@@ -119,8 +125,11 @@ class QuoteSession:
 
     def __init__(
         self, engine: QuoteEngine, book: FreshBook, *, prediction_weight: float = 0.0,
-        requote_ns: int = 0,
+        requote_ns: int = 0, choice: StrategyChoice | None = None,
+        max_inventory_lots: Decimal = Decimal(10),
     ):
+        """`choice` is the strategy the engine was built with and `max_inventory_lots` its
+        limit: an operator's strategy switch (`on_control`) keeps the limit in lots."""
         if not isinstance(engine.strategy, SkewedStrategy):
             raise TypeError("the engine's strategy must be a SkewedStrategy")
         self.engine = engine
@@ -136,6 +145,11 @@ class QuoteSession:
         self._requote_ns = requote_ns
         self._next_requote_ns: int | None = None
         self._last_exchange_ts = 0
+        self._last_receive_ts: int | None = None
+        self._choice = choice or StrategyChoice(strategy=engine.strategy.name)
+        self._max_inventory_lots = max_inventory_lots
+        self._control_version = 0
+        self._paused = False
 
     @property
     def inventory(self) -> Decimal:
@@ -151,6 +165,8 @@ class QuoteSession:
             self._on_fill(event)
         elif kind is Prediction:
             self._on_prediction(event)
+        elif kind is InstrumentControl:
+            return self.on_control(event.control)
         else:
             self.ignored += 1  # acks, cancels, position samples: the executor's business
         return []
@@ -162,6 +178,7 @@ class QuoteSession:
         if self._requote_ns and self._next_requote_ns is None:
             step = self._requote_ns  # the cadence starts at the first boundary after the data
             self._next_requote_ns = (event.receive_ts // step + 1) * step
+        self._last_receive_ts = event.receive_ts
         if type(event) is Trade:
             self.engine.on_trade(event, self._mid())
             return False
@@ -206,15 +223,60 @@ class QuoteSession:
         """Nothing to pull: the executor owns the orders (`flows.quote.Session` protocol)."""
         return []
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def choice(self) -> StrategyChoice:
+        return self._choice
+
+    def on_control(self, control: FlowControl) -> list[OrderIntent]:
+        """The operators' state (`models.flow_control`) from now on: a strategy switch or new
+        parameters quote at once, a pause withdraws every quote, a resume quotes again, each
+        on the book as it is (once there is one). An older state than the one applied is a
+        repeated broadcast and changes nothing."""
+        if control.version <= self._control_version:
+            return []
+        self._control_version = control.version
+        key = self.engine.instrument.key
+        choice, paused = control.choice_for(key), control.is_paused(key)
+        changed = paused != self._paused
+        self._paused = paused
+        if not choice.same_quoting(self._choice):
+            strategy, limits = strategy_setup(
+                self.engine.instrument, choice.strategy, choice.params, self._max_inventory_lots
+            )
+            self._strategy.inner = strategy  # the skew from predictions stays
+            self.engine.switch(self._strategy, limits)
+            changed = True
+        self._choice = choice
+        now = self._last_receive_ts
+        if not changed or now is None:
+            return []
+        if paused:
+            intent = self.engine.withdraw(now, now)
+            return [] if intent is None else [self._identified(intent, self._last_exchange_ts)]
+        return self._quote(now, self._last_exchange_ts)
+
     def _quote(self, ts: int, trigger_exchange_ts: int) -> list[OrderIntent]:
+        if self._paused:
+            return []  # the empty desired state went out when the pause was applied
         if self._strategy.skew and ts > self._skew_until_ns:
             self._strategy.skew = 0.0  # a forecast past its horizon says nothing any more
         intent = self.engine.on_book(ts, self.book, ts)
         if intent is None:
             return []
+        return [self._identified(intent, trigger_exchange_ts)]
+
+    def _identified(self, intent: OrderIntent, trigger_exchange_ts: int) -> OrderIntent:
+        # The operators' state counts like fills and predictions: applied between two book
+        # events where the input's timing put it, so it is part of what makes the id unique.
         intent.intent_id = f"{intent.intent_id}:{self.fills}:{self.predictions}"
+        if self._control_version:
+            intent.intent_id += f":c{self._control_version}"
         intent.trigger_exchange_ts = trigger_exchange_ts
-        return [intent]
+        return intent
 
     def _mid(self) -> float | None:
         bid, ask = self.book.bid, self.book.ask
@@ -272,6 +334,8 @@ def build_quote_session(instrument: Instrument, options: QuoteSessionOptions) ->
     return QuoteSession(
         engine, FreshBook(l2), prediction_weight=options.prediction_weight,
         requote_ns=round(options.requote_ms * 1_000_000),
+        choice=StrategyChoice(strategy=options.strategy, params=dict(options.params)),
+        max_inventory_lots=options.max_inventory_lots,
     )
 
 

@@ -23,17 +23,21 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from connectors.audit_store import verify_audit
 from connectors.kafka import KafkaConfig
+from connectors.kafka.command_keys import CommandsConfig
 from connectors.keycloak import TokenValidator
 from connectors.replay.recordings import Recordings
 from connectors.secrets import MASTER_KEY_ENV, MasterKey
 from connectors.secrets.leak_scan import scan_bytes, scan_paths
 from connectors.timescale import EventWriter, TimescaleConfig, connect, migrate
 from models.audit import parse_line
+from models.command_signing import CommandVerifier
 from models.events import ControlCommand, Fill, OrderEvent, Position, decode
+from models.flow_control import CommandGate, StrategyChoice
 from models.risk import RiskEngine, parse_limits, reasons
 from quoteflow.api import ApiServices, create_app
 from quoteflow.api.services import CLIENT_SECRET_ENV
@@ -61,6 +65,8 @@ CANARY_KEY = "canaryKEY-7d1f0c2b9a8e4f60"
 CANARY_SECRET = "canarySECRET-5b3e9a1c7f2d4e80a6"
 STANDIN_KEY, STANDIN_SECRET = "standin-key-0a1b2c3d", "standin-secret-9f8e7d6c5b"
 RISK = {"max_position": "0.5", "instruments": {"binance:BTC/USDT": {"max_order_size": "0.01"}}}
+# The API signs its commands, so the quote flow's gate can apply them (test_strategy_...).
+COMMAND_KEY = Ed25519PrivateKey.generate()
 
 
 class Recorder:
@@ -154,6 +160,8 @@ def stack(
             api=ApiConfig(audit_path=str(directory / "audit" / "api.jsonl"),
                           cors_origins=[ORIGIN], exchange_sandbox=True, key_test_timeout_s=5.0),
             risk=RISK,
+            commands=CommandsConfig(signing_key=base64.b64encode(
+                COMMAND_KEY.private_bytes_raw()).decode()),
         )
         services = ApiServices.from_config(
             config,
@@ -411,7 +419,8 @@ def test_strategy_parameters_validated_published_and_read_back(
     assert gamma["type"] == "float" and gamma["help"]
     assert api.call("GET", "/strategies/current", viewer).json() == {
         "target": "*", "strategy": "glft", "params": {"gamma": "0.05"}, "source": "config",
-        "command_id": None, "issued_by": None,
+        "command_id": None, "issued_by": None, "paused": False, "acknowledged_at": None,
+        "pending": None, "refused": None,
     }
     response = api.call("PUT", "/strategies/current", trader, json={
         "target": "binance:BTC/USDT", "strategy": "avellaneda-stoikov-infinite",
@@ -424,10 +433,50 @@ def test_strategy_parameters_validated_published_and_read_back(
     assert command.params == {"strategy": "avellaneda-stoikov-infinite", "gamma": "0.2",
                               "order_size": "0.001"}
     _write(stack[1], [command])  # as the persist flow stores the control topic
-    current = api.call("GET", "/strategies/current", viewer,
-                       params={"target": "binance:BTC/USDT"}).json()
-    assert current["source"] == "command" and current["command_id"] == command_id
-    assert current["params"] == {"gamma": "0.2", "order_size": "0.001"}
+
+    # Published, not answered: the flow still runs the configuration, the change is pending.
+    def current() -> dict:
+        return api.call("GET", "/strategies/current", viewer,
+                        params={"target": "binance:BTC/USDT"}).json()
+
+    pending = current()
+    assert (pending["source"], pending["strategy"]) == ("config", "glft")
+    assert pending["pending"]["command_id"] == command_id
+    assert pending["pending"]["issued_by"] == command.issued_by
+    assert pending["pending"]["strategy"] == "avellaneda-stoikov-infinite"
+    assert pending["pending"]["params"] == {"gamma": "0.2", "order_size": "0.001"}
+
+    # The quote flow's gate (models.flow_control, as the flow runs it) answers; persist
+    # stores the ack. Now the change is what the flow runs, with who made it.
+    gate = CommandGate("quote", CommandVerifier([COMMAND_KEY.public_key()], 30 * 10**9, 0),
+                       StrategyChoice(strategy="glft", params={"gamma": "0.05"}),
+                       ["binance:BTC/USDT"], time.time_ns)
+    (ack, _) = gate.on_event(command)
+    assert ack.status == "applied"
+    _write(stack[1], [ack])
+    applied = current()
+    assert applied["source"] == "acknowledged" and applied["command_id"] == command_id
+    assert applied["issued_by"] == command.issued_by
+    assert applied["strategy"] == "avellaneda-stoikov-infinite"
+    assert applied["params"] == {"gamma": "0.2", "order_size": "0.001"}
+    assert applied["pending"] is None and applied["acknowledged_at"]
+    assert api.call("GET", "/strategies/current", viewer).json()["strategy"] == "glft"
+
+    # A change the flow refuses (here: signed by a key it does not trust) says why, and the
+    # flow's strategy stays what it acknowledged before.
+    response = api.call("PUT", "/strategies/current", trader, json={
+        "target": "binance:BTC/USDT", "strategy": "ladder", "params": {"levels": 2},
+    })
+    refused_id = response.json()["command_id"]
+    second = next(c for _, c in _commands(kafka) if c.command_id == refused_id)
+    distrusting = CommandGate("quote", CommandVerifier([], 30 * 10**9, 0),
+                              StrategyChoice(strategy="glft"), [], time.time_ns)
+    distrusting.control = gate.control
+    _write(stack[1], [second, *distrusting.on_event(second)])
+    refused = current()
+    assert refused["refused"] == {"command_id": refused_id, "issued_by": second.issued_by,
+                                  "reason": "unknown_key"}
+    assert refused["strategy"] == "avellaneda-stoikov-infinite" and refused["pending"] is None
 
 
 def test_the_latest_suggestion_is_served_to_traders_and_applies_as_is(

@@ -28,6 +28,7 @@ from models.events import (
     ArbSignal,
     BookDelta,
     BookSnapshot,
+    ControlAck,
     ControlCommand,
     DeadLetter,
     Fill,
@@ -100,6 +101,10 @@ def one_of_each() -> dict[str, object]:
         "control_commands": ControlCommand(
             command_id="cmd-1", ts=T0, issued_by="alice", action="set_params",
             target=f"{VENUE}:{SYMBOL}", params={"gamma": "0.01", "note": "tab\there"}),
+        "control_acks": ControlAck(
+            ts=T0, process="quote", command_id="cmd-1", issued_by="alice", action="set_params",
+            target=f"{VENUE}:{SYMBOL}", status="refused", reason="bad_params: gamma > 10",
+            state={"version": 3, "paused": ["*"]}),
         "surveillance_alerts": SurveillanceAlert(
             alert_id="a-1", ts=T0, account="acct-1", venue=VENUE, symbol=SYMBOL,
             kind="spoofing", value=10.5, threshold=5.0, window_ns=30_000_000_000,

@@ -53,9 +53,11 @@ class BusPrincipal:
 PRINCIPALS: tuple[BusPrincipal, ...] = (
     BusPrincipal("ingest", "quoteflow ingest: market data onto md.*",
                  writes=(*MARKET, "deadletter"), reads=MARKET, groups=("ingest",)),
-    BusPrincipal("quote", "the quote flow: intents from market data, fills and predictions",
-                 writes=("orders.intents", "deadletter"),
-                 reads=(*MARKET, "orders.events", "signals.pred"), groups=FLOW_GROUPS),
+    BusPrincipal("quote", "the quote flow: intents from market data, fills, predictions and "
+                 "signed commands (each acknowledged)",
+                 writes=("orders.intents", "control.acks", "deadletter"),
+                 reads=(*MARKET, "orders.events", "signals.pred", "control"),
+                 groups=FLOW_GROUPS),
     BusPrincipal("arbitrage", "the arbitrage flow", writes=("signals.arb", "deadletter"),
                  reads=MARKET, groups=FLOW_GROUPS),
     BusPrincipal("predict", "the prediction flow", writes=("signals.pred", "deadletter"),

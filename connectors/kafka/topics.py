@@ -21,6 +21,7 @@ from models.events import (
     ArbSignal,
     BookDelta,
     BookSnapshot,
+    ControlAck,
     ControlCommand,
     DeadLetter,
     Fill,
@@ -76,6 +77,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Compacted: a restarted process reads the latest command per key to learn the state.
     TopicSpec(
         "control", 1, -1, (ControlCommand,), compact=True, purpose="Operator commands",
+    ),
+    # Keyed like `control` (process:target:action) and compacted alike, so the answer to the
+    # latest command per target and action is always kept.
+    TopicSpec(
+        "control.acks", 1, -1, (ControlAck,), compact=True,
+        purpose="Each command's acknowledgement by the process that applied or refused it",
     ),
     TopicSpec(
         "audit", 1, 90 * _DAY_MS,

@@ -17,7 +17,12 @@ from typing import Literal, NamedTuple
 import psycopg
 
 from connectors.timescale.positions import POSITIONS_DDL
-from connectors.timescale.schema import TABLES, create_index_sql, create_table_sql
+from connectors.timescale.schema import (
+    CONTROL_ACKS,
+    TABLES,
+    create_index_sql,
+    create_table_sql,
+)
 
 Flavour = Literal["plain", "timescale"]
 
@@ -133,6 +138,13 @@ _SIGNATURES = tuple(
                            ("signature", "text"))
 )
 
+# Control acknowledgements (migration 5): on a database created since they were declared,
+# migrations 1 and 2 made the table already, so every statement here may find it done.
+_ACKS = (
+    create_table_sql(CONTROL_ACKS).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1),
+    create_index_sql(CONTROL_ACKS).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1),
+)
+
 # Surveillance alerts (migration 6): on a database created since they were declared,
 # migrations 1 and 2 made the table already, so every statement here may find it done.
 _ALERTS_TABLE = TABLES["surveillance_alerts"]
@@ -162,6 +174,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "persist's Kafka offsets and books (exactly-once)", POSITIONS_DDL, POSITIONS_DDL),
     Migration(4, "control commands keep their signatures", _SIGNATURES, _SIGNATURES),
+    Migration(5, "control acknowledgements", _ACKS, (
+        *_ACKS, *_hypertable(CONTROL_ACKS.name, CONTROL_ACKS.index, CONTROL_ACKS.market_data),
+    )),
     Migration(6, "surveillance alerts", _ALERTS, (
         *_ALERTS,
         *_hypertable(_ALERTS_TABLE.name, _ALERTS_TABLE.index, _ALERTS_TABLE.market_data),

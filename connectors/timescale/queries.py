@@ -147,6 +147,16 @@ def stored_commands(conn: psycopg.Connection) -> list[ControlCommand]:
     return [ControlCommand(**dict(zip(names, row, strict=True))) for row in rows]
 
 
+def control_acks(conn: psycopg.Connection, actions: Sequence[str]) -> list[Record]:
+    """Every stored acknowledgement of a command with one of `actions`, oldest first."""
+    return _fetch(
+        conn,
+        "SELECT ts, ts_ns, process, command_id, issued_by, action, target, status, reason,"
+        " state FROM control_acks WHERE action = ANY(%s) ORDER BY ts_ns, command_id",
+        (list(actions),),
+    )
+
+
 def _fetch(
     conn: psycopg.Connection, sql: str, params: tuple | Mapping[str, Any] = ()
 ) -> list[Record]:

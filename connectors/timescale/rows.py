@@ -23,6 +23,7 @@ from models.events import (
     ArbSignal,
     BookDelta,
     BookSnapshot,
+    ControlAck,
     ControlCommand,
     Fill,
     OrderEvent,
@@ -160,6 +161,11 @@ def control_row(e: ControlCommand) -> Row:
             e.v, e.nonce, e.key_id, e.signature)
 
 
+def control_ack_row(e: ControlAck) -> Row:
+    return (ts_text(e.ts), e.ts, e.process, e.command_id, e.issued_by, e.action, e.target,
+            e.status, e.reason, Jsonb(e.state))
+
+
 def surveillance_alert_row(e: SurveillanceAlert) -> Row:
     return (ts_text(e.ts), e.ts, e.alert_id, e.account, e.venue, e.symbol, e.kind, e.value,
             e.threshold, e.window_ns, e.detail, Jsonb(e.client_order_ids))
@@ -239,5 +245,6 @@ ROW_MAKERS: dict[type, tuple[schema.Table, RowMaker]] = {
     RiskEvent: (schema.RISK_EVENTS, risk_event_row),
     SurveillanceAlert: (schema.SURVEILLANCE_ALERTS, surveillance_alert_row),
     ControlCommand: (schema.CONTROL_COMMANDS, control_row),
+    ControlAck: (schema.CONTROL_ACKS, control_ack_row),
     AuditRecord: (schema.AUDIT, audit_row),
 }

@@ -222,6 +222,24 @@ CONTROL_COMMANDS = Table(
     ),
     ("target",),
 )
+# Each process's answer to each control command (`models.events.ControlAck`): what the
+# control API shows as applied, and the record of every refused command.
+CONTROL_ACKS = Table(
+    "control_acks",
+    (
+        _c("ts", "timestamptz"),
+        _c("ts_ns", "bigint"),
+        _c("process", "text"),
+        _c("command_id", "text"),
+        _c("issued_by", "text"),
+        _c("action", "text"),
+        _c("target", "text"),
+        _c("status", "text"),
+        _c("reason", "text", nullable=True),
+        _c("state", "jsonb"),
+    ),
+    ("target",),
+)
 # Market-abuse alerts (`models.events.SurveillanceAlert`, topic `surveillance.alerts`): what
 # `quoteflow report suspicious` exports. Kept forever, as every trading record.
 SURVEILLANCE_ALERTS = Table(
@@ -287,6 +305,7 @@ TABLES: dict[str, Table] = {
         RISK_EVENTS,
         SURVEILLANCE_ALERTS,
         CONTROL_COMMANDS,
+        CONTROL_ACKS,
         AUDIT,
         DEAD_LETTERS,
     )

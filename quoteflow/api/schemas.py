@@ -120,13 +120,38 @@ class StrategyInfo(BaseModel):
     params: list[ParamInfo]
 
 
+class PendingCommand(BaseModel):
+    command_id: str
+    issued_by: str
+    ts: datetime
+    strategy: str | None = Field(None, description="None: the one the target runs")
+    params: dict[str, str]
+
+
+class RefusedCommand(BaseModel):
+    command_id: str
+    issued_by: str
+    reason: str | None
+
+
 class StrategyCurrent(BaseModel):
+    """What the quote flow acknowledged it runs for the target (its latest ack's state),
+    beside the target's latest `set_params` while the flow has not answered it."""
+
     target: str
     strategy: str
     params: dict[str, str]
-    source: Literal["config", "command"]
+    source: Literal["config", "acknowledged"] = Field(
+        description="acknowledged: a command chose it, and the quote flow applied it")
     command_id: str | None = None
     issued_by: str | None = None
+    paused: bool = False
+    acknowledged_at: datetime | None = Field(
+        None, description="the quote flow's latest answer to any command (None: none yet)")
+    pending: PendingCommand | None = Field(
+        None, description="the target's latest set_params, published and not yet answered")
+    refused: RefusedCommand | None = Field(
+        None, description="the target's latest set_params, if the quote flow refused it")
 
 
 class Limits(BaseModel):

@@ -4,8 +4,9 @@ Pure functions of rows (dicts as `connectors.timescale.queries` returns them), s
 derivations are the ones the risk engine and the quote flow apply to the same commands:
 - limits: the configured limits with every stored `set_limits` applied in order, skipping
   the ones the engine refuses (it rejects them whole and changes nothing);
-- strategy: per target, the last stored `set_params` (which names the strategy and all its
-  parameters), else the configuration;
+- strategy: what the quote flow acknowledged (the control state in its latest stored
+  `ControlAck`, `models.flow_control`), else the configuration; the target's latest stored
+  `set_params` is shown pending until the flow answers it, or refused with the reason;
 - trading state: per scope, the last state change the risk engine published.
 """
 
@@ -15,12 +16,15 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+
+from models.flow_control import STRATEGY_PARAM, FlowControl, StrategyChoice
 from models.risk import LimitsError, RiskLimits
 from models.risk.state import GLOBAL, scope_of
 from models.strategies import STRATEGIES, strategy_params
 
 Row = Mapping[str, Any]
-STRATEGY_PARAM = "strategy"  # the key of a set_params command that names the strategy
+QUOTE_PROCESS = "quote"  # the process that acknowledges strategy commands
 
 
 def applied_limits(configured: RiskLimits, set_limits: Iterable[Row]) -> RiskLimits:
@@ -55,24 +59,43 @@ def command_params(changes: Mapping[str, Any]) -> dict[str, str]:
 
 
 def current_strategy(
-    target: str, configured: str, configured_params: Mapping[str, str], set_params: Iterable[Row]
+    target: str, configured: str, configured_params: Mapping[str, str],
+    set_params: Iterable[Row], acks: Iterable[Row],
 ) -> dict[str, Any]:
+    """`set_params` and `acks` (the quote flow's and others') oldest first."""
+    acks = [ack for ack in acks if ack["process"] == QUOTE_PROCESS]
+    control = FlowControl(configured=StrategyChoice(strategy=configured,
+                                                    params=dict(configured_params)))
+    acknowledged_at = None
+    if acks:
+        control = msgspec.convert(acks[-1]["state"], FlowControl)
+        acknowledged_at = acks[-1]["ts"]
+    choice = control.choice_for(target)
+    view: dict[str, Any] = {
+        "target": target, "strategy": choice.strategy, "params": dict(choice.params),
+        "source": "config" if choice.command_id is None else "acknowledged",
+        "command_id": choice.command_id, "issued_by": choice.issued_by,
+        "paused": control.is_paused(target), "acknowledged_at": acknowledged_at,
+    }
     latest = None
     for command in set_params:
         if command["target"] == target:
             latest = command
     if latest is None:
-        return {"target": target, "strategy": configured, "params": dict(configured_params),
-                "source": "config"}
-    params = dict(latest["params"])
-    return {
-        "target": target,
-        "strategy": params.pop(STRATEGY_PARAM),
-        "params": params,
-        "source": "command",
-        "command_id": latest["command_id"],
-        "issued_by": latest["issued_by"],
-    }
+        return view
+    # Applied once is applied: a later copy of the same command is refused as replayed.
+    answers = sorted((ack for ack in acks if ack["command_id"] == latest["command_id"]),
+                     key=lambda ack: ack["status"] == "applied")
+    answer = answers[-1] if answers else None
+    if answer is None:
+        params = dict(latest["params"])
+        view["pending"] = {"command_id": latest["command_id"], "issued_by": latest["issued_by"],
+                           "ts": latest["ts"], "strategy": params.pop(STRATEGY_PARAM, None),
+                           "params": params}
+    elif answer["status"] != "applied":
+        view["refused"] = {"command_id": latest["command_id"], "issued_by": latest["issued_by"],
+                           "reason": answer["reason"]}
+    return view
 
 
 def strategy_catalogue() -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Every change is a `ControlCommand` on the `control` topic; the risk engine and the quote
 flow act on it, and the persist flow stores it. Reads derive the current state from what
-is stored (`quoteflow.api.state`), so they show what the running system was told.
+is stored (`quoteflow.api.state`): the strategy is what the quote flow acknowledged on
+`control.acks`, with a change it has not answered yet shown as pending.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from connectors.keycloak import Principal
 from connectors.timescale import queries
+from models.flow_control import FLOW_ACTIONS
 from models.risk import LimitsError, RiskLimits, parse_limits
 from models.strategies import build_strategy
 from quoteflow.api import state
@@ -84,11 +86,14 @@ def current_strategy(
     ctx: Context, _: Viewer,
     target: Annotated[str, Query(pattern=TARGET_PATTERN, max_length=200)] = "*",
 ) -> StrategyCurrent:
+    """What the quote flow acknowledged, and the target's latest change while it is pending
+    (published, not answered yet) or if it was refused."""
     quote = ctx.services.config.quote
     with ctx.services.database.connection() as conn:
         commands = queries.control_commands(conn, ("set_params",))
+        acks = queries.control_acks(conn, FLOW_ACTIONS)
     return StrategyCurrent(**state.current_strategy(target, quote.strategy, quote.params,
-                                                    commands))
+                                                    commands, acks))
 
 
 @router.put("/strategies/current", response_model=CommandOut, status_code=202,
