@@ -7,7 +7,8 @@ filled through the real writers (`EventWriter`) with what the real flows produce
 Binance BTCUSDT spot and USD-M recordings: market data (replay), intents, order events,
 fills and positions (the quote flow against the paper venue), arbitrage signals and
 predictions (their flows), risk events from the real risk engine reacting to control
-commands built here, and dead letters (the replay's and a malformed event's).
+commands built here, surveillance alerts the real detectors raise on the backtest's orders
+(with a tightened threshold), and dead letters (the replay's and a malformed event's).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from models.events import (
 from models.predictor import PredictorConfig
 from models.risk.engine import RiskEngine
 from models.risk.pretrade import OrderRequest, RiskContext
+from models.surveillance import SurveillanceConfig, survey
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from tests.conftest import SHARED_DATA
@@ -126,6 +128,9 @@ def filled_database(shared_data, postgres_dsn):
         *(s for s in signals if isinstance(s, ArbSignal)),
         *(p for p in predictions if isinstance(p, Prediction)),
         *_risk_events_and_commands(start_ns),
+        # The surveillance detectors on the backtest's own orders, with a message-rate
+        # threshold low enough for its busiest seconds (the defaults raise nothing there).
+        *survey(produced, "acct-1", SurveillanceConfig(max_messages=30)),
     ]
     with fresh_database(postgres_dsn) as dsn:
         config = TimescaleConfig(dsn=dsn)

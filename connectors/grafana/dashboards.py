@@ -299,7 +299,8 @@ ORDER BY 1, 2"""
 RISK = Dashboard(
     uid="quoteflow-risk",
     title="quoteflow / Risk & audit",
-    description="Trading state, limit usage, rejections and operator commands (docs/risk.md).",
+    description="Trading state, limit usage, rejections, surveillance alerts and operator "
+                "commands (docs/risk.md, docs/surveillance.md).",
     variables=VARIABLES,
     panels=(
         Panel("Trading state", _TRADING_STATE, ("time", "metric", "state"), kind="state",
@@ -327,6 +328,20 @@ RISK = Dashboard(
               "ORDER BY ts_ns DESC\nLIMIT 200",
               ("time", "kind", "reason_code", "state", "scope", "detail"), kind="table",
               description="Rejections, breaches, state and limit changes, latest first."),
+        Panel("Surveillance alerts by kind",
+              _series("count(*) AS alerts", "surveillance_alerts", metric="kind"),
+              ("time", "metric", "alerts"), kind="bars",
+              description="Market-abuse alerts on our own orders (docs/surveillance.md): "
+                          "order-to-trade, cancel ratio, message rate, wash, spoofing, layering."),
+        Panel("Surveillance alerts",
+              "SELECT ts AS \"time\", kind, venue || ' ' || symbol AS instrument, value,"
+              " threshold, detail, client_order_ids::text AS orders, alert_id\n"
+              f"FROM surveillance_alerts\nWHERE $__timeFilter(ts) AND {_IN_SELECTION}\n"
+              "ORDER BY ts_ns DESC\nLIMIT 200",
+              ("time", "kind", "instrument", "value", "threshold", "detail", "orders",
+               "alert_id"), kind="table",
+              description="Each alert, latest first: what was measured against which "
+                          "threshold and the orders involved (`quoteflow report suspicious`)."),
         Panel("Operator commands",
               "SELECT ts AS \"time\", issued_by, action, target, params::text AS params,"
               " command_id\n"
