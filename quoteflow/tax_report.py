@@ -124,9 +124,18 @@ def summarize(lots: TaxLots, start_ns: int, end_ns: int) -> dict:
         totals = entry(lot.book, lot.currency)
         totals["open_lots"] += 1
         totals["open_cash"] += lot.cash
+    currencies: dict = {}
     for totals in books.values():
         totals["reconciled"] = totals["cash_flow"] == totals["history_gain"] + totals["open_cash"]
-    return {"books": list(books.values())}
+        key = (totals["owner"], totals["account"], totals["currency"])
+        summed = currencies.setdefault(key, {
+            "owner": key[0], "account": key[1], "currency": key[2], **dict.fromkeys(
+                ("proceeds", "cost_basis", "gain", "short_term_gain", "long_term_gain"),
+                Decimal(0)),
+        })
+        for name in ("proceeds", "cost_basis", "gain", "short_term_gain", "long_term_gain"):
+            summed[name] += totals[name]
+    return {"books": list(books.values()), "currencies": list(currencies.values())}
 
 
 def write_tax_report(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,9 @@ def test_the_tax_report_from_postgres_equals_the_one_from_the_fill_records(store
                     for src in ("db", "file"))
         assert db == file
         assert db["disposals"] and all(book["reconciled"] for book in db["books"])
+        (usdt,) = db["currencies"]
+        assert usdt["currency"] == "USDT" and Decimal(usdt["gain"]) == sum(
+            Decimal(d["gain"]) for d in db["disposals"])
         csv = (tmp_path / f"db-{method}/tax_disposals.csv").read_text().splitlines()
         assert len(csv) == len(db["disposals"]) + 1 and csv[0].startswith("owner,account")
 
