@@ -566,7 +566,7 @@ def topics(config: ConfigOption = None) -> None:
 
 @app.command()
 def flow(
-    name: Annotated[str, typer.Argument(help="quote, arbitrage or predict.")],
+    name: Annotated[str, typer.Argument(help="quote, arbitrage, predict or surveillance.")],
     config: ConfigOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Bytewax workers in this process.")] = 1,
     process_id: Annotated[
@@ -584,7 +584,8 @@ def flow(
     ] = False,
     health_port: HealthPortOption = None,
 ) -> None:
-    """Run a flow on Kafka: md.* in; orders.intents, signals.arb or signals.pred out."""
+    """Run a flow on Kafka: md.* in, orders.intents, signals.arb or signals.pred out; or
+    orders.events in, surveillance.alerts out (surveillance)."""
     import msgspec
 
     from flows.processes import FLOWS, quote_options, run_flow

@@ -1,7 +1,8 @@
 """The surveillance flow on the real broker: wash-trade, spoofing and layering sequences on
 `orders.events` (three instruments of one account, with ordinary quoting around them) come
 out as alerts on `surveillance.alerts`, keyed by instrument; a malformed message goes to the
-dead-letter topic; ordinary quoting alone raises nothing."""
+dead-letter topic; ordinary quoting alone raises nothing. `quoteflow flow surveillance` runs
+it as a process with the thresholds of the `[surveillance]` section."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from connectors.kafka import topic_name
 from flows.surveillance import build_surveillance_kafka_flow
 from models.events import DeadLetter, SurveillanceAlert, decode
 from models.surveillance import SurveillanceConfig
-from tests.flow_runs import publish
+from tests.flow_runs import publish, start_flow, write_config
 from tests.kafka_service import new_deployment, read_topic
 from tests.surveillance_cases import T0, Orders, layering, spoof, wash
 
@@ -52,3 +53,16 @@ def test_injected_patterns_raise_their_alerts_on_kafka(kafka_bootstrap):
     assert {alert.account for _, alert in alerts} == {config.account}
     [letter] = [decode(value) for _, _, value in read_topic(config, "deadletter")]
     assert isinstance(letter, DeadLetter) and "orders.events" in letter.source
+
+
+def test_the_flow_command_runs_it_with_the_configured_thresholds(kafka_bootstrap, tmp_path):
+    config = new_deployment(kafka_bootstrap)
+    quiet = Orders("binance", "BTC/USDT")
+    quiet.quotes(30, T0)  # 60 order messages within a second each way: only a tight limit
+    publish(config, quiet.events)
+    toml = write_config(tmp_path / "quoteflow.toml", config)
+    toml.write_text(toml.read_text() + "[surveillance]\nmax_messages = 3\ncooldown_s = 3600\n")
+    process = start_flow(toml, "--until-end", log=tmp_path / "flow.log", flow="surveillance")
+    assert process.wait(timeout=120) == 0, (tmp_path / "flow.log").read_text()[-2000:]
+    [(key, alert)] = _alerts(config)
+    assert (key, alert.kind, alert.threshold) == (b"binance:BTC/USDT", "message_rate", 3.0)
