@@ -42,8 +42,9 @@ def configure(
     if log_format == "ecs":
         handler.setFormatter(ecs_logging.StdlibFormatter(
             extra={"service.name": SERVICE, "event.dataset": dataset},
-            # log.original repeats message; process.thread.* say nothing across processes
-            exclude_fields=["log.original", "process.thread"],
+            # log.original repeats message, process.thread.* says nothing across processes,
+            # uvicorn's color_message is message with terminal colours
+            exclude_fields=["log.original", "process.thread", "color_message"],
         ))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
