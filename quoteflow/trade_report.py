@@ -20,7 +20,8 @@ ORDER_COLUMNS = (
     "record", "exchange_ts", "exchange_ts_ns", "local_ts", "local_ts_ns", "venue", "symbol",
     "kind", "client_order_id", "exchange_order_id", "side", "price", "size", "filled",
     "remaining", "reason", "intent_id", "intent_ts", "strategy", "risk_accepted",
-    "risk_reason_code", "risk_detail", "cancel_reason", "acted_by", "executor",
+    "risk_reason_code", "risk_detail", "cancel_reason", "acted_by", "command_id", "trace_id",
+    "executor",
 )
 FILL_COLUMNS = (
     "exchange_ts", "exchange_ts_ns", "local_ts", "local_ts_ns", "venue", "symbol", "trade_id",
@@ -129,7 +130,7 @@ def trade_report(records: dict[str, list]) -> dict[str, list[dict]]:
             "exchange_order_id": e["exchange_order_id"] or "", "reason": e["reason"] or "",
             **context, **risk(cid, local),
             "cancel_reason": cancel["payload"]["reason"] if cancel else "",
-            "acted_by": _acted_by(e["kind"], cancel, context, audit),
+            **_acted_by(e["kind"], cancel, context, audit),
         })
     for rejection in records["rejected"]:
         cid, decision = rejection["payload"]["client_order_id"], rejection["payload"]
@@ -147,6 +148,7 @@ def trade_report(records: dict[str, list]) -> dict[str, list[dict]]:
             "executor": rejection["actor"], "risk_accepted": False,
             "risk_reason_code": decision.get("reason_code") or "",
             "risk_detail": decision.get("detail") or "", "acted_by": _strategy(context),
+            "command_id": "", "trace_id": "",
         })
     orders.sort(key=lambda row: row["exchange_ts_ns"])
     fills = []
@@ -175,23 +177,26 @@ def write_trade_report(report: dict, start_ns: int, end_ns: int, out: Path) -> l
     return paths
 
 
-def _acted_by(kind: str, cancel: dict | None, context: dict, audit: _Audit) -> str:
-    """The strategy, except for cancels: the user whose command halted trading, the risk
-    engine, the executor (shutdown) or the venue (a cancel we never asked for)."""
+def _acted_by(kind: str, cancel: dict | None, context: dict, audit: _Audit) -> dict:
+    """The strategy, except for cancels: the user whose command halted trading (with the
+    command's id and trace id, which finds it in the ECS logs), the risk engine, the
+    executor (shutdown) or the venue (a cancel we never asked for)."""
+    acted = {"command_id": "", "trace_id": ""}
     if kind != "cancel":
-        return _strategy(context)
+        return {"acted_by": _strategy(context), **acted}
     if cancel is None:
-        return "venue"
+        return {"acted_by": "venue", **acted}
     reason = cancel["payload"]["reason"]
     if reason == "REPLACED":
-        return _strategy(context)
+        return {"acted_by": _strategy(context), **acted}
     state_reason = reason.partition(":")[2]
     if reason == "CANCEL_ALL" or state_reason.startswith("CMD_"):
         command = audit.command_before(cancel)
         if command is not None:
-            return f"user:{command['issued_by']}"
-        return "executor" if reason == "CANCEL_ALL" else "risk"
-    return "risk"
+            return {"acted_by": f"user:{command['issued_by']}",
+                    "command_id": command["command_id"], "trace_id": command.get("trace_id") or ""}
+        return {"acted_by": "executor" if reason == "CANCEL_ALL" else "risk", **acted}
+    return {"acted_by": "risk", **acted}
 
 
 def _strategy(context: dict) -> str:

@@ -29,6 +29,7 @@ from tests.postgres_service import fresh_database
 SPOT_ETH = SHARED_DATA / "binance/spot/ethusdt_20240808.gz"
 STRATEGY = "avellaneda-stoikov-infinite"
 PERIOD = ["--from", "2024-08-08", "--to", "2024-08-09"]
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # the API request's, in the ECS logs
 
 
 class _Audit:
@@ -54,7 +55,7 @@ def _session() -> tuple[list, list]:
             events += trader.on_event(event)
         if i == 12_500:  # two quotes resting, none being cancelled: the kill cancels them
             kill = ControlCommand(command_id="cmd-1", ts=trader.venue.local_now(),
-                                  issued_by="alice", action="kill")
+                                  issued_by="alice", action="kill", trace_id=TRACE)
             _run(trader.executor.on_command(kill))
             break
     events += trader.close()
@@ -128,6 +129,10 @@ def test_the_trade_report_joins_every_order_and_fill_with_its_intent_risk_and_ac
     assert all(o["side"] in ("buy", "sell") and o["price"] for o in rejects)
     cancels = Counter((o["cancel_reason"], o["acted_by"]) for o in orders if o["kind"] == "cancel")
     assert cancels[("HALTED:CMD_KILL", "user:alice")] > 0  # the kill's cancels name the user
+    for order in orders:
+        by_command = order["acted_by"] == "user:alice"
+        assert (order["command_id"], order["trace_id"]) == (
+            ("cmd-1", TRACE) if by_command else ("", ""))
     assert cancels[("AMEND_REFUSED_BY_RISK", "risk")] > 0
     header = (tmp_path / "trades_orders.csv").read_text().splitlines()[0]
     assert header.startswith("record,exchange_ts,exchange_ts_ns,local_ts")
