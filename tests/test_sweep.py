@@ -131,9 +131,16 @@ def test_bad_input_is_one_line_and_exit_2(recording_slice, tmp_path, args, messa
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_a_missing_recording_is_exit_2(tmp_path):
+def test_a_missing_or_unreplayable_recording_is_exit_2(shared_data, tmp_path):
     result = _sweep(["--grid", "gamma=0.1", "--data", str(tmp_path / "none.gz")])
     assert result.exit_code == 2 and "does not exist" in result.output
+    # A cryptofeed session without its start-up file fails inside a worker process.
+    session = tmp_path / "KRAKEN.ws.50.0"
+    session.write_bytes((shared_data / "cryptofeed" / "KRAKEN.ws.50.0").read_bytes())
+    result = _sweep(["--grid", "gamma=0.1,1", "--data", str(session), "--workers", "2",
+                     "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "KRAKEN.0" in result.output  # the missing file
+    assert "Traceback" not in result.output
 
 
 def test_suggest_searches_through_the_sweep_engine(recording_slice):
