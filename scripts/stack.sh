@@ -73,7 +73,7 @@ bootstrap = "127.0.0.1:9092"
 security_protocol = "SASL_SSL"
 ca_file = "$kafka_dir/tls/ca.pem"
 
-# The control API's public key: the executor acts only on commands it signed.
+# The control API's public key: the executor and the quote flow act only on commands it signed.
 [commands]
 public_keys = ["$public_key"]
 

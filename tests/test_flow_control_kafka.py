@@ -174,6 +174,7 @@ def test_signed_commands_steer_the_flow_and_every_command_is_answered(
     finally:
         flow.kill()
         flow.wait(timeout=30)
+        operator.producer.close()
 
 
 def replayed(config: KafkaConfig, command: ControlCommand) -> int:
