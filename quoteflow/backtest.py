@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from connectors.replay.event_cache import open_recordings
+from connectors.replay.event_cache import CachedRecordings, open_recordings
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
 from quoteflow.results import write_fills
@@ -46,6 +46,10 @@ def run_backtest(
         "replay": recordings.stats(),
     }
     print_summary(summary, f"backtest: {options.strategy}", console)
+    if isinstance(recordings, CachedRecordings):
+        written = "written" if recordings.path.is_file() else "not written"
+        state = "read" if recordings.hit else written
+        console.print(f"event cache: {state} {recordings.path}")
     if fills_out is not None:
         count = write_fills(outcome.results, fills_out)
         console.print(f"fills: {fills_out} ({count})")
