@@ -3,9 +3,10 @@
 The recordings are cut in time: the first `fit_fraction` of their span is the **fit** part,
 the rest the **validation** part. Every candidate (strategy × parameter set of the grid) is
 backtested on the fit part — the same paper-trading path as `quoteflow backtest` — and the one
-with the best net PnL is recommended. The fit runs go through `quoteflow sweep`'s engine
-(`quoteflow.sweep.run_jobs`): parallel processes, one per core. It is then backtested on the validation part, which
-no choice has seen, beside the baseline: a fixed-spread `ladder` with its default parameters.
+with the best net PnL is recommended (the fit runs go through `quoteflow sweep`'s engine,
+`quoteflow.sweep.run_jobs`: parallel processes, one per core). It is then backtested on the
+validation part, which no choice has seen, beside the baseline: a fixed-spread `ladder` with
+its default parameters.
 
 The validation replay starts from the book as it stood at the cut (a snapshot made from the
 fit part's book, at the same sequence number, so the later diffs continue it exactly).
