@@ -106,7 +106,6 @@ class InstrumentSurveillance:
         self._messages = _Window(int(config.stuffing_window_s * NS_PER_S))
         self._patterns = PatternDetector(config)
         self._last_alert: dict[str, int] = {}
-        self.alerts_raised = 0
 
     def on_event(self, event) -> list[SurveillanceAlert]:
         if isinstance(event, OrderEvent):
@@ -159,7 +158,6 @@ class InstrumentSurveillance:
     def _incidents(self, incidents: list[Incident]) -> list[SurveillanceAlert]:
         alerts = []
         for incident in incidents:
-            self.alerts_raised += 1
             alerts.append(self._make(incident.ts, incident.kind, incident.value,
                                      incident.threshold, incident.window_ns, incident.detail,
                                      incident.client_order_ids))
@@ -172,7 +170,6 @@ class InstrumentSurveillance:
         if last is not None and ts - last < self.config.cooldown_s * NS_PER_S:
             return None
         self._last_alert[kind] = ts
-        self.alerts_raised += 1
         return self._make(ts, kind, value, threshold, window_ns, detail, client_order_ids)
 
     def _make(self, ts: int, kind: str, value: float, threshold: float, window_ns: int,
