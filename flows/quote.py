@@ -22,6 +22,7 @@ Run it on in-memory connectors (`connectors.memory`) or on Kafka with the same c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -31,10 +32,12 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.operators import DEAD_LETTER_KEY, KeyedState, instrument_key, per_key_state
-from models.events import DeadLetter, Event
+from models.events import ControlAck, DeadLetter, Event
 from models.flow_control import InstrumentControl
 
 __all__ = ["Session", "build_quote_flow", "instrument_key"]
+
+_log = logging.getLogger(__name__)
 
 
 class Session(Protocol):
@@ -69,7 +72,7 @@ def build_quote_flow(
             lambda _first: new_gate(), key_of=_gate_key, keep_dead_letters=False,
         )
         branched = op.branch("to_instruments", answers, _is_instrument_control)
-        acks = branched.falses
+        acks = op.inspect("log_refusals", branched.falses, _log_refusal)
         inputs.append(op.map("as_chunks", branched.trues, _chunk))
     chunks = op.merge("inputs", *inputs) if len(inputs) > 1 else inputs[0]
     events = per_key_state(
@@ -83,6 +86,12 @@ def build_quote_flow(
 
 def _gate_key(event: Event) -> str:
     return DEAD_LETTER_KEY if type(event) is DeadLetter else "commands"
+
+
+def _log_refusal(_step: str, ack: ControlAck) -> None:
+    if ack.status != "applied":
+        _log.warning("command %s (%s on %r, claimed by %r) refused: %s", ack.command_id,
+                     ack.action, ack.target, ack.issued_by, ack.reason)
 
 
 def _is_instrument_control(item: object) -> bool:
