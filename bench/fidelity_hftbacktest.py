@@ -15,6 +15,17 @@ with hftbacktest's `binancefutures.convert`; hftbacktest has no converter for sp
 event time `E`, the REST snapshot placed at the exchange time of the last diff it covers
 and the diffs it covers dropped, trades at their trade time `T`).
 
+Both requote on one grid: multiples of `requote_ms` on the recorder's clock (hftbacktest's
+local clock less the shift its `correct_local_timestamp` adds), so the two can be compared
+requote by requote. hftbacktest has no request budget, so quoteflow's paper venue gets one no
+requote reaches (`[paper] rate_limit_ms`, written to a config file here; `--rate-limit-ms`
+gives it ccxt's kind instead). quoteflow runs three times: as configured (it quotes and
+matches on the fresher of bookTicker and the L2 book), on the L2 touch alone (the recording
+without bookTicker: what the fresher touch changes), and on the data as hftbacktest reads it
+(also each message at its transaction time `T` instead of its event time `E`). Fills are
+matched one to one, and each fill only one engine made is traced to the requote that decided
+its order (`attribute`): did the other engine quote another price there?
+
 hftbacktest 2.4.4 pins numpy < 2.3 and quoteflow pins numpy 2.4.6, so hftbacktest cannot
 live in quoteflow's environment: it runs in `.venv-bench` (bench/requirements-hftbacktest.txt,
 made by `./dev bench`), where this file is run again with `--hftbacktest-side` and prints its
@@ -176,6 +187,7 @@ def _quote_loop():
                 fills[n, 1] = 1.0 if order.side == BUY else -1.0
                 fills[n, 2] = order.exec_price
                 fills[n, 3] = order.exec_qty
+                fills[n, 4] = order.order_id
                 n += 1
         hbt.clear_inactive_orders(0)
         return n
@@ -204,10 +216,12 @@ def _quote_loop():
 
     @njit
     def quote_loop(
-        hbt, offset, size, requote_ns, start_ns, max_position, on_change, fills, touch
+        hbt, offset, size, requote_ns, start_ns, grid_shift, max_position, on_change, fills,
+        touch, placed,
     ):
         n = 0
         samples = 0
+        k = 0
         next_id = 1
         bid_id = 0
         ask_id = 0
@@ -216,6 +230,13 @@ def _quote_loop():
         # when it differs from the last, so a filled order is not replaced at the same price
         last_bid = -1
         last_ask = -1
+        # quoteflow requotes at multiples of `requote_ns` of the recorder's clock, which is
+        # hftbacktest's local clock less `grid_shift`: the same grid, so the two can be
+        # compared requote by requote
+        hbt.elapse(1)  # the clock starts (at the data's first timestamp) with the first step
+        phase = (hbt.current_timestamp - grid_shift) % requote_ns
+        if phase:
+            hbt.elapse(requote_ns - phase)
         while hbt.elapse(requote_ns) == 0:
             n = record_fills(hbt, fills, n)
             if hbt.current_timestamp < start_ns:
@@ -230,15 +251,29 @@ def _quote_loop():
                 touch[samples, 2] = depth.best_ask
                 samples += 1
             position = hbt.position(0)
+            before = next_id
             bid_id, last_bid, next_id = side_step(
                 hbt, bid_id, position < max_position - size / 2, bid_tick - offset, last_bid,
                 on_change, True, next_id, size, depth.tick_size,
             )
+            if next_id != before and k < placed.shape[0]:  # (requote time, side, price, id)
+                placed[k, 0] = hbt.current_timestamp
+                placed[k, 1] = 1.0
+                placed[k, 2] = (bid_tick - offset) * depth.tick_size
+                placed[k, 3] = bid_id
+                k += 1
+            before = next_id
             ask_id, last_ask, next_id = side_step(
                 hbt, ask_id, position > -max_position + size / 2, ask_tick + offset, last_ask,
                 on_change, False, next_id, size, depth.tick_size,
             )
-        return record_fills(hbt, fills, n), next_id - 1, samples
+            if next_id != before and k < placed.shape[0]:
+                placed[k, 0] = hbt.current_timestamp
+                placed[k, 1] = -1.0
+                placed[k, 2] = (ask_tick + offset) * depth.tick_size
+                placed[k, 3] = ask_id
+                k += 1
+        return record_fills(hbt, fills, n), next_id - 1, samples, k
 
     return quote_loop
 
@@ -265,13 +300,15 @@ def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
         .lot_size(rules["lot_size"])
     )
     hbt = HashMapMarketDepthBacktest([asset])
-    fills = np.zeros((200_000, 4))
+    fills = np.zeros((200_000, 5))
     touch = np.zeros((1_000_000, 3))
+    placed = np.zeros((1_000_000, 4))
     shift = settings["clock_shift_ns"]
-    count, orders, samples = _quote_loop()(
+    count, orders, samples, placements = _quote_loop()(
         hbt, settings["offset_ticks"], size, int(settings["requote_ms"] * NS_PER_MS),
-        settings["start_local_ns"] + shift, size * float(settings["max_inventory_lots"]),
-        settings["peer_quotes_on_change"], fills, touch,
+        settings["start_local_ns"] + shift, shift,
+        size * float(settings["max_inventory_lots"]), settings["peer_quotes_on_change"], fills,
+        touch, placed,
     )
     state = hbt.state_values(0)
     depth = hbt.depth(0)
@@ -287,7 +324,12 @@ def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
         "net_pnl": float(state.balance + state.position * mid - state.fee),
         "final_mid": float(mid),
         # (exchange time ns, +1 buy / −1 sell, price) of each fill, for bench-side analysis
-        "fill_records": [[int(ts), int(side), price] for ts, side, price, _ in fills[:count]],
+        "fill_records": [[int(ts), int(side), price] for ts, side, price, *_ in fills[:count]],
+        # the order of each fill and each order's (requote time on the recording's clock,
+        # side, price, id): which requote decided the order that filled
+        "fill_order_ids": [int(order_id) for order_id in fills[:count, 4]],
+        "placements": [[int(ts) - shift, int(side), price, int(order_id)]
+                       for ts, side, price, order_id in placed[:placements]],
         # (receive time on the recording's clock, best bid, best ask) at each requote
         "touch_samples": [[int(ts) - shift, bid, ask] for ts, bid, ask in touch[:samples]],
     }
@@ -348,25 +390,105 @@ def hftbacktest_clock_shift_ns(path: Path) -> int:
     return shift
 
 
-def touch_agreement(path: Path, samples: list) -> dict:
-    """How often hftbacktest's L2 touch equals quoteflow's replayed L2 book at the same
-    moment: a check of both conversions, so that no difference comes from the data."""
+def quoteflow_touches(path: Path, times: list[int]) -> list[tuple]:
+    """quoteflow's books at each of `times` (the recording's clock, ascending), replayed as
+    its quote session keeps them: (L2 bid, L2 ask, fresh bid, fresh ask), the fresh touch
+    being the fresher of the L2 book and bookTicker (`models.fresh_book`); None before a
+    two-sided book."""
     from connectors.replay.recordings import Recordings
     from models.book import OrderBook
-    from models.events import BookDelta, BookSnapshot
+    from models.events import BBO, BookDelta, BookSnapshot
+    from models.fresh_book import FreshBook
 
-    book, same, index = None, 0, 0
+    book: FreshBook | None = None
+    touches: list[tuple] = []
+
+    def price(level) -> float | None:
+        return None if level is None else float(level[0])
+
     for event in Recordings([path]).events():
-        while index < len(samples) and samples[index][0] < event.receive_ts:
-            _, bid, ask = samples[index]
-            if book is not None and book.best_bid() and book.best_ask():
-                same += (abs(float(book.best_bid()[0]) - bid) < 1e-9
-                         and abs(float(book.best_ask()[0]) - ask) < 1e-9)
-            index += 1
-        if isinstance(event, (BookSnapshot, BookDelta)):
-            book = book or OrderBook(event.venue, event.symbol)
+        while len(touches) < len(times) and times[len(touches)] < event.receive_ts:
+            l2 = None if book is None else book.l2
+            touches.append((
+                None if l2 is None else price(l2.best_bid()),
+                None if l2 is None else price(l2.best_ask()),
+                None if book is None else price(book.bid),
+                None if book is None else price(book.ask),
+            ))
+        if isinstance(event, (BookSnapshot, BookDelta, BBO)):
+            book = book or FreshBook(OrderBook(event.venue, event.symbol))
             book.apply(event)
-    return {"samples": index, "same": same}
+    touches += [touches[-1] if touches else (None,) * 4] * (len(times) - len(touches))
+    return touches
+
+
+def touch_agreement(samples: list, touches: list[tuple]) -> dict:
+    """How often hftbacktest's L2 touch equals quoteflow's replayed L2 book at the same
+    requote (a check of both conversions, so that no difference comes from the data), and
+    how often quoteflow's fresh touch differs from it, per side."""
+    def same(a, b) -> bool:
+        return a is not None and abs(a - b) < 1e-9
+
+    return {
+        "samples": len(samples),
+        "same": sum(same(t[0], bid) and same(t[1], ask)
+                    for (_, bid, ask), t in zip(samples, touches, strict=True)),
+        "fresh_bid_differs": sum(not same(t[2], bid)
+                                 for (_, bid, _), t in zip(samples, touches, strict=True)),
+        "fresh_ask_differs": sum(not same(t[3], ask)
+                                 for (_, _, ask), t in zip(samples, touches, strict=True)),
+    }
+
+
+def attribute(ours: dict, peer: dict, touches: list[tuple], settings: dict,
+              fresh: bool = True) -> dict:
+    """Fills one engine made and the other did not, each traced to the requote that decided
+    its order: `touch` when the other engine quoted another price on that side at that
+    requote (quoteflow's fresher touch), `same_quote` when both quoted the same price there
+    (the rest: queue position, what was still resting, the position cap).
+
+    hftbacktest's orders are known by id; quoteflow's requote is its order's arrival on the
+    exchange clock less the clock shift and the entry latency, on the grid."""
+    step = round(settings["requote_ms"] * NS_PER_MS)
+    offset = settings["offset_ticks"] * settings["tick_size"]
+    samples = peer["touch_samples"]
+    # requotes by their number on the grid (hftbacktest's times went through float64, which
+    # keeps nanoseconds since 1970 only to 256 ns)
+    index = {round(ts / step): i for i, (ts, _, _) in enumerate(samples)}
+    placed = {order_id: round(ts / step) for ts, _, _, order_id in peer["placements"]}
+
+    def quoted(i: int, side: int, engine: str) -> float | None:
+        """What `engine` quoted on `side` at requote `i` (the touch, `offset` ticks out)."""
+        if engine == "hftbacktest":
+            touch = samples[i][1] if side == 1 else samples[i][2]
+        else:
+            touch = touches[i][(2 if fresh else 0) + (0 if side == 1 else 1)]
+        return None if touch is None else touch - offset if side == 1 else touch + offset
+
+    ours_steps = [
+        index.get(round((arrival - settings["clock_shift_ns"]
+                         - settings["order_latency_ms"] * NS_PER_MS) / step))
+        for arrival in ours["fill_arrivals"]
+    ]
+    theirs_steps = [index.get(placed.get(order_id)) for order_id in peer["fill_order_ids"]]
+    only = match_fills(ours["fill_records"], peer["fill_records"], unmatched=True)
+    result = {}
+    for engine, other, fills, steps in (
+        ("quoteflow", "hftbacktest", ours["fill_records"], ours_steps),
+        ("hftbacktest", "quoteflow", peer["fill_records"], theirs_steps),
+    ):
+        counts = {"touch": 0, "same_quote": 0, "unknown_requote": 0}
+        for position in only[engine]:
+            _, side, price = fills[position]
+            i = steps[position]
+            if i is None:
+                counts["unknown_requote"] += 1
+                continue
+            theirs = quoted(i, side, other)
+            counts["touch" if theirs is None or abs(theirs - price) > 1e-9
+                   else "same_quote"] += 1
+        result[f"{engine}_only"] = counts
+    return result
 
 
 def backtest_flags() -> set[str]:
@@ -382,11 +504,64 @@ def quoteflow_command() -> Path:
     return Path(sys.executable).parent / "quoteflow"
 
 
-def run_quoteflow(path: Path, settings: dict, out: Path) -> dict:
-    """`quoteflow backtest` with the fixed-offset strategy; the flags it lacks are reported."""
+# hftbacktest has no request budget; quoteflow's paper venue always has one, so it gets one
+# that no requote reaches: a burst of 1,000 requests, one more every microsecond.
+UNLIMITED_BUDGET = (0.001, 1000.0)
+
+
+def quoteflow_config(settings: dict, out: Path) -> Path:
+    """The `[paper]` section of quoteflow's run: the request budget the comparison gives it
+    (`rate_limit_ms` None: none, as hftbacktest; else ccxt's kind, one request per that many
+    ms, no burst)."""
+    budget = settings["rate_limit_ms"]
+    ms, capacity = UNLIMITED_BUDGET if budget is None else (budget, 1.0)
+    path = out / "quoteflow_fidelity.toml"
+    path.write_text(f"[paper]\nrate_limit_ms = {ms}\nrate_limit_capacity = {capacity}\n")
+    return path
+
+
+def without_book_ticker(path: Path, out: Path) -> Path:
+    """The recording without its bookTicker stream: quoteflow then quotes, matches and
+    checks post-only on the L2 touch alone, as hftbacktest does (to measure what the fresher
+    touch changes). Kept beside the results, in a folder named like the original's."""
+    return _rewritten(path, out / "l2_touch", lambda line: line)
+
+
+def as_hftbacktest_reads_it(path: Path, out: Path) -> Path:
+    """The recording as hftbacktest's conversion reads it: no bookTicker, and each message
+    stamped with its transaction time `T` where it has one (trades, USD-M depth) instead of
+    its event time `E`, which quoteflow reads as the exchange time (E − T is 0 to a few ms:
+    whether an order arrived before a book change or a print can differ)."""
+
+    def transaction_time(line: str) -> str:
+        message = json.loads(line[20:])
+        data = message.get("data")
+        if not isinstance(data, dict) or "T" not in data or "E" not in data:
+            return line
+        data["E"] = data["T"]
+        return f"{line[:20]}{json.dumps(message, separators=(',', ':'))}\n"
+
+    return _rewritten(path, out / "peer_view", transaction_time)
+
+
+def _rewritten(path: Path, folder: Path, change) -> Path:
+    """`path` without bookTicker lines and with `change` applied to the others, kept in
+    `folder` under the name and parent folder name (spot/, usdm/) of the original."""
+    target = folder / path.parent.name / path.name
+    if not (target.exists() and target.stat().st_mtime >= path.stat().st_mtime):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "rt") as source, gzip.open(target, "wt") as sink:
+            sink.writelines(change(line) for line in source if "@bookTicker" not in line[20:80])
+    return target
+
+
+def run_quoteflow(path: Path, settings: dict, out: Path, variant: str = "") -> dict:
+    """`quoteflow backtest` with the fixed-offset strategy; the flags it lacks are reported.
+    `variant` names a run on a changed recording (its files get it as a suffix)."""
     size = settings["order_size"]
     flags = backtest_flags()
-    summary_path = out / f"quoteflow_{path.parent.name}_{path.name.split('.')[0]}.json"
+    stem = f"{path.parent.name}_{path.name.split('.')[0]}{variant and '_' + variant}"
+    summary_path = out / f"quoteflow_{stem}.json"
     command = [
         str(quoteflow_command()), "backtest", "--data", str(path), "--strategy", "fixed-offset",
         "--param", f"offset_ticks={settings['offset_ticks']}",
@@ -396,6 +571,7 @@ def run_quoteflow(path: Path, settings: dict, out: Path) -> dict:
     ]
     missing = []
     wanted = {
+        "--config": [str(quoteflow_config(settings, out))],
         "--requote-ms": [str(settings["requote_ms"])],
         "--order-latency-ms": [str(settings["order_latency_ms"])],
         # hftbacktest's constant latency applies its entry latency to cancels too
@@ -438,30 +614,39 @@ def run_quoteflow(path: Path, settings: dict, out: Path) -> dict:
             [r["cause_exchange_ts"], 1 if r["side"] == "buy" else -1, float(r["price"])]
             for r in records
         ]
+        result["fill_arrivals"] = [r["order_arrival_exchange_ts"] for r in records]
     return result
 
 
-def match_fills(ours: list, theirs: list, window_ns: int = 100 * NS_PER_MS) -> dict:
+def match_fills(
+    ours: list, theirs: list, window_ns: int = 100 * NS_PER_MS, *, unmatched: bool = False
+) -> dict:
     """Fills both backtests made (same side and price, exchange times within `window_ns`),
-    and those only one of them made, per side."""
-    free = sorted(theirs)
+    and those only one of them made, per side; with `unmatched`, the positions in `ours`
+    and `theirs` of those only one of them made instead."""
+    free = sorted(range(len(theirs)), key=lambda i: theirs[i])
     matched = {1: 0, -1: 0}
     only_ours = {1: 0, -1: 0}
-    for ts, side, price in sorted(ours):
+    ours_only = []
+    for position in sorted(range(len(ours)), key=lambda i: ours[i]):
+        ts, side, price = ours[position]
         found = next(
             (
-                i for i, (their_ts, their_side, their_price) in enumerate(free)
-                if abs(their_ts - ts) <= window_ns and their_side == side
-                and abs(their_price - price) < 1e-9
+                n for n, i in enumerate(free)
+                if abs(theirs[i][0] - ts) <= window_ns and theirs[i][1] == side
+                and abs(theirs[i][2] - price) < 1e-9
             ),
             None,
         )
         if found is None:
             only_ours[side] += 1
+            ours_only.append(position)
         else:
             matched[side] += 1
             del free[found]
-    only_theirs = {side: sum(f[1] == side for f in free) for side in (1, -1)}
+    if unmatched:
+        return {"quoteflow": ours_only, "hftbacktest": free}
+    only_theirs = {side: sum(theirs[i][1] == side for i in free) for side in (1, -1)}
     return {
         f"{name}_{label}": counts[side]
         for name, counts in (("both", matched), ("quoteflow_only", only_ours),
@@ -496,19 +681,54 @@ def print_table(results: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title="Fidelity against hftbacktest (same recording, strategy, latencies)")
-    for column in ("recording", "measure", "quoteflow", "hftbacktest", "difference", "target"):
+    for column in ("recording", "measure", "quoteflow", "hftbacktest", "difference", "target",
+                   "quoteflow, L2 touch", "difference"):
         table.add_column(column, justify="left" if column in ("recording", "measure") else "right")
+
+    def difference(row: dict) -> str:
+        diff = row["relative_difference"]
+        mark = {True: " ok", False: " out", None: ""}[row["within_target"]]
+        return "-" if diff is None else f"{diff:+.1%}{mark}"
+
     for name, result in results.items():
         for measure, row in result["comparison"].items():
-            diff = row["relative_difference"]
-            mark = {True: " ok", False: " out", None: ""}[row["within_target"]]
+            l2 = result["comparison_l2_touch"][measure]
             table.add_row(
                 name, measure, f"{row['quoteflow']:,.4f}",
                 "-" if row["hftbacktest"] is None else f"{row['hftbacktest']:,.4f}",
-                "-" if diff is None else f"{diff:+.1%}{mark}",
-                "-" if row["target"] is None else f"±{row['target']:.0%}",
+                difference(row), "-" if row["target"] is None else f"±{row['target']:.0%}",
+                f"{l2['quoteflow']:,.4f}", difference(l2),
             )
-        name = ""
+            name = ""
+    console.print(table)
+
+
+def print_matching(results: dict, console) -> None:
+    """Fills matched one to one, for quoteflow as configured and its two variants."""
+    from rich.table import Table
+
+    table = Table(title="Fills one to one (same side and price, exchange times within 100 ms)")
+    for column in ("recording", "quoteflow run", "fills", "both", "quoteflow only",
+                   "hftbacktest only"):
+        table.add_column(column, justify="left" if column in ("recording", "quoteflow run")
+                         else "right")
+    runs = (
+        ("as configured", "", "quoteflow"),
+        ("L2 touch only", "_l2_touch", "quoteflow_l2_touch"),
+        ("as hftbacktest reads the data", "_peer_view", "quoteflow_peer_view"),
+    )
+    for name, result in results.items():
+        for label, suffix, key in runs:
+            matching = result.get(f"fill_matching{suffix}")
+            if matching is None:
+                continue
+            table.add_row(
+                name, label, str(result[key]["fills"]),
+                str(matching["both_buys"] + matching["both_sells"]),
+                str(matching["quoteflow_only_buys"] + matching["quoteflow_only_sells"]),
+                str(matching["hftbacktest_only_buys"] + matching["hftbacktest_only_sells"]),
+            )
+            name = ""
     console.print(table)
 
 
@@ -544,6 +764,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peer-quotes-on-change", action="store_true",
         help="hftbacktest re-places a side only when its price changes, as quoteflow's engine "
         "does (by default it replaces a filled order at the next requote)",
+    )
+    parser.add_argument(
+        "--rate-limit-ms", type=float, default=None,
+        help="quoteflow's request budget, ms per request, no burst (default: none, as "
+        "hftbacktest has none; 50 is ccxt's Binance budget, the paper venue's default)",
     )
     parser.add_argument("--no-hftbacktest", action="store_true",
                         help="quoteflow's side only (what tests run)")
@@ -583,6 +808,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "response_latency_ms": args.response_latency_ms,
             "max_inventory_lots": args.max_inventory_lots,
             "peer_quotes_on_change": args.peer_quotes_on_change,
+            "rate_limit_ms": args.rate_limit_ms,
         }
         first, start = quoteflow_start(path)
         settings.update(
@@ -593,6 +819,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ours = run_quoteflow(path, settings, args.out)
         if not ours["intents"]:
             console.print(f"[red]{name}: quoteflow sent no intent: the comparison is void[/]")
+        console.print(f"{name}: quoteflow on the L2 touch only (no bookTicker)")
+        ours_l2 = run_quoteflow(without_book_ticker(path, args.out), settings, args.out, "l2")
+        console.print(f"{name}: quoteflow on the data as hftbacktest reads it (L2, times T)")
+        ours_peer_view = run_quoteflow(
+            as_hftbacktest_reads_it(path, args.out), settings, args.out, "peer_view"
+        )
         peer = None
         if not args.no_hftbacktest:
             if BENCH_PYTHON.exists():
@@ -605,19 +837,35 @@ def main(argv: Sequence[str] | None = None) -> dict:
             else:
                 console.print(f"no {BENCH_PYTHON}: hftbacktest skipped (./dev bench makes it)")
         results[name] = {
-            "settings": settings, "quoteflow": ours, "hftbacktest": peer,
-            "comparison": compare(ours, peer),
+            "settings": settings, "quoteflow": ours, "quoteflow_l2_touch": ours_l2,
+            "quoteflow_peer_view": ours_peer_view, "hftbacktest": peer,
+            "comparison": compare(ours, peer), "comparison_l2_touch": compare(ours_l2, peer),
+            "comparison_peer_view": compare(ours_peer_view, peer),
         }
         if peer is not None:
-            agreement = touch_agreement(path, peer.pop("touch_samples"))
+            touches = quoteflow_touches(path, [ts for ts, _, _ in peer["touch_samples"]])
+            agreement = touch_agreement(peer["touch_samples"], touches)
             results[name]["l2_touch_agreement"] = agreement
             console.print(f"{name}: L2 touch equal at {agreement['same']} of "
                           f"{agreement['samples']} requotes")
-            if "fill_records" in ours:
+            if "fill_records" in ours and "fill_records" in ours_l2:
                 results[name]["fill_matching"] = match_fills(
                     ours["fill_records"], peer["fill_records"]
                 )
+                results[name]["fill_matching_l2_touch"] = match_fills(
+                    ours_l2["fill_records"], peer["fill_records"]
+                )
+                results[name]["fill_matching_peer_view"] = match_fills(
+                    ours_peer_view["fill_records"], peer["fill_records"]
+                )
+                results[name]["attribution"] = attribute(ours, peer, touches, settings)
+                results[name]["attribution_l2_touch"] = attribute(
+                    ours_l2, peer, touches, settings, fresh=False
+                )
+            for bulky in ("touch_samples", "placements", "fill_order_ids"):
+                peer.pop(bulky)
     print_table(results, Console())
+    print_matching(results, Console())
     summary = {"machine": machine(), "results": results}
     from bench.common import write_json
 

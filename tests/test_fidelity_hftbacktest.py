@@ -60,6 +60,40 @@ def test_fills_are_matched_by_side_price_and_time():
         "both_buys": 1, "both_sells": 0, "quoteflow_only_buys": 1, "quoteflow_only_sells": 1,
         "hftbacktest_only_buys": 0, "hftbacktest_only_sells": 2,
     }
+    assert fidelity.match_fills(ours, theirs, unmatched=True) == {
+        "quoteflow": [1, 2], "hftbacktest": [1, 2],
+    }
+
+
+def test_the_data_as_hftbacktest_reads_it_has_transaction_times_and_no_book_ticker(tmp_path):
+    source = tmp_path / "usdm" / "x.gz"
+    source.parent.mkdir()
+    ns = "1723161255030314667 "  # each line: the receive time (ns), a space, the message
+    lines = [
+        ns + '{"stream":"x@depth@0ms","data":{"e":"depthUpdate","E":1005,"T":1001,"b":[]}}',
+        ns + '{"stream":"x@bookTicker","data":{"e":"bookTicker","E":1006,"T":1002}}',
+        ns + '{"stream":"x@depth","data":{"e":"depthUpdate","E":1007,"b":[]}}',
+    ]
+    with gzip.open(source, "wt") as file:
+        file.write("\n".join(lines) + "\n")
+    target = fidelity.as_hftbacktest_reads_it(source, tmp_path / "out")
+    assert target.parent.name == "usdm" and target.name == source.name
+    with gzip.open(target, "rt") as file:
+        read = [(line[:20], json.loads(line[20:])["data"]) for line in file]
+    assert [(ts, data["E"]) for ts, data in read] == [(ns, 1001), (ns, 1007)]
+    with gzip.open(fidelity.without_book_ticker(source, tmp_path / "out"), "rt") as file:
+        assert [line.rstrip("\n") for line in file] == [lines[0], lines[2]]
+
+
+def test_quoteflow_gets_hftbacktests_request_budget(tmp_path):
+    """None: hftbacktest has none, so a budget no requote reaches; else ccxt's kind."""
+    from connectors.paper.config import PaperConfig, paper_settings
+    from quoteflow.config import load_config
+
+    unlimited = load_config(fidelity.quoteflow_config({"rate_limit_ms": None}, tmp_path)).paper
+    assert (unlimited.rate_limit_ms, unlimited.rate_limit_capacity) == fidelity.UNLIMITED_BUDGET
+    ccxt = load_config(fidelity.quoteflow_config({"rate_limit_ms": 50.0}, tmp_path)).paper
+    assert paper_settings(ccxt).rate_limit_ms == 50.0 == paper_settings(PaperConfig()).rate_limit_ms
 
 
 @pytest.fixture
@@ -80,8 +114,9 @@ def test_the_quoteflow_half_runs_on_a_slice(spot_slice, tmp_path):
     assert result["settings"]["tick_size"] == 0.01 and result["settings"]["requote_ms"] == 100
     # both start when quoteflow's estimators are ready: seconds in, well before the end
     assert 1e9 < result["settings"]["start_offset_ns"] < 60e9
-    ours = result["quoteflow"]
-    assert ours["fills"] >= 0 and ours["missing_flags"] == []
+    assert result["settings"]["rate_limit_ms"] is None  # hftbacktest's budget: none
+    for run in ("quoteflow", "quoteflow_l2_touch", "quoteflow_peer_view"):
+        assert result[run]["fills"] >= 0 and result[run]["missing_flags"] == []
     assert set(result["comparison"]) == {"fills", "volume", "final_position", "net_pnl"}
     assert json.loads((out / "fidelity_hftbacktest.json").read_text()) == summary
 
@@ -100,4 +135,17 @@ def test_both_halves_run_on_a_slice(spot_slice, tmp_path):
     assert sum(v for k, v in matching.items() if not k.startswith("hftbacktest")) == (
         result["quoteflow"]["fills"]
     )
+    # every fill only one engine made is traced to the requote that decided its order: the
+    # two requote on one grid
+    for suffix in ("", "_l2_touch"):
+        matching, causes = result[f"fill_matching{suffix}"], result[f"attribution{suffix}"]
+        for engine in ("quoteflow", "hftbacktest"):
+            counts = causes[f"{engine}_only"]
+            assert counts["unknown_requote"] == 0
+            assert counts["touch"] + counts["same_quote"] == (
+                matching[f"{engine}_only_buys"] + matching[f"{engine}_only_sells"]
+            )
+    # on the L2 touch both engines quote the same prices at every requote
+    causes = result["attribution_l2_touch"]
+    assert causes["quoteflow_only"]["touch"] == causes["hftbacktest_only"]["touch"] == 0
     assert summary["machine"]["hftbacktest"] == "2.4.4"
