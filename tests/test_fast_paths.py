@@ -267,12 +267,33 @@ def test_a_backtest_gives_what_the_loop_and_ccxt_structures_give(
     monkeypatch.setattr(
         adapter, "venue_order", lambda order: ccxt_structures.venue_order(order.to_ccxt())
     )
+    monkeypatch.setattr(adapter.PaperVenueAdapter, "fetch_my_trades", _ccxt_shaped_trades)
     slow, slow_session = _session_outputs_and_session(path, latency_ms)
     loop.close()
     assert sum(b'"fill"' in item for item in fast) > 50
     assert fast == slow
     assert fast_session.markouts.results() == slow_session.markouts.results()
     assert fast_session.last_mid == slow_session.last_mid
+    # Reconciliation's fills: the venue's own, as its ccxt trades read back would give them.
+    venue, symbol = fast_session.venue, fast_session.symbol
+    fills = venue.my_fills(symbol)
+    middle = fills[len(fills) // 2].ts - 1
+    for since_ns in (None, middle):
+        expected = asyncio.run(_ccxt_shaped_trades(fast_session.adapter, symbol, since_ns))
+        got = asyncio.run(fast_session.adapter.fetch_my_trades(symbol, since_ns))
+        assert got == expected
+        assert len(got) == (len(fills) if since_ns is None else len(fills) - len(fills) // 2)
+
+
+async def _ccxt_shaped_trades(self, symbol, since_ns=None):
+    """The long way: the venue's ccxt trade structures, read back."""
+    await self._limiter.acquire(self.costs.fetch_my_trades)
+    since_ms = None if since_ns is None else since_ns // 1_000_000
+    return [
+        ccxt_structures.fill(trade, self.id, trade["clientOrderId"], trade["fee"]["currency"])
+        for trade in self.venue.fetch_my_trades(symbol)
+        if since_ms is None or trade["timestamp"] >= since_ms
+    ]
 
 
 def _session_outputs_and_session(path, latency_ms):

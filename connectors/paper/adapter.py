@@ -101,12 +101,8 @@ class PaperVenueAdapter:
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]:
         await self._limiter.acquire(self.costs.fetch_my_trades)
-        since_ms = None if since_ns is None else since_ns // ccxt_structures.NS_PER_MS
-        return [
-            ccxt_structures.fill(trade, self.id, trade["clientOrderId"], trade["fee"]["currency"])
-            for trade in self.venue.fetch_my_trades(symbol)
-            if since_ms is None or trade["timestamp"] >= since_ms
-        ]
+        # The venue's own fills: what ccxt's trade structures would give back, field for field.
+        return self.venue.my_fills(symbol, 0 if since_ns is None else since_ns)
 
     def hold(self, seconds: float) -> None:
         self._limiter.hold(seconds)

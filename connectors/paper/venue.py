@@ -35,6 +35,7 @@ from connectors.paper.matching import DEPTH_GROWTH, FIRST_DEPTH, crosses, walk
 from connectors.paper.orders import (
     CANCELED,
     CLOSED,
+    NS_PER_MS,
     OPEN,
     REJECTED,
     PaperOrder,
@@ -485,12 +486,21 @@ class PaperVenue:
         return self._balances.to_ccxt(self._live.values(), self._local_now)
 
     def fetch_my_trades(self, symbol: str | None = None) -> list[dict]:
-        if symbol is not None:
-            self._instrument(symbol)
         return [
             ccxt_trade(fill, self._by_client_id[fill.client_order_id])
-            for fill in self._my_trades
-            if symbol is None or fill.symbol == symbol
+            for fill in self.my_fills(symbol)
+        ]
+
+    def my_fills(self, symbol: str | None = None, since_ns: int = 0) -> list[Fill]:
+        """Our fills (`fetch_my_trades` without ccxt's structures), those whose millisecond
+        is `since_ns`'s or later: the adapter's answer to a reconciliation, which asks for
+        every fill of the run each time."""
+        if symbol is not None:
+            self._instrument(symbol)
+        since_ms = since_ns // NS_PER_MS
+        return [
+            fill for fill in self._my_trades
+            if (symbol is None or fill.symbol == symbol) and fill.ts // NS_PER_MS >= since_ms
         ]
 
     # -- synchronous checks ---------------------------------------------------------------------
