@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from bytewax.testing import run_main
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
@@ -34,10 +35,11 @@ from connectors.replay.recordings import Recordings
 from connectors.secrets import MASTER_KEY_ENV, MasterKey
 from connectors.secrets.leak_scan import scan_bytes, scan_paths
 from connectors.timescale import EventWriter, TimescaleConfig, connect, migrate
+from flows.processes import build_quote_kafka_flow, quote_options
 from models.audit import parse_line
-from models.command_signing import CommandVerifier
+from models.command_signing import CommandVerifier, public_key_text
 from models.events import ControlCommand, Fill, OrderEvent, Position, decode
-from models.flow_control import CommandGate, StrategyChoice
+from models.flow_control import CommandGate, StrategyChoice, control_of
 from models.risk import RiskEngine, parse_limits, reasons
 from quoteflow.api import ApiServices, create_app
 from quoteflow.api.services import CLIENT_SECRET_ENV
@@ -446,14 +448,15 @@ def test_strategy_parameters_validated_published_and_read_back(
     assert pending["pending"]["strategy"] == "avellaneda-stoikov-infinite"
     assert pending["pending"]["params"] == {"gamma": "0.2", "order_size": "0.001"}
 
-    # The quote flow's gate (models.flow_control, as the flow runs it) answers; persist
-    # stores the ack. Now the change is what the flow runs, with who made it.
-    gate = CommandGate("quote", CommandVerifier([COMMAND_KEY.public_key()], 30 * 10**9, 0),
-                       StrategyChoice(strategy="glft", params={"gamma": "0.05"}),
-                       ["binance:BTC/USDT"], time.time_ns)
-    (ack, _) = gate.on_event(command)
-    assert ack.status == "applied"
-    _write(stack[1], [ack])
+    # The quote flow itself (trusting the API's key, run to the end of its input) answers on
+    # control.acks, and persist stores the acks: now the change is what the flow runs.
+    trusting = CommandsConfig(public_keys=(public_key_text(COMMAND_KEY.public_key()),))
+    run_main(build_quote_kafka_flow(kafka, quote_options(stack[1]), tail=False,
+                                    commands=trusting))
+    acks = [decode(value) for _, _, value in read_topic(kafka, "control.acks")]
+    ack = next(a for a in acks if a.command_id == command_id)
+    assert (ack.status, ack.process, ack.issued_by) == ("applied", "quote", command.issued_by)
+    _write(stack[1], acks)
     applied = current()
     assert applied["source"] == "acknowledged" and applied["command_id"] == command_id
     assert applied["issued_by"] == command.issued_by
@@ -471,7 +474,7 @@ def test_strategy_parameters_validated_published_and_read_back(
     second = next(c for _, c in _commands(kafka) if c.command_id == refused_id)
     distrusting = CommandGate("quote", CommandVerifier([], 30 * 10**9, 0),
                               StrategyChoice(strategy="glft"), [], time.time_ns)
-    distrusting.control = gate.control
+    distrusting.control = control_of(ack)  # what the flow had acknowledged
     _write(stack[1], [second, *distrusting.on_event(second)])
     refused = current()
     assert refused["refused"] == {"command_id": refused_id, "issued_by": second.issued_by,
