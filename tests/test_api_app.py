@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import jwt
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from connectors.kafka import KafkaConfig
 from connectors.secrets import ExchangeCredentials
 from connectors.timescale.config import TimescaleConfig
+from models.flow_control import FlowControl, StrategyChoice
 from models.risk import parse_limits
 from quoteflow.api import create_app
 from quoteflow.api.key_check import _detail, check_key
@@ -169,15 +171,43 @@ def test_limits_apply_stored_commands_in_order_and_skip_refused_ones() -> None:
     assert view["account"]["daily_loss_limit"] is None
 
 
-def test_current_strategy_is_the_last_command_for_the_target_else_the_config() -> None:
-    commands = [
-        _command("set_params", "*", {"strategy": "glft", "gamma": "0.2"}, 1),
-        _command("set_params", "binance", {"strategy": "ladder"}, 2),
-        _command("set_params", "*", {"strategy": "glft", "gamma": "0.3"}, 3),
-    ]
-    assert current_strategy("*", "ladder", {}, commands)["params"] == {"gamma": "0.3"}
-    assert current_strategy("okx", "ladder", {"levels": "2"}, commands) == {
-        "target": "okx", "strategy": "ladder", "params": {"levels": "2"}, "source": "config"}
+def _ack(command: dict, status: str, state: FlowControl, n: int, reason: str | None = None):
+    return {"process": "quote", "command_id": command["command_id"], "status": status,
+            "reason": reason, "state": msgspec.to_builtins(state), "ts": T, "ts_ns": n}
+
+
+def test_current_strategy_is_what_the_flow_acknowledged_with_the_change_pending() -> None:
+    configured = StrategyChoice(strategy="ladder", params={"levels": "2"})
+    first = _command("set_params", "*", {"strategy": "glft", "gamma": "0.2"}, 1)
+    second = _command("set_params", "binance", {"strategy": "ladder"}, 2)
+    third = _command("set_params", "*", {"strategy": "glft", "gamma": "0.3"}, 3)
+    commands = [first, second, third]
+    # Nothing answered yet: the configuration runs, and the target's latest change is pending.
+    view = current_strategy("*", "ladder", {"levels": "2"}, commands, [])
+    assert (view["source"], view["strategy"], view["params"]) == ("config", "ladder",
+                                                                 {"levels": "2"})
+    assert view["pending"]["command_id"] == "c3" and view["pending"]["params"] == {"gamma": "0.3"}
+    # The flow applied the first two and refused the third.
+    applied = FlowControl(configured=configured, version=2, strategies={
+        "*": StrategyChoice(strategy="glft", params={"gamma": "0.2"}, command_id="c1",
+                            issued_by="alice"),
+        "binance": StrategyChoice(strategy="ladder", command_id="c2", issued_by="alice"),
+    }, paused=["okx"])
+    acks = [_ack(first, "applied", applied, 4), _ack(second, "applied", applied, 5),
+            _ack(third, "refused", applied, 6, "bad_params: gamma")]
+    view = current_strategy("*", "ladder", {}, commands, acks)
+    assert (view["source"], view["params"], view["command_id"]) == ("acknowledged",
+                                                                   {"gamma": "0.2"}, "c1")
+    assert view["pending"] is None
+    assert view["refused"] == {"command_id": "c3", "issued_by": "alice",
+                               "reason": "bad_params: gamma"}
+    # The most specific scope wins; pauses are per scope.
+    assert current_strategy("binance:BTC/USDT", "x", {}, commands, acks)["strategy"] == "ladder"
+    okx = current_strategy("okx", "x", {}, commands, acks)
+    assert okx["paused"] and okx["strategy"] == "glft" and okx["pending"] is None
+    # A replay of an applied command refused later does not unmake it.
+    replayed = _ack(first, "refused", applied, 7, "replayed")
+    assert current_strategy("*", "x", {}, [first], [*acks, replayed])["refused"] is None
 
 
 def test_strategy_catalogue_gives_every_parameter_as_text() -> None:

@@ -76,6 +76,7 @@ def current_strategy(
         "source": "config" if choice.command_id is None else "acknowledged",
         "command_id": choice.command_id, "issued_by": choice.issued_by,
         "paused": control.is_paused(target), "acknowledged_at": acknowledged_at,
+        "pending": None, "refused": None,
     }
     latest = None
     for command in set_params:
