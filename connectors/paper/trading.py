@@ -185,9 +185,11 @@ class PaperTrader:
         else:
             has_mid = self._mid_bid is not None
         if has_mid:
+            # Markouts on the exchange clock, the clock of the fills they mark: the recorder's
+            # clock can run a second or more apart, which would stretch every horizon.
             markouts = self.markouts
-            if ts >= markouts.next_due_ns:
-                markouts.on_mid(ts, self.last_mid)
+            if event.exchange_ts >= markouts.next_due_ns:
+                markouts.on_mid(event.exchange_ts, self.last_mid)
             if ts >= self._next_sample_ns:
                 self._next_sample_ns = ts + self._sample_interval_ns
                 self._out.append(self.ledger.position(ts, self.last_mid))
