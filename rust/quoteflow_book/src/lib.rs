@@ -290,8 +290,9 @@ impl Pending {
     }
 }
 
-/// L2 book for one instrument; see `models.book` for the contract.
-#[pyclass(module = "quoteflow_book")]
+/// L2 book for one instrument; see `models.book` for the contract. Subclassable, as the
+/// Python book was (a subclass gets a `__dict__` for its own attributes).
+#[pyclass(module = "quoteflow_book", subclass)]
 struct OrderBook {
     #[pyo3(get, set)]
     venue: PyObject,
