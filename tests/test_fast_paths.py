@@ -9,6 +9,7 @@ the long way beside the short one and compare everything that comes out.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import ccxt
@@ -243,6 +244,20 @@ def test_the_inline_loop_runs_callbacks_as_run_until_complete_does(wait_s, fail)
         traces.append(trace)
     assert traces[0] == traces[1]
     assert len(traces[0]) > 20
+
+
+def test_the_inline_loop_gives_each_thread_its_own_loop():
+    inline = InlineLoop()
+
+    async def loop_of_the_call() -> asyncio.AbstractEventLoop:
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop()
+
+    here = inline.run(loop_of_the_call())
+    assert inline.run(loop_of_the_call()) is here
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(inline.run, loop_of_the_call()).result()
+    assert there is not here
 
 
 def test_the_inline_loop_refuses_to_run_inside_a_running_loop():

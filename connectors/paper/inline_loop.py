@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -24,15 +25,17 @@ T = TypeVar("T")
 
 
 class InlineLoop:
-    __slots__ = ("_loop",)
+    """`run(coroutine)`: its result, on a private event loop of the calling thread's own."""
+
+    __slots__ = ("_threads",)
 
     def __init__(self) -> None:
-        self._loop: asyncio.BaseEventLoop | None = None
+        self._threads = threading.local()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        loop = self._loop
+        loop = getattr(self._threads, "loop", None)
         if loop is None:
-            loop = self._loop = asyncio.new_event_loop()
+            loop = self._threads.loop = asyncio.new_event_loop()
         if asyncio.events._get_running_loop() is not None:
             coroutine.close()
             raise RuntimeError("Cannot run the event loop while another loop is running")
