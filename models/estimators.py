@@ -267,7 +267,8 @@ class IntensityEstimator:
             self._rebin()
         if self.depth_step is None:
             return False
-        fitted = fit_exponential_intensity(counts, self.depth_step, 2.0 * span_s)
+        # `self._counts`, not `counts`: a re-bin above replaced the histogram.
+        fitted = fit_exponential_intensity(self._counts, self.depth_step, 2.0 * span_s)
         if fitted is None:
             return False
         self.A, self.k = fitted
