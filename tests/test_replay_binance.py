@@ -124,7 +124,8 @@ def test_trade_sides_follow_the_maker_flag(recording):
         raw = [json.loads(line.partition(b" ")[2])["data"] for line in lines if b"@trade" in line]
     assert [trade.side for trade in trades] == ["sell" if r["m"] else "buy" for r in raw]
     assert [trade.trade_id for trade in trades] == [str(r["t"]) for r in raw]
-    assert [trade.exchange_ts for trade in trades] == [r["E"] * 1_000_000 for r in raw]
+    # The trade time `T`, when the trade happened (the event time `E` is later).
+    assert [trade.exchange_ts for trade in trades] == [r["T"] * 1_000_000 for r in raw]
 
 
 @pytest.mark.slow

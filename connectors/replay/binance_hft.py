@@ -19,8 +19,12 @@ Conventions:
   `ETH/USD:ETH` (COIN-M perpetual, inverse: sizes in contracts, settled in ETH) or
   `BTC/USD:BTC-240927` (COIN-M quarterly). Both can be passed explicitly instead. Messages of
   another symbol's streams are dead letters.
-- exchange_ts is the event time `E` (ms) in ns. Spot bookTicker messages and the spot REST
-  snapshot carry no event time, so for them exchange_ts falls back to receive_ts.
+- exchange_ts is when it happened at the exchange, in ns: the transaction time `T` (ms) where
+  the message has one (trades; futures depth and bookTicker), else the event time `E`, which
+  is when the message was made, 1-10 ms later on these files. A trade stamped with `E` could
+  fill, in a backtest, an order that reached the exchange after the trade happened. Spot
+  bookTicker messages and the spot REST snapshot carry neither, so for them exchange_ts falls
+  back to receive_ts.
 - trades: `m` true means the buyer was the maker, so the taker sold (side "sell").
 - bad input never raises: an unreadable line, a message missing fields or with a bad number, an
   unknown stream and a truncated or corrupt gzip become `DeadLetter` events whose reason starts
@@ -61,6 +65,7 @@ class _Envelope(msgspec.Struct):
 class _DepthDiff(msgspec.Struct, kw_only=True):
     symbol: str = msgspec.field(name="s")
     event_ms: int = msgspec.field(name="E")
+    transaction_ms: int | None = msgspec.field(default=None, name="T")
     first_id: int = msgspec.field(name="U")
     last_id: int = msgspec.field(name="u")
     prev_last_id: int | None = msgspec.field(default=None, name="pu")
@@ -78,6 +83,7 @@ class _RestDepth(msgspec.Struct, kw_only=True):
 class _BookTicker(msgspec.Struct, kw_only=True):
     update_id: int = msgspec.field(name="u")
     event_ms: int | None = msgspec.field(default=None, name="E")
+    transaction_ms: int | None = msgspec.field(default=None, name="T")
     bid_price: Decimal = msgspec.field(name="b")
     bid_size: Decimal = msgspec.field(name="B")
     ask_price: Decimal = msgspec.field(name="a")
@@ -86,6 +92,7 @@ class _BookTicker(msgspec.Struct, kw_only=True):
 
 class _Trade(msgspec.Struct, kw_only=True):
     event_ms: int = msgspec.field(name="E")
+    transaction_ms: int | None = msgspec.field(default=None, name="T")
     trade_id: int = msgspec.field(name="t")
     price: Decimal = msgspec.field(name="p")
     size: Decimal = msgspec.field(name="q")
@@ -200,7 +207,8 @@ class _LineDecoder:
         diff = _decode_depth(data)
         return BookDelta(
             venue=self.venue, symbol=self.symbol,
-            exchange_ts=diff.event_ms * _NS_PER_MS, receive_ts=receive_ts,
+            exchange_ts=(diff.transaction_ms or diff.event_ms) * _NS_PER_MS,
+            receive_ts=receive_ts,
             seq=diff.last_id, first_seq=diff.first_id, prev_seq=diff.prev_last_id,
             bids=diff.bids, asks=diff.asks,
         )
@@ -216,7 +224,7 @@ class _LineDecoder:
 
     def _bbo(self, data: bytes, receive_ts: int) -> BBO:
         ticker = _decode_book_ticker(data)
-        event_ms = ticker.event_ms
+        event_ms = ticker.transaction_ms or ticker.event_ms
         return BBO(
             venue=self.venue, symbol=self.symbol,
             exchange_ts=receive_ts if event_ms is None else event_ms * _NS_PER_MS,
@@ -229,7 +237,8 @@ class _LineDecoder:
         trade = _decode_trade(data)
         return Trade(
             venue=self.venue, symbol=self.symbol,
-            exchange_ts=trade.event_ms * _NS_PER_MS, receive_ts=receive_ts,
+            exchange_ts=(trade.transaction_ms or trade.event_ms) * _NS_PER_MS,
+            receive_ts=receive_ts,
             price=trade.price, size=trade.size,
             side="sell" if trade.buyer_is_maker else "buy", trade_id=str(trade.trade_id),
         )
