@@ -224,16 +224,19 @@ def topic_links(config: KafkaConfig, timeout_s: float = 30.0) -> list[Link]:
         while remaining:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic} was not read to its end within {timeout_s:g} s")
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            try:
-                record = parse_line(message.value() or b"")
-                links.append(Link(record.seq, record.hash, record.prev_hash))
-            except msgspec.DecodeError:
-                pass  # not a record: no link to follow
-            if message.offset() + 1 >= remaining.get(message.partition(), 0):
-                remaining.pop(message.partition(), None)
+            for message in consumer.consume(1000, 0.2):
+                if message.error():
+                    continue
+                try:
+                    record = parse_line(message.value() or b"")
+                    links.append(Link(record.seq, record.hash, record.prev_hash))
+                except msgspec.DecodeError:
+                    pass  # not a record: no link to follow
+            # The position, not the last record: a transaction's commit marker (the
+            # executor publishes in transactions) takes an offset never delivered.
+            for position in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                if position.offset >= remaining[position.partition]:
+                    remaining.pop(position.partition)
     finally:
         consumer.close()
     return links

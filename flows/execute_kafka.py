@@ -5,13 +5,17 @@
   paper venue and its books, so it matches our orders on the real market.
 - Out: order events, fills, a `Position` after each fill and risk events onto their topics
   (`connectors.kafka.routing`); every audit record into the hash-chained file first and then
-  onto the `audit` topic (the file is the record of truth, as for the control API).
+  onto the `audit` topic (the file is the record of truth, as for the control API). The file
+  is also the outbox: each event is a `published` record before it is sent, and everything
+  goes out in Kafka transactions (`KafkaOutput`), so a restart publishes exactly what its
+  killed predecessor's aborted transaction held, from the file.
 - Offsets are committed only after the executor acted on everything read (the service's
-  inbox is drained): a crash re-reads, never skips. What is read twice is recognised by the
-  executor — the intent id (`DUPLICATE`), the intent's age (`STALE`) and the deterministic
-  client order ids a venue refuses to open twice. Across restarts too: on start the
-  executor reads its audit trail back (`models.execution.past_run`) for the intent ids it
-  handled and the fills in its positions; orders the last run left open at the paper
+  inbox is drained), in the transaction of its output: a crash re-reads, never skips. What
+  is read twice is recognised by the executor — the intent id (`DUPLICATE`), the intent's
+  age (`STALE`) and the deterministic client order ids a venue refuses to open twice.
+  Across restarts too: on start the executor reads its audit trail back
+  (`models.execution.past_run`) for the intent ids it handled, the fills in its positions
+  and the nonces of the commands it acted on; orders the last run left open at the paper
   venue (which lives in this process) are closed with a `cancel` (`VENUE_RESTARTED`).
 
 The paper venue runs on the market-data clock. An intent is released to the executor once
@@ -59,9 +63,10 @@ from connectors.execution.keys import (
 )
 from connectors.execution.live import CcxtVenue
 from connectors.execution.rate_limiter import SimulatedRateLimiter
-from connectors.kafka import EventConsumer, EventProducer, KafkaConfig, topic_name
+from connectors.kafka import EventConsumer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandsConfig, load_verifier
 from connectors.kafka.market_merge import MarketMerge
+from connectors.kafka.transactions import TransactionalProducer, transactional_id
 from connectors.paper.adapter import PaperVenueAdapter
 from connectors.paper.config import PaperConfig, paper_settings
 from connectors.paper.market import PaperMarket
@@ -81,6 +86,7 @@ from models.events import (
     Fill,
     OrderIntent,
     RiskEvent,
+    decode,
 )
 from models.execution.past_run import past_run
 from models.execution.plan import UNIT_COSTS
@@ -106,6 +112,10 @@ _POLL_TIMEOUT_S = 0.1
 _NS_PER_S = 1_000_000_000
 _VANISHED = "VENUE_RESTARTED: the paper venue's orders ended with the executor's process"
 _SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
+PUBLISHED = "published"  # the audit record that holds an event sent to Kafka
+# What happens without an intent (fills from the market, reconciliation, timers) is committed
+# this often; intents' output with their offsets as soon as they are acted on.
+_COMMIT_INTERVAL_S = 0.1
 
 
 @dataclass(slots=True)
@@ -119,27 +129,52 @@ class ExecuteStats:
 
 
 class KafkaOutput:
-    """What the executor emits, onto Kafka: events to their topics, audit records to `audit`."""
+    """What the executor emits, onto Kafka: events to their topics, audit records to `audit`,
+    all in the producer's current transaction.
+
+    The audit file is the outbox: each event is first a `published` record holding it whole,
+    then sent. A transaction carries the records and the events they hold, so what reached
+    the `audit` topic (committed) is exactly what reached the other topics, and a restart
+    publishes again the file's records past the anchored head and their events
+    (`republish`): nothing a kill took from the producer is lost, nothing is sent twice.
+    """
 
     __slots__ = ("_audit_topic", "_producer", "executor")
 
-    def __init__(self, producer: EventProducer, prefix: str) -> None:
+    def __init__(self, producer: TransactionalProducer, prefix: str) -> None:
         self._producer = producer
         self._audit_topic = topic_name(prefix, "audit")
         self.executor: Executor | None = None  # set once built: positions come from its ledgers
 
     def event(self, event: Event) -> None:
-        self._producer.send(event)
+        self._publish(event)
         if type(event) is Fill and self.executor is not None:
             # The ledger has applied the fill: its position is the sum of fills so far.
             key = f"{event.venue}:{event.symbol}"
             for position in self.executor.positions():
                 if f"{position.venue}:{position.symbol}" == key:
-                    self._producer.send(position)
+                    self._publish(position)
+
+    def _publish(self, event: Event) -> None:
+        # A dead letter is forwarded input, up to 64 KiB of it: kept out of the audit trail,
+        # it goes out in the transaction as it is (a kill can forward it twice).
+        if type(event) is not DeadLetter:
+            self.executor.audit(PUBLISHED, {"event": event})  # type: ignore[union-attr]
+        self._producer.send(event)
 
     def audit(self, record: AuditRecord) -> None:
         # Keyed by actor, as the API's records: one partition, the key is for filtering.
         self._producer.send_bytes(self._audit_topic, record.actor, canonical(record))
+
+    def republish(self, records: list[AuditRecord]) -> None:
+        """Records no committed transaction carried (a kill aborted it), with their events."""
+        for record in records:
+            self.audit(record)
+            if record.action == PUBLISHED:
+                self._producer.send(decode(canonical(record.payload["event"])))
+
+    def commit(self, consumer: EventConsumer | None = None) -> None:
+        self._producer.commit(consumer)
 
 
 def paper_market(instruments: list[Instrument], config: ExecuteSettings) -> PaperMarket:
@@ -194,7 +229,10 @@ class _Process:
         keys = self._owner_keys() if settings.venue == "ccxt" else None
         market = paper_market(self.instruments, self.config) if keys is None else None
         venue = market.adapter if market is not None else self._keyed_venue()
-        producer = EventProducer(kafka)
+        # Fences a killed predecessor (its open transaction is aborted) before the anchor is
+        # read, so the anchor is exactly what its committed transactions published.
+        producer = await asyncio.to_thread(
+            TransactionalProducer, kafka, transactional_id(settings.group, kafka))
         output = KafkaOutput(producer, kafka.prefix)
         audit_file = Path(settings.audit_path).expanduser()
         audit_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -217,7 +255,7 @@ class _Process:
             executor.resume(past.intent_ids, past.fills)
             verifier = load_verifier(self.config.commands)
             verifier.spend(past.command_nonces, time.time_ns())
-            await self._publish_start(executor, output, producer, unpublished)
+            await self._publish_start(executor, output, unpublished)
             if market is not None and past.open_orders:
                 executor.close_vanished(past.open_orders.values(), _VANISHED)
             if keys is not None:
@@ -230,19 +268,17 @@ class _Process:
         return self.stats
 
     async def _publish_start(
-        self, executor: Executor, output: KafkaOutput, producer: EventProducer,
-        unpublished: list[AuditRecord],
+        self, executor: Executor, output: KafkaOutput, unpublished: list[AuditRecord],
     ) -> None:
-        """Publish what the last run's kill left unpublished, then this run's first record,
-        and wait for both to be delivered before acting: so a file's chain is always on its
-        anchor up to at most its last run's tail (`unpublished_tail`)."""
-        for record in unpublished:
-            output.audit(record)
+        """Publish what the last run's kill left unpublished (records and the events they
+        hold), then this run's first record, committed before acting: so a file's chain is
+        always on its anchor up to at most its last run's tail (`unpublished_tail`)."""
+        output.republish(unpublished)
         executor.audit("state", {
             "executor": "start", "republished": len(unpublished),
             "from_seq": unpublished[0].seq if unpublished else None,
         })
-        await asyncio.to_thread(producer.flush)
+        output.commit()
 
     def _executor_config(self) -> ExecutorConfig:
         settings = self.settings
@@ -335,7 +371,7 @@ class _Process:
         )
         done = asyncio.Event()
         serving = asyncio.create_task(service.run(done), name="executor-service")
-        helpers = []
+        helpers = [asyncio.create_task(_commit_every(output, _COMMIT_INTERVAL_S))]
         if keys is not None:
             helpers.append(asyncio.create_task(self._watch_keys(executor, keys)))
         feed = _Feed(self, service, executor, output, orders, md, market, verifier)
@@ -360,6 +396,12 @@ class _Process:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
+
+
+async def _commit_every(output: KafkaOutput, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        output.commit()
 
 
 def _described(key: KeyInUse | None) -> str:
@@ -408,7 +450,8 @@ class _Feed:
             await self._release()
             await self.service.drained()
             if not pending:
-                self.orders.commit()  # the executor acted on everything read
+                # The executor acted on everything read: its output and the offsets, at once.
+                self.output.commit(self.orders)
 
     def _readable(self, events: list[Event]) -> list[Event]:
         # Undecodable input goes to the dead-letter topic; the executor sees only events.

@@ -84,7 +84,8 @@ def kafka_topics() -> list[dict]:
     ]
 
 
-_RESOURCE = {ResourceType.TOPIC: "topic", ResourceType.GROUP: "group"}
+_RESOURCE = {ResourceType.TOPIC: "topic", ResourceType.GROUP: "group",
+             ResourceType.TRANSACTIONAL_ID: "transactionalId"}
 _PATTERN = {ResourcePatternType.LITERAL: "literal", ResourcePatternType.PREFIXED: "prefix"}
 _OPERATION = {AclOperation.READ: "Read", AclOperation.WRITE: "Write",
               AclOperation.DESCRIBE: "Describe"}

@@ -1,10 +1,12 @@
 """`quoteflow execute` killed with SIGKILL at random points over a replay (paper venue):
 no order is sent twice, none is left open, the positions equal the fills and the audit chain
-verifies across every run. A real Kafka broker; the executor runs as its own OS process.
+verifies across every run; what reached Kafka is exactly what the audit trail says was
+published, nothing lost and nothing twice. A real Kafka broker; the executor runs as its
+own OS process.
 
-The checks read the audit trail, the executor's record of truth, written before anything
-reaches Kafka: what a SIGKILL takes from librdkafka's queue never reached the topics, and
-is not re-published (docs/executor.md, "Restarts").
+The audit trail is the executor's record of truth and its outbox, written before anything
+reaches Kafka; the executor publishes in Kafka transactions, and a restart publishes again
+what its killed predecessor's aborted transaction held (docs/executor.md, "Restarts").
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from connectors.kafka.command_keys import CommandsConfig
 from flows.execute_kafka import run_execute
 from models.audit import canonical
 from models.command_signing import public_key_text, sign
-from models.events import ControlCommand, Fill, OrderIntent
+from models.events import ControlCommand, Fill, OrderIntent, decode, encode
 from quoteflow.config import Config
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import new_deployment
@@ -112,10 +114,18 @@ def test_execute_killed_at_random_points_never_doubles_or_orphans_an_order(
     shutdown = next(r for r in records if r["action"] == "state"
                     and r["payload"].get("executor") == "shutdown")
     assert [Decimal(q) for q in shutdown["payload"]["positions"].values()] == [signed]
-    # What did reach Kafka is no more than the audit holds: no fill published twice.
-    on_topic = [e for e in events_on(kafka, "orders.events") if type(e) is Fill]
+    # What reached Kafka is exactly what the trail says was published: no fill, order event,
+    # position or risk event lost to a kill, none published twice; the audit topic holds
+    # the whole chain.
+    published = [decode(canonical(r["payload"]["event"])) for r in records
+                 if r["action"] == "published"]
+    on_topics = [e for topic in ("orders.events", "risk.events")
+                 for e in events_on(kafka, topic)]
+    assert Counter(map(encode, on_topics)) == Counter(map(encode, published))
+    on_topic = [e for e in on_topics if type(e) is Fill]
     assert len({f.trade_id for f in on_topic}) == len(on_topic)
-    assert {f.trade_id for f in on_topic} <= {f["trade_id"] for f in fills}
+    assert {f.trade_id for f in on_topic} == {f["trade_id"] for f in fills}
+    assert verify_anchored(audit, topic_links(kafka)).ok
 
 
 # -- what a restart must remember, and a file that must not be continued ----------------------

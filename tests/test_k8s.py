@@ -343,7 +343,8 @@ def test_each_process_is_its_own_kafka_user_with_the_acls_of_the_principal_table
         acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"],
                  op.upper(), a["host"]) for a in user["spec"]["authorization"]["acls"]
                 for op in a["operations"]}
-        expected = {(b.restype.name.lower(), b.name,
+        strimzi_type = {"TOPIC": "topic", "GROUP": "group", "TRANSACTIONAL_ID": "transactionalId"}
+        expected = {(strimzi_type[b.restype.name], b.name,
                      {"LITERAL": "literal", "PREFIXED": "prefix"}[b.resource_pattern_type.name],
                      b.operation.name, b.host)
                     for b in acl_bindings(BY_NAME[name], config.kafka.prefix)}

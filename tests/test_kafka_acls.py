@@ -127,8 +127,11 @@ def test_a_known_user_without_acls_can_do_nothing(deployment):
 
 def test_the_table_gives_each_guarded_topic_one_writer():
     for principal in PRINCIPALS:
-        rights = {(b.name, b.operation.name) for b in acl_bindings(principal, "p")}
+        bindings = acl_bindings(principal, "p")
+        rights = {(b.name, b.operation.name) for b in bindings if b.restype.name == "TOPIC"}
         writes = {name for name, op in rights if op == "WRITE"}
+        assert {b.name for b in bindings if b.restype.name == "TRANSACTIONAL_ID"} \
+            == set(principal.transactions)
         assert writes == {topic_name("p", t) for t in principal.writes}
         assert ("p.control", "WRITE") not in rights or principal.name == "api"
         assert ("p.orders.intents", "WRITE") not in rights or principal.name == "quote"

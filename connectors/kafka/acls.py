@@ -48,6 +48,8 @@ class BusPrincipal:
     writes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    # Transactional-id prefixes (`connectors.kafka.transactions`): it publishes in transactions.
+    transactions: tuple[str, ...] = ()
 
 
 PRINCIPALS: tuple[BusPrincipal, ...] = (
@@ -65,7 +67,8 @@ PRINCIPALS: tuple[BusPrincipal, ...] = (
     BusPrincipal("executor", "quoteflow execute: acts on intents and signed commands",
                  writes=("orders.events", "risk.events", "audit", "deadletter"),
                  # audit: its own chain's anchor, checked at every start
-                 reads=("orders.intents", "control", "audit", *MARKET), groups=("executor",)),
+                 reads=("orders.intents", "control", "audit", *MARKET), groups=("executor",),
+                 transactions=("executor",)),
     BusPrincipal("surveillance", "the surveillance flow: alerts from our orders and fills",
                  writes=("surveillance.alerts", "deadletter"), reads=("orders.events",),
                  groups=FLOW_GROUPS),
@@ -104,6 +107,9 @@ def acl_bindings(principal: BusPrincipal, prefix: str = "") -> list[AclBinding]:
                  for name in principal.reads]
     bindings += [allow(ResourceType.GROUP, group, AclOperation.READ, ResourcePatternType.PREFIXED)
                  for group in principal.groups]
+    bindings += [allow(ResourceType.TRANSACTIONAL_ID, name, AclOperation.WRITE,
+                       ResourcePatternType.PREFIXED)
+                 for name in principal.transactions]
     return bindings
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka.config import KafkaConfig, connect_admin
 from connectors.kafka.topics import topic_name
@@ -103,6 +103,15 @@ class EventConsumer:
             # Nothing consumed since the last commit is not a failure.
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
+
+    def positions(self) -> list[TopicPartition]:
+        """The position after everything `poll` has returned, per assigned partition read
+        from (what a transactional producer commits for this group)."""
+        assigned = self._consumer.assignment()
+        return [p for p in self._consumer.position(assigned) if p.offset >= 0] if assigned else []
+
+    def group_metadata(self) -> object:
+        return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
         self._consumer.close()

@@ -128,9 +128,12 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             received.add(topic)
         if received:
             self._backoff_s = 0.0
-            for topic in received:
+        for topic, done in at_end.items():
+            # A topic with no new message may have reached its end by stepping over a
+            # transaction's commit marker (an offset never delivered as a message).
+            if topic in received or not done:
                 at_end[topic] = self._read_to_watermark(topic)
-        elif not self._tail and not messages:
+        if not received and not self._tail and not messages:
             self._probe_ends()
         chunk = self._release()
         if not (chunk or self._tail or any(buffers.values())) and all(at_end.values()):
@@ -167,7 +170,14 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         # messages read, so equality means nothing more was on the broker at that fetch. A
         # response with a partition error (a restarting broker) caches -1: no evidence.
         _, high = self._consumer.get_watermark_offsets(self._partitions[topic], cached=True)
-        return self._next_offset[topic] == high
+        return high >= 0 and self._position(topic) >= high
+
+    def _position(self, topic: str) -> int:
+        """The next offset to read: past the last message delivered, and past a transaction's
+        commit marker once the consumer has stepped over it (a transactional producer's
+        topic, e.g. the executor's orders.events, ends with one)."""
+        (position,) = self._consumer.position([self._partitions[topic]])
+        return max(self._next_offset[topic], position.offset)
 
     def _probe_ends(self) -> None:
         """Idle and reading to the end: ask the broker where each unfinished topic ends.
@@ -190,7 +200,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
                 )
             except KafkaException:
                 continue  # the broker is not answering yet: ask again later
-            position = self._next_offset[topic]
+            position = self._position(topic)
             if position == OFFSET_BEGINNING:
                 position = low  # nothing read yet: from the start
             if high >= 0 and position >= high:

@@ -1,0 +1,87 @@
+"""A producer whose output becomes visible all at once, with the consumer offsets it came from.
+
+Everything sent between two `commit`s is one Kafka transaction: consumers reading committed
+data (librdkafka's default `isolation.level`) see all of it or none of it, and the
+consumer's offsets are committed in the same transaction (`send_offsets_to_transaction`).
+A process killed mid-transaction leaves nothing visible of it: the next producer with the
+same `transactional.id` fences the dead one and aborts its transaction when it starts
+(`init_transactions`), so a restart knows exactly what was published — the last committed
+transaction — and can publish the rest again from its own durable record (the executor's
+audit file).
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+
+from connectors.kafka.config import KafkaConfig
+from connectors.kafka.consumer import EventConsumer
+from connectors.kafka.producer import EventProducer, KafkaDeliveryError
+
+# How long a dead producer's open transaction may hold back committed readers (after it,
+# the broker aborts it); a live one commits far more often.
+TRANSACTION_TIMEOUT_MS = 10_000
+
+
+def transactional_id(name: str, config: KafkaConfig) -> str:
+    """One id per process role, deployment and account (`name` first: the ACLs grant ids by
+    prefix); two processes with the same id fence each other, as one executor per account
+    should."""
+    return f"{name}.{config.prefix or '-'}.{config.account or '-'}"
+
+
+class TransactionalProducer(EventProducer):
+    """`EventProducer` in transactions: begun by the first send, ended by `commit`."""
+
+    __slots__ = ("_open", "_timeout_s")
+
+    def __init__(self, config: KafkaConfig, transactional_id: str, timeout_s: float = 30.0):
+        super().__init__(config, **{"transactional.id": transactional_id,
+                                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
+        self._timeout_s = timeout_s
+        self._open = False
+        # Fences an earlier producer with this id (a killed process) and aborts what it left
+        # open, so committed readers see past it from now on.
+        self._producer.init_transactions(timeout_s)
+
+    def _produce(self, topic: str, key: str | None, value: bytes) -> None:
+        self._begin()
+        super()._produce(topic, key, value)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._open
+
+    def commit(self, consumer: EventConsumer | None = None) -> None:
+        """Make everything sent since the last commit visible, with `consumer`'s positions as
+        its group's committed offsets. Any failure raises: what was sent is then not
+        visible, and the caller's restart publishes it again."""
+        offsets = consumer.positions() if consumer is not None else []
+        if offsets:
+            self._begin()
+            self._producer.send_offsets_to_transaction(
+                offsets, consumer.group_metadata(), self._timeout_s)  # type: ignore[union-attr]
+        if self._open:
+            try:
+                self._producer.commit_transaction(self._timeout_s)
+            except KafkaException as error:
+                raise _failed(error) from None
+            self._open = False
+        if self.stats.failed:
+            self.flush()  # raises: a failed delivery fails the transaction too
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        if self._open:
+            self.commit()
+        super().flush(timeout_s)
+
+    def _begin(self) -> None:
+        if not self._open:
+            self._producer.begin_transaction()
+            self._open = True
+
+
+def _failed(error: KafkaException) -> KafkaDeliveryError:
+    kafka_error: KafkaError = error.args[0]
+    return KafkaDeliveryError(f"a Kafka transaction failed ({kafka_error.str()}); nothing of it is "
+                        "visible, a restart publishes it again")

@@ -1,0 +1,180 @@
+"""`quoteflow execute` on a ccxt venue killed with SIGKILL at random points while intents
+arrive and orders fill: no order reaches the venue twice, none is left open there, the
+positions equal the venue's trades, and Kafka holds exactly what the audit trail published.
+
+The venue is `tests/ccxt_standin.py`, a local stand-in for Binance spot's REST API driven
+through ccxt with the owner's HMAC key from the secret store: live exchanges are not
+reachable from the test machines. A real Kafka broker; the executor is its own OS process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from connectors.audit_store import topic_links, verify_anchored
+from connectors.kafka import EventProducer
+from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
+from models.audit import canonical
+from models.events import decode, encode
+from tests.ccxt_standin import BinanceSpotStandIn
+from tests.flow_runs import QUOTEFLOW
+from tests.kafka_service import kafka_toml, new_deployment
+from tests.test_execute_kafka import OWNER, START, audit_records, events_on, key_store, quote_intent
+
+pytestmark = pytest.mark.integration
+
+SEED = 1105
+KILLS = 4
+KEY, SECRET = "owner-key-1-abcdefgh", "owner-sec-1"
+
+
+class _StandInThread:
+    """The stand-in serving from a thread of its own, so it outlives every executor."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.standin = self.call(self._open)
+
+    async def _open(self) -> BinanceSpotStandIn:
+        return await BinanceSpotStandIn(KEY, SECRET, START).__aenter__()
+
+    def call(self, coroutine_function, *args):
+        return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(30)
+
+    def fill_one(self, rng: random.Random) -> bool:
+        async def fill() -> bool:
+            open_ids = self.standin.open_orders()
+            if not open_ids:
+                return False
+            self.standin.fill(rng.choice(open_ids), Decimal("0.0005"))
+            return True
+        return self.call(fill)
+
+    def close(self) -> None:
+        self.call(self.standin.__aexit__, None, None, None)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def _write_config(path: Path, kafka, standin: BinanceSpotStandIn, tmp_path: Path) -> Path:
+    urls = standin.ccxt_urls()["test"]
+    path.write_text(
+        kafka_toml(kafka)
+        + f'[secrets]\nbackend = "local"\npath = "{tmp_path / "keys.json"}"\n'
+        + '[execute]\nvenue = "ccxt"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'
+        + f'owner = "{OWNER}"\nsandbox = true\nintent_max_age_s = 60\nrate_limit_capacity = 50\n'
+        + f'reconcile_interval_s = 1.0\naudit_path = "{tmp_path / "audit.jsonl"}"\n'
+        + "[execute.ccxt_options.urls.test]\n"
+        + "".join(f'{name} = "{url}"\n' for name, url in urls.items())
+        + '[execute.ccxt_options.options.fetchMarkets]\ntypes = ["spot"]\n'
+    )
+    return path
+
+
+class _Intents:
+    """A quote every 0.2 s with prices that move, as the quote flow would send them."""
+
+    def __init__(self, kafka) -> None:
+        self._producer = EventProducer(kafka)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        step = 0
+        while not self._stop.is_set():
+            offset = Decimal(step % 7) / 100
+            self._producer.send(quote_intent(str(Decimal("59990.00") - offset),
+                                             str(Decimal("60010.00") + offset)))
+            self._producer.flush()
+            step += 1
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._producer.close()
+
+
+def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order(
+    kafka_bootstrap, tmp_path
+):
+    rng = random.Random(SEED)
+    kafka = new_deployment(kafka_bootstrap)
+    store, environ, _ = key_store(tmp_path)
+    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
+    venue = _StandInThread()
+    standin = venue.standin
+    audit = tmp_path / "audit.jsonl"
+    config = _write_config(tmp_path / "quoteflow.toml", kafka, standin, tmp_path)
+    env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
+    log = tmp_path / "execute.log"
+
+    def start(*args: str) -> subprocess.Popen:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [str(QUOTEFLOW), "execute", "--config", str(config), *args],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    intents = _Intents(kafka)
+    filled = 0
+    try:
+        for _ in range(KILLS):
+            process = start()
+            before = len(standin.orders)
+            deadline = time.monotonic() + 60
+            while len(standin.orders) < before + 2 and time.monotonic() < deadline:
+                assert process.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.05)
+            filled += venue.fill_one(rng)
+            time.sleep(rng.uniform(0.0, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    finally:
+        intents.stop()
+    try:
+        final = start("--until-end")
+        assert final.wait(timeout=300) == 0, log.read_text()[-3000:]
+        trades = list(standin.trades)
+        orders = list(standin.orders.values())
+        still_open = standin.open_orders()
+    finally:
+        venue.close()
+
+    assert filled >= 2 and len(orders) >= 2 * KILLS
+    # No order reached the venue twice, and none is left open there.
+    assert max(Counter(o.client_order_id for o in orders).values()) == 1
+    assert still_open == []
+    # Positions continue across restarts and equal the venue's trades, each applied once.
+    records = audit_records(audit)
+    fills = [r["payload"]["fill"] for r in records
+             if r["action"] == "fill" and r["payload"]["news"]]
+    assert len({f["trade_id"] for f in fills}) == len(fills) == len(trades)
+    signed = sum((Decimal(f["size"]) * (1 if f["side"] == "buy" else -1) for f in fills),
+                 Decimal(0))
+    assert signed == sum((Decimal(t["qty"]) * (1 if t["isBuyer"] else -1) for t in trades),
+                         Decimal(0))
+    shutdown = [r for r in records
+                if r["action"] == "state" and r["payload"].get("executor") == "shutdown"]
+    assert len(shutdown) == 1
+    assert [Decimal(q) for q in shutdown[0]["payload"]["positions"].values()] == [signed]
+    # Kafka holds exactly what the trail published, and the whole chain.
+    published = [decode(canonical(r["payload"]["event"])) for r in records
+                 if r["action"] == "published"]
+    on_topics = [e for topic in ("orders.events", "risk.events")
+                 for e in events_on(kafka, topic)]
+    assert Counter(map(encode, on_topics)) == Counter(map(encode, published))
+    assert verify_anchored(audit, topic_links(kafka)).ok
