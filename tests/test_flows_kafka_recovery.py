@@ -10,8 +10,10 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Hashable
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -89,42 +91,58 @@ def wait_for_intents(config: KafkaConfig, count: int, flow: subprocess.Popen, lo
         time.sleep(0.02)
 
 
+def _intent_id(intent: OrderIntent) -> str:
+    return intent.intent_id
+
+
 def assert_no_loss_and_only_identical_repeats(
-    actual: list[OrderIntent], expected: list[OrderIntent]
+    actual: list, expected: list, key: Callable[[Any], Hashable] = _intent_id
 ) -> int:
-    """Returns how many intents were written twice."""
-    first: dict[str, OrderIntent] = {}
+    """Every expected output is there, a repeat is identical to its first copy; returns how
+    many outputs were written twice."""
+    first: dict = {}
     repeats = 0
-    for intent in actual:
-        seen = first.setdefault(intent.intent_id, intent)
-        if seen is not intent:
+    for out in actual:
+        seen = first.setdefault(key(out), out)
+        if seen is not out:
             repeats += 1
-            assert seen == intent, f"{intent.intent_id} repeated with other content"
-    assert first == {i.intent_id: i for i in expected}
+            assert seen == out, f"{key(out)} repeated with other content"
+    assert first == {key(out): out for out in expected}
     return repeats
+
+
+def kill_9_mid_stream_then_restart(
+    config: KafkaConfig, flow_name: str, topic: str, expected: list,
+    key: Callable[[Any], Hashable], tmp_path: Path,
+) -> None:
+    """`quoteflow flow FLOW_NAME` over what is on the md topics, SIGKILLed after a seeded
+    random share of its expected output is on `topic`, then restarted from its snapshots to
+    the end: nothing lost, repeats identical, and fewer repeats than were written before the
+    kill (it resumed from a snapshot, not from the beginning)."""
+    config_file = write_config(tmp_path / "flow.toml", config, snapshot_interval_s=0.2)
+    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
+    log = tmp_path / "flow.log"
+    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
+
+    flow = start_flow(config_file, *args, log=log, flow=flow_name)
+    wait_for_intents(config, kill_after, flow, log, topic=topic)
+    flow.send_signal(signal.SIGKILL)
+    flow.wait(timeout=10)
+    before_restart = intents_written(config, topic)
+    assert before_restart < len(expected), "the flow finished before it could be killed"
+
+    restarted = start_flow(config_file, *args, log=log, flow=flow_name)
+    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
+    written = [decode(value) for _, _, value in read_topic(config, topic)]
+    assert assert_no_loss_and_only_identical_repeats(written, expected, key) < before_restart
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(kafka_bootstrap, events, expected,
                                                       tmp_path):
     config = new_deployment(kafka_bootstrap)
     publish(config, events)
-    config_file = write_config(tmp_path / "q.toml", config, snapshot_interval_s=0.2)
-    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
-    log = tmp_path / "flow.log"
-    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
-
-    flow = start_flow(config_file, *args, log=log)
-    wait_for_intents(config, kill_after, flow, log)
-    flow.send_signal(signal.SIGKILL)
-    flow.wait(timeout=10)
-    before_restart = intents_written(config)
-    assert before_restart < len(expected), "the flow finished before it could be killed"
-
-    restarted = start_flow(config_file, *args, log=log)
-    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
-    repeats = assert_no_loss_and_only_identical_repeats(intents_on(config), expected)
-    # It resumed from a snapshot, not from the beginning.
-    assert repeats < before_restart
+    kill_9_mid_stream_then_restart(config, "quote", "orders.intents", expected, _intent_id,
+                                   tmp_path)
 
 
 @pytest.fixture
@@ -193,34 +211,12 @@ def test_predict_flow_killed_mid_stream_then_restarted_loses_nothing(
     """`kill -9` of `quoteflow flow predict` mid-stream: after a restart from its snapshots
     every prediction is on `signals.pred`, repeats only as identical copies (the online
     model resumes from the snapshot, so it forecasts exactly as an uninterrupted run)."""
-    expected = expected_predictions(events)
     config = new_deployment(kafka_bootstrap)
     publish(config, events)
-    config_file = write_config(tmp_path / "p.toml", config, snapshot_interval_s=0.2)
-    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
-    log = tmp_path / "flow.log"
-    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
-
-    flow = start_flow(config_file, *args, log=log, flow="predict")
-    wait_for_intents(config, kill_after, flow, log, topic="signals.pred")
-    flow.send_signal(signal.SIGKILL)
-    flow.wait(timeout=10)
-    before_restart = intents_written(config, "signals.pred")
-    assert before_restart < len(expected), "the flow finished before it could be killed"
-
-    restarted = start_flow(config_file, *args, log=log, flow="predict")
-    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
-    written = [decode(value) for _, _, value in read_topic(config, "signals.pred")]
-    first: dict[tuple, Prediction] = {}
-    repeats = 0
-    for prediction in written:
-        key = (prediction.venue, prediction.symbol, prediction.ts)
-        seen = first.setdefault(key, prediction)
-        if seen is not prediction:
-            repeats += 1
-            assert seen == prediction, f"{key} repeated with another forecast"
-    assert first == {(p.venue, p.symbol, p.ts): p for p in expected}
-    assert repeats < before_restart  # resumed from a snapshot, not from the beginning
+    kill_9_mid_stream_then_restart(
+        config, "predict", "signals.pred", expected_predictions(events),
+        lambda p: (p.venue, p.symbol, p.ts), tmp_path,
+    )
 
 
 def _one_partition_deployment(bootstrap: str) -> KafkaConfig:
@@ -266,31 +262,8 @@ def test_arbitrage_flow_killed_mid_stream_then_restarted_loses_nothing(
     assert len(expected) > 100
     config = _one_partition_deployment(kafka_bootstrap)
     publish(config, events)
-    config_file = write_config(tmp_path / "a.toml", config, snapshot_interval_s=0.2)
-    args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
-    log = tmp_path / "flow.log"
-    kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
-
-    flow = start_flow(config_file, *args, log=log, flow="arbitrage")
-    wait_for_intents(config, kill_after, flow, log, topic="signals.arb")
-    flow.send_signal(signal.SIGKILL)
-    flow.wait(timeout=10)
-    before_restart = intents_written(config, "signals.arb")
-    assert before_restart < len(expected), "the flow finished before it could be killed"
-
-    restarted = start_flow(config_file, *args, log=log, flow="arbitrage")
-    assert restarted.wait(timeout=120) == 0, log.read_text()[-3000:]
-    written = [decode(value) for _, _, value in read_topic(config, "signals.arb")]
-    first: dict[tuple, ArbSignal] = {}
-    repeats = 0
-    for arb in written:
-        key = (arb.kind, arb.buy_venue, arb.buy_symbol, arb.sell_venue, arb.sell_symbol, arb.ts)
-        seen = first.setdefault(key, arb)
-        if seen is not arb:
-            repeats += 1
-            assert seen == arb, f"{key} repeated with other content"
-    assert first == {
-        (a.kind, a.buy_venue, a.buy_symbol, a.sell_venue, a.sell_symbol, a.ts): a
-        for a in expected
-    }
-    assert repeats < before_restart  # resumed from a snapshot, not from the beginning
+    kill_9_mid_stream_then_restart(
+        config, "arbitrage", "signals.arb", expected,
+        lambda a: (a.kind, a.buy_venue, a.buy_symbol, a.sell_venue, a.sell_symbol, a.ts),
+        tmp_path,
+    )
