@@ -23,8 +23,12 @@ Conventions:
   the message has one (trades; futures depth and bookTicker), else the event time `E`, which
   is when the message was made, 1-10 ms later on these files. A trade stamped with `E` could
   fill, in a backtest, an order that reached the exchange after the trade happened. Spot
-  bookTicker messages and the spot REST snapshot carry neither, so for them exchange_ts falls
-  back to receive_ts.
+  bookTicker messages and the spot REST snapshot carry neither: their exchange_ts is their
+  receive_ts moved onto the exchange clock by the largest lead of an event time `E` over its
+  receive time seen so far in the file (the recorder's clock can run a second or more behind
+  the exchange's; the largest lead is the fastest delivery seen), or receive_ts itself before
+  any message with `E`. Stamped with the receive time alone, a spot touch would look older
+  than the depth and trades around it by the whole clock offset.
 - trades: `m` true means the buyer was the maker, so the taker sold (side "sell").
 - bad input never raises: an unreadable line, a message missing fields or with a bad number, an
   unknown stream and a truncated or corrupt gzip become `DeadLetter` events whose reason starts
@@ -158,7 +162,7 @@ def _futures_venue(exchange_symbol: str) -> str:
 class _LineDecoder:
     """Turns one recorded line of one instrument's file into an event or a dead letter."""
 
-    __slots__ = ("_handlers", "_stream_prefix", "source", "symbol", "venue")
+    __slots__ = ("_handlers", "_lead_ns", "_stream_prefix", "source", "symbol", "venue")
 
     def __init__(self, source: str, venue: str, symbol: str, exchange_symbol: str) -> None:
         self.source = source
@@ -166,6 +170,16 @@ class _LineDecoder:
         self.symbol = symbol
         self._stream_prefix = exchange_symbol.lower()
         self._handlers: dict[str, Callable[[bytes, int], AnyMarketEvent] | None] = {}
+        self._lead_ns: int | None = None  # exchange clock minus receive clock, largest seen
+
+    def _on_exchange_clock(self, event_ms: int | None, receive_ts: int) -> int:
+        """receive_ts on the exchange clock; `event_ms` (the message's `E`) updates the lead."""
+        lead = self._lead_ns
+        if event_ms is not None:
+            seen = event_ms * _NS_PER_MS - receive_ts
+            if lead is None or seen > lead:
+                lead = self._lead_ns = seen
+        return receive_ts if lead is None else receive_ts + lead
 
     def decode(self, line: bytes, line_no: int) -> ReplayEvent:
         ts_text, _, payload = line.partition(b" ")
@@ -205,6 +219,7 @@ class _LineDecoder:
 
     def _delta(self, data: bytes, receive_ts: int) -> BookDelta:
         diff = _decode_depth(data)
+        self._on_exchange_clock(diff.event_ms, receive_ts)
         return BookDelta(
             venue=self.venue, symbol=self.symbol,
             exchange_ts=(diff.transaction_ms or diff.event_ms) * _NS_PER_MS,
@@ -218,7 +233,10 @@ class _LineDecoder:
         event_ms = depth.event_ms
         return BookSnapshot(
             venue=self.venue, symbol=self.symbol,
-            exchange_ts=receive_ts if event_ms is None else event_ms * _NS_PER_MS,
+            exchange_ts=(
+                self._on_exchange_clock(None, receive_ts) if event_ms is None
+                else event_ms * _NS_PER_MS
+            ),
             receive_ts=receive_ts, seq=depth.last_update_id, bids=depth.bids, asks=depth.asks,
         )
 
@@ -227,7 +245,10 @@ class _LineDecoder:
         event_ms = ticker.transaction_ms or ticker.event_ms
         return BBO(
             venue=self.venue, symbol=self.symbol,
-            exchange_ts=receive_ts if event_ms is None else event_ms * _NS_PER_MS,
+            exchange_ts=(
+                self._on_exchange_clock(ticker.event_ms, receive_ts) if event_ms is None
+                else event_ms * _NS_PER_MS
+            ),
             receive_ts=receive_ts, seq=ticker.update_id,
             bid_price=ticker.bid_price, bid_size=ticker.bid_size,
             ask_price=ticker.ask_price, ask_size=ticker.ask_size,
@@ -235,6 +256,7 @@ class _LineDecoder:
 
     def _trade(self, data: bytes, receive_ts: int) -> Trade:
         trade = _decode_trade(data)
+        self._on_exchange_clock(trade.event_ms, receive_ts)
         return Trade(
             venue=self.venue, symbol=self.symbol,
             exchange_ts=(trade.transaction_ms or trade.event_ms) * _NS_PER_MS,
