@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -188,16 +191,41 @@ def _paper_settings(
         raise _bad(str(error), error.hint) from None
 
 
-_ENGINE_FLAGS = (
-    "config", "strategy", "param", "max_inventory_lots", "order_latency_ms",
-    "cancel_latency_ms", "response_latency_ms", "latency_file", "queue_model",
-    "partial_fills", "requote_ms",
-)
+MaxInventoryOption = Annotated[str, typer.Option(help="Position cap in order-size lots.")]
+
+# The flags of every command that trades on the engine (run, backtest, sweep), declared once:
+# `_engine_command` adds them to a command's signature.
+_ENGINE_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+    for name, annotation, default in (
+        ("param", ParamOption, None),
+        ("max_inventory_lots", MaxInventoryOption, "10"),
+        ("config", ConfigOption, None),
+        ("order_latency_ms", OrderLatencyOption, None),
+        ("cancel_latency_ms", CancelLatencyOption, None),
+        ("response_latency_ms", ResponseLatencyOption, None),
+        ("latency_file", LatencyFileOption, None),
+        ("queue_model", QueueModelOption, None),
+        ("partial_fills", PartialFillsOption, None),
+        ("requote_ms", RequoteOption, None),
+    )
+]
 
 
-def _engine_flags(flags: dict) -> dict:
-    """The flags of `_engine_options` among a command's `locals()`."""
-    return {name: flags[name] for name in _ENGINE_FLAGS}
+def _engine_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with the engine's flags added; it receives them, with its `strategy`, as one
+    dict `engine_flags` (the keyword arguments of `_engine_options`)."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name != "engine_flags"]
+
+    @functools.wraps(command)
+    def with_flags(**kwargs):
+        flags = {p.name: kwargs.pop(p.name) for p in _ENGINE_PARAMETERS}
+        return command(**kwargs, engine_flags={**flags, "strategy": kwargs["strategy"]})
+
+    with_flags.__signature__ = inspect.Signature(own + _ENGINE_PARAMETERS)
+    with_flags.__annotations__ = {p.name: p.annotation for p in own + _ENGINE_PARAMETERS}
+    return with_flags
 
 
 def _engine_options(
@@ -218,29 +246,20 @@ def _engine_options(
 
 
 @app.command()
+@_engine_command
 def run(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
     minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Simulated minutes.")] = 30.0,
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
-    param: ParamOption = None,
-    max_inventory_lots: Annotated[
-        str, typer.Option(help="Position cap in order-size lots.")
-    ] = "10",
     report: Annotated[Path, typer.Option(help="Where the chart and JSON go.")] = Path("out/run"),
-    config: ConfigOption = None,
-    order_latency_ms: OrderLatencyOption = None,
-    cancel_latency_ms: CancelLatencyOption = None,
-    response_latency_ms: ResponseLatencyOption = None,
-    latency_file: LatencyFileOption = None,
-    queue_model: QueueModelOption = None,
-    partial_fills: PartialFillsOption = None,
-    requote_ms: RequoteOption = None,
     fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
+    *,
+    engine_flags: dict,
 ) -> None:
     """The embedded default: simulated market + quote flow + paper venue, no servers."""
     from quoteflow.embedded import run_embedded
 
-    options = _engine_options(**_engine_flags(locals()))
+    options = _engine_options(**engine_flags)
     run_embedded(
         options, seed=seed, minutes=minutes, report_dir=report, console=console, fills_out=fills
     )
@@ -265,32 +284,23 @@ def replay(
 
 
 @app.command()
+@_engine_command
 def backtest(
     data: DataOption,
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
-    param: ParamOption = None,
-    max_inventory_lots: Annotated[
-        str, typer.Option(help="Position cap in order-size lots.")
-    ] = "10",
-    config: ConfigOption = None,
-    order_latency_ms: OrderLatencyOption = None,
-    cancel_latency_ms: CancelLatencyOption = None,
-    response_latency_ms: ResponseLatencyOption = None,
-    latency_file: LatencyFileOption = None,
-    queue_model: QueueModelOption = None,
-    partial_fills: PartialFillsOption = None,
-    requote_ms: RequoteOption = None,
     fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Summary as JSON.")] = None,
     report: Annotated[Path | None, typer.Option(help="Directory for the charts.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
     cache: CacheOption = None,
+    *,
+    engine_flags: dict,
 ) -> None:
     """Replay recordings through the quote flow, the executor and the paper venue."""
     from connectors.replay.recordings import RecordingError
     from quoteflow.backtest import run_backtest
 
-    options = _engine_options(**_engine_flags(locals()))
+    options = _engine_options(**engine_flags)
 
     try:
         summary = run_backtest(
@@ -397,6 +407,7 @@ def suggest_command(
 
 
 @app.command("sweep")
+@_engine_command
 def sweep_command(
     data: DataOption,
     grid: Annotated[
@@ -416,28 +427,17 @@ def sweep_command(
         int | None, typer.Option(min=1, help="Backtest processes (default: every core).")
     ] = None,
     cache: CacheOption = None,
-    param: ParamOption = None,
-    max_inventory_lots: Annotated[
-        str, typer.Option(help="Position cap in order-size lots.")
-    ] = "10",
-    config: ConfigOption = None,
-    order_latency_ms: OrderLatencyOption = None,
-    cancel_latency_ms: CancelLatencyOption = None,
-    response_latency_ms: ResponseLatencyOption = None,
-    latency_file: LatencyFileOption = None,
-    queue_model: QueueModelOption = None,
-    partial_fills: PartialFillsOption = None,
-    requote_ms: RequoteOption = None,
+    *,
+    engine_flags: dict,
 ) -> None:
     """Backtest one strategy over a parameter grid (or a random draw) on recordings, in
     parallel; results.json, results.csv and a chart of PnL and markouts in --out."""
     from connectors.replay.recordings import RecordingError
     from quoteflow.sweep import sweep
 
-    flags = _engine_flags(locals())
-    options = _engine_options(**flags)
+    options = _engine_options(**engine_flags)
     try:
-        sweep(strategy, grid, data, out, options, flags, samples=random, seed=seed,
+        sweep(strategy, grid, data, out, options, engine_flags, samples=random, seed=seed,
               workers=workers, cache_dir=cache, console=console)
     except ValueError as error:  # RecordingError included
         hint = "--data" if isinstance(error, RecordingError) else "--grid"
