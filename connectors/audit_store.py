@@ -31,7 +31,7 @@ import msgspec
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka.config import KafkaConfig
+from connectors.kafka.config import KafkaConfig, settled
 from connectors.kafka.topics import topic_name
 from models.audit import (
     GENESIS_HASH,
@@ -216,7 +216,10 @@ def topic_links(config: KafkaConfig, timeout_s: float = 30.0) -> list[Link]:
     links: list[Link] = []
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+        watermarks = consumer.get_watermark_offsets
+        # Settled: on a new deployment the topic's leader may still be being elected.
+        ends = {p: settled(lambda p=p: watermarks(TopicPartition(topic, p), timeout=timeout_s),
+                           timeout_s)[1]
                 for p in metadata.partitions}
         consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
         remaining = {p: end for p, end in ends.items() if end > 0}

@@ -17,7 +17,10 @@ import json
 import os
 import re
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -239,3 +242,26 @@ def connect_admin(config: KafkaConfig) -> AdminClient:
             f"kafka.security_protocol ({config.security_protocol}) match its listener?"
         ) from None
     return admin
+
+
+# A new topic's partitions may still be electing leaders, a new broker loading its group
+# coordinator, for a moment: that settles.
+_SETTLING = (
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+)
+_T = TypeVar("_T")
+
+
+def settled(call: Callable[[], _T], timeout_s: float) -> _T:
+    """`call()`, asked again while the cluster is still settling (leaders, coordinators) for
+    up to `timeout_s`; any other error, or one that outlasts it, is raised."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            if error.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

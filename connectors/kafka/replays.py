@@ -16,29 +16,20 @@ ended and the metadata says `started:<id>` (while publishing) or `done:<id>`. So
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.kafka.config import KafkaConfig, connect_admin
+from connectors.kafka.config import KafkaConfig, connect_admin, settled
 from connectors.kafka.topics import topic_name
 
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
 # Under the ingest principal's group prefix (connectors.kafka.acls): it may commit there.
 REPLAY_GROUP = "ingest.replays"
 _CHUNK = 1 << 20
-# A new topic's partitions may still be electing leaders, a new broker loading its group
-# coordinator, for a moment: that settles.
-_SETTLING = (
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR,
-)
-
 Status = Literal["empty", "done", "other"]
 
 
@@ -90,7 +81,7 @@ class ReplayMarker:
         timeout = self._config.connect_timeout_s
         watermarks = self._consumer.get_watermark_offsets
         return {
-            (p.topic, p.partition): _settled(lambda p=p: watermarks(p, timeout=timeout), timeout)
+            (p.topic, p.partition): settled(lambda p=p: watermarks(p, timeout=timeout), timeout)
             for p in self._partitions()
         }
 
@@ -98,7 +89,7 @@ class ReplayMarker:
         ends = self._ends()
         messages = sum(high - low for low, high in ends.values())
         timeout = self._config.connect_timeout_s
-        committed = _settled(lambda: self._consumer.committed(
+        committed = settled(lambda: self._consumer.committed(
             [TopicPartition(t, p) for t, p in ends], timeout=timeout
         ), timeout)
         markers = {c.metadata or None for c in committed}
@@ -113,7 +104,7 @@ class ReplayMarker:
     def mark(self, replay: str, stage: Literal["started", "done"]) -> None:
         offsets = [TopicPartition(t, p, high, f"{stage}:{replay}")
                    for (t, p), (_, high) in self._ends().items()]
-        _settled(lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
+        settled(lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
                  self._config.connect_timeout_s)
 
     def clear(self) -> int:
@@ -126,17 +117,6 @@ class ReplayMarker:
             for future in futures.values():
                 future.result()
         return sum(high - low for low, high in ends.values())
-
-
-def _settled(call: Callable, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            if error.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 __all__ = ["REPLAY_GROUP", "KafkaException", "ReplayMarker", "ReplayState", "replay_id"]
