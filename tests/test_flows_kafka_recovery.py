@@ -53,6 +53,7 @@ from tests.kafka_service import (
     read_topic,
     register_broker,
 )
+from tests.surveillance_cases import T0, Orders
 
 pytestmark = pytest.mark.integration
 
@@ -113,13 +114,14 @@ def assert_no_loss_and_only_identical_repeats(
 
 def kill_9_mid_stream_then_restart(
     config: KafkaConfig, flow_name: str, topic: str, expected: list,
-    key: Callable[[Any], Hashable], tmp_path: Path,
+    key: Callable[[Any], Hashable], tmp_path: Path, extra_toml: str = "",
 ) -> None:
     """`quoteflow flow FLOW_NAME` over what is on the md topics, SIGKILLed after a seeded
     random share of its expected output is on `topic`, then restarted from its snapshots to
     the end: nothing lost, repeats identical, and fewer repeats than were written before the
     kill (it resumed from a snapshot, not from the beginning)."""
     config_file = write_config(tmp_path / "flow.toml", config, snapshot_interval_s=0.2)
+    config_file.write_text(config_file.read_text() + extra_toml)
     args = ("--recovery-dir", str(tmp_path / "recovery"), "--until-end")
     log = tmp_path / "flow.log"
     kill_after = random.Random(SEED).randint(len(expected) // 4, len(expected) // 2)
@@ -266,4 +268,27 @@ def test_arbitrage_flow_killed_mid_stream_then_restarted_loses_nothing(
         config, "arbitrage", "signals.arb", expected,
         lambda a: (a.kind, a.buy_venue, a.buy_symbol, a.sell_venue, a.sell_symbol, a.ts),
         tmp_path,
+    )
+
+
+def test_surveillance_flow_killed_mid_stream_then_restarted_loses_nothing(
+    kafka_bootstrap, tmp_path
+):
+    """`kill -9` of `quoteflow flow surveillance` mid-stream over ordinary quoting on 20
+    instruments, with a message-rate limit tight enough to raise an alert every few seconds:
+    after a restart from its snapshots every alert is on `surveillance.alerts` as the same
+    detectors raise it in-process, repeats only identical."""
+    thresholds = {"max_messages": 3, "cooldown_s": 2.0}
+    instruments = [Orders("binance", f"C{n}/USDT", **thresholds) for n in range(20)]
+    for orders in instruments:
+        orders.quotes(1500, T0)
+    events = [event for orders in instruments for event in orders.events]
+    expected = [alert for orders in instruments for alert in orders.alerts]
+    assert len(expected) > 1000
+    config = new_deployment(kafka_bootstrap)
+    publish(config, events)
+    settings = "".join(f"{name} = {value}\n" for name, value in thresholds.items())
+    kill_9_mid_stream_then_restart(
+        config, "surveillance", "surveillance.alerts", expected, lambda a: a.alert_id,
+        tmp_path, extra_toml=f"[surveillance]\n{settings}",
     )
