@@ -68,19 +68,19 @@ GROUP BY 1, venue, symbol"""
 # One taker order prints several trades at one exchange millisecond: ordered by `ts` alone,
 # first()/last() would pick any of them. The plain view's order as one sortable number.
 _TRADE_ORDER = "exchange_ts_ns::numeric * 10000000000000000000 + receive_ts_ns"
-_OHLCV_TIMESCALE = """CREATE MATERIALIZED VIEW md_ohlcv_1m
+_OHLCV_TIMESCALE = f"""CREATE MATERIALIZED VIEW md_ohlcv_1m
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket, venue, symbol,
-    first(price, _TRADE_ORDER) AS open,
+    first(price, {_TRADE_ORDER}) AS open,
     max(price) AS high,
     min(price) AS low,
-    last(price, _TRADE_ORDER) AS close,
+    last(price, {_TRADE_ORDER}) AS close,
     sum(size) AS volume,
     sum(price * size) AS notional,
     count(*) AS trades
 FROM md_trades
 GROUP BY bucket, venue, symbol
-WITH NO DATA""".replace("_TRADE_ORDER", _TRADE_ORDER)
+WITH NO DATA"""
 
 _PNL_PLAIN = """CREATE VIEW pnl_1m AS
 SELECT date_trunc('minute', ts) AS bucket, venue, symbol,
