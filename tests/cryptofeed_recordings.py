@@ -367,3 +367,79 @@ def kucoin_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                                  "bestBid": str(bid), "bestBidSize": str(bid_size),
                                  "time": _ms(writer)}})
     return writer.close(), {"BTC/USDT": walk}
+
+
+def _deribit_instrument(name: str, quote: str, kind: str, expiry_ms: int, **fields) -> dict:
+    return {"tick_size": 0.5 if kind == "future" else 0.0005, "taker_commission": 0.0005,
+            "maker_commission": 0.0, "kind": kind, "is_active": True, "instrument_name": name,
+            "base_currency": "BTC", "quote_currency": quote, "contract_size": 10.0,
+            "min_trade_amount": 10.0, "expiration_timestamp": expiry_ms,
+            "creation_timestamp": 1534242287000, **fields}
+
+
+def deribit_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Deribit as an older cryptofeed recorded it: instrument lists for BTC and ETH only
+    (2.4.1 also asks for USDC and SOL), a perpetual and an option priced in the coin, whose
+    cryptofeed symbol names the coin once (`BTC-40000-21U24-call`); books as a snapshot, then
+    changes chained by prev_change_id, with `new`/`change`/`delete` actions."""
+    writer = RecordingWriter(directory, "DERIBIT", {
+        "l2_book": ["BTC-USD-PERP", "BTC-40000-21U24-call"],
+        "trades": ["BTC-USD-PERP", "BTC-40000-21U24-call"],
+    }, Decimal("1626990000"))
+    route = "https://www.deribit.com/api/v2/public/get_instruments?currency={}"
+    writer.startup_rest(route.format("BTC"), {"jsonrpc": "2.0", "result": [
+        _deribit_instrument("BTC-PERPETUAL", "USD", "future", 32503708800000,
+                            settlement_period="perpetual"),
+        _deribit_instrument("BTC-24SEP21-40000-C", "BTC", "option", 1632470400000,
+                            settlement_period="month", option_type="call", strike=40000.0),
+    ], "usIn": 1626990000100000, "usOut": 1626990000100200, "usDiff": 200, "testnet": False})
+    writer.startup_rest(route.format("ETH"), {"jsonrpc": "2.0", "result": [], "usIn": 1,
+                                              "usOut": 2, "usDiff": 1, "testnet": False})
+    walks = {"BTC/USD:BTC": MarketWalk(Decimal("32000.0"), Decimal("0.5"), seed=6),
+             "BTC/BTC:BTC-210924-40000-C": MarketWalk(Decimal("0.05"), Decimal("0.0005"),
+                                                      seed=8)}
+    instruments = {"BTC/USD:BTC": "BTC-PERPETUAL",
+                   "BTC/BTC:BTC-210924-40000-C": "BTC-24SEP21-40000-C"}
+    writer.connect(1, "wss://www.deribit.com/ws/api/v2")
+    channels = [f"{kind}.{name}.raw" for kind in ("book", "trades")
+                for name in instruments.values()]
+    writer.sent({"jsonrpc": "2.0", "id": "101", "method": "public/subscribe",
+                 "params": {"channels": channels}})
+    writer.received({"jsonrpc": "2.0", "id": "101", "result": channels, "usIn": 1, "usOut": 2,
+                     "usDiff": 1, "testnet": False})
+
+    def publish(channel: str, data) -> None:
+        writer.received({"jsonrpc": "2.0", "method": "subscription",
+                         "params": {"channel": channel, "data": data}})
+
+    change_ids = dict.fromkeys(instruments.values(), 33195894164)
+    for name in instruments.values():
+        walk = walks[next(s for s, n in instruments.items() if n == name)]
+        publish(f"book.{name}.raw", {
+            "type": "snapshot", "timestamp": _ms(writer), "instrument_name": name,
+            "change_id": change_ids[name],
+            "bids": [["new", float(p), float(s)] for p, s in sorted(walk.bids.items())[::-1]],
+            "asks": [["new", float(p), float(s)] for p, s in sorted(walk.asks.items())]})
+    for step in range(STEPS):
+        for symbol, name in instruments.items():
+            walk = walks[symbol]
+            old_bids, old_asks = set(walk.bids), set(walk.asks)
+            bid_changes, ask_changes = walk.step()
+
+            def actions(changes, old):
+                return [["delete" if s == 0 else "change" if p in old else "new",
+                         float(p), float(s)] for p, s in changes]
+
+            previous, change_ids[name] = change_ids[name], change_ids[name] + 1 + step % 3
+            publish(f"book.{name}.raw", {
+                "type": "change", "timestamp": _ms(writer), "prev_change_id": previous,
+                "instrument_name": name, "change_id": change_ids[name],
+                "bids": actions(bid_changes, old_bids), "asks": actions(ask_changes, old_asks)})
+            if step % 3 == 0:
+                (bid, _), _ = walk.touch()
+                publish(f"trades.{name}.raw", [{
+                    "trade_seq": 933 + step, "trade_id": f"{9178 + step}",
+                    "timestamp": _ms(writer), "tick_direction": 3, "price": float(bid),
+                    "mark_price": float(walk.mid), "instrument_name": name,
+                    "index_price": 32000.0, "direction": "sell", "amount": 10.0}])
+    return writer.close(), walks

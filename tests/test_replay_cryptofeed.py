@@ -292,6 +292,7 @@ def test_snapshot_missing_at_subscription_fails_the_replay(tmp_path, shared_data
         ("BTC-USD-30000-22K27-call", "BTC/USD:BTC-220527-30000-C"),
         ("ETH-USDC-2500-23H3-put", "ETH/USDC:USDC-230303-2500-P"),
         ("BTC-JPY-FX", "BTC/JPY:JPY"),
+        ("BTC-40000-21U24-call", "BTC/BTC:BTC-210924-40000-C"),  # Deribit: base is quote
     ],
 )
 def test_unified_symbol(cryptofeed_symbol, unified):

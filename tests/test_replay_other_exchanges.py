@@ -2,7 +2,8 @@
 
 /work/shared/data/cryptofeed holds recordings of six exchanges only. The recordings here are
 constructed samples (tests/cryptofeed_recordings.py): messages written in each exchange's
-documented websocket format (Bybit v5 public `orderbook`/`publicTrade`/`tickers`, Gate.io v4
+documented websocket format (Deribit's JSON-RPC `book`/`trades` as an older cryptofeed
+recorded them, Bybit v5 public `orderbook`/`publicTrade`/`tickers`, Gate.io v4
 `spot.order_book_update`/`spot.trades`/`spot.tickers` with its REST book snapshot, bitFlyer's
 JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`, KuCoin's `/market/level2`
 diffs against its signed REST snapshot, `/market/match`, `/market/ticker`), in
@@ -12,6 +13,10 @@ recordings are.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -25,13 +30,15 @@ from tests.cryptofeed_recordings import (
     STEPS,
     bitflyer_recording,
     bybit_recording,
+    deribit_recording,
     gateio_recording,
     kucoin_recording,
 )
 
+QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 BUILDERS = {
-    "bitflyer": bitflyer_recording, "bybit": bybit_recording, "gateio": gateio_recording,
-    "kucoin": kucoin_recording,
+    "bitflyer": bitflyer_recording, "bybit": bybit_recording, "deribit": deribit_recording,
+    "gateio": gateio_recording, "kucoin": kucoin_recording,
 }
 
 
@@ -123,3 +130,19 @@ def test_a_backtest_with_no_trading_rules_or_no_readable_recording_exits_2(tmp_p
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "no cryptofeed recording" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_start_up_cryptofeed_cannot_parse_is_one_line_and_no_traceback(tmp_path):
+    """cryptofeed logs a failed symbol load with its traceback: the real CLI process (no test
+    logging handlers) must show the reason only."""
+    directory, _ = deribit_recording(tmp_path / "deribit")
+    startup = directory / "DERIBIT.0"
+    startup.write_text("".join(line for line in startup.read_text().splitlines(keepends=True)
+                               if not line.startswith("https://")))
+    result = subprocess.run([str(QUOTEFLOW), "replay", str(directory / "DERIBIT.ws.1.0"),
+                             "--out", str(tmp_path / "out.jsonl")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert "cannot build its feed" in text and "get_instruments?currency=BTC" in text
+    assert "Traceback" not in result.stdout + result.stderr

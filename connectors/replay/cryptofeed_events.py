@@ -4,7 +4,9 @@ Conventions:
 - symbol: cryptofeed's `BTC-USD` becomes `BTC/USD`; derivatives take ccxt's form, e.g.
   `UNI-USD-PERP` -> `UNI/USD:UNI`, `BTC-USD-22K27` -> `BTC/USD:BTC-220527`,
   `BTC-USD-30000-22K27-call` -> `BTC/USD:BTC-220527-30000-C`, `BTC-JPY-FX` -> `BTC/JPY:JPY`
-  (live subscriptions take spot, perpetual and future symbols only). cryptofeed's
+  (live subscriptions take spot, perpetual and future symbols only). cryptofeed writes a pair
+  whose base is its quote once (Deribit's coin-priced options): `BTC-8000-21U24-put` ->
+  `BTC/BTC:BTC-210924-8000-P`, prices in the coin. cryptofeed's
   symbol does not say the settlement currency: contracts quoted in a stablecoin settle in it
   (linear), others in the base currency (inverse), which holds for OKX, Binance and Bybit.
 - exchange_ts: cryptofeed's float seconds, rounded to the microsecond (no venue here is finer,
@@ -168,7 +170,13 @@ def unified_symbol(cryptofeed_symbol: str) -> str:
     parts = cryptofeed_symbol.split("-")
     if len(parts) < 2 or not all(parts):
         raise ValueError(f"not a cryptofeed instrument symbol: {cryptofeed_symbol!r}")
-    base, quote, *contract = parts
+    base, *rest = parts
+    if _is_contract_part(rest[0]):
+        # cryptofeed writes a pair of one currency once: Deribit's options, priced in the coin
+        # (base and quote BTC), are `BTC-8000-21U24-put`.
+        quote, contract = base, rest
+    else:
+        quote, *contract = rest
     pair = f"{base}/{quote}"
     if not contract:
         return pair
@@ -206,6 +214,13 @@ def cryptofeed_symbol(unified: str) -> str:
         raise ValueError(f"{unified!r}: expiry must be YYMMDD")
     month = _MONTH_CODES[int(expiry[2:4]) - 1]
     return f"{spot}-{expiry[:2]}{month}{int(expiry[4:])}"
+
+
+def _is_contract_part(part: str) -> bool:
+    """A strike, expiry code, PERP or FX where cryptofeed's symbol would have its quote."""
+    if part in ("PERP", "FX") or part.isdigit():
+        return True
+    return len(part) >= 4 and part[:2].isdigit() and part[2] in _MONTH_CODES and part[3:].isdigit()
 
 
 def _expiry(code: str) -> str:

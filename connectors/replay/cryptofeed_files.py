@@ -42,6 +42,10 @@ class RecordedResponses:
     def add(self, url: str, receive_ns: int, body: str) -> None:
         self._by_url.setdefault(url, deque()).append((receive_ns, body))
 
+    def holds(self, url: str) -> bool:
+        """Whether a response to `url` is (still) recorded."""
+        return bool(self._by_url.get(url))
+
     def take(self, url: str) -> tuple[int, str]:
         """The next recorded `(receive_ns, body)` for `url`."""
         responses = self._by_url.get(url)

@@ -225,10 +225,21 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
     # A subclass carries the recorded start-up answers, so the real symbol_mapping() runs on
     # them without patching HTTPSync for the whole process as cryptofeed's playback does.
+    startup = _StartupRest(recording.startup)
+
+    def recorded_endpoints(cls, endpoint):
+        # A recording made by an older cryptofeed holds the symbol lists it asked for (Deribit:
+        # BTC and ETH); 2.4.1 asks more of the same kind (USDC, SOL). Asked of what was recorded,
+        # the feed knows every recorded instrument; with none recorded it fails on the first.
+        addresses = super(replay_class, cls)._symbol_endpoint_prepare(endpoint)
+        if isinstance(addresses, list):
+            return [a for a in addresses if startup.holds(a)] or addresses
+        return addresses
+
     replay_class = type(
         f"Replayed{feed_class.__name__}",
         (feed_class,),
-        {"http_sync": _StartupRest(recording.startup)},
+        {"http_sync": startup, "_symbol_endpoint_prepare": classmethod(recorded_endpoints)},
     )
     # Recorded channels the installed cryptofeed no longer offers (Coinbase ticker) are left out.
     # Tickers of a venue whose ticker sizes are unknown are parsed and dropped (no callback).
@@ -240,19 +251,26 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     # cryptofeed keeps one symbol table per exchange id for the whole process: lift out any
     # live one while the recording's is built, and put it back so neither leaks into the other.
     kept = Symbols.data.pop(feed_class.id, None)
+    # cryptofeed logs a failed start-up with its traceback (exc_info): captured, it becomes part
+    # of the one-line error instead of being printed by logging's last-resort handler.
+    capture = _WarningCapture()
+    logger = logging.getLogger(_CRYPTOFEED_LOGGER)
+    logger.addHandler(capture)
     try:
-        feed = replay_class(
-            config=_replay_config(venue),
-            subscription=subscription,
-            callbacks=sink.callbacks(),
-            checksum_validation=True,
-        )
+        with capture:
+            feed = replay_class(
+                config=_replay_config(venue),
+                subscription=subscription,
+                callbacks=sink.callbacks(),
+                checksum_validation=True,
+            )
     except Exception as exc:
         raise ValueError(
             f"{venue.name}: cryptofeed cannot build its feed from the recorded start-up "
             f"data: {describe(exc)}"
         ) from exc
     finally:
+        logger.removeHandler(capture)
         Symbols.data.pop(feed_class.id, None)
         if kept is not None:
             Symbols.data[feed_class.id] = kept
@@ -279,6 +297,9 @@ class _StartupRest:
 
     def __init__(self, responses: RecordedResponses) -> None:
         self._responses = responses
+
+    def holds(self, address: str) -> bool:
+        return self._responses.holds(address)
 
     def read(self, address: str, params=None, headers=None, json=False, text=True, uuid=None):
         _, body = self._responses.take(address)
