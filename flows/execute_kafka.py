@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.audit_store import AuditStore, read_audit, topic_links, unpublished_tail
 from connectors.execution.config import ExecuteConfig
@@ -104,6 +104,7 @@ class ExecuteSettings(Protocol):
     secrets: SecretsConfig
     paper: PaperConfig
     commands: CommandsConfig
+    quote: Any  # its `[quote]` section: `top_of_book`, the book the paper venue matches on
 
 
 ORDER_TOPICS = ("orders.intents", "control")
@@ -189,7 +190,8 @@ def paper_market(instruments: list[Instrument], config: ExecuteSettings) -> Pape
     limiter = SimulatedRateLimiter.from_ccxt(
         execute.paper_rate_limit_ms, venue.local_now, execute.rate_limit_capacity
     )
-    return PaperMarket(venue, PaperVenueAdapter(venue, execute.exchange, limiter), instruments)
+    return PaperMarket(venue, PaperVenueAdapter(venue, execute.exchange, limiter), instruments,
+                       top_of_book=config.quote.top_of_book)
 
 
 def run_execute(

@@ -68,6 +68,7 @@ def quote_options(config: FlowSettings) -> QuoteSessionOptions:
         max_inventory_lots=lots,
         prediction_weight=quote.prediction_weight,
         requote_ms=quote.requote_ms,
+        top_of_book=quote.top_of_book,
     )
 
 

@@ -37,6 +37,9 @@ class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_inventory_lots: str = "10"
     prediction_weight: float = 0.0
     requote_ms: float = 0.0  # 0: quote on book changes; else every N ms of market time
+    # Quote on the bookTicker alone, with no L2 book (a paper executor then matches on it too,
+    # as a backtest's venue shares its session's book); default: the fresher of the two.
+    top_of_book: bool = False
 
 
 class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

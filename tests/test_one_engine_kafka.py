@@ -1,34 +1,61 @@
-"""One engine: `quoteflow execute` on Kafka trades the backtest's intents exactly as the
-backtest's own executor does.
+"""One engine: the Kafka stack trades a recording as `quoteflow backtest` does.
 
 The backtest (`quoteflow.runner.run_paper_trading`) runs the recording through the quote
-session, the executor and the paper venue in one process. The Kafka stack gets the same
-recording on md.* (the ingest replay) and the backtest's intents on orders.intents, and
-`quoteflow execute --until-end` (paper venue, the same latencies and request budget) acts
-on them. Orders, fills (with their causality fields) and risk events must be the same.
-That the Kafka quote flow computes the same intents as the in-process quote session from the
-same market data is `tests/test_flows_kafka.py`'s. What this leaves out: on Kafka our fills
-reach the quote flow asynchronously, so a strategy whose quotes depend on inventory can
-quote differently between two fills there; in a backtest they arrive at their simulated time.
+session, the executor and the paper venue in one process, our fills going back to the
+session at the local time our side hears of them. The Kafka stack gets the same recording on
+md.* (the ingest replay) and runs as deployed: the quote flow (`quoteflow flow quote`) turns
+it into orders.intents, `quoteflow execute` (paper venue, the same latencies, request budget
+and risk limits) acts on them and publishes orders.events and risk.events.
+
+On Kafka our fills reach the quote flow asynchronously: where a fill falls between two
+market events depends on when the two processes read their inputs. No run of the two at once
+is reproducible, so both tests run the stages one after the other, each to the end of its
+input: the quote flow sees no fill at all. What each shows, and what it cannot:
+
+- `test_the_kafka_stack_trades_a_recording_as_the_backtest_does` is the whole stack, with a
+  strategy whose intents do not depend on our fills (`fixed-offset`, one tick behind the
+  bookTicker touch, `[quote] top_of_book`, no inventory limit of the quote engine's within
+  reach): the intents are equal in content and order, their ids equal up to the count of
+  fills the session had applied (the backtest's `:n:0`, the quote flow's `:0:0`), and so the
+  orders and fills (with their causality fields) are equal up to the client order ids made
+  from those ids; the risk events (a position limit and self-trade refusals) are equal. Fills
+  still change one thing on the L2 book: after a fill the session re-sends an unchanged
+  desired state at the next book change (so the executor re-places the filled quote), and the
+  L2 book changes without moving the touch; on the bookTicker alone every requote moves a
+  quote, so that re-send is a change the quote flow makes too. The test checks the backtest's
+  sessions did apply fills (its ids count them).
+- `test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does` covers a strategy
+  whose quotes do depend on inventory (GLFT, L2 book): the executor on Kafka, given the
+  backtest's own intents, produces its orders, fills and risk events exactly.
+
+Not shown: a closed loop on Kafka (fills reaching the quote flow) giving the backtest's
+intents. That needs both processes to publish how far they are (the quote flow: intents
+complete up to a time; the executor: fills heard up to a time) and each to wait for the
+other's; see docs/paper-venue.md, "One engine".
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from connectors.kafka import EventProducer
+from connectors.kafka import EventProducer, KafkaConfig
 from connectors.paper.trading import PaperSettings
 from connectors.replay.recordings import Recordings
 from flows.ingest import run_ingest
 from models.events import Fill, OrderEvent, OrderIntent, RiskEvent, decode
+from models.execution.client_ids import client_order_id
+from models.latency import ConstantLatency
+from models.risk import parse_limits
 from quoteflow.cli import app
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from tests.conftest import SHARED_DATA
+from tests.flow_runs import start_flow
 from tests.kafka_service import kafka_toml, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
@@ -39,29 +66,138 @@ RATE_LIMIT_MS, CAPACITY = 5.0, 20
 # Reconciliation runs on the market clock in a backtest and on the wall clock on Kafka: here
 # only the one at start-up, on both sides.
 RECONCILE_S = 100_000
+# Latencies other than the defaults, so that they visibly reach both venues ([paper] on Kafka).
+ENTRY_MS, CANCEL_MS, RESPONSE_MS = 5.0, 7.0, 3.0
+# Two lots of position, working orders included: the executor refuses orders past it.
+MAX_POSITION = "0.02"
 
 
-def _fill_key(fill: Fill) -> tuple:
-    return (fill.trade_id, fill.client_order_id, fill.side, fill.price, fill.size, fill.fee,
-            fill.ts, fill.liquidity, fill.cause, fill.cause_exchange_ts,
-            fill.order_trigger_exchange_ts, fill.order_arrival_exchange_ts)
+def _fill_key(fill: Fill, ids: dict[str, str]) -> tuple:
+    return (fill.trade_id, ids.get(fill.client_order_id, fill.client_order_id), fill.side,
+            fill.price, fill.size, fill.fee, fill.ts, fill.liquidity, fill.cause,
+            fill.cause_exchange_ts, fill.order_trigger_exchange_ts, fill.order_arrival_exchange_ts)
 
 
-def _order_key(event: OrderEvent) -> tuple:
-    return (event.client_order_id, event.kind, event.side, event.price, event.size,
-            event.filled, event.ts, event.reason)
+def _order_key(event: OrderEvent, ids: dict[str, str]) -> tuple:
+    return (ids.get(event.client_order_id, event.client_order_id), event.kind, event.side,
+            event.price, event.size, event.filled, event.ts, event.reason)
+
+
+def _risk_key(event: RiskEvent) -> tuple:
+    return (event.ts, event.kind, event.reason_code, event.detail, event.state, event.venue,
+            event.symbol)
+
+
+def _write_config(path: Path, kafka: KafkaConfig, extra: str = "") -> Path:
+    """`quoteflow execute`'s configuration (and the quote flow's, with `extra`)."""
+    path.write_text(
+        kafka_toml(kafka)
+        + f'[execute]\nexchange = "binance"\nsymbols = ["ETH/USDT"]\n'
+        f"paper_rate_limit_ms = {RATE_LIMIT_MS}\nrate_limit_capacity = {CAPACITY}\n"
+        f'reconcile_interval_s = {RECONCILE_S}\naudit_path = "{path.parent / "audit.jsonl"}"\n'
+        + extra
+    )
+    return path
+
+
+def _execute_until_end(config: Path) -> None:
+    result = CliRunner().invoke(app, ["execute", "--config", str(config), "--until-end"])
+    assert result.exit_code == 0, result.output
+
+
+def _kafka_output(kafka: KafkaConfig) -> list:
+    return [decode(v) for topic in ("orders.events", "risk.events")
+            for _, _, v in read_topic(kafka, topic)]
+
+
+def _assert_same_trading(live: list, backtest: list, ids: dict[str, str] | None = None) -> None:
+    """Orders and fills equal (client order ids translated by `ids`, Kafka's to the
+    backtest's), and risk events too."""
+    ids = ids or {}
+    fills = sorted(_fill_key(e, {}) for e in backtest if type(e) is Fill)
+    assert fills, "the backtest should trade"
+    assert sorted(_fill_key(e, ids) for e in live if type(e) is Fill) == fills
+    assert sorted(_order_key(e, ids) for e in live if type(e) is OrderEvent) == sorted(
+        _order_key(e, {}) for e in backtest if type(e) is OrderEvent
+    )
+    assert sorted(_risk_key(e) for e in live if type(e) is RiskEvent) == sorted(
+        _risk_key(e) for e in backtest if type(e) is RiskEvent
+    )
+
+
+def _paper(**risk: str) -> PaperSettings:
+    return PaperSettings(
+        latency=ConstantLatency.from_ms(ENTRY_MS, CANCEL_MS, RESPONSE_MS),
+        rate_limit_ms=RATE_LIMIT_MS, rate_limit_capacity=CAPACITY,
+        reconcile_interval_ms=RECONCILE_S * 1000, risk_limits=parse_limits(risk),
+    )
+
+
+PAPER_TOML = (f"[paper]\norder_latency_ms = {ENTRY_MS}\ncancel_latency_ms = {CANCEL_MS}\n"
+              f"response_latency_ms = {RESPONSE_MS}\n")
+
+
+def _split_id(intent_id: str) -> tuple[str, int, str]:
+    """(the engine's id, fills the session had applied, predictions applied)."""
+    engine_id, fills, predictions = intent_id.rsplit(":", 2)
+    return engine_id, int(fills), predictions
+
+
+def _content(intent: OrderIntent) -> tuple:
+    return (_split_id(intent.intent_id)[0], intent.venue, intent.symbol, intent.ts,
+            intent.strategy, intent.bids, intent.asks, intent.reference_mid,
+            intent.trigger_receive_ts, intent.trigger_exchange_ts)
+
+
+def _client_ids(live: list[OrderIntent], backtest: list[OrderIntent]) -> dict[str, str]:
+    """Kafka's client order id → the backtest's, for every order an intent may place."""
+    ids = {}
+    for ours, theirs in zip(live, backtest, strict=True):
+        for side, quotes in (("buy", ours.bids), ("sell", ours.asks)):
+            for level in range(len(quotes)):
+                ids[client_order_id(ours.intent_id, side, level)] = client_order_id(
+                    theirs.intent_id, side, level
+                )
+    return ids
+
+
+def test_the_kafka_stack_trades_a_recording_as_the_backtest_does(kafka_bootstrap, tmp_path):
+    params = {"offset_ticks": "1", "order_size": "0.01"}
+    lots = 1000  # the quote engine's own inventory limit, far out of reach: the executor's binds
+    options = TradingOptions(
+        strategy="fixed-offset", params=params, top_of_book=True,
+        max_inventory_lots=Decimal(lots), paper=_paper(max_position=MAX_POSITION),
+    )
+    backtest: list = []
+    run_paper_trading(Recordings([SPOT_ETH]).events(), options, on_output=backtest.extend)
+    expected = [e for e in backtest if type(e) is OrderIntent]
+    assert len(expected) > 100
+
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", kafka, paths=[SPOT_ETH])
+    quote = (f'[quote]\nstrategy = "fixed-offset"\nmax_inventory_lots = "{lots}"\n'
+             f"top_of_book = true\n[quote.params]\n"
+             + "".join(f'{k} = "{v}"\n' for k, v in params.items()))
+    config = _write_config(tmp_path / "quoteflow.toml", kafka,
+                           quote + PAPER_TOML + f'[risk]\nmax_position = "{MAX_POSITION}"\n')
+    flow = start_flow(config, "--until-end", log=tmp_path / "flow.log")
+    assert flow.wait(timeout=120) == 0, (tmp_path / "flow.log").read_text()
+    intents = [decode(v) for _, _, v in read_topic(kafka, "orders.intents")]
+    _execute_until_end(config)
+
+    assert [_content(i) for i in intents] == [_content(i) for i in expected]
+    assert {_split_id(i.intent_id)[1:] for i in intents} == {(0, "0")}
+    applied = [_split_id(i.intent_id)[1] for i in expected]
+    assert 0 < applied[-1] <= sum(type(e) is Fill for e in backtest)  # fills reached it
+    risk = Counter(e.reason_code for e in backtest if type(e) is RiskEvent)
+    assert risk["MAX_POSITION"] > 0
+    _assert_same_trading(_kafka_output(kafka), backtest, _client_ids(intents, expected))
 
 
 def test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does(
     kafka_bootstrap, tmp_path: Path
 ):
-    options = TradingOptions(
-        strategy="glft", params={"gamma": "0.01"},
-        paper=PaperSettings(
-            rate_limit_ms=RATE_LIMIT_MS, rate_limit_capacity=CAPACITY,
-            reconcile_interval_ms=RECONCILE_S * 1000,
-        ),
-    )
+    options = TradingOptions(strategy="glft", params={"gamma": "0.01"}, paper=_paper())
     backtest: list = []
     run_paper_trading(Recordings([SPOT_ETH]).events(), options, on_output=backtest.extend)
     intents = [e for e in backtest if type(e) is OrderIntent]
@@ -72,24 +208,5 @@ def test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does(
     producer = EventProducer(kafka)
     producer.send_all(intents)
     producer.close()
-    config = tmp_path / "quoteflow.toml"
-    config.write_text(
-        kafka_toml(kafka)
-        + f'[execute]\nexchange = "binance"\nsymbols = ["ETH/USDT"]\n'
-        f"paper_rate_limit_ms = {RATE_LIMIT_MS}\nrate_limit_capacity = {CAPACITY}\n"
-        f'reconcile_interval_s = {RECONCILE_S}\naudit_path = "{tmp_path / "audit.jsonl"}"\n'
-    )
-    result = CliRunner().invoke(app, ["execute", "--config", str(config), "--until-end"])
-    assert result.exit_code == 0, result.output
-
-    live = [decode(v) for _, _, v in read_topic(kafka, "orders.events")]
-    live += [decode(v) for _, _, v in read_topic(kafka, "risk.events")]
-    fills = sorted(_fill_key(e) for e in backtest if type(e) is Fill)
-    assert fills, "the backtest should trade"
-    assert sorted(_fill_key(e) for e in live if type(e) is Fill) == fills
-    assert sorted(_order_key(e) for e in live if type(e) is OrderEvent) == sorted(
-        _order_key(e) for e in backtest if type(e) is OrderEvent
-    )
-    assert Counter((e.kind, e.reason_code) for e in live if type(e) is RiskEvent) == Counter(
-        (e.kind, e.reason_code) for e in backtest if type(e) is RiskEvent
-    )
+    _execute_until_end(_write_config(tmp_path / "quoteflow.toml", kafka, PAPER_TOML))
+    _assert_same_trading(_kafka_output(kafka), backtest)
