@@ -310,19 +310,26 @@ def bitflyer_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
     return writer.close(), {"BTC/JPY": walk}
 
 
-def kucoin_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+def kucoin_recording(directory: Path, *, cryptofeed_1: bool = False
+                     ) -> tuple[Path, dict[str, MarketWalk]]:
     """KuCoin: the websocket address from a POSTed token, level2 diffs sequenced against a
-    signed REST snapshot that cryptofeed fetches at the first diff, matches and tickers."""
+    signed REST snapshot that cryptofeed fetches at the first diff, matches and tickers.
+
+    `cryptofeed_1`: as cryptofeed 1.x recorded KuCoin in 2021: snapshots from the since
+    retired `/api/v2/...` address, and a pair whose exchange symbol is not cryptofeed's
+    (`BCHSV-USDT`, base currency BSV), which cryptofeed 2.4 passes through to its callbacks."""
+    pair, base = ("BCHSV-USDT", "BSV") if cryptofeed_1 else ("BTC-USDT", "BTC")
+    normalized = f"{base}-USDT"
     writer = RecordingWriter(directory, "KUCOIN", {
-        "l2_book": ["BTC-USDT"], "trades": ["BTC-USDT"], "ticker": ["BTC-USDT"],
-    }, Decimal("1700000000"))
+        "l2_book": [normalized], "trades": [normalized], "ticker": [normalized],
+    }, Decimal("1619378325" if cryptofeed_1 else "1700000000"))
     address = "wss://ws-api-spot.kucoin.com/?token=2neAiuYvAU61ZDXANAGAsiL4"
     writer.startup_rest("https://api.kucoin.com/api/v1/bullet-public", {
         "code": "200000", "data": {"token": "2neAiuYvAU61ZDXANAGAsiL4", "instanceServers": [
             {"endpoint": "wss://ws-api-spot.kucoin.com/", "encrypt": True,
              "protocol": "websocket", "pingInterval": 18000, "pingTimeout": 10000}]}})
     writer.startup_rest("https://api.kucoin.com/api/v1/symbols", {"code": "200000", "data": [
-        {"symbol": "BTC-USDT", "name": "BTC-USDT", "baseCurrency": "BTC", "quoteCurrency": "USDT",
+        {"symbol": pair, "name": pair, "baseCurrency": base, "quoteCurrency": "USDT",
          "feeCurrency": "USDT", "market": "USDS", "baseMinSize": "0.00001",
          "quoteMinSize": "0.1", "baseIncrement": "0.00000001", "quoteIncrement": "0.000001",
          "priceIncrement": "0.1", "minFunds": "0.1", "enableTrading": True},
@@ -330,14 +337,15 @@ def kucoin_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
          "priceIncrement": "0.0001", "enableTrading": False}]})
     walk = MarketWalk(Decimal("42000.0"), Decimal("0.1"), seed=5)
     sequence = 14103843
-    writer.rest("https://api.kucoin.com/api/v3/market/orderbook/level2?symbol=BTC-USDT", {
+    version = "v2" if cryptofeed_1 else "v3"
+    writer.rest(f"https://api.kucoin.com/api/{version}/market/orderbook/level2?symbol={pair}", {
         "code": "200000", "data": {"time": _ms(writer), "sequence": str(sequence),
                                    "bids": strings(sorted(walk.bids.items(), reverse=True)),
                                    "asks": strings(sorted(walk.asks.items()))}})
     writer.connect(1, address)
     writer.received({"id": "hQvf8jkno", "type": "welcome"})
     for topic in ("/market/level2", "/market/match", "/market/ticker"):
-        writer.sent({"id": 1, "type": "subscribe", "topic": f"{topic}:BTC-USDT",
+        writer.sent({"id": 1, "type": "subscribe", "topic": f"{topic}:{pair}",
                      "privateChannel": False, "response": True})
         writer.received({"id": 1, "type": "ack"})
     for step in range(STEPS):
@@ -345,28 +353,28 @@ def kucoin_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
         end = sequence + len(bid_changes) + len(ask_changes)
         changes = {side: [[p, s, str(end)] for p, s in strings(levels)]
                    for side, levels in (("asks", ask_changes), ("bids", bid_changes))}
-        writer.received({"type": "message", "topic": "/market/level2:BTC-USDT",
+        writer.received({"type": "message", "topic": f"/market/level2:{pair}",
                          "subject": "trade.l2update", "data": {
                              "changes": changes, "sequenceStart": sequence + 1,
-                             "sequenceEnd": end, "symbol": "BTC-USDT", "time": _ms(writer)}})
+                             "sequenceEnd": end, "symbol": pair, "time": _ms(writer)}})
         sequence = end
         (bid, bid_size), (ask, ask_size) = walk.touch()
         if step % 3 == 0:
-            writer.received({"type": "message", "topic": "/market/match:BTC-USDT",
+            writer.received({"type": "message", "topic": f"/market/match:{pair}",
                              "subject": "trade.l3match", "data": {
                                  "sequence": str(sequence), "type": "match",
-                                 "symbol": "BTC-USDT", "side": "sell", "price": str(bid),
+                                 "symbol": pair, "side": "sell", "price": str(bid),
                                  "size": "0.0021", "tradeId": f"5c24c5da03aa6738{step:08d}",
                                  "takerOrderId": "t", "makerOrderId": "m",
                                  "time": str(_ms(writer) * 1_000_000)}})
         if step % 4 == 0:
-            writer.received({"type": "message", "topic": "/market/ticker:BTC-USDT",
+            writer.received({"type": "message", "topic": f"/market/ticker:{pair}",
                              "subject": "trade.ticker", "data": {
                                  "sequence": str(sequence), "price": str(bid), "size": "0.0021",
                                  "bestAsk": str(ask), "bestAskSize": str(ask_size),
                                  "bestBid": str(bid), "bestBidSize": str(bid_size),
                                  "time": _ms(writer)}})
-    return writer.close(), {"BTC/USDT": walk}
+    return writer.close(), {f"{base}/USDT": walk}
 
 
 def _deribit_instrument(name: str, quote: str, kind: str, expiry_ms: int, **fields) -> dict:

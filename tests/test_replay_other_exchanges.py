@@ -6,7 +6,8 @@ documented websocket format (Deribit's JSON-RPC `book`/`trades` as an older cryp
 recorded them, Bybit v5 public `orderbook`/`publicTrade`/`tickers`, Gate.io v4
 `spot.order_book_update`/`spot.trades`/`spot.tickers` with its REST book snapshot, bitFlyer's
 JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`, KuCoin's `/market/level2`
-diffs against its signed REST snapshot, `/market/match`, `/market/ticker`), in
+diffs against its signed REST snapshot, `/market/match`, `/market/ticker`, also as
+cryptofeed 1.x recorded them in 2021), in
 cryptofeed's raw-recording file format, as its recorder writes them. They are replayed through
 cryptofeed 2.4.1's real Bybit, Gateio, Bitflyer and KuCoin feed classes, exactly as the real
 recordings are.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -36,29 +38,35 @@ from tests.cryptofeed_recordings import (
 )
 
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
-BUILDERS = {
-    "bitflyer": bitflyer_recording, "bybit": bybit_recording, "deribit": deribit_recording,
-    "gateio": gateio_recording, "kucoin": kucoin_recording,
+# case -> (exchange, builder, the symbols whose tickers carry sizes)
+CASES = {
+    "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
+    "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
+    "deribit": ("deribit", deribit_recording, set()),
+    "gateio": ("gateio", gateio_recording, set()),
+    "kucoin": ("kucoin", kucoin_recording, {"BTC/USDT"}),
+    "kucoin-cryptofeed-1": ("kucoin", partial(kucoin_recording, cryptofeed_1=True),
+                            {"BSV/USDT"}),
 }
 
 
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
+@pytest.fixture(scope="module", params=sorted(CASES))
 def replayed(request, tmp_path_factory):
-    exchange = request.param
-    directory, walks = BUILDERS[exchange](tmp_path_factory.mktemp(exchange))
+    exchange, build, _ = CASES[request.param]
+    directory, walks = build(tmp_path_factory.mktemp(request.param))
     replay = iter_recording(directory, exchange)
-    return exchange, list(replay), replay.stats, walks
+    return exchange, list(replay), replay.stats, walks, CASES[request.param][2]
 
 
 def test_every_message_is_used_or_deliberately_ignored_and_none_is_a_dead_letter(replayed):
-    exchange, events, stats, walks = replayed
+    exchange, events, stats, walks, _ = replayed
     assert stats.accounted and stats.failed == 0 and stats.produced > STEPS
     assert not [e for e in events if isinstance(e, DeadLetter)]
     assert {(e.venue, e.symbol) for e in events} == {(exchange, s) for s in walks}
 
 
 def test_books_never_cross_and_end_where_the_market_did(replayed):
-    exchange, events, _, walks = replayed
+    exchange, events, _, walks, _ = replayed
     books = {}
     for event in events:
         if isinstance(event, BookSnapshot | BookDelta):
@@ -76,7 +84,7 @@ def test_books_never_cross_and_end_where_the_market_did(replayed):
 
 
 def test_trades_and_times(replayed):
-    _, events, _, walks = replayed
+    _, events, _, walks, _ = replayed
     trades = [e for e in events if isinstance(e, Trade)]
     assert {t.symbol for t in trades} == set(walks)
     assert all(t.price > 0 and t.size > 0 and t.side in ("buy", "sell") for t in trades)
@@ -86,13 +94,12 @@ def test_trades_and_times(replayed):
 
 
 def test_sized_tickers_become_bbos_where_the_descriptor_says_where_the_sizes_are(replayed):
-    exchange, events, _, _ = replayed
+    exchange, events, _, _, sized = replayed
     bbos = [e for e in events if isinstance(e, BBO)]
     if venue_for(exchange).ticker_sizes is None:
         assert not bbos  # Gate.io's tickers carry no sizes: parsed by cryptofeed, not consumed
         return
-    assert bbos and {b.symbol for b in bbos} == {
-        "bybit": {"BTC/USDT:USDT"}, "bitflyer": {"BTC/JPY"}, "kucoin": {"BTC/USDT"}}[exchange]
+    assert bbos and {b.symbol for b in bbos} == sized
     assert all(0 < b.bid_price < b.ask_price and b.bid_size > 0 for b in bbos)
 
 

@@ -43,19 +43,30 @@ class EventSink:
     and `failures` (callback objects that could not be converted, with the reason) after it.
     """
 
-    __slots__ = ("_symbols", "_ticker_sizes", "_venue", "events", "failures", "receive_ns",
-                 "snapshot_times")
+    __slots__ = ("_normalized", "_symbols", "_ticker_sizes", "_venue", "events", "failures",
+                 "receive_ns", "snapshot_times")
 
     def __init__(self, venue: str, ticker_sizes: tuple[str, str] | None) -> None:
         self._venue = venue
         self._ticker_sizes = ticker_sizes
         self._symbols: dict[str, str] = {}
+        self._normalized: dict[str, str] = {}
         self.events: list[AnyMarketEvent] = []
         self.failures: list[str] = []
         self.receive_ns = 0
         # Receive times of REST snapshots served to cryptofeed, for the whole books it then
         # builds from them: those were received then, not with the message that asked.
         self.snapshot_times: deque[int] = deque()
+
+    def know_symbols(self, normalized_to_exchange: dict[str, str]) -> None:
+        """The feed's symbol table (cryptofeed's normalized symbol -> the exchange's). Some
+        feeds call back with the exchange's own symbol (cryptofeed 2.4's KuCoin: `BCHSV-USDT`
+        for its normalized `BSV-USDT`): such a symbol is read through the table."""
+        self._normalized = {
+            exchange: normalized
+            for normalized, exchange in normalized_to_exchange.items()
+            if exchange not in normalized_to_exchange
+        }
 
     def callbacks(self) -> dict:
         """A venue whose ticker sizes are unknown consumes no tickers (docs/venues.md)."""
@@ -146,7 +157,8 @@ class EventSink:
     def _symbol(self, cryptofeed_symbol: str) -> str:
         symbol = self._symbols.get(cryptofeed_symbol)
         if symbol is None:
-            symbol = self._symbols[cryptofeed_symbol] = unified_symbol(cryptofeed_symbol)
+            normalized = self._normalized.get(cryptofeed_symbol, cryptofeed_symbol)
+            symbol = self._symbols[cryptofeed_symbol] = unified_symbol(normalized)
         return symbol
 
 

@@ -34,6 +34,7 @@ from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
+from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbols
@@ -265,15 +266,22 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
                 checksum_validation=True,
             )
     except Exception as exc:
+        hint = ""
+        if isinstance(exc, UnsupportedSymbol):
+            # cryptofeed renamed symbols in 2.0 (BitMEX's EOSM21 was EOS-BTC-M21, is
+            # EOS-BTC-21M25): the configuration line of an older recording names the old ones.
+            hint = (" (not in the recorded symbol lists, or named as cryptofeed named it "
+                    "before 2.0)")
         raise ValueError(
             f"{venue.name}: cryptofeed cannot build its feed from the recorded start-up "
-            f"data: {describe(exc)}"
+            f"data: {describe(exc)}{hint}"
         ) from exc
     finally:
         logger.removeHandler(capture)
         Symbols.data.pop(feed_class.id, None)
         if kept is not None:
             Symbols.data[feed_class.id] = kept
+    sink.know_symbols(feed.normalized_symbol_mapping)
     feed.http_conn = _SnapshotRest(recording.snapshots, sink)
     return feed
 
