@@ -6,7 +6,8 @@ offline). Custom resources are validated against their operators' CRD schemas wh
 registry serves them (tests/crd_schemas.py: CloudNativePG, Barman Cloud, the Vault Secrets
 Operator, the Prometheus Operator, from the Go module proxy); Strimzi's and the Keycloak
 Operator's CRDs are published in none reachable here (docs/kubernetes.md, "Validation"), so
-those resources' required fields are checked structurally.
+those resources' required fields are checked structurally, and Strimzi's are also read with
+Strimzi's own Java API model from Maven Central (tests/strimzi_model.py).
 Then the cross-checks: topics against the topic registry, generated files against their
 sources, every quoteflow container's command against the Typer app and its ConfigMap TOML
 against the config loader, every Secret/ConfigMap reference against what the overlay (or
@@ -31,7 +32,7 @@ from connectors.kafka.acls import BY_NAME, PRINCIPALS, acl_bindings
 from connectors.kafka.topics import SPECS, TOPICS, topic_name
 from quoteflow.cli import app
 from quoteflow.config import load_config
-from tests import crd_schemas
+from tests import crd_schemas, strimzi_model
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -109,9 +110,20 @@ def operator_crds() -> dict[str, dict]:
         pytest.fail(str(error), pytrace=False)
 
 
-def test_every_object_validates(overlay, operator_crds):
+@pytest.fixture(scope="module")
+def strimzi_problems():
+    def check(objects: list[dict]) -> list[list[str]]:
+        try:
+            return strimzi_model.problems(objects)
+        except strimzi_model.ModelError as error:
+            pytest.fail(str(error), pytrace=False)
+    return check
+
+
+def test_every_object_validates(overlay, operator_crds, strimzi_problems):
     name, objects = overlay
     kinds = Counter()
+    strimzi = []  # checked together with Strimzi's API model: one JVM
     for obj in objects:
         where = f"{name}: {obj['kind']} {obj['metadata']['name']}"
         if obj["kind"] in operator_crds:
@@ -127,6 +139,8 @@ def test_every_object_validates(overlay, operator_crds):
             missing = [field for field in required if dig(obj, field) in (None, "", [], {})]
             assert not missing, f"{where} lacks {missing}"
             kinds["custom"] += 1
+            if obj["kind"] in strimzi_model.KINDS:
+                strimzi.append(obj)
             continue
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -134,6 +148,9 @@ def test_every_object_validates(overlay, operator_crds):
             pytest.fail(f"{name}: {obj['kind']} {obj['metadata']['name']}: {error.message} "
                         f"at {list(error.path)}")
         kinds["builtin"] += 1
+    refused = {f"{o['kind']} {o['metadata']['name']}": found
+               for o, found in zip(strimzi, strimzi_problems(strimzi), strict=True) if found}
+    assert not refused, f"{name}: Strimzi's model refuses {refused}"
     assert kinds["builtin"] > 40 and kinds["crd"] >= 15 and kinds["custom"] > 20
     assert not set(CUSTOM) & set(operator_crds), "a kind with a CRD schema is checked by it"
 
@@ -167,6 +184,32 @@ def test_crd_validation_refuses_what_the_api_server_would(overlay, operator_crds
     connection = named(objects, "VaultConnection")["openbao"]
     # skipTLSVerify is required with a default: the server fills it in before validating.
     assert "skipTLSVerify" not in connection["spec"]
+
+
+def test_strimzi_model_refuses_what_strimzi_would(strimzi_problems):
+    """Strimzi's model (no CRD schema to be had) catches types, enums and unknown fields."""
+    objects = [doc for path in ("kafka/kafka.yaml", "generated/topics.yaml",
+                                "generated/kafka-users.yaml")
+               for doc in yaml.safe_load_all((K8S / "base" / path).read_text()) if doc]
+    kafka = named(objects, "Kafka")["quoteflow"]
+    topic = next(iter(named(objects, "KafkaTopic").values()))
+    user = next(iter(named(objects, "KafkaUser").values()))
+
+    def broken(obj: dict, change) -> dict:
+        copy = yaml.safe_load(yaml.safe_dump(obj))
+        change(copy)
+        return copy
+
+    found = strimzi_problems([
+        broken(kafka, lambda k: k["spec"]["kafka"]["listeners"][0].update(tlss=True)),
+        broken(topic, lambda t: t["spec"].update(partitions="3")),
+        broken(user, lambda u: u["spec"]["authentication"].update(type="plain")),
+        broken(topic, lambda t: t.update(apiVersion="kafka.strimzi.io/v2")),
+    ])
+    assert found[0] == ["spec.kafka.listeners.0: unknown field(s) [tlss]"]
+    assert [p.split(":")[0] for p in found[1]] == ["spec.partitions"]
+    assert "known type ids = [scram-sha-512, tls, tls-external]" in found[2][0]
+    assert found[3][0].startswith("apiVersion kafka.strimzi.io/v2 is not served")
 
 
 def test_no_secret_is_in_a_manifest(overlay):
