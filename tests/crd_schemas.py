@@ -12,14 +12,16 @@ registry reachable here (docs/kubernetes.md, "Validation").
 `validator` turns a CRD's `openAPIV3Schema` into a JSON Schema that judges an object as the
 API server does with strict field validation (kubectl's default): a field that the
 structural schema does not declare is an error unless `x-kubernetes-preserve-unknown-fields`
-keeps it, a required field with a `default` may be left out (the server defaults before it
-validates), `x-kubernetes-int-or-string` takes either, `nullable` admits null, and an
-embedded resource may carry apiVersion, kind and metadata. Not evaluated: `format` and the CEL rules
-(`x-kubernetes-validations`).
+keeps it, `x-kubernetes-int-or-string` takes either, `nullable` admits null, and an embedded
+resource may carry apiVersion, kind and metadata; defaults are filled in first, as the server
+does. Then the CEL rules (`x-kubernetes-validations`) are evaluated with cel-python. Not
+evaluated: `format`, and transition rules (they run on update only).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import shutil
@@ -28,8 +30,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import celpy
 import jsonschema
 import yaml
+from celpy import celtypes
 
 CACHE = Path(os.environ.get("QUOTEFLOW_CACHE", Path.home() / ".cache/quoteflow")) / "crds"
 
@@ -155,12 +159,6 @@ def _strict(schema: dict, *, prune: bool = True) -> dict:
             properties.setdefault(name, {"type": kind})
     if properties:
         out["properties"] = properties
-    # The API server applies defaults before it validates: a defaulted field is never missing.
-    if "required" in out:
-        out["required"] = [name for name in out["required"]
-                           if "default" not in out.get("properties", {}).get(name, {})]
-        if not out["required"]:
-            del out["required"]
     if isinstance(out.get("items"), dict):
         out["items"] = _strict(out["items"], prune=prune)
     if isinstance(out.get("additionalProperties"), dict):
@@ -177,6 +175,62 @@ def _strict(schema: dict, *, prune: bool = True) -> dict:
     return out
 
 
+def defaulted(value, schema: dict):
+    """`value` with the schema's defaults filled in, as the API server does before validating."""
+    if isinstance(value, dict):
+        out = dict(value)
+        for name, sub in schema.get("properties", {}).items():
+            if name not in out and "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+            if name in out:
+                out[name] = defaulted(out[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in set(out) - set(schema.get("properties", {})):
+                out[name] = defaulted(out[name], extra)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [defaulted(item, schema["items"]) for item in value]
+    return value
+
+
+@functools.cache
+def _cel(rule: str):
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def rule_problems(value, schema: dict, path: str = "") -> list[str]:
+    """The CEL rules (`x-kubernetes-validations`) that `value` breaks, wherever they sit.
+
+    Each rule sees its node as `self`, as the API server evaluates it on create; a transition
+    rule (one that reads `oldSelf`) only runs on update, so it is skipped here.
+    """
+    found = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        if "oldSelf" in rule["rule"]:
+            continue
+        try:
+            verdict = _cel(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
+        except celpy.CELEvalError as error:
+            found.append(f"{path or '(root)'}: rule {rule['rule']!r} fails: {error.args[0]}")
+            continue
+        if not (isinstance(verdict, bool | celtypes.BoolType) and verdict):
+            found.append(f"{path or '(root)'}: {rule.get('message') or rule['rule']}")
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                found += rule_problems(value[name], sub, f"{path}.{name}".lstrip("."))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in set(value) - set(schema.get("properties", {})):
+                found += rule_problems(value[name], extra, f"{path}.{name}".lstrip("."))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            found += rule_problems(item, schema["items"], f"{path}.{index}")
+    return found
+
+
 def validator(openapi_schema: dict) -> jsonschema.Draft4Validator:
     """A validator for whole custom resources under this version's openAPIV3Schema."""
     root = _strict(openapi_schema)
@@ -191,6 +245,9 @@ def problems(obj: dict, crd: dict) -> list[str]:
     if group != crd["group"] or version not in crd["versions"]:
         return [f"apiVersion {obj['apiVersion']} is not served by {crd['source']} "
                 f"({crd['group']}/{', '.join(crd['versions'])})"]
-    errors = validator(crd["versions"][version]).iter_errors(obj)
-    return sorted(f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-                  for e in errors)
+    schema = crd["versions"][version]
+    obj = defaulted(obj, schema)
+    errors = sorted(f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                    for e in validator(schema).iter_errors(obj))
+    # The server runs the CEL rules only on an object that passed the schema.
+    return errors or rule_problems(obj, schema)

@@ -171,6 +171,16 @@ def test_crd_validation_refuses_what_the_api_server_would(overlay, operator_crds
     assert broken(lambda c: c["spec"].update(instances="3")) == [
         "spec.instances: '3' is not of type 'integer'"]
     assert broken(lambda c: c.update(apiVersion="postgresql.cnpg.io/v2"))
+    # CEL rules (x-kubernetes-validations) run once the schema passes.
+    assert broken(lambda c: c["spec"].update(
+        imageCatalogRef={"apiGroup": "postgresql.cnpg.io", "kind": "ImageCatalog",
+                         "name": "timescale", "major": 17})) == [
+        "spec: imageName and imageCatalogRef are mutually exclusive"]
+    store = named(objects, "ObjectStore")["timescale-backups"]
+    with_server = yaml.safe_load(yaml.safe_dump(store))
+    with_server["spec"]["configuration"]["serverName"] = "timescale"
+    assert crd_schemas.problems(with_server, operator_crds["ObjectStore"]) == [
+        "spec.configuration: use the 'serverName' plugin parameter in the Cluster resource"]
     # A map of arbitrary keys stays open; `parameters` is one (PostgreSQL settings).
     assert not broken(lambda c: c["spec"]["postgresql"].setdefault("parameters", {})
                       .update(work_mem="8MB"))
