@@ -451,3 +451,61 @@ def deribit_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                     "mark_price": float(walk.mid), "instrument_name": name,
                     "index_price": 32000.0, "direction": "sell", "amount": 10.0}])
     return writer.close(), walks
+
+
+def bitfinex_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Bitfinex as cryptofeed 1.x recorded it: start-up lists of exchange pairs and currencies
+    only (2.4.1 also asks for derivative pairs), channels numbered by `subscribed` events,
+    every message carrying the connection's sequence number last (SEQ_ALL); a book snapshot
+    of [price, count, amount] rows (asks negative), then one level a message (count 0
+    removes), trades as `te` (and `tu`, which cryptofeed skips), heartbeats."""
+    writer = RecordingWriter(directory, "BITFINEX", {
+        "l2_book": ["BTC-USD"], "trades": ["BTC-USD"],
+    }, Decimal("1618677543"))
+    writer.startup_rest("https://api-pub.bitfinex.com/v2/conf/pub:list:pair:exchange",
+                        [["BTCUSD", "ETHUSD", "TESTBTC:TESTUSD"]])
+    writer.startup_rest("https://api-pub.bitfinex.com/v2/conf/pub:list:currency",
+                        [["BTC", "ETH", "TESTBTC", "TESTUSD", "USD"]])
+    walk = MarketWalk(Decimal("60000"), Decimal("1"), seed=9)
+    address = "wss://api.bitfinex.com/ws/2"
+    writer.connect(1, address)
+    writer.sent({"event": "conf", "flags": 65536})
+    writer.sent({"event": "subscribe", "channel": "book", "symbol": "tBTCUSD", "prec": "P0",
+                 "freq": "F0", "len": "100"})
+    writer.sent({"event": "subscribe", "channel": "trades", "symbol": "tBTCUSD"})
+    writer.received({"event": "info", "version": 2, "serverId": "083bd8d4", "platform":
+                     {"status": 1}})
+    writer.received({"event": "conf", "status": "OK", "flags": 65536})
+    book, trades, sequence = 232957, 232959, 0
+
+    def numbered(channel: int, *payload) -> None:
+        nonlocal sequence
+        sequence += 1
+        writer.received([channel, *payload, sequence])
+
+    def row(price, size, bid: bool) -> list:
+        count = 1 if size else 0
+        amount = (size or 1) if bid else -(size or 1)
+        return [int(price), count, float(amount)]
+
+    writer.received({"event": "subscribed", "channel": "book", "chanId": book,
+                     "symbol": "tBTCUSD", "prec": "P0", "freq": "F0", "len": "100",
+                     "pair": "BTCUSD"})
+    numbered(book, [row(p, s, True) for p, s in sorted(walk.bids.items(), reverse=True)]
+             + [row(p, s, False) for p, s in sorted(walk.asks.items())])
+    writer.received({"event": "subscribed", "channel": "trades", "chanId": trades,
+                     "symbol": "tBTCUSD", "pair": "BTCUSD"})
+    numbered(trades, [[669899159, _ms(writer) - 500, 0.01, float(walk.mid)]])
+    for step in range(STEPS):
+        bid_changes, ask_changes = walk.step()
+        for changes, bid in ((bid_changes, True), (ask_changes, False)):
+            for price, size in changes:
+                numbered(book, row(price, size, bid))
+        if step % 3 == 0:
+            (bid, _), _ = walk.touch()
+            trade = [669899160 + step, _ms(writer), -0.0042, int(bid)]
+            numbered(trades, "te", trade)
+            numbered(trades, "tu", trade)
+        if step % 10 == 0:
+            numbered(book, "hb")
+    return writer.close(), {"BTC/USD": walk}

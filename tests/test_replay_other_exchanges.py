@@ -1,16 +1,19 @@
-"""Exchanges outside the six recorded in /work/shared/data replay with no code of their own.
+"""Exchanges outside the six recorded in /work/shared/data replay with no code of their own,
+or with the adapter of their venue module where a recording predates cryptofeed 2.4.
 
 /work/shared/data/cryptofeed holds recordings of six exchanges only. The recordings here are
 constructed samples (tests/cryptofeed_recordings.py): messages written in each exchange's
-documented websocket format (Deribit's JSON-RPC `book`/`trades` as an older cryptofeed
-recorded them, Bybit v5 public `orderbook`/`publicTrade`/`tickers`, Gate.io v4
-`spot.order_book_update`/`spot.trades`/`spot.tickers` with its REST book snapshot, bitFlyer's
-JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`, KuCoin's `/market/level2`
-diffs against its signed REST snapshot, `/market/match`, `/market/ticker`, also as
-cryptofeed 1.x recorded them in 2021), in
-cryptofeed's raw-recording file format, as its recorder writes them. They are replayed through
-cryptofeed 2.4.1's real Bybit, Gateio, Bitflyer and KuCoin feed classes, exactly as the real
-recordings are.
+documented websocket format, in cryptofeed's raw-recording file format as its recorder writes
+them: Bybit v5 public `orderbook`/`publicTrade`/`tickers`; Gate.io v4
+`spot.order_book_update`/`spot.trades`/`spot.tickers` with its REST book snapshot; bitFlyer's
+JSON-RPC `lightning_board[_snapshot]`/`executions`/`ticker`; KuCoin's `/market/level2` diffs
+against its signed REST snapshot, `/market/match`, `/market/ticker`, also as cryptofeed 1.x
+recorded them in 2021. Failure modes found on cryptofeed's own real sample recordings
+(docs/venues.md) have a constructed case each: Deribit's JSON-RPC `book`/`trades` with
+coin-priced options and fewer start-up lists than 2.4.1 asks; Bitfinex's numbered channels
+with sequence numbers, without the derivative pair list; KuCoin 2021's retired snapshot address
+and renamed pair. They are replayed through cryptofeed 2.4.1's real feed classes, exactly as
+the real recordings are.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
 from quoteflow.cli import app
 from tests.cryptofeed_recordings import (
     STEPS,
+    bitfinex_recording,
     bitflyer_recording,
     bybit_recording,
     deribit_recording,
@@ -40,6 +44,7 @@ from tests.cryptofeed_recordings import (
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 # case -> (exchange, builder, the symbols whose tickers carry sizes)
 CASES = {
+    "bitfinex": ("bitfinex", bitfinex_recording, set()),
     "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
     "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
     "deribit": ("deribit", deribit_recording, set()),

@@ -226,7 +226,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
     # A subclass carries the recorded start-up answers, so the real symbol_mapping() runs on
     # them without patching HTTPSync for the whole process as cryptofeed's playback does.
-    startup = _StartupRest(recording.startup)
+    startup = _StartupRest(recording.startup, venue.adapter.unrecorded)
 
     def recorded_endpoints(cls, endpoint):
         # A recording made by an older cryptofeed holds the symbol lists it asked for (Deribit:
@@ -301,16 +301,19 @@ class _StartupRest:
     """Answers the blocking REST calls a feed makes while being built (`HTTPSync.read` and
     `write`)."""
 
-    __slots__ = ("_responses",)
+    __slots__ = ("_responses", "_unrecorded")
 
-    def __init__(self, responses: RecordedResponses) -> None:
+    def __init__(self, responses: RecordedResponses, unrecorded) -> None:
         self._responses = responses
+        self._unrecorded = unrecorded
 
     def holds(self, address: str) -> bool:
-        return self._responses.holds(address)
+        return self._responses.holds(address) or self._unrecorded(address) is not None
 
     def read(self, address: str, params=None, headers=None, json=False, text=True, uuid=None):
-        _, body = self._responses.take(address)
+        body = None if self._responses.holds(address) else self._unrecorded(address)
+        if body is None:
+            _, body = self._responses.take(address)
         # Decoded as HTTPSync.process_response does, so the parsers see the same types as live.
         return cryptofeed_json.loads(body, parse_float=Decimal) if json else body
 

@@ -22,14 +22,14 @@ import json
 from cryptofeed.defines import COINBASE
 from cryptofeed.exchanges import Coinbase
 
-from connectors.venues.descriptor import Venue
+from connectors.venues.descriptor import AsRecorded, Venue
 
 _PRO_PRODUCTS_URL = "https://api.pro.coinbase.com/products"
 _BOOK_SIDE = {"buy": "bid", "sell": "ask"}
 _TAKER_SIDE = {"buy": "SELL", "sell": "BUY"}
 
 
-class CoinbasePro:
+class CoinbasePro(AsRecorded):
     def feed_config(self) -> dict:
         # Only signs the subscribe messages, which replay sends nowhere; cryptofeed 2.4's
         # Coinbase feed cannot subscribe without a key.

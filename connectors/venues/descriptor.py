@@ -20,6 +20,8 @@ class RecordingAdapter(Protocol):
 
     def message(self, text: str) -> str: ...
 
+    def unrecorded(self, url: str) -> str | None: ...
+
 
 class AsRecorded:
     """For recordings the installed cryptofeed reads unchanged."""
@@ -33,6 +35,11 @@ class AsRecorded:
 
     def message(self, text: str) -> str:
         return text
+
+    def unrecorded(self, url: str) -> str | None:
+        """The answer to a start-up call cryptofeed makes that the recording lacks (an older
+        recorder did not ask it), where its absence has a meaning; None: there is none."""
+        return None
 
 
 # Self-trade prevention modes an order can ask the exchange for (`[execute]
