@@ -227,6 +227,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     # A subclass carries the recorded start-up answers, so the real symbol_mapping() runs on
     # them without patching HTTPSync for the whole process as cryptofeed's playback does.
     startup = _StartupRest(recording.startup, venue.adapter.unrecorded)
+    skipped: list[str] = []
 
     def recorded_endpoints(cls, endpoint):
         # A recording made by an older cryptofeed holds the symbol lists it asked for (Deribit:
@@ -234,7 +235,10 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         # the feed knows every recorded instrument; with none recorded it fails on the first.
         addresses = super(replay_class, cls)._symbol_endpoint_prepare(endpoint)
         if isinstance(addresses, list):
-            return [a for a in addresses if startup.holds(a)] or addresses
+            recorded = [a for a in addresses if startup.holds(a)]
+            if recorded:
+                skipped.extend(a for a in addresses if a not in recorded)
+                return recorded
         return addresses
 
     replay_class = type(
@@ -267,7 +271,9 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
             )
     except Exception as exc:
         hint = ""
-        if isinstance(exc, UnsupportedSymbol):
+        if skipped:  # a parser that reads the lists by position fails without them
+            hint = f" (the recording holds no answer to {', '.join(skipped)})"
+        elif isinstance(exc, UnsupportedSymbol):
             # cryptofeed renamed symbols in 2.0 (BitMEX's EOSM21 was EOS-BTC-M21, is
             # EOS-BTC-21M25): the configuration line of an older recording names the old ones.
             hint = (" (not in the recorded symbol lists, or named as cryptofeed named it "
