@@ -55,7 +55,7 @@ from quoteflow.cli import app
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from tests.conftest import SHARED_DATA
-from tests.flow_runs import start_flow
+from tests.flow_runs import intents_on, start_flow
 from tests.kafka_service import kafka_toml, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
@@ -161,6 +161,22 @@ def _client_ids(live: list[OrderIntent], backtest: list[OrderIntent]) -> dict[st
     return ids
 
 
+def _backtest(options: TradingOptions) -> tuple[list, list[OrderIntent]]:
+    """The backtest of the recording: everything it reported, and its intents."""
+    out: list = []
+    run_paper_trading(Recordings([SPOT_ETH]).events(), options, on_output=out.extend)
+    intents = [e for e in out if type(e) is OrderIntent]
+    assert len(intents) > 100
+    return out, intents
+
+
+def _replayed(kafka_bootstrap: str) -> KafkaConfig:
+    """A new deployment with the recording on md.* (`quoteflow ingest replay`'s flow)."""
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", kafka, paths=[SPOT_ETH])
+    return kafka
+
+
 def test_the_kafka_stack_trades_a_recording_as_the_backtest_does(kafka_bootstrap, tmp_path):
     params = {"offset_ticks": "1", "order_size": "0.01"}
     lots = 1000  # the quote engine's own inventory limit, far out of reach: the executor's binds
@@ -168,13 +184,8 @@ def test_the_kafka_stack_trades_a_recording_as_the_backtest_does(kafka_bootstrap
         strategy="fixed-offset", params=params, top_of_book=True,
         max_inventory_lots=Decimal(lots), paper=_paper(max_position=MAX_POSITION),
     )
-    backtest: list = []
-    run_paper_trading(Recordings([SPOT_ETH]).events(), options, on_output=backtest.extend)
-    expected = [e for e in backtest if type(e) is OrderIntent]
-    assert len(expected) > 100
-
-    kafka = new_deployment(kafka_bootstrap)
-    run_ingest("replay", kafka, paths=[SPOT_ETH])
+    backtest, expected = _backtest(options)
+    kafka = _replayed(kafka_bootstrap)
     quote = (f'[quote]\nstrategy = "fixed-offset"\nmax_inventory_lots = "{lots}"\n'
              f"top_of_book = true\n[quote.params]\n"
              + "".join(f'{k} = "{v}"\n' for k, v in params.items()))
@@ -182,7 +193,7 @@ def test_the_kafka_stack_trades_a_recording_as_the_backtest_does(kafka_bootstrap
                            quote + PAPER_TOML + f'[risk]\nmax_position = "{MAX_POSITION}"\n')
     flow = start_flow(config, "--until-end", log=tmp_path / "flow.log")
     assert flow.wait(timeout=120) == 0, (tmp_path / "flow.log").read_text()
-    intents = [decode(v) for _, _, v in read_topic(kafka, "orders.intents")]
+    intents = intents_on(kafka)
     _execute_until_end(config)
 
     assert [_content(i) for i in intents] == [_content(i) for i in expected]
@@ -198,13 +209,8 @@ def test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does(
     kafka_bootstrap, tmp_path: Path
 ):
     options = TradingOptions(strategy="glft", params={"gamma": "0.01"}, paper=_paper())
-    backtest: list = []
-    run_paper_trading(Recordings([SPOT_ETH]).events(), options, on_output=backtest.extend)
-    intents = [e for e in backtest if type(e) is OrderIntent]
-    assert len(intents) > 100
-
-    kafka = new_deployment(kafka_bootstrap)
-    run_ingest("replay", kafka, paths=[SPOT_ETH])
+    backtest, intents = _backtest(options)
+    kafka = _replayed(kafka_bootstrap)
     producer = EventProducer(kafka)
     producer.send_all(intents)
     producer.close()
