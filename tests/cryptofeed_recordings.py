@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -509,3 +510,76 @@ def bitfinex_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
         if step % 10 == 0:
             numbered(book, "hb")
     return writer.close(), {"BTC/USD": walk}
+
+
+def _bitmex_instrument(symbol: str, root: str, typ: str, expiry: str | None, tick: float):
+    return {"symbol": symbol, "rootSymbol": root, "state": "Open", "typ": typ, "expiry": expiry,
+            "quoteCurrency": "USD", "underlying": root, "tickSize": tick, "lotSize": 1,
+            "isQuanto": False, "isInverse": True, "settlCurrency": "XBt"}
+
+
+def bitmex_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """BitMEX as cryptofeed 1.x recorded it in 2021: its configuration names the perpetual
+    XBTUSD `BTC-USD` and the June future ETHM21 `ETH-USD-M21`, where cryptofeed 2.0 and later
+    say `BTC-USD-PERP` and `ETH-USD-21M25`. orderBookL2 as a partial, then inserts, updates
+    and deletes by level id; trades as inserts."""
+    writer = RecordingWriter(directory, "BITMEX", {
+        "l2_book": ["BTC-USD", "ETH-USD-M21"], "trades": ["BTC-USD", "ETH-USD-M21"],
+    }, Decimal("1618677659"))
+    writer.startup_rest("https://www.bitmex.com/api/v1/instrument/active", [
+        _bitmex_instrument("XBTUSD", "XBT", "FFWCSX", None, 0.5),
+        _bitmex_instrument("ETHM21", "ETH", "FFCCSX", "2021-06-25T12:00:00.000Z", 0.05),
+    ])
+    walks = {"BTC/USD:BTC": MarketWalk(Decimal("61000.0"), Decimal("0.5"), seed=10),
+             "ETH/USD:ETH-210625": MarketWalk(Decimal("2400.00"), Decimal("0.05"), seed=11)}
+    instruments = {"BTC/USD:BTC": "XBTUSD", "ETH/USD:ETH-210625": "ETHM21"}
+    writer.connect(17, "wss://www.bitmex.com/realtime")
+    writer.sent({"op": "subscribe", "args": [f"{table}:{symbol}" for table in
+                                             ("trade", "orderBookL2")
+                                             for symbol in instruments.values()]})
+    writer.received({"info": "Welcome to the BitMEX Realtime API.", "version": "2021-04-15",
+                     "timestamp": "2021-04-17T16:41:00.033Z", "limit": {"remaining": 39}})
+
+    def level_id(symbol: str, price: Decimal, tick: Decimal) -> int:
+        return 8_800_000_000 * (1 + list(instruments.values()).index(symbol)) - int(price / tick)
+
+    def table(action: str, symbol: str, rows: list[dict]) -> None:
+        writer.received({"table": "orderBookL2", "action": action,
+                         "data": [{"symbol": symbol, **row} for row in rows]})
+
+    for unified, symbol in instruments.items():
+        walk = walks[unified]
+        rows = [{"id": level_id(symbol, p, walk.tick), "side": side, "size": int(s * 1000),
+                 "price": float(p)}
+                for side, levels in (("Sell", walk.asks), ("Buy", walk.bids))
+                for p, s in sorted(levels.items(), reverse=True)]
+        table("partial", symbol, rows)
+    for step in range(STEPS):
+        for unified, symbol in instruments.items():
+            walk = walks[unified]
+            old = {"Buy": set(walk.bids), "Sell": set(walk.asks)}
+            bid_changes, ask_changes = walk.step()
+            for side, changes in (("Buy", bid_changes), ("Sell", ask_changes)):
+                deletes = [{"id": level_id(symbol, p, walk.tick), "side": side}
+                           for p, s in changes if s == 0]
+                updates = [{"id": level_id(symbol, p, walk.tick), "side": side,
+                            "size": int(s * 1000)} for p, s in changes if s and p in old[side]]
+                inserts = [{"id": level_id(symbol, p, walk.tick), "side": side,
+                            "size": int(s * 1000), "price": float(p)}
+                           for p, s in changes if s and p not in old[side]]
+                for action, rows in (("delete", deletes), ("update", updates),
+                                     ("insert", inserts)):
+                    if rows:
+                        table(action, symbol, rows)
+            if step % 3 == 0:
+                (bid, _), _ = walk.touch()
+                moment = datetime.fromtimestamp(float(writer.now), UTC)
+                writer.received({"table": "trade", "action": "insert", "data": [{
+                    "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "symbol": symbol, "side": "Sell", "size": 100, "price": float(bid),
+                    "tickDirection": "MinusTick", "trdMatchID": f"06acf016-{step:04d}-{symbol}",
+                    "grossValue": 4076520, "homeNotional": 0.1, "foreignNotional": 100}]})
+    for walk in walks.values():  # sizes are whole contracts on BitMEX
+        walk.bids = {p: Decimal(int(s * 1000)) for p, s in walk.bids.items()}
+        walk.asks = {p: Decimal(int(s * 1000)) for p, s in walk.asks.items()}
+    return writer.close(), walks

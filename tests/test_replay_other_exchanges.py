@@ -12,7 +12,8 @@ recorded them in 2021. Failure modes found on cryptofeed's own real sample recor
 (docs/venues.md) have a constructed case each: Deribit's JSON-RPC `book`/`trades` with
 coin-priced options and fewer start-up lists than 2.4.1 asks; Bitfinex's numbered channels
 with sequence numbers, without the derivative pair list; KuCoin 2021's retired snapshot address
-and renamed pair. They are replayed through cryptofeed 2.4.1's real feed classes, exactly as
+and renamed pair; BitMEX 2021's orderBookL2 by level id under symbol names from before
+cryptofeed 2.0. They are replayed through cryptofeed 2.4.1's real feed classes, exactly as
 the real recordings are.
 """
 
@@ -27,6 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.replay.cryptofeed_recording import iter_recording
+from connectors.replay.legacy_symbols import current_symbol
 from connectors.venues import sequencing_rule, venue_for
 from models.book import OrderBook
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
@@ -35,6 +37,7 @@ from tests.cryptofeed_recordings import (
     STEPS,
     bitfinex_recording,
     bitflyer_recording,
+    bitmex_recording,
     bybit_recording,
     deribit_recording,
     gateio_recording,
@@ -46,6 +49,7 @@ QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 CASES = {
     "bitfinex": ("bitfinex", bitfinex_recording, set()),
     "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
+    "bitmex-cryptofeed-1": ("bitmex", bitmex_recording, set()),
     "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
     "deribit": ("deribit", deribit_recording, set()),
     "gateio": ("gateio", gateio_recording, set()),
@@ -158,3 +162,16 @@ def test_a_start_up_cryptofeed_cannot_parse_is_one_line_and_no_traceback(tmp_pat
     text = " ".join(result.stderr.replace("│", " ").split())
     assert "cannot build its feed" in text and "get_instruments?currency=BTC" in text
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("old", "current"), [
+    ("DOGE-USDT", "DOGE-USDT-PERP"),      # perpetuals gained -PERP in cryptofeed 2.0
+    ("EOS-BTC-M21", "EOS-BTC-21M25"),     # futures: month and year -> year, month and day
+    ("BTC-USDT", "BTC-USDT"),             # known as it is
+    ("ETH-USD-Z21", "ETH-USD-Z21"),       # two December 2021 futures: ambiguous, left as is
+    ("XRP-USD", "XRP-USD"),               # nothing it can mean
+])
+def test_symbols_named_before_cryptofeed_2_are_read_as_2_4_names_them(old, current):
+    known = {"DOGE-USDT-PERP", "EOS-BTC-21M25", "EOS-BTC-21U24", "BTC-USDT", "ETH-USD-21Z3",
+             "ETH-USD-21Z31"}
+    assert current_symbol(old, known) == current

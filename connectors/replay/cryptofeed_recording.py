@@ -49,6 +49,7 @@ from connectors.replay.cryptofeed_files import (
     split_received,
     websocket_sessions,
 )
+from connectors.replay.legacy_symbols import current_symbol
 from connectors.venues import UnknownVenueError, Venue, venue_for
 from models.events import AnyMarketEvent, DeadLetter
 
@@ -248,7 +249,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     )
     # Recorded channels the installed cryptofeed no longer offers (Coinbase ticker) are left out.
     # Tickers of a venue whose ticker sizes are unknown are parsed and dropped (no callback).
-    subscription = {
+    channels = {
         channel: symbols
         for channel, symbols in recording.configuration.items()
         if channel in feed_class.websocket_channels
@@ -263,6 +264,11 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     logger.addHandler(capture)
     try:
         with capture:
+            known = replay_class.symbol_mapping()
+            subscription = {
+                channel: [current_symbol(symbol, known) for symbol in symbols]
+                for channel, symbols in channels.items()
+            }
             feed = replay_class(
                 config=_replay_config(venue),
                 subscription=subscription,
@@ -276,8 +282,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         elif isinstance(exc, UnsupportedSymbol):
             # cryptofeed renamed symbols in 2.0 (BitMEX's EOSM21 was EOS-BTC-M21, is
             # EOS-BTC-21M25): the configuration line of an older recording names the old ones.
-            hint = (" (not in the recorded symbol lists, or named as cryptofeed named it "
-                    "before 2.0)")
+            hint = " (not in the recorded symbol lists)"
         raise ValueError(
             f"{venue.name}: cryptofeed cannot build its feed from the recorded start-up "
             f"data: {describe(exc)}{hint}"

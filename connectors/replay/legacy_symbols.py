@@ -1,0 +1,39 @@
+"""Symbols named as cryptofeed named them before 2.0, read as cryptofeed 2.4 names them.
+
+A raw recording's `configuration:` line holds cryptofeed's normalized symbols of the version
+that recorded it. cryptofeed 2.0 renamed derivatives: perpetuals gained a `-PERP` suffix
+(`DOGE-USDT` on BitMEX or Binance USD-M is `DOGE-USDT-PERP`) and futures expiries went from
+month letter and year (`EOS-BTC-M21`) to year, month letter and day (`EOS-BTC-21M25`). The
+websocket traffic names instruments by the exchange's own symbols, which did not change, so a
+recording whose configuration is read this way replays as one made by 2.4.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+__all__ = ["current_symbol"]
+
+_OLD_EXPIRY = re.compile(r"([FGHJKMNQUVXZ])(\d{2})")
+_NEW_EXPIRY = re.compile(r"(\d{2})([FGHJKMNQUVXZ])\d{1,2}")
+
+
+def current_symbol(symbol: str, known: Collection[str]) -> str:
+    """`symbol` as cryptofeed 2.4 names it among `known` (its feed's normalized symbols): itself
+    when known, else the one instrument its pre-2.0 name can mean; unchanged when none or
+    several can (the feed then refuses it by name)."""
+    if symbol in known:
+        return symbol
+    candidates = [symbol + "-PERP"] if symbol + "-PERP" in known else []
+    parts = symbol.split("-")
+    old = _OLD_EXPIRY.fullmatch(parts[-1]) if len(parts) == 3 else None
+    if old:
+        month, year = old.groups()
+        prefix = f"{parts[0]}-{parts[1]}-"
+        candidates += [
+            k for k in known
+            if k.startswith(prefix) and (new := _NEW_EXPIRY.fullmatch(k[len(prefix):]))
+            and new.groups() == (year, month)
+        ]
+    return candidates[0] if len(candidates) == 1 else symbol
