@@ -10,6 +10,7 @@ it reads live traffic. The data are constructed samples, not recordings of a rea
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from dataclasses import dataclass, field
@@ -582,4 +583,57 @@ def bitmex_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
     for walk in walks.values():  # sizes are whole contracts on BitMEX
         walk.bids = {p: Decimal(int(s * 1000)) for p, s in walk.bids.items()}
         walk.asks = {p: Decimal(int(s * 1000)) for p, s in walk.asks.items()}
+    return writer.close(), walks
+
+
+def _gzip_frame(message) -> str:
+    """A gzip-compressed websocket frame as cryptofeed's recorder writes any binary frame:
+    Python's printed bytes, `b'\\x1f\\x8b...'`."""
+    return repr(gzip.compress(_text(message).encode(), mtime=0))
+
+
+def huobi_swap_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Huobi's perpetual swaps: every frame gzip-compressed (the recording holds them as Python
+    bytes literals), an inverse swap on its swap socket and a linear one on its linear socket,
+    each depth message a whole book (`depth.step0`), trades, pings and subscription acks."""
+    writer = RecordingWriter(directory, "HUOBI_SWAP", {
+        "l2_book": ["BTC-USD-PERP", "ETH-USDT-PERP"], "trades": ["BTC-USD-PERP", "ETH-USDT-PERP"],
+    }, Decimal("1645289383"))
+    for api, code, size in (("swap-api", "BTC-USD", 100), ("linear-swap-api", "ETH-USDT", 0.01)):
+        writer.startup_rest(f"https://api.hbdm.com/{api}/v1/swap_contract_info", {
+            "status": "ok", "data": [{
+                "symbol": code.split("-")[0], "contract_code": code, "contract_size": size,
+                "price_tick": 0.1, "delivery_time": "", "create_date": "20200325",
+                "contract_status": 1, "settlement_date": "1645315200000"}],
+            "ts": 1645289383000})
+    walks = {"BTC/USD:BTC": MarketWalk(Decimal("40000.0"), Decimal("0.1"), seed=12),
+             "ETH/USDT:USDT": MarketWalk(Decimal("2900.0"), Decimal("0.1"), seed=13)}
+    sockets = ((1, "swap-ws", "BTC-USD", walks["BTC/USD:BTC"]),
+               (2, "linear-swap-ws", "ETH-USDT", walks["ETH/USDT:USDT"]))
+    for session, path, code, walk in sockets:
+        writer.connect(session, f"wss://api.hbdm.com/{path}")
+        for number, topic in enumerate((f"market.{code}.trade.detail",
+                                        f"market.{code}.depth.step0"), start=1):
+            writer.sent({"sub": topic, "id": str(number)})
+            writer.received(_gzip_frame({"id": str(number), "status": "ok", "subbed": topic,
+                                         "ts": _ms(writer)}))
+        for step in range(STEPS):
+            if step:
+                walk.step()
+            writer.received(_gzip_frame({
+                "ch": f"market.{code}.depth.step0", "ts": _ms(writer), "tick": {
+                    "mrid": 14848858327 + step, "id": int(writer.now),
+                    "bids": [[float(p), float(s)] for p, s in sorted(walk.bids.items())[::-1]],
+                    "asks": [[float(p), float(s)] for p, s in sorted(walk.asks.items())],
+                    "ts": _ms(writer), "version": 1565857755 + step,
+                    "ch": f"market.{code}.depth.step0"}}))
+            if step % 3 == 0:
+                (_, _), (ask, _) = walk.touch()
+                writer.received(_gzip_frame({
+                    "ch": f"market.{code}.trade.detail", "ts": _ms(writer), "tick": {
+                        "id": 100065340982 + step, "ts": _ms(writer), "data": [{
+                            "id": f"1000653409822414700{step:04d}", "amount": 2,
+                            "price": float(ask), "direction": "buy", "ts": _ms(writer)}]}}))
+            if step % 25 == 0:
+                writer.received(_gzip_frame({"ping": _ms(writer)}))
     return writer.close(), walks

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.replay.cryptofeed_events import unified_symbol
-from connectors.replay.cryptofeed_files import seconds_to_ns
+from connectors.replay.cryptofeed_files import seconds_to_ns, split_received
 from connectors.replay.cryptofeed_recording import ReplayStats, iter_recording
 from connectors.venues import VENUES, UnknownVenueError
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
@@ -317,3 +317,13 @@ def test_seconds_to_ns_is_exact(whole, fraction):
 def test_seconds_to_ns_rejects_non_timestamps(bad):
     with pytest.raises(ValueError):
         seconds_to_ns(bad)
+
+
+def test_a_binary_frame_is_read_back_as_the_bytes_received():
+    """cryptofeed's recorder prints binary frames (Huobi's gzip) as Python bytes literals."""
+    frame = bytes([0x1F, 0x8B, 0x08, 0x27, 0x22, 0x5C, 0xFF])
+    assert split_received(f"1645289384.9991329: {frame!r}") == (
+        1645289384999132900, "1645289384.9991329", frame)
+    assert split_received('1.5: {"b": 1}')[2] == '{"b": 1}'
+    with pytest.raises(ValueError, match="unreadable binary frame"):
+        split_received("1.5: b'\\x1f")

@@ -13,8 +13,9 @@ recorded them in 2021. Failure modes found on cryptofeed's own real sample recor
 coin-priced options and fewer start-up lists than 2.4.1 asks; Bitfinex's numbered channels
 with sequence numbers, without the derivative pair list; KuCoin 2021's retired snapshot address
 and renamed pair; BitMEX 2021's orderBookL2 by level id under symbol names from before
-cryptofeed 2.0. They are replayed through cryptofeed 2.4.1's real feed classes, exactly as
-the real recordings are.
+cryptofeed 2.0; Huobi's gzip frames, which the recorder writes as Python bytes literals.
+They are replayed through cryptofeed 2.4.1's real feed classes, exactly as the real recordings
+are.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tests.cryptofeed_recordings import (
     bybit_recording,
     deribit_recording,
     gateio_recording,
+    huobi_swap_recording,
     kucoin_recording,
 )
 
@@ -53,6 +55,7 @@ CASES = {
     "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
     "deribit": ("deribit", deribit_recording, set()),
     "gateio": ("gateio", gateio_recording, set()),
+    "huobiswap": ("huobiswap", huobi_swap_recording, set()),
     "kucoin": ("kucoin", kucoin_recording, {"BTC/USDT"}),
     "kucoin-cryptofeed-1": ("kucoin", partial(kucoin_recording, cryptofeed_1=True),
                             {"BSV/USDT"}),

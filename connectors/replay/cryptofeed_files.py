@@ -12,6 +12,7 @@ Timestamps are the local wall clock in seconds, as `time.time()` printed them.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -131,12 +132,28 @@ def received_lines(sessions: list[Path]) -> Iterator[tuple[str, str]]:
                 yield f"{path.name}:{line_no}", line
 
 
-def split_received(line: str) -> tuple[int, str, str]:
-    """`(receive_ns, seconds, message)` of a received line `ts: message`."""
+def split_received(line: str) -> tuple[int, str, str | bytes]:
+    """`(receive_ns, seconds, message)` of a received line `ts: message`.
+
+    A binary websocket frame (Huobi's gzip, Upbit's and older OKX/OKCoin frames) was written as
+    Python prints bytes, `b'\\x1f\\x8b...'`: it is handed back as those bytes, as received.
+    """
     seconds, separator, message = line.partition(": ")
     if not separator:
         raise ValueError("not a recorded message 'timestamp: message'")
+    if message[:2] in ("b'", 'b"'):
+        message = _frame_bytes(message)
     return seconds_to_ns(seconds), seconds, message
+
+
+def _frame_bytes(text: str) -> bytes:
+    try:
+        frame = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"unreadable binary frame: {exc}") from None
+    if not isinstance(frame, bytes):
+        raise ValueError("unreadable binary frame: not a bytes literal")
+    return frame
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

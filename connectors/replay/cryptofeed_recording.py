@@ -213,7 +213,8 @@ class _FeedDriver:
             try:
                 receive_ns, seconds, message = split_received(line)
                 self._sink.receive_ns = receive_ns
-                message = self._translate(message)
+                if isinstance(message, str):
+                    message = self._translate(message)
                 await self._feed.message_handler(message, self._conn, float(seconds))
             except Exception as exc:
                 self._sink.failures.append(describe(exc))
