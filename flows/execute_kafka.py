@@ -16,7 +16,9 @@
   Across restarts too: on start the executor reads its audit trail back
   (`models.execution.past_run`) for the intent ids it handled, the fills in its positions
   and the nonces of the commands it acted on; orders the last run left open at the paper
-  venue (which lives in this process) are closed with a `cancel` (`VENUE_RESTARTED`).
+  venue (which lives in this process) are closed with a `cancel` (`VENUE_RESTARTED`); the
+  last intent taken per strategy and instrument goes in again before anything read
+  (`Executor.resume`), on the market clock at its trigger like any intent.
 
 The paper venue runs on the market-data clock. An intent is released to the executor once
 the market has reached the event that triggered it (`trigger_receive_ts`), so a replay
@@ -126,6 +128,7 @@ class ExecuteStats:
     market_events: int = 0
     dead_letters: int = 0
     refused_commands: int = 0  # unsigned, stale, replayed or badly signed
+    resumed_intents: int = 0  # the last intents of the runs before, acted on again
     key_changes: list[str] = field(default_factory=list)  # key ids loaded, or "removed"
 
 
@@ -254,7 +257,7 @@ class _Process:
             # What earlier runs handled, from the audit trail (the record of truth): their
             # intents are not acted on twice, their fills stay in the positions.
             past = past_run(read_audit(audit_file), executor.config.actor)
-            executor.resume(past.intent_ids, past.fills)
+            resumed = executor.resume(past.intent_ids, past.fills, past.last_intents.values())
             verifier = load_verifier(self.config.commands)
             verifier.spend(past.command_nonces, time.time_ns())
             await self._publish_start(executor, output, unpublished)
@@ -262,7 +265,7 @@ class _Process:
                 executor.close_vanished(past.open_orders.values(), _VANISHED)
             if keys is not None:
                 await self._load_key(executor, keys, first=True)
-            await self._serve(executor, output, market, keys, verifier)
+            await self._serve(executor, output, market, keys, verifier, resumed)
         finally:
             await venue.close()
             audit.close()
@@ -352,7 +355,7 @@ class _Process:
 
     async def _serve(
         self, executor: Executor, output: KafkaOutput, market: PaperMarket | None,
-        keys: OwnerKeys | None, verifier: CommandVerifier,
+        keys: OwnerKeys | None, verifier: CommandVerifier, resumed: list[OrderIntent],
     ) -> None:
         kafka, group = self.config.kafka, self.settings.group
         # End-of-partition events in every mode: `at_end` says an input is caught up, which
@@ -377,6 +380,7 @@ class _Process:
         if keys is not None:
             helpers.append(asyncio.create_task(self._watch_keys(executor, keys)))
         feed = _Feed(self, service, executor, output, orders, md, market, verifier)
+        feed.resume(resumed)
         feeding = asyncio.create_task(feed.run(), name="executor-feed")
         try:
             await asyncio.wait(
@@ -431,6 +435,14 @@ class _Feed:
         # The market was found idle (read to its end) with requests in flight at the paper
         # venue, and no market event has come since.
         self.idle = False
+        self.resuming = 0  # how many of the first intents pending are the last run's
+
+    def resume(self, intents: list[OrderIntent]) -> None:
+        """The last intents the runs before took go first, released as any intent is: at
+        their trigger on the paper venue's market clock, at once to a live venue (the
+        service acts on them after its start-up reconciliation)."""
+        self.pending.extendleft(reversed(intents))
+        self.resuming += len(intents)
 
     async def run(self) -> None:
         process, pending = self.process, self.pending
@@ -474,7 +486,11 @@ class _Feed:
                 due = item.trigger_receive_ts or item.ts
                 if not await self._advance_market(due):
                     return  # the market has more to show before this intent
-                stats.intents += 1
+                if self.resuming:
+                    self.resuming -= 1
+                    stats.resumed_intents += 1
+                else:
+                    stats.intents += 1
             elif type(item) is ControlCommand:
                 stats.commands += 1
                 # Operators' commands are checked on the wall clock, not the market's.

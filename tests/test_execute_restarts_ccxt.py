@@ -22,15 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from connectors.audit_store import topic_links, verify_anchored
+from connectors.audit_store import AuditStore, topic_links, verify_anchored, verify_audit
 from connectors.kafka import EventProducer
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.audit import canonical
-from models.events import decode, encode
+from models.events import OrderIntent, decode, encode
 from tests.ccxt_standin import BinanceSpotStandIn
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import kafka_toml, new_deployment
-from tests.test_execute_kafka import OWNER, START, audit_records, events_on, key_store, quote_intent
+from tests.test_execute_kafka import (
+    OWNER,
+    START,
+    audit_records,
+    events_on,
+    key_store,
+    quote_intent,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +92,18 @@ def _write_config(path: Path, kafka, standin: BinanceSpotStandIn, tmp_path: Path
     return path
 
 
+def _starter(config: Path, env: dict[str, str], log: Path):
+    """Starts `quoteflow execute` as its own OS process (so it can be SIGKILLed)."""
+
+    def start(*args: str) -> subprocess.Popen:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [str(QUOTEFLOW), "execute", "--config", str(config), *args],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    return start
+
+
 class _Intents:
     """A quote every 0.2 s with prices that move, as the quote flow would send them."""
 
@@ -123,12 +143,7 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
     env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
     log = tmp_path / "execute.log"
 
-    def start(*args: str) -> subprocess.Popen:
-        with log.open("ab") as out:
-            return subprocess.Popen(
-                [str(QUOTEFLOW), "execute", "--config", str(config), *args],
-                stdout=out, stderr=subprocess.STDOUT, env=env)
-
+    start = _starter(config, env, log)
     intents = _Intents(kafka)
     filled = 0
     try:
@@ -178,3 +193,80 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
                  for e in events_on(kafka, topic)]
     assert Counter(map(encode, on_topics)) == Counter(map(encode, published))
     assert verify_anchored(audit, topic_links(kafka)).ok
+
+
+# -- the intent a kill took between its `intent` record and its orders ------------------------
+
+
+def _quotes_at(standin: BinanceSpotStandIn) -> set[tuple[str, Decimal, Decimal]]:
+    return {(o.side, o.price, o.quantity - o.executed) for o in standin.orders.values()
+            if o.status in ("NEW", "PARTIALLY_FILLED")}
+
+
+def _desired(intent: OrderIntent) -> set[tuple[str, Decimal, Decimal]]:
+    return ({("BUY", q.price, q.size) for q in intent.bids}
+            | {("SELL", q.price, q.size) for q in intent.asks})
+
+
+def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
+    kafka_bootstrap, tmp_path
+):
+    """The kill lands after the executor recorded an intent (`intent`, the first thing it
+    writes for one) and before it sent anything for it: the trail says the intent was taken,
+    the venue still has the previous intent's quotes, and the intent is re-read from Kafka (its
+    offset was not committed) only to be a `DUPLICATE`. The trail is cut exactly there: the
+    killed run's file plus that one record, as `on_intent` writes it. The restart re-applies
+    the last intent taken (`intent_resumed`): the venue's open orders become its quotes, with
+    client ids of their own. A second restart finds them there and sends nothing."""
+    kafka = new_deployment(kafka_bootstrap)
+    store, environ, _ = key_store(tmp_path)
+    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
+    venue = _StandInThread()
+    standin = venue.standin
+    audit = tmp_path / "audit.jsonl"
+    config = _write_config(tmp_path / "quoteflow.toml", kafka, standin, tmp_path)
+    log = tmp_path / "execute.log"
+    start = _starter(config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}, log)
+    producer = EventProducer(kafka)
+    before, last = quote_intent("59990.00", "60010.00"), quote_intent("59980.00", "60020.00")
+    try:
+        producer.send(before)
+        producer.flush()
+        first = start()
+        wait_for(lambda: _quotes_at(standin) == _desired(before), "the first intent's quotes")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        producer.send(last)
+        producer.flush()
+        with AuditStore(audit) as trail:
+            trail.append(time.time_ns(), "executor", "intent", last)
+
+        second = start()
+        wait_for(lambda: _quotes_at(standin) == _desired(last), "the last intent's quotes")
+        second.send_signal(signal.SIGKILL)
+        second.wait(timeout=30)
+        third = start("--until-end")
+        assert third.wait(timeout=120) == 0, log.read_text()[-3000:]
+        orders = list(standin.orders.values())
+        still_open = standin.open_orders()
+    finally:
+        producer.close()
+        venue.close()
+
+    # Each intent's quotes were placed once: two orders each, no client id twice.
+    assert len(orders) == 4
+    assert max(Counter(o.client_order_id for o in orders).values()) == 1
+    assert still_open == []  # the third run's shutdown cancelled them
+    records = audit_records(audit)
+    assert verify_audit(audit).ok and verify_anchored(audit, topic_links(kafka)).ok
+    resumed = [r["payload"] for r in records if r["action"] == "intent_resumed"]
+    assert [(r["intent"]["intent_id"], r["generation"]) for r in resumed] \
+        == [(last.intent_id, 1), (last.intent_id, 2)]
+    # The re-read copy of the last intent was a duplicate; the third run sent no order.
+    dropped = [r["payload"] for r in records if r["action"] == "intent_dropped"]
+    assert {(d["intent_id"], d["reason"]) for d in dropped} <= {
+        (before.intent_id, "DUPLICATE"), (last.intent_id, "DUPLICATE")}
+    third_start = max(i for i, r in enumerate(records)
+                      if r["action"] == "state" and r["payload"]["executor"] == "start")
+    assert not [r for r in records[third_start:] if r["action"] == "order_request"
+                and r["payload"]["request"] == "create"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from models.audit import AuditChain
-from models.events import Fill, OrderEvent
+from models.events import Fill, OrderEvent, OrderIntent
 from models.execution.past_run import past_run
 
 ORDER = {"venue": "binance", "symbol": "BTC/USDT", "side": "buy", "price": Decimal("1.5"),
@@ -14,6 +16,12 @@ ORDER = {"venue": "binance", "symbol": "BTC/USDT", "side": "buy", "price": Decim
 
 def _event(cid: str, kind: str, ts: int = 1) -> OrderEvent:
     return OrderEvent(ts=ts, kind=kind, client_order_id=cid, **ORDER)
+
+
+def _intent(intent_id: str, ts: int) -> dict:
+    return msgspec.to_builtins(OrderIntent(intent_id=intent_id, venue="binance",
+                                           symbol="BTC/USDT", ts=ts, strategy="s",
+                                           bids=[], asks=[]))
 
 
 def _fill(trade_id: str) -> Fill:
@@ -25,7 +33,7 @@ def _fill(trade_id: str) -> Fill:
 def test_intents_fills_and_open_orders_come_back_from_the_records_as_written():
     chain = AuditChain()
     records = [
-        chain.append(1, "executor", "intent", {"intent_id": "i-1", "bids": []}),
+        chain.append(1, "executor", "intent", _intent("i-1", 1)),
         chain.append(2, "executor", "order_event", {"event": _event("a", "ack"), "news": True}),
         chain.append(3, "executor", "order_event", {"event": _event("b", "ack"), "news": True}),
         chain.append(4, "executor", "fill", {"fill": _fill("t-1"), "news": True}),
@@ -34,7 +42,7 @@ def test_intents_fills_and_open_orders_come_back_from_the_records_as_written():
         chain.append(7, "executor", "order_event", {"event": _event("b", "amend", 9),
                                                     "news": True}),
         chain.append(8, "api", "intent", {"intent_id": "not-ours"}),
-        chain.append(9, "executor", "intent", {"intent_id": "i-2"}),
+        chain.append(9, "executor", "intent", _intent("i-2", 9)),
     ]
 
     past = past_run(records, "executor")
@@ -42,6 +50,7 @@ def test_intents_fills_and_open_orders_come_back_from_the_records_as_written():
     assert past.intent_ids == ["i-1", "i-2"]
     assert past.fills == [_fill("t-1")]  # exact: Decimals keep their digits
     assert past.open_orders == {"b": _event("b", "amend", 9)}
+    assert [t.intent.intent_id for t in past.last_intents.values()] == ["i-2"]
 
 
 def test_a_fresh_trail_remembers_nothing():

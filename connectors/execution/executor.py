@@ -17,7 +17,9 @@ Kafka attaches there. docs/executor.md states the rules; in short:
 - the tracker turns repeated and reordered venue events into one transition each; fills are
   de-duplicated by trade id and kept in a `PositionLedger` per instrument that feeds risk;
 - HALTED cancels every order in its scope, REDUCING those that add exposure, `kill` and
-  `shutdown` also cancel whatever the venue reports open.
+  `shutdown` also cancel whatever the venue reports open;
+- after a restart, the last intent taken per strategy and instrument is acted on again
+  (`resume`, `intent_resumed`): a kill may have come before its orders were sent.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from models.execution.orders import (
     TrackedOrder,
     VenueOrder,
 )
+from models.execution.past_run import TakenIntent
 from models.execution.plan import Amendment, Placement, plan
 from models.instrument import Instrument
 from models.order_diff import Tolerance
@@ -109,6 +112,8 @@ class Executor:
         self._intents = RecentKeys(config.memory)
         self._trades = RecentKeys(config.memory)
         self._last_intent_ts: dict[tuple[str, str], int] = {}  # by (strategy, instrument)
+        # Intents an earlier run took, to act on again once: id → generation of this resume.
+        self._resumable: dict[str, int] = {}
         self._marks: dict[str, tuple[Decimal, int]] = {}  # reference mid and its book time
         self._amend = venue.supports_amend and venue.costs.amend_is_cheaper
 
@@ -117,8 +122,9 @@ class Executor:
 
     # -- audit and output --------------------------------------------------------------------
 
-    def audit(self, action: str, payload: Any) -> None:
-        record = self._append(self._clock(), self.config.actor, action, payload)
+    def audit(self, action: str, payload: Any, ts: int | None = None) -> None:
+        record = self._append(self._clock() if ts is None else ts, self.config.actor, action,
+                              payload)
         if self._on_audit is not None:
             self._on_audit(record)
 
@@ -129,11 +135,17 @@ class Executor:
 
     async def on_intent(self, intent: OrderIntent) -> None:
         now = self._clock()
-        reason = self._drop_reason(intent, now)
+        generation = self._resumable.get(intent.intent_id, 0)
+        reason = self._drop_reason(intent, now, resumed=generation > 0)
         if reason is not None:
             self.drop_intent(intent, reason)
             return
-        self.audit("intent", intent)
+        # Recorded at the time it was judged by, so a restart can tell that it was not stale.
+        if generation:
+            del self._resumable[intent.intent_id]
+            self.audit("intent_resumed", {"intent": intent, "generation": generation}, ts=now)
+        else:
+            self.audit("intent", intent, ts=now)
         key = intent.key
         self._last_intent_ts[(intent.strategy, key)] = intent.ts
         if intent.reference_mid is not None:
@@ -157,20 +169,29 @@ class Executor:
         # it would cross our own ask.
         amends = sorted(actions.amends, key=_moves_towards_the_other_side)
         sends.extend(self._amend_checked(intent, a, now) for a in amends)
-        sends.extend(self._create_checked(intent, p, now) for p in actions.places)
+        # A re-applied intent's new orders get ids of their own: its first ones may have been
+        # sent, and filled or cancelled since, and a client id is never sent for two orders.
+        ids_from = f"{intent.intent_id}/resume{generation}" if generation else intent.intent_id
+        sends.extend(self._create_checked(intent, p, now, ids_from) for p in actions.places)
         await _gather(sends)
 
     def drop_intent(self, intent: OrderIntent, reason: str) -> None:
         """Audit an intent that is not acted on, and why."""
-        self.audit("intent", intent)
+        generation = self._resumable.get(intent.intent_id, 0)
+        if generation:  # still resumable: a copy of it read again may come next
+            self.audit("intent_resumed", {"intent": intent, "generation": generation})
+        else:
+            self.audit("intent", intent)
         self.audit("intent_dropped", {"intent_id": intent.intent_id, "reason": reason})
 
-    def _drop_reason(self, intent: OrderIntent, now: int) -> str | None:
-        if not self._intents.add(intent.intent_id):
+    def _drop_reason(self, intent: OrderIntent, now: int, resumed: bool = False) -> str | None:
+        # A resumed intent was taken by an earlier run (so its id is known) when it was fresh,
+        # and stays the desired state until a newer one comes: its age is no reason to drop it.
+        if not self._intents.add(intent.intent_id) and not resumed:
             return "DUPLICATE"
         if intent.venue != self.venue.id or intent.key not in self.instruments:
             return "UNKNOWN_INSTRUMENT"
-        if now - intent.ts > self.config.max_intent_age_ns:
+        if not resumed and now - intent.ts > self.config.max_intent_age_ns:
             return "STALE"
         if intent.ts < self._last_intent_ts.get((intent.strategy, intent.key), 0):
             return "OUT_OF_ORDER"
@@ -198,12 +219,12 @@ class Executor:
         return decision.accepted
 
     def _create_checked(
-        self, intent: OrderIntent, placement: Placement, now: int
+        self, intent: OrderIntent, placement: Placement, now: int, ids_from: str
     ) -> Awaitable[None]:
         """Risk-check synchronously (so the next check sees this order), then send."""
         instrument = self.instruments[intent.key]
         cid = client_order_id(
-            intent.intent_id, placement.side, placement.level, self.config.client_id_prefix
+            ids_from, placement.side, placement.level, self.config.client_id_prefix
         )
         quote = placement.quote
         if self.tracker.get(cid) is not None or not self._risk_check(
@@ -514,11 +535,30 @@ class Executor:
 
     # -- restarts ----------------------------------------------------------------------------
 
-    def resume(self, intent_ids: Iterable[str], fills: Iterable[Fill]) -> None:
+    def resume(
+        self, intent_ids: Iterable[str], fills: Iterable[Fill],
+        last_intents: Iterable[TakenIntent] = (),
+    ) -> list[OrderIntent]:
         """What earlier runs handled (`models.execution.past_run`, from the audit trail):
-        those intents are not acted on again and those fills are in the positions already."""
+        those intents are not acted on again and those fills are in the positions already.
+
+        Except the last intent taken per strategy and instrument: a kill may have come
+        between its record and its orders, and nothing else would ever act on it (read again,
+        it is a duplicate). Returned, in their triggers' order, to be handed in again like
+        any intent, after the start-up reconciliation: each is a whole desired state, so its
+        diff against what the venue holds sends only what is missing, through the risk checks.
+        """
         for intent_id in intent_ids:
             self._intents.add(intent_id)
+        again = []
+        for taken in last_intents:
+            intent = taken.intent
+            key = (intent.strategy, intent.key)
+            self._last_intent_ts[key] = max(self._last_intent_ts.get(key, 0), intent.ts)
+            if taken.recorded_ts - intent.ts > self.config.max_intent_age_ns:
+                continue  # stale when recorded: a kill cut it off from its `intent_dropped`
+            self._resumable[intent.intent_id] = taken.resumes + 1
+            again.append(intent)
         touched = {}
         for fill in fills:
             ledger = self.ledgers.get(f"{fill.venue}:{fill.symbol}")
@@ -527,6 +567,7 @@ class Executor:
                 touched[ledger.instrument.key] = (ledger, fill.ts)
         for key, (ledger, ts) in touched.items():
             self.risk.on_position(ledger.position(ts, self._mark(key)))
+        return sorted(again, key=lambda i: i.trigger_receive_ts or i.ts)
 
     def close_vanished(self, orders: Iterable[OrderEvent], reason: str) -> None:
         """Orders an earlier run left open at a venue that no longer has them (the paper
