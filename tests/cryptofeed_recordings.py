@@ -637,3 +637,39 @@ def huobi_swap_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
             if step % 25 == 0:
                 writer.received(_gzip_frame({"ping": _ms(writer)}))
     return writer.close(), walks
+
+
+def bithumb_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Bithumb as cryptofeed 1.x recorded it: trades (`transaction`, times in Korea's local
+    time) and the `orderbookdepth` deltas it subscribed to as well, which cryptofeed 2.4
+    deliberately has no book for (no snapshot to build them on). The walk stands for the
+    market the trades are made in; no book comes out of this recording."""
+    writer = RecordingWriter(directory, "BITHUMB", {"trades": ["BTC-KRW"]},
+                             Decimal("1622591001"))
+    for quote, bases in (("BTC", ["ETH"]), ("KRW", ["BTC", "ETH"])):
+        writer.startup_rest(f"https://api.bithumb.com/public/ticker/ALL_{quote}", {
+            "status": "0000", "data": {
+                **{base: {"opening_price": "1", "closing_price": "1"} for base in bases},
+                "date": "1622591001555"}})
+    walk = MarketWalk(Decimal("43000000"), Decimal("1000"), seed=14)
+    writer.connect(1, "wss://pubwss.bithumb.com/pub/ws")
+    for kind in ("transaction", "orderbookdepth"):
+        writer.sent({"type": kind, "symbols": ["BTC_KRW"]})
+    writer.received({"status": "0000", "resmsg": "Connected Successfully"})
+    writer.received({"status": "0000", "resmsg": "Filter Registered Successfully"})
+    for step in range(STEPS):
+        bid_changes, ask_changes = walk.step()
+        writer.received({"type": "orderbookdepth", "content": {"list": [
+            {"symbol": "BTC_KRW", "orderType": side, "price": str(p), "quantity": str(s),
+             "total": "1" if s else "0"}
+            for side, changes in (("bid", bid_changes), ("ask", ask_changes))
+            for p, s in changes], "datetime": str(_ms(writer) * 1000)}})
+        if step % 3 == 0:
+            (bid, _), _ = walk.touch()
+            korea = datetime.fromtimestamp(float(writer.now) + 9 * 3600, UTC)
+            writer.received({"type": "transaction", "content": {"list": [{
+                "buySellGb": "1", "contPrice": str(bid), "contQty": "0.0042",
+                "contAmt": str(bid * Decimal("0.0042")),
+                "contDtm": korea.strftime("%Y-%m-%d %H:%M:%S.%f"), "updn": "dn",
+                "symbol": "BTC_KRW"}]}})
+    return writer.close(), {"BTC/KRW": walk}

@@ -38,6 +38,7 @@ from tests.cryptofeed_recordings import (
     STEPS,
     bitfinex_recording,
     bitflyer_recording,
+    bithumb_recording,
     bitmex_recording,
     bybit_recording,
     deribit_recording,
@@ -178,3 +179,16 @@ def test_symbols_named_before_cryptofeed_2_are_read_as_2_4_names_them(old, curre
     known = {"DOGE-USDT-PERP", "EOS-BTC-21M25", "EOS-BTC-21U24", "BTC-USDT", "ETH-USD-21Z3",
              "ETH-USD-21Z31"}
     assert current_symbol(old, known) == current
+
+
+def test_recorded_channels_cryptofeed_has_no_book_for_are_ignored_not_dead_letters(tmp_path):
+    """Bithumb's orderbookdepth deltas, recorded by cryptofeed 1.x, have no snapshot to build a
+    book on and cryptofeed 2.4 offers none: deliberately ignored; its trades come out."""
+    directory, _ = bithumb_recording(tmp_path / "bithumb")
+    replay = iter_recording(directory, "bithumb")
+    events = list(replay)
+    assert replay.stats.accounted and replay.stats.failed == 0
+    assert events and all(isinstance(e, Trade) and e.symbol == "BTC/KRW" for e in events)
+    assert len(events) == STEPS // 3 and replay.stats.ignored == STEPS + 2
+    # contDtm is Korea's local time; the exchange time is the instant it names
+    assert all(abs(e.exchange_ts - e.receive_ts) < 10**9 for e in events)

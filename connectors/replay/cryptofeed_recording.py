@@ -283,7 +283,8 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         elif isinstance(exc, UnsupportedSymbol):
             # cryptofeed renamed symbols in 2.0 (BitMEX's EOSM21 was EOS-BTC-M21, is
             # EOS-BTC-21M25): the configuration line of an older recording names the old ones.
-            hint = " (not in the recorded symbol lists)"
+            hint = (" (not among the symbols cryptofeed 2.4 lists from the recorded start-up; "
+                    "cryptofeed 1.x named some differently)")
         raise ValueError(
             f"{venue.name}: cryptofeed cannot build its feed from the recorded start-up "
             f"data: {describe(exc)}{hint}"

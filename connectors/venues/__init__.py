@@ -2,8 +2,8 @@
 
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
-this one (binance, bitfinex, bitflyer, bybit, coinbase, kraken, kucoin, okx) state only what
-cannot be derived.
+this one (binance, bitfinex, bitflyer, bithumb, bybit, coinbase, kraken, kucoin, okx) state
+only what cannot be derived.
 Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
@@ -12,7 +12,17 @@ from __future__ import annotations
 from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
-from connectors.venues import binance, bitfinex, bitflyer, bybit, coinbase, kraken, kucoin, okx
+from connectors.venues import (
+    binance,
+    bitfinex,
+    bitflyer,
+    bithumb,
+    bybit,
+    coinbase,
+    kraken,
+    kucoin,
+    okx,
+)
 from connectors.venues.descriptor import (
     BINANCE_HFT,
     CRYPTOFEED,
@@ -61,8 +71,8 @@ def signs_market_data(cryptofeed_id: str) -> bool:
 def _registry() -> dict[str, Venue]:
     venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
     specific = [
-        *binance.VENUES, *bitfinex.VENUES, *bitflyer.VENUES, *bybit.VENUES, *coinbase.VENUES,
-        *kucoin.VENUES, *okx.VENUES, *kraken.VENUES,
+        *binance.VENUES, *bitfinex.VENUES, *bitflyer.VENUES, *bithumb.VENUES, *bybit.VENUES,
+        *coinbase.VENUES, *kucoin.VENUES, *okx.VENUES, *kraken.VENUES,
     ]
     for venue in specific:
         if venue.cryptofeed_id is not None:
