@@ -174,10 +174,13 @@ def test_a_start_up_cryptofeed_cannot_parse_is_one_line_and_no_traceback(tmp_pat
     ("BTC-USDT", "BTC-USDT"),             # known as it is
     ("ETH-USD-Z21", "ETH-USD-Z21"),       # two December 2021 futures: ambiguous, left as is
     ("XRP-USD", "XRP-USD"),               # nothing it can mean
+    ("BTC-USD_PERP", "BTC-USD-PERP"),     # Binance COIN-M's suffixes after _
+    ("ETH-USD_210625", "ETH-USD-21M25"),
+    ("ETH-USD_210924", "ETH-USD_210924"),  # not listed
 ])
 def test_symbols_named_before_cryptofeed_2_are_read_as_2_4_names_them(old, current):
     known = {"DOGE-USDT-PERP", "EOS-BTC-21M25", "EOS-BTC-21U24", "BTC-USDT", "ETH-USD-21Z3",
-             "ETH-USD-21Z31"}
+             "ETH-USD-21Z31", "BTC-USD-PERP", "ETH-USD-21M25"}
     assert current_symbol(old, known) == current
 
 

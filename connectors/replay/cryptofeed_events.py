@@ -221,11 +221,18 @@ def cryptofeed_symbol(unified: str) -> str:
                          f"{settle}")
     if not expiry:
         return f"{spot}-PERP"
-    if not (len(expiry) == 6 and expiry.isdigit()
-            and 1 <= int(expiry[2:4]) <= 12 and 1 <= int(expiry[4:]) <= 31):
-        raise ValueError(f"{unified!r}: expiry must be YYMMDD")
-    month = _MONTH_CODES[int(expiry[2:4]) - 1]
-    return f"{spot}-{expiry[:2]}{month}{int(expiry[4:])}"
+    try:
+        return f"{spot}-{expiry_code(expiry)}"
+    except ValueError:
+        raise ValueError(f"{unified!r}: expiry must be YYMMDD") from None
+
+
+def expiry_code(yymmdd: str) -> str:
+    """ccxt's (and Binance's) `220527` as cryptofeed's expiry code `22K27`."""
+    if not (len(yymmdd) == 6 and yymmdd.isdigit()
+            and 1 <= int(yymmdd[2:4]) <= 12 and 1 <= int(yymmdd[4:]) <= 31):
+        raise ValueError(f"not a YYMMDD expiry: {yymmdd!r}")
+    return f"{yymmdd[:2]}{_MONTH_CODES[int(yymmdd[2:4]) - 1]}{int(yymmdd[4:])}"
 
 
 def _is_contract_part(part: str) -> bool:

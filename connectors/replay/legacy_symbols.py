@@ -3,7 +3,9 @@
 A raw recording's `configuration:` line holds cryptofeed's normalized symbols of the version
 that recorded it. cryptofeed 2.0 renamed derivatives: perpetuals gained a `-PERP` suffix
 (`DOGE-USDT` on BitMEX or Binance USD-M is `DOGE-USDT-PERP`) and futures expiries went from
-month letter and year (`EOS-BTC-M21`) to year, month letter and day (`EOS-BTC-21M25`). The
+month letter and year (`EOS-BTC-M21`) to year, month letter and day (`EOS-BTC-21M25`); Binance
+COIN-M's contracts carried the exchange's suffix after `_` (`BTC-USD_PERP`, `ETH-USD_210625`,
+now `BTC-USD-PERP`, `ETH-USD-21M25`). The
 websocket traffic names instruments by the exchange's own symbols, which did not change, so a
 recording whose configuration is read this way replays as one made by 2.4.
 """
@@ -12,6 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from contextlib import suppress
+
+from connectors.replay.cryptofeed_events import expiry_code
 
 __all__ = ["current_symbol"]
 
@@ -25,6 +30,12 @@ def current_symbol(symbol: str, known: Collection[str]) -> str:
     several can (the feed then refuses it by name)."""
     if symbol in known:
         return symbol
+    pair, underscore, suffix = symbol.partition("_")
+    if underscore:
+        with suppress(ValueError):  # PERP stays as it is
+            suffix = expiry_code(suffix)
+        current = current_symbol(f"{pair}-{suffix}", known)
+        return current if current in known else symbol
     candidates = [symbol + "-PERP"] if symbol + "-PERP" in known else []
     parts = symbol.split("-")
     old = _OLD_EXPIRY.fullmatch(parts[-1]) if len(parts) == 3 else None
@@ -37,3 +48,4 @@ def current_symbol(symbol: str, known: Collection[str]) -> str:
             and new.groups() == (year, month)
         ]
     return candidates[0] if len(candidates) == 1 else symbol
+
