@@ -226,27 +226,9 @@ class _FeedDriver:
 
 def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
-    # A subclass carries the recorded start-up answers, so the real symbol_mapping() runs on
-    # them without patching HTTPSync for the whole process as cryptofeed's playback does.
-    startup = _StartupRest(recording.startup, venue.adapter.unrecorded)
     skipped: list[str] = []
-
-    def recorded_endpoints(cls, endpoint):
-        # A recording made by an older cryptofeed holds the symbol lists it asked for (Deribit:
-        # BTC and ETH); 2.4.1 asks more of the same kind (USDC, SOL). Asked of what was recorded,
-        # the feed knows every recorded instrument; with none recorded it fails on the first.
-        addresses = super(replay_class, cls)._symbol_endpoint_prepare(endpoint)
-        if isinstance(addresses, list):
-            recorded = [a for a in addresses if startup.holds(a)]
-            if recorded:
-                skipped.extend(a for a in addresses if a not in recorded)
-                return recorded
-        return addresses
-
-    replay_class = type(
-        f"Replayed{feed_class.__name__}",
-        (feed_class,),
-        {"http_sync": startup, "_symbol_endpoint_prepare": classmethod(recorded_endpoints)},
+    replay_class = _replay_feed_class(
+        feed_class, _StartupRest(recording.startup, venue.adapter.unrecorded), skipped
     )
     # Recorded channels the installed cryptofeed no longer offers (Coinbase ticker) are left out.
     # Tickers of a venue whose ticker sizes are unknown are parsed and dropped (no callback).
@@ -281,8 +263,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         if skipped:  # a parser that reads the lists by position fails without them
             hint = f" (the recording holds no answer to {', '.join(skipped)})"
         elif isinstance(exc, UnsupportedSymbol):
-            # cryptofeed renamed symbols in 2.0 (BitMEX's EOSM21 was EOS-BTC-M21, is
-            # EOS-BTC-21M25): the configuration line of an older recording names the old ones.
+            # Names legacy_symbols cannot read either (Kraken Futures' PI-BCH-USD of 1.x).
             hint = (" (not among the symbols cryptofeed 2.4 lists from the recorded start-up; "
                     "cryptofeed 1.x named some differently)")
         raise ValueError(
@@ -297,6 +278,31 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     sink.know_symbols(feed.normalized_symbol_mapping)
     feed.http_conn = _SnapshotRest(recording.snapshots, sink)
     return feed
+
+
+def _replay_feed_class(feed_class: type[Feed], startup: _StartupRest, skipped: list[str]):
+    """A subclass of the feed class that carries the recorded start-up answers, so the real
+    symbol_mapping() runs on them without patching HTTPSync for the whole process as
+    cryptofeed's playback does. Start-up lists the recording lacks go into `skipped`."""
+
+    def recorded_endpoints(cls, endpoint):
+        # A recording made by an older cryptofeed holds the symbol lists it asked for (Deribit:
+        # BTC and ETH); 2.4.1 asks more of the same kind (USDC, SOL). Asked of what was recorded,
+        # the feed knows every recorded instrument; with none recorded it fails on the first.
+        addresses = super(replay_class, cls)._symbol_endpoint_prepare(endpoint)
+        if isinstance(addresses, list):
+            recorded = [a for a in addresses if startup.holds(a)]
+            if recorded:
+                skipped.extend(a for a in addresses if a not in recorded)
+                return recorded
+        return addresses
+
+    replay_class = type(
+        f"Replayed{feed_class.__name__}",
+        (feed_class,),
+        {"http_sync": startup, "_symbol_endpoint_prepare": classmethod(recorded_endpoints)},
+    )
+    return replay_class
 
 
 # Signs what a feed of a `needs_keys` venue would send; replay sends nothing.
