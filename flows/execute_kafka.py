@@ -257,7 +257,7 @@ class _Process:
             # What earlier runs handled, from the audit trail (the record of truth): their
             # intents are not acted on twice, their fills stay in the positions.
             past = past_run(read_audit(audit_file), executor.config.actor)
-            resumed = executor.resume(past.intent_ids, past.fills, past.last_intents.values())
+            resumed = executor.resume(past)
             verifier = load_verifier(self.config.commands)
             verifier.spend(past.command_nonces, time.time_ns())
             await self._publish_start(executor, output, unpublished)

@@ -21,9 +21,9 @@ from connectors.audit_store import AuditStore, read_audit, verify_audit
 from connectors.execution.executor import Executor, ExecutorConfig
 from connectors.execution.reconcile import reconcile
 from models.audit import AuditChain
-from models.events import OrderIntent
+from models.events import ControlCommand, OrderIntent
 from models.execution.past_run import past_run
-from models.risk import RiskEngine, parse_limits
+from models.risk import RiskEngine, TradingState, parse_limits
 from tests.test_executor_service import INSTRUMENT, Market, _audit, _open_at_venue
 
 AGE_NS = 1_000_000_000
@@ -46,7 +46,7 @@ def _run(market: Market, tmp_path) -> tuple[Executor, AuditStore, list[OrderInte
         clock=lambda: market.paper.now_ns, audit=store,
         config=ExecutorConfig(max_intent_age_ns=AGE_NS),
     )
-    resumed = executor.resume(past.intent_ids, past.fills, past.last_intents.values())
+    resumed = executor.resume(past)
     return executor, store, resumed
 
 
@@ -125,6 +125,36 @@ def test_a_resumed_intent_still_passes_the_risk_state_and_its_instrument(market,
     assert _open_at_venue(market) == set()
 
 
+def _command(action: str, target: str = "binance:BTC/USDT") -> ControlCommand:
+    return ControlCommand(command_id=action, ts=1, issued_by="alice", action=action,
+                          target=target)
+
+
+def test_a_kill_survives_the_restart_and_its_scope_is_not_quoted_again(market, tmp_path):
+    """The kill's state change recorded, then the process killed before its cancels were
+    sent: the restart holds the instrument HALTED again, cancels the orders it adopts there,
+    and drops the resumed intent as HALTED."""
+    first, store, _ = _run(market, tmp_path)
+    before = market.intent("before", bid_ticks=500, ask_ticks=500)
+    asyncio.run(first.on_intent(before))
+    market.settle()
+    first.audit("control", _command("kill"))
+    assert first.risk.on_command(_command("kill"))
+    for event in first.risk.take_events():
+        first.audit("risk_event", event)
+    store.close()
+    assert len(_open_at_venue(market)) == 2
+
+    second, store, resumed = _run(market, tmp_path)
+    assert second.risk.state("binance", "BTC/USDT") is TradingState.HALTED
+    asyncio.run(_restart(second, resumed))
+    store.close()
+    market.settle()
+    assert _open_at_venue(market) == set()
+    dropped = [r["payload"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    assert dropped == [{"intent_id": "before", "reason": "HALTED"}]
+
+
 # -- the fold: which intent was the last one taken ---------------------------------------------
 
 
@@ -163,3 +193,25 @@ def test_an_intent_cut_off_from_its_stale_drop_is_not_resumed(market, tmp_path):
     _, store, resumed = _run(market, tmp_path)
     store.close()
     assert resumed == []
+
+
+def test_the_trading_states_left_come_back_a_resume_clears_its_scope_and_narrower_ones():
+    chain = AuditChain()
+
+    def change(ts: int, state: str, reason: str, venue=None, symbol=None):
+        return chain.append(ts, "executor", "risk_event", {
+            "ts": ts, "kind": "state_change", "reason_code": reason, "detail": "",
+            "state": state, "venue": venue, "symbol": symbol})
+
+    records = [
+        change(1, "HALTED", "CMD_KILL", "binance", "BTC/USDT"),
+        change(2, "REDUCING", "STOP_LOSS", "binance", "ETH/USDT"),
+        change(3, "ACTIVE", "CMD_RESUME", "binance", "BTC/USDT"),
+        change(4, "HALTED", "CMD_PAUSE", "okx"),
+        chain.append(5, "executor", "risk_event", {"kind": "reject", "state": "HALTED",
+                                                   "reason_code": "PRICE_BAND"}),
+    ]
+    assert past_run(records, "executor").trading_states == {
+        "binance:ETH/USDT": TradingState.REDUCING, "okx": TradingState.HALTED}
+    records.append(change(6, "ACTIVE", "CMD_RESUME"))
+    assert past_run(records, "executor").trading_states == {}

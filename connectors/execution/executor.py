@@ -59,7 +59,7 @@ from models.execution.orders import (
     TrackedOrder,
     VenueOrder,
 )
-from models.execution.past_run import TakenIntent
+from models.execution.past_run import PastRun
 from models.execution.plan import Amendment, Placement, plan
 from models.instrument import Instrument
 from models.order_diff import Tolerance
@@ -479,6 +479,17 @@ class Executor:
             )
         await _gather(cancels)
 
+    async def enforce_states(self) -> None:
+        """Cancel what the scopes not ACTIVE forbid, as when they were entered: for orders
+        found at the venue since (a restart adopts what a kill left open in a halted scope)."""
+        await _gather([
+            self._cancel(order, f"{state}:ENFORCED")
+            for scope, state in self.risk.scopes().items()
+            for order in self._in_scope(scope)
+            if not order.cancel_requested
+            and (state == TradingState.HALTED or self._adds_exposure(order))
+        ])
+
     def _in_scope(self, scope: str) -> list[TrackedOrder]:
         if scope == GLOBAL or scope == self.venue.id:
             return list(self.tracker)
@@ -535,12 +546,10 @@ class Executor:
 
     # -- restarts ----------------------------------------------------------------------------
 
-    def resume(
-        self, intent_ids: Iterable[str], fills: Iterable[Fill],
-        last_intents: Iterable[TakenIntent] = (),
-    ) -> list[OrderIntent]:
+    def resume(self, past: PastRun) -> list[OrderIntent]:
         """What earlier runs handled (`models.execution.past_run`, from the audit trail):
-        those intents are not acted on again and those fills are in the positions already.
+        those intents are not acted on again, those fills are in the positions already, and
+        the trading states they left hold again (a kill survives a restart).
 
         Except the last intent taken per strategy and instrument: a kill may have come
         between its record and its orders, and nothing else would ever act on it (read again,
@@ -548,10 +557,11 @@ class Executor:
         any intent, after the start-up reconciliation: each is a whole desired state, so its
         diff against what the venue holds sends only what is missing, through the risk checks.
         """
-        for intent_id in intent_ids:
+        self.risk.restore(past.trading_states)
+        for intent_id in past.intent_ids:
             self._intents.add(intent_id)
         again = []
-        for taken in last_intents:
+        for taken in past.last_intents.values():
             intent = taken.intent
             key = (intent.strategy, intent.key)
             self._last_intent_ts[key] = max(self._last_intent_ts.get(key, 0), intent.ts)
@@ -560,7 +570,7 @@ class Executor:
             self._resumable[intent.intent_id] = taken.resumes + 1
             again.append(intent)
         touched = {}
-        for fill in fills:
+        for fill in past.fills:
             ledger = self.ledgers.get(f"{fill.venue}:{fill.symbol}")
             if self._trades.add((fill.venue, fill.trade_id)) and ledger is not None:
                 ledger.apply(fill)

@@ -15,6 +15,10 @@ on in full changes nothing. Taken means not dropped: a dropped intent's `intent`
 followed at once by its `intent_dropped`; one a kill cut off from that record may have been
 taken or was being dropped, and what can be checked again (its age when recorded, its
 instrument, a time older than the last taken) is checked again, here and by the executor.
+
+And the trading states the risk engine was in (`risk_event` state changes: a kill, a pause,
+a breached limit): a restart must not trade again in a scope an operator halted, nor re-apply
+an intent there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import msgspec
 
 from models.audit import AuditRecord
 from models.events import Fill, OrderEvent, OrderIntent
+from models.risk.reasons import CMD_RESUME
+from models.risk.state import TradingState, TradingStates, scope_of
 
 TERMINAL_KINDS = frozenset({"fill", "cancel", "reject"})
 
@@ -46,12 +52,15 @@ class PastRun:
     command_nonces: list[tuple[str, int]] = field(default_factory=list)
     # (strategy, instrument key) → the last intent taken for it: the desired state it left.
     last_intents: dict[tuple[str, str], TakenIntent] = field(default_factory=dict)
+    # scope → its state, for the scopes that were not ACTIVE when the last run ended
+    trading_states: dict[str, TradingState] = field(default_factory=dict)
 
 
 def past_run(records: Iterable[AuditRecord], actor: str) -> PastRun:
     """Fold `actor`'s records (oldest first) into what a restart must remember."""
     past = PastRun()
     recorded: TakenIntent | None = None  # the last `intent` record, until we know it was taken
+    states = TradingStates()
     for record in records:
         if record.actor != actor:
             continue
@@ -70,6 +79,14 @@ def past_run(records: Iterable[AuditRecord], actor: str) -> PastRun:
             past.fills.append(msgspec.convert(payload["fill"], Fill, strict=False))
         elif action == "control" and payload.get("nonce") is not None:
             past.command_nonces.append((payload["nonce"], payload["ts"]))
+        elif action == "risk_event" and payload.get("kind") == "state_change":
+            # Only a resume lowers a state, and it clears the narrower scopes too; the state
+            # an escalation reports is the scope's effective one, which is what it trades at.
+            scope = scope_of(payload.get("venue"), payload.get("symbol"))
+            if payload["reason_code"] == CMD_RESUME:
+                states.resume(scope)
+            else:
+                states.escalate(scope, TradingState(payload["state"]))
         elif action == "order_event":
             event = msgspec.convert(payload["event"], OrderEvent, strict=False)
             if event.kind in TERMINAL_KINDS:
@@ -78,6 +95,7 @@ def past_run(records: Iterable[AuditRecord], actor: str) -> PastRun:
                 past.open_orders[event.client_order_id] = event
     if recorded is not None:  # the trail ends with it: a kill came right after
         _taken(past.last_intents, recorded)
+    past.trading_states = states.scopes()
     return past
 
 

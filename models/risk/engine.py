@@ -63,6 +63,12 @@ class RiskEngine:
         """Every scope that is not ACTIVE."""
         return self._states.scopes()
 
+    def restore(self, scopes: dict[str, TradingState]) -> None:
+        """The states an earlier run of the process left (read back from its audit trail):
+        held again without a new event, since each was reported when it was entered."""
+        for scope, state in scopes.items():
+            self._states.escalate(scope, state)
+
     def take_events(self) -> list[RiskEvent]:
         events, self._events = self._events, []
         return events
