@@ -44,6 +44,12 @@ class MarketEvent(Event, kw_only=True):
         return f"{self.venue}:{self.symbol}"
 
 
+def exchange_time(event: MarketEvent) -> int:
+    """When `event` happened on the exchange clock: its `exchange_ts`, or its receive time
+    when it carries none (0). The paper venue matches, and stamps its fills, on this clock."""
+    return event.exchange_ts or event.receive_ts
+
+
 class BookSnapshot(MarketEvent, tag="book_snapshot", kw_only=True):
     """Full L2 state; `seq` is the snapshot's last update id (Binance `lastUpdateId`)."""
 

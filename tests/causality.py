@@ -19,7 +19,7 @@ from pathlib import Path
 
 from connectors.replay.recordings import Recordings
 from models.book import OrderBook
-from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Fill
+from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Fill, exchange_time
 from models.fresh_book import FreshBook
 
 
@@ -41,7 +41,7 @@ def causality_violations(paths: Iterable[Path], fills: list[Fill]) -> list[str]:
         if book is None:
             book = books[key] = FreshBook(OrderBook(event.venue, event.symbol))
         times = pending.get(key)
-        exchange_ts = event.exchange_ts or event.receive_ts
+        exchange_ts = exchange_time(event)
         while times and times[0] < exchange_ts:
             touch[key, times.pop(0)] = (book.bid, book.ask)
         if isinstance(event, BBO | BookDelta | BookSnapshot):

@@ -42,7 +42,16 @@ from connectors.paper.orders import (
     ccxt_trade,
 )
 from models.book_view import BookView, TopOfBook
-from models.events import BBO, AnyMarketEvent, Fill, OrderEvent, OrderEventKind, Side, Trade
+from models.events import (
+    BBO,
+    AnyMarketEvent,
+    Fill,
+    OrderEvent,
+    OrderEventKind,
+    Side,
+    Trade,
+    exchange_time,
+)
 from models.instrument import Instrument, InstrumentRuleError
 from models.latency import DEFAULT_LATENCY_MS, ConstantLatency, LatencyModel
 from models.queue_model import QueueFactory, RiskAverseQueue
@@ -194,7 +203,7 @@ class PaperVenue:
         `book_changed=False` promises `book` is the one shown last, unchanged: resting orders
         are then matched only if they changed since.
         """
-        exchange_ts = event.exchange_ts or event.receive_ts
+        exchange_ts = exchange_time(event)
         if exchange_ts - event.receive_ts > self._clock_offset:
             self._clock_offset = exchange_ts - event.receive_ts
         self.advance_exchange(exchange_ts)
