@@ -10,8 +10,9 @@ and everything else is `quoteflow backtest`'s path: the production quote session
 and the causal paper venue (`connectors.paper.trading.PaperTrader`).
 
 The runs differ only in the weight. Error bars: each run is marked to market every second
-on the same mids (`quoteflow.suggest.pnl_path`); the per-second differences against the
-unskewed run get a block-bootstrap standard error (`models.evaluation`, 30 s blocks).
+of the exchange clock, the fills' own, on the same mids (`quoteflow.suggest.pnl_path`); the
+per-second differences against the unskewed run get a block-bootstrap standard error
+(`models.evaluation`, 30 s blocks).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from models.predictor import MODELS, PredictorConfig, PredictSession
 from models.quote_session import QuoteSessionOptions
 from quoteflow.results import RunResults, summarize
 from quoteflow.sessions import SessionRegistry, TradingOptions
-from quoteflow.suggest import NS_PER_S, load_events, mids_per_second, pnl_path
+from quoteflow.suggest import exchange_seconds, load_events, mids_per_second, pnl_path
 
 BLOCK_S = 30
 
@@ -110,9 +111,7 @@ def skew_report(
     config = PredictorConfig(horizon_ns=horizon_ms * 1_000_000)
     events = load_events(data)
     stream = with_predictions(load_events(train), events, config)
-    mids = mids_per_second(events)
-    start, end = events[0].receive_ts, events[-1].receive_ts
-    grid = np.append(np.arange(start - start % NS_PER_S + NS_PER_S, end, NS_PER_S), end)
+    mids, grid = mids_per_second(events), exchange_seconds(events)  # the fills' clock
     runs: dict[float, dict] = {}
     paths: dict[float, np.ndarray] = {}
     for weight in weights:

@@ -10,10 +10,11 @@ its default parameters.
 
 The validation replay starts from the book as it stood at the cut (a snapshot made from the
 fit part's book, at the same sequence number, so the later diffs continue it exactly).
-Error bars: both runs are marked to market every second on the same mids; the difference of
-their per-second PnL changes gets a block-bootstrap standard error (`models.evaluation`,
-blocks of `block_s` seconds), so the error bar of the advantage over the baseline accounts
-for the two runs sharing one market path.
+Error bars: both runs are marked to market every second of the exchange clock (the clock
+their fills are stamped on) on the same mids; the difference of their per-second PnL changes
+gets a block-bootstrap standard error (`models.evaluation`, blocks of `block_s` seconds), so
+the error bar of the advantage over the baseline accounts for the two runs sharing one
+market path.
 
 The result is printed, charted (cumulative validation PnL of both, with the cut), written as
 JSON into the output directory and published (`quoteflow.suggestion_store`), which
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -40,7 +41,7 @@ from rich.table import Table
 from connectors.replay.event_cache import open_recordings
 from models.book import OrderBook
 from models.evaluation import mean_and_se
-from models.events import BookDelta, BookSnapshot, DeadLetter
+from models.events import BookDelta, BookSnapshot, DeadLetter, exchange_time
 from models.features import FeatureConfig, MarketFeatures
 from models.strategies import build_strategy
 from quoteflow.runner import run_paper_trading
@@ -62,37 +63,77 @@ def load_events(paths: Sequence[Path], cache_dir: Path | None = None) -> list:
 
 def split_events(events: list, fit_fraction: float) -> tuple[list, list, int]:
     """(fit events, validation events, cut time); the validation part starts from a snapshot
-    of each synced L2 book at the cut, so its diffs continue a complete book."""
+    of each synced L2 book at the cut, so its diffs continue a complete book.
+
+    The cut is on the recorder's clock (`receive_ts`), the order of the stream: the fit part
+    is what had been received by then (as `quoteflow.sweep`'s `until_ns`). Each snapshot
+    keeps the exchange time of the book's last diff, so the validation part's exchange clock
+    (`exchange_seconds`) goes on from the fit part's."""
     if not events:
         raise ValueError("the recordings hold no market events")
     first, last = events[0].receive_ts, events[-1].receive_ts
     cut = first + int((last - first) * fit_fraction)
     fit = [e for e in events if e.receive_ts <= cut]
     books: dict[str, OrderBook] = {}
+    book_times: dict[str, int] = {}
     for event in fit:
         if type(event) is BookDelta or type(event) is BookSnapshot:
             book = books.get(event.key)
             if book is None:
                 book = books[event.key] = OrderBook(event.venue, event.symbol)
             book.apply(event)
+            book_times[event.key] = exchange_time(event)
     snapshots = [
         BookSnapshot(
-            venue=book.venue, symbol=book.symbol, exchange_ts=cut, receive_ts=cut,
+            venue=book.venue, symbol=book.symbol, exchange_ts=book_times[key], receive_ts=cut,
             seq=book.seq, bids=book.levels("bid", 1_000_000), asks=book.levels("ask", 1_000_000),
         )
-        for book in books.values()
+        for key, book in books.items()
         if book.synced and book.seq is not None
     ]
     return fit, [*snapshots, *(e for e in events if e.receive_ts > cut)], cut
 
 
-def mids_per_second(events: Iterable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each instrument's mid at every whole second of its events (the state at that instant),
-    and at the last event's time after it."""
-    states: dict[str, MarketFeatures] = {}
-    last_ts = 0
-    out: dict[str, tuple[list[int], list[float]]] = {}
+def exchange_clock(events: Iterable) -> Iterator[tuple[object, int]]:
+    """Each event with its instrument's exchange clock at it: the paper venue's, the clock
+    of the fills' `ts` (and of the markouts). Each event's `exchange_time`, never going back:
+    the streams' exchange times interleave (a spot touch's is an estimate), and the venue of
+    an instrument's session keeps the latest it has seen."""
+    clocks: dict[str, int] = {}
     for event in events:
+        key = event.key
+        now = exchange_time(event)
+        if now < clocks.get(key, now):
+            now = clocks[key]
+        clocks[key] = now
+        yield event, now
+
+
+def exchange_seconds(events: Iterable) -> np.ndarray:
+    """The marking grid on the exchange clock: every whole second after the first event,
+    and the clock's last time (so the last fills count)."""
+    start = end = None
+    for _, now in exchange_clock(events):
+        if start is None:
+            start = end = now
+        end = max(end, now)
+    if start is None:
+        return np.zeros(0, dtype=np.int64)
+    first = start - start % NS_PER_S + NS_PER_S
+    return np.append(np.arange(first, end, NS_PER_S, dtype=np.int64), end)
+
+
+def mids_per_second(events: Iterable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each instrument's mids on its exchange clock (`exchange_clock`, the fills' clock):
+    (stamps, mids), a mid being the state after every event at or before its stamp, which
+    holds until the next stamp. Stamped at whole seconds and, last, at the clock's last time
+    (the state after the last event)."""
+    states: dict[str, MarketFeatures] = {}
+    # The first whole second at or after the latest event: stamped when a later event comes.
+    due: dict[str, int] = {}
+    last: dict[str, int] = {}
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for event, now in exchange_clock(events):
         key = event.key
         state = states.get(key)
         if state is None:
@@ -100,27 +141,31 @@ def mids_per_second(events: Iterable) -> dict[str, tuple[np.ndarray, np.ndarray]
             state = states[key] = MarketFeatures(event.venue, event.symbol, FeatureConfig(),
                                                  NS_PER_S // 10)
             out[key] = ([], [])
-        second = event.receive_ts // NS_PER_S * NS_PER_S
-        stamps, mids = out[key]
-        if not stamps or second > stamps[-1]:
+        elif now > due[key]:  # the state before this event is the state at that second
             touch = state.touch()
             if touch is not None:
-                stamps.append(second)
+                stamps, mids = out[key]
+                stamps.append(due[key])
                 mids.append(float(touch.bid_price + touch.ask_price) / 2)
         state.apply(event)
-        last_ts = event.receive_ts
+        due[key] = -(-now // NS_PER_S) * NS_PER_S  # an event at a whole second counts in it
+        last[key] = now
     for key, state in states.items():  # and the state after the last event, at its time
         touch = state.touch()
         if touch is not None:
             stamps, mids = out[key]
-            stamps.append(max(last_ts, stamps[-1] if stamps else last_ts))
+            stamps.append(last[key])
             mids.append(float(touch.bid_price + touch.ask_price) / 2)
     return {k: (np.array(t, dtype=np.int64), np.array(m)) for k, (t, m) in out.items() if t}
 
 
 def pnl_path(fills: dict[str, list], mids: dict[str, tuple[np.ndarray, np.ndarray]],
              grid: np.ndarray) -> np.ndarray:
-    """Mark-to-market PnL (quote currency, net of fees) on `grid`, summed over instruments."""
+    """Mark-to-market PnL (quote currency, net of fees) on `grid`, summed over instruments.
+
+    `grid`, the mids' stamps and the fills' `ts` are all on the exchange clock
+    (`exchange_seconds`, `mids_per_second`): a fill counts from the first grid point at or
+    after it."""
     total = np.zeros(len(grid))
     for key, (stamps, prices) in mids.items():
         cash = np.zeros(len(grid))
@@ -193,10 +238,7 @@ def suggest(
         baseline = backtest(validation_events, *BASELINE)
         progress.advance(task)
     mids = mids_per_second(validation_events)
-    start = cut // NS_PER_S * NS_PER_S + NS_PER_S
-    end = validation_events[-1].receive_ts
-    # Every whole second, and the end itself so the last fills count.
-    seconds = np.append(np.arange(start, end, NS_PER_S, dtype=np.int64), end)
+    seconds = exchange_seconds(validation_events)
     paths_pnl = {
         "recommended": pnl_path(recommended["_fills"], mids, seconds),
         "baseline": pnl_path(baseline["_fills"], mids, seconds),

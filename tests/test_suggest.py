@@ -1,14 +1,25 @@
-"""`quoteflow suggest` on a slice of a real recording: fit, validate, publish, chart."""
+"""`quoteflow suggest` on a slice of a real recording: fit, validate, publish, chart; its
+marking clock on constructed events."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from models.events import BBO, Fill
 from quoteflow.cli import app
-from quoteflow.suggest import parse_grid, split_events
+from quoteflow.suggest import (
+    NS_PER_S,
+    exchange_seconds,
+    mids_per_second,
+    parse_grid,
+    pnl_path,
+    split_events,
+)
 from quoteflow.suggestion_store import PATH_ENV, NoSuggestion, read_latest
 from tests.recording_slices import slice_recording
 
@@ -63,6 +74,9 @@ def test_the_validation_part_continues_the_book_from_the_cut(recording_slice):
     assert fit[-1].receive_ts <= cut < validation[1].receive_ts
     snapshot = validation[0]
     assert type(snapshot) is BookSnapshot and snapshot.receive_ts == cut
+    # On the exchange clock the book is as of its last diff, not the recorder's cut.
+    last_diff = next(e for e in reversed(fit) if type(e) in (BookDelta, BookSnapshot))
+    assert snapshot.exchange_ts == last_diff.exchange_ts != cut
     book = OrderBook(snapshot.venue, snapshot.symbol)
     for event in validation:
         if type(event) in (BookDelta, BookSnapshot):
@@ -86,3 +100,35 @@ def test_bad_candidates_and_missing_suggestions_are_clear(recording_slice, tmp_p
     (tmp_path / "none.json").write_text("{half")
     with pytest.raises(NoSuggestion, match="unreadable"):
         read_latest()
+
+
+OFFSET = 1_270_000_000  # the exchange clock 1.27 s ahead of the recorder's, as on these files
+T0 = 1_000 * NS_PER_S
+
+
+def _touch(receive_s: float, mid: int) -> BBO:
+    receive = T0 + round(receive_s * NS_PER_S)
+    return BBO(venue="binance", symbol="ETH/USDT", exchange_ts=receive + OFFSET,
+               receive_ts=receive, bid_price=Decimal(mid - 1), bid_size=Decimal(1),
+               ask_price=Decimal(mid + 1), ask_size=Decimal(1))
+
+
+def test_fills_are_marked_on_their_own_exchange_clock():
+    """The grid and the mids are on the exchange clock, the clock the paper venue stamps
+    fills on: a fill counts from the first grid point at or after it, against the mid the
+    market showed then. (On the recorder's clock the fill, made when the mid was 111, would
+    be marked against 121 a second early.)"""
+    # Exchange times 1.37, 2.77, 4.27, 5.77 s after T0; the mid after each 101 ... 131.
+    events = [_touch(0.1, 101), _touch(1.5, 111), _touch(3.0, 121), _touch(4.5, 131)]
+    grid = exchange_seconds(events)
+    seconds = [T0 + s * NS_PER_S for s in (2, 3, 4, 5)]
+    assert grid.tolist() == [*seconds, T0 + 5_770_000_000]
+    stamps, mids = mids_per_second(events)["binance:ETH/USDT"]
+    index = np.searchsorted(stamps, grid, side="right") - 1
+    assert mids[index].tolist() == [101, 111, 111, 121, 131]  # the state at each instant
+    # Bought at the second touch's exchange time (2.77 s), at its mid.
+    fill = Fill(venue="binance", symbol="ETH/USDT", ts=events[1].exchange_ts,
+                client_order_id="c", trade_id="t", side="buy", price=Decimal(111),
+                size=Decimal(1), fee=Decimal(0), fee_currency="USDT", liquidity="maker")
+    path = pnl_path({"binance:ETH/USDT": [fill]}, {"binance:ETH/USDT": (stamps, mids)}, grid)
+    assert path.tolist() == [0, 0, 0, 10, 20]
