@@ -673,3 +673,59 @@ def bithumb_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                 "contDtm": korea.strftime("%Y-%m-%d %H:%M:%S.%f"), "updn": "dn",
                 "symbol": "BTC_KRW"}]}})
     return writer.close(), {"BTC/KRW": walk}
+
+
+def _iso_ms(seconds: Decimal) -> str:
+    return datetime.fromtimestamp(float(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def hitbtc_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """HitBTC's API v2 as cryptofeed 1.x recorded it in 2021: the configuration names the
+    pair `BTC-USD`, HitBTC's own spelling, where cryptofeed 2.4 calls HitBTC's USD (Tether)
+    `USDT`; JSON-RPC `snapshotOrderbook`/`updateOrderbook` chained by `sequence`,
+    `snapshotTrades`/`updateTrades`, `ticker` (no sizes) and candles."""
+    writer = RecordingWriter(directory, "HITBTC", {
+        channel: ["BTC-USD"] for channel in ("ticker", "trades", "l2_book", "candles")},
+        Decimal("1618677973"))
+    writer.startup_rest("https://api.hitbtc.com/api/2/public/symbol", [
+        {"id": pair, "baseCurrency": base, "quoteCurrency": quote, "quantityIncrement": "0.00001",
+         "tickSize": "0.01", "takeLiquidityRate": "0.0025", "provideLiquidityRate": "0.001",
+         "feeCurrency": quote}
+        for pair, base, quote in (("BTCUSD", "BTC", "USD"), ("ETHBTC", "ETH", "BTC"))])
+    walk = MarketWalk(Decimal("61000"), Decimal("0.01"), seed=15)
+    writer.connect(1, "wss://api.hitbtc.com/api/2/ws/public")
+    for method in ("subscribeCandles", "subscribeTrades", "subscribeOrderbook",
+                   "subscribeTicker"):
+        writer.sent({"method": method, "params": {"symbol": "BTCUSD"}, "id": "HITBTC.ws.1"})
+        writer.received({"jsonrpc": "2.0", "result": True, "id": "HITBTC.ws.1"})
+
+    def rpc(method: str, params: dict) -> None:
+        writer.received({"jsonrpc": "2.0", "method": method,
+                         "params": {**params, "symbol": "BTCUSD"}})
+
+    def side(levels) -> list[dict]:
+        return [{"price": str(p), "size": str(s)} for p, s in levels]
+
+    rpc("snapshotCandles", {"data": [{"timestamp": _iso_ms(writer.now), "open": "61000",
+                                      "close": "61000", "min": "61000", "max": "61000",
+                                      "volume": "0.1", "volumeQuote": "6100"}], "period": "M1"})
+    rpc("snapshotTrades", {"data": [{"id": 1, "price": "61000.00", "quantity": "0.01",
+                                     "side": "buy", "timestamp": _iso_ms(writer.now)}]})
+    sequence = 581682
+    rpc("snapshotOrderbook", {"ask": side(sorted(walk.asks.items())),
+                              "bid": side(sorted(walk.bids.items(), reverse=True)),
+                              "sequence": sequence, "timestamp": _iso_ms(writer.now)})
+    for step in range(STEPS):
+        bid_changes, ask_changes = walk.step()
+        sequence += 1
+        rpc("updateOrderbook", {"ask": side(ask_changes), "bid": side(bid_changes),
+                                "sequence": sequence, "timestamp": _iso_ms(writer.now)})
+        (bid, _), (ask, _) = walk.touch()
+        if step % 3 == 0:
+            rpc("updateTrades", {"data": [{"id": 2 + step, "price": str(ask), "quantity": "0.02",
+                                           "side": "buy", "timestamp": _iso_ms(writer.now)}]})
+        if step % 5 == 0:
+            rpc("ticker", {"ask": str(ask), "bid": str(bid), "last": str(ask), "open": "61000",
+                           "low": "60000", "high": "62000", "volume": "10", "volumeQuote": "1",
+                           "timestamp": _iso_ms(writer.now)})
+    return writer.close(), {"BTC/USDT": walk}

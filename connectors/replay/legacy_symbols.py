@@ -5,7 +5,10 @@ that recorded it. cryptofeed 2.0 renamed derivatives: perpetuals gained a `-PERP
 (`DOGE-USDT` on BitMEX or Binance USD-M is `DOGE-USDT-PERP`) and futures expiries went from
 month letter and year (`EOS-BTC-M21`) to year, month letter and day (`EOS-BTC-21M25`); Binance
 COIN-M's contracts carried the exchange's suffix after `_` (`BTC-USD_PERP`, `ETH-USD_210625`,
-now `BTC-USD-PERP`, `ETH-USD-21M25`). The
+now `BTC-USD-PERP`, `ETH-USD-21M25`). Some feeds renamed currencies too: HitBTC's and
+Bequant's `USD` (Tether, in the exchange's own words) became `USDT` (`MANA-USD` is
+`MANA-USDT`); such a name is read through the exchange's own spelling of the instrument
+(`MANAUSD`), which did not change. The
 websocket traffic names instruments by the exchange's own symbols, which did not change, so a
 recording whose configuration is read this way replays as one made by 2.4.
 """
@@ -13,7 +16,7 @@ recording whose configuration is read this way replays as one made by 2.4.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import suppress
 
 from connectors.replay.cryptofeed_events import expiry_code
@@ -24,10 +27,11 @@ _OLD_EXPIRY = re.compile(r"([FGHJKMNQUVXZ])(\d{2})")
 _NEW_EXPIRY = re.compile(r"(\d{2})([FGHJKMNQUVXZ])\d{1,2}")
 
 
-def current_symbol(symbol: str, known: Collection[str]) -> str:
-    """`symbol` as cryptofeed 2.4 names it among `known` (its feed's normalized symbols): itself
-    when known, else the one instrument its pre-2.0 name can mean; unchanged when none or
-    several can (the feed then refuses it by name)."""
+def current_symbol(symbol: str, known: Collection[str] | Mapping[str, str]) -> str:
+    """`symbol` as cryptofeed 2.4 names it among `known` (its feed's normalized symbols, or its
+    symbol table, normalized to the exchange's spelling): itself when known, else the one
+    instrument its pre-2.0 name can mean; unchanged when none or several can (the feed then
+    refuses it by name)."""
     if symbol in known:
         return symbol
     pair, underscore, suffix = symbol.partition("_")
@@ -47,5 +51,13 @@ def current_symbol(symbol: str, known: Collection[str]) -> str:
             if k.startswith(prefix) and (new := _NEW_EXPIRY.fullmatch(k[len(prefix):]))
             and new.groups() == (year, month)
         ]
+    if not candidates and isinstance(known, Mapping):
+        spelled = _letters(symbol)
+        candidates = [k for k, exchange in known.items() if _letters(str(exchange)) == spelled]
     return candidates[0] if len(candidates) == 1 else symbol
+
+
+def _letters(name: str) -> str:
+    """The letters and digits of a name: `MANA-USD` and `MANAUSD` spell the same instrument."""
+    return re.sub(r"[^0-9A-Z]", "", name.upper())
 
