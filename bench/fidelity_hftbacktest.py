@@ -37,6 +37,7 @@ results as JSON. Without that environment the table has quoteflow's column only.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -153,6 +154,16 @@ def convert_spot(path: Path):
     return events
 
 
+def convert(path: Path):
+    """hftbacktest's events of a raw capture, converted afresh: its own
+    `binancefutures.convert` for USD-M, `convert_spot` for spot."""
+    if path.parent.name == "spot":
+        return convert_spot(path)
+    from hftbacktest.data.utils import binancefutures
+
+    return binancefutures.convert(str(path), buffer_size=20_000_000)
+
+
 def hftbacktest_events(path: Path, cache: Path):
     """Converted events, cached as npz beside the results (conversion takes seconds)."""
     import numpy as np
@@ -161,16 +172,12 @@ def hftbacktest_events(path: Path, cache: Path):
     npz = cache / f"{path.parent.name}_{path.name.split('.')[0]}.npz"
     if npz.exists() and npz.stat().st_mtime >= path.stat().st_mtime:
         return np.load(npz)["data"]
-    if path.parent.name == "spot":
-        events = convert_spot(path)
-    else:
-        from hftbacktest.data.utils import binancefutures
-
-        events = binancefutures.convert(str(path), buffer_size=20_000_000)
+    events = convert(path)
     np.savez_compressed(npz, data=events)
     return events
 
 
+@functools.cache  # numba compiles the functions below once per process, on first call
 def _quote_loop():
     """The strategy as hftbacktest runs it: compiled once, on first use."""
     from hftbacktest import BUY, FILLED, GTX, LIMIT
@@ -278,12 +285,12 @@ def _quote_loop():
     return quote_loop
 
 
-def run_hftbacktest(path: Path, settings: dict, cache: Path) -> dict:
+def run_hftbacktest(events, settings: dict) -> dict:
+    """hftbacktest's backtest of the strategy on converted `events`."""
     import numpy as np
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
     rules = settings
-    events = hftbacktest_events(path, cache)
     size = settings["order_size"]
     asset = (
         BacktestAsset()
@@ -555,15 +562,18 @@ def _rewritten(path: Path, folder: Path, change) -> Path:
     return target
 
 
-def run_quoteflow(path: Path, settings: dict, out: Path, variant: str = "") -> dict:
-    """`quoteflow backtest` with the fixed-offset strategy; the flags it lacks are reported.
+def quoteflow_backtest_args(
+    path: Path, settings: dict, out: Path, variant: str = ""
+) -> tuple[list[str], Path, list[str]]:
+    """The arguments of `quoteflow backtest` with the fixed-offset strategy and the
+    comparison's settings, the summary JSON it writes, and the flags this checkout lacks.
     `variant` names a run on a changed recording (its files get it as a suffix)."""
     size = settings["order_size"]
     flags = backtest_flags()
     stem = f"{path.parent.name}_{path.name.split('.')[0]}{variant and '_' + variant}"
     summary_path = out / f"quoteflow_{stem}.json"
     command = [
-        str(quoteflow_command()), "backtest", "--data", str(path), "--strategy", "fixed-offset",
+        "backtest", "--data", str(path), "--strategy", "fixed-offset",
         "--param", f"offset_ticks={settings['offset_ticks']}",
         "--param", f"order_size={size}", "--param", f"tick_size={settings['tick_size']}",
         "--max-inventory-lots", str(settings["max_inventory_lots"]),
@@ -588,7 +598,15 @@ def run_quoteflow(path: Path, settings: dict, out: Path, variant: str = "") -> d
             command += ["--latency-ms", *values]
         else:
             missing.append(flag)
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    return command, summary_path, missing
+
+
+def run_quoteflow(path: Path, settings: dict, out: Path, variant: str = "") -> dict:
+    """`quoteflow backtest` with the fixed-offset strategy; the flags it lacks are reported.
+    `variant` names a run on a changed recording (its files get it as a suffix)."""
+    command, summary_path, missing = quoteflow_backtest_args(path, settings, out, variant)
+    subprocess.run([str(quoteflow_command()), *command], check=True, capture_output=True,
+                   text=True)
     summary = json.loads(summary_path.read_text())
     instrument = summary["instruments"][settings["instrument"]]
     result = {
@@ -748,8 +766,34 @@ def machine() -> dict:
     return record
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def comparison_settings(path: Path, args: argparse.Namespace) -> dict:
+    """What both backtests of `path` share: the venue's rules, the strategy and latencies of
+    the options, when quoting starts and hftbacktest's clock shift."""
+    rules = venue_rules(path)
+    settings = {
+        **rules,
+        "offset_ticks": args.offset_ticks,
+        "order_size": args.order_size or rules["order_size"],
+        "requote_ms": args.requote_ms, "order_latency_ms": args.order_latency_ms,
+        "response_latency_ms": args.response_latency_ms,
+        "max_inventory_lots": args.max_inventory_lots,
+        "peer_quotes_on_change": args.peer_quotes_on_change,
+        "rate_limit_ms": args.rate_limit_ms,
+    }
+    first, start = quoteflow_start(path)
+    settings.update(
+        start_offset_ns=start - first, start_local_ns=start,
+        clock_shift_ns=hftbacktest_clock_shift_ns(path),
+    )
+    return settings
+
+
+def parse_args(
+    argv: Sequence[str] | None, description: str | None = None, more_options=None
+) -> argparse.Namespace:
+    """The comparison's options; `more_options(parser)` adds those of another benchmark
+    that runs the same comparison (bench/raw_to_result.py)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", help="recorded Binance file "
                         "(repeatable; default: USD-M and spot BTCUSDT)")
     parser.add_argument("--offset-ticks", type=int, default=0)
@@ -774,6 +818,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="quoteflow's side only (what tests run)")
     parser.add_argument("--hftbacktest-side", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
+    if more_options is not None:
+        more_options(parser)
     args = parser.parse_args(argv)
     args.data = args.data or list(DEFAULT_DATA)
     for path in args.data:
@@ -788,7 +834,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.hftbacktest_side is not None:  # inside .venv-bench: answer on stdout
         settings = json.loads(args.settings)
-        result = run_hftbacktest(args.hftbacktest_side, settings, args.out / "hftbacktest")
+        events = hftbacktest_events(args.hftbacktest_side, args.out / "hftbacktest")
+        result = run_hftbacktest(events, settings)
         print(json.dumps(result))
         return result
 
@@ -799,22 +846,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     results = {}
     for path in args.data:
         name = f"{path.parent.name}/{path.name}"
-        rules = venue_rules(path)
-        settings = {
-            **rules,
-            "offset_ticks": args.offset_ticks,
-            "order_size": args.order_size or rules["order_size"],
-            "requote_ms": args.requote_ms, "order_latency_ms": args.order_latency_ms,
-            "response_latency_ms": args.response_latency_ms,
-            "max_inventory_lots": args.max_inventory_lots,
-            "peer_quotes_on_change": args.peer_quotes_on_change,
-            "rate_limit_ms": args.rate_limit_ms,
-        }
-        first, start = quoteflow_start(path)
-        settings.update(
-            start_offset_ns=start - first, start_local_ns=start,
-            clock_shift_ns=hftbacktest_clock_shift_ns(path),
-        )
+        settings = comparison_settings(path, args)
         console.print(f"{name}: quoteflow")
         ours = run_quoteflow(path, settings, args.out)
         if not ours["intents"]:
