@@ -10,9 +10,10 @@ On each recording, in alternating rounds (a noisy neighbour hurts both alike), t
   a child process in `.venv-bench` that runs one round per line it reads.
 
 The strategy, settings and both backtests are bench/fidelity_hftbacktest.py's (its options
-apply). One untimed round first loads the code and compiles hftbacktest's numba loop, as a
-research session pays that once; the least CPU time of the timed rounds is reported, with
-the load average at each round.
+apply). One untimed round first loads the code and compiles hftbacktest's numba functions
+(its conversion's and the strategy's loop), as a research session pays that once (its
+figures are kept apart in the JSON); the least CPU time of the timed rounds is reported,
+with the load average at each round.
 
     .venv/bin/python -m bench.raw_to_result [--rounds 5] [--data FILE ...] [--out DIR]
 """
@@ -110,6 +111,8 @@ def measure(path: Path, settings: dict, rounds: int, out: Path, peer: bool, cons
                 runs["quoteflow"].append(ours)
                 runs["hftbacktest"].append(theirs)
                 runs["load_average"].append(load)
+            else:  # kept apart: it includes imports and hftbacktest's numba compilations
+                runs["untimed_round"] = {"quoteflow": ours, "hftbacktest": theirs}
     finally:
         if child is not None:
             child.stdin.close()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench import backtest_throughput, tick_to_intent
+from bench import backtest_throughput, raw_to_result, tick_to_intent
 from tests.conftest import SHARED_DATA
 
 SPOT_ETH = SHARED_DATA / "binance" / "spot" / "ethusdt_20240808.gz"
@@ -48,6 +48,28 @@ def test_tick_to_intent_times_every_intent(shared_data, tmp_path):
     assert (tmp_path / "tick_to_intent.png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_raw_to_result_times_both_sides_in_rounds(shared_data, tmp_path):
+    """hftbacktest's side runs in .venv-bench (`./dev bench`); without it, quoteflow's alone."""
+    peer = raw_to_result.fidelity.BENCH_PYTHON.exists()
+    summary = raw_to_result.main([
+        "--data", str(SPOT_ETH), "--rounds", "2", "--out", str(tmp_path),
+        *([] if peer else ["--no-hftbacktest"]),
+    ])
+    result = summary["results"][f"spot/{SPOT_ETH.name}"]
+    rounds = result["rounds"]
+    assert result["events"] == 33_618 and len(rounds["quoteflow"]) == 2
+    assert result["quoteflow_cpu"] == min(r["cpu"] for r in rounds["quoteflow"])
+    assert rounds["untimed_round"]["quoteflow"]["fills"] == result["quoteflow_fills"] > 0
+    if peer:
+        assert result["hftbacktest_fills"] > 0 and len(rounds["hftbacktest"]) == 2
+        assert result["hftbacktest_cpu"] == pytest.approx(
+            result["hftbacktest_convert_cpu"] + result["hftbacktest_backtest_cpu"]
+        )
+        assert result["ratio"] == pytest.approx(result["quoteflow_cpu"] / result["hftbacktest_cpu"])
+    assert json.loads((tmp_path / "raw_to_result.json").read_text()) == summary
+
+
 def test_bad_options_exit_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         backtest_throughput.main(["--data", str(tmp_path / "missing.gz")])
@@ -55,3 +77,6 @@ def test_bad_options_exit_with_a_message(tmp_path, capsys):
     assert "is not a file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tick_to_intent.main(["--data", str(SPOT_ETH), "--repeat", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        raw_to_result.main(["--data", str(SPOT_ETH), "--rounds", "0"])
+    assert exit_info.value.code == 2
