@@ -4,7 +4,9 @@
   into decoding and the quote flow;
 - `python -m bench.tick_to_intent`: tick-to-intent latency inside the quote flow, and the
   compute time of the per-instrument step.
+- `python -m bench.raw_to_result`: raw recording to result, quoteflow against hftbacktest's
+  convert plus backtest (bench/fidelity_hftbacktest.py's comparison, timed in rounds).
 
-Both take the same options (see `bench.common.parse_args`) so `./dev bench ARGS` can pass
+The first two take the same options (see `bench.common.parse_args`) so `./dev bench ARGS` can pass
 the same arguments to each.
 """
