@@ -729,3 +729,50 @@ def hitbtc_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                            "low": "60000", "high": "62000", "volume": "10", "volumeQuote": "1",
                            "timestamp": _iso_ms(writer.now)})
     return writer.close(), {"BTC/USDT": walk}
+
+
+def fmfw_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """FMFW.io's API v3 (`orderbook/full` snapshot then updates chained by `s`, each update
+    changing both sides; `trades` and `candles/M1` as a snapshot then updates; `ticker/1s`)."""
+    writer = RecordingWriter(directory, "FMFW", {
+        channel: ["ETH-BTC"] for channel in ("ticker", "trades", "l2_book", "candles")},
+        Decimal("1633806854"))
+    writer.startup_rest("https://api.fmfw.io/api/3/public/symbol", {
+        pair: {"type": "spot", "base_currency": base, "quote_currency": quote,
+               "status": "working", "quantity_increment": "0.0001", "tick_size": "0.000001",
+               "take_rate": "0.0025", "make_rate": "0.001", "fee_currency": quote}
+        for pair, base, quote in (("ETHBTC", "ETH", "BTC"), ("BTCUSDT", "BTC", "USDT"))})
+    walk = MarketWalk(Decimal("0.065"), Decimal("0.000001"), seed=16)
+    writer.connect(1, "wss://api.fmfw.io/api/3/ws/public")
+    for channel in ("ticker/1s", "trades", "orderbook/full", "candles/M1"):
+        writer.sent({"method": "subscribe", "params": {"symbols": ["ETHBTC"]}, "ch": channel,
+                     "id": 1234})
+        writer.received({"result": {"ch": channel, "subscriptions": ["ETHBTC"]}, "id": 1234})
+
+    def trade(step: int, price: Decimal) -> list[dict]:
+        return [{"t": _ms(writer), "i": 1417984573 + step, "p": str(price), "q": "0.0420",
+                 "s": "buy"}]
+
+    candle = [{"t": _ms(writer) // 60000 * 60000, "o": "0.065", "c": "0.065", "h": "0.065",
+               "l": "0.065", "v": "1.0", "q": "0.065"}]
+    writer.received({"ch": "candles/M1", "snapshot": {"ETHBTC": candle}})
+    writer.received({"ch": "trades", "snapshot": {"ETHBTC": trade(0, walk.mid)}})
+    sequence = 1498336
+    writer.received({"ch": "orderbook/full", "snapshot": {"ETHBTC": {
+        "t": _ms(writer), "s": sequence, "a": strings(sorted(walk.asks.items())),
+        "b": strings(sorted(walk.bids.items(), reverse=True))}}})
+    for step in range(1, STEPS + 1):
+        bid_changes, ask_changes = walk.step()
+        sequence += 1
+        writer.received({"ch": "orderbook/full", "update": {"ETHBTC": {
+            "t": _ms(writer), "s": sequence, "a": strings(ask_changes),
+            "b": strings(bid_changes)}}})
+        (bid, bid_size), (ask, ask_size) = walk.touch()
+        if step % 3 == 0:
+            writer.received({"ch": "trades", "update": {"ETHBTC": trade(step, ask)}})
+        if step % 5 == 0:
+            writer.received({"ch": "ticker/1s", "data": {"ETHBTC": {
+                "t": _ms(writer), "a": str(ask), "A": str(ask_size), "b": str(bid),
+                "B": str(bid_size), "o": "0.065", "c": str(ask), "h": "0.066", "l": "0.064",
+                "v": "10", "q": "0.65", "p": "0", "P": "0", "L": 1417984573 + step}}})
+    return writer.close(), {"ETH/BTC": walk}

@@ -43,6 +43,7 @@ from tests.cryptofeed_recordings import (
     bitmex_recording,
     bybit_recording,
     deribit_recording,
+    fmfw_recording,
     gateio_recording,
     hitbtc_recording,
     huobi_swap_recording,
@@ -57,6 +58,7 @@ CASES = {
     "bitmex-cryptofeed-1": ("bitmex", bitmex_recording, set()),
     "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
     "deribit": ("deribit", deribit_recording, set()),
+    "fmfw": ("fmfw", fmfw_recording, set()),
     "gateio": ("gateio", gateio_recording, set()),
     "hitbtc-cryptofeed-1": ("hitbtc", hitbtc_recording, set()),
     "huobiswap": ("huobiswap", huobi_swap_recording, set()),
@@ -204,3 +206,14 @@ def test_recorded_channels_cryptofeed_has_no_book_for_are_ignored_not_dead_lette
     assert len(events) == STEPS // 3 and replay.stats.ignored == STEPS + 2
     # contDtm is Korea's local time; the exchange time is the instant it names
     assert all(abs(e.exchange_ts - e.receive_ts) < 10**9 for e in events)
+
+
+def test_one_message_makes_one_delta_and_trade_snapshots_are_trades(tmp_path):
+    """cryptofeed 2.4's FMFW calls back twice for one update message (after the bids, then
+    after the asks, with the changes so far): one delta comes out per message. Its trade
+    snapshot, which it cannot read, reaches it as the update it has the shape of."""
+    directory, _ = fmfw_recording(tmp_path / "fmfw")
+    events = list(iter_recording(directory, "fmfw"))
+    deltas = [e for e in events if isinstance(e, BookDelta)]
+    assert len(deltas) == STEPS and all(d.bids and d.asks for d in deltas)
+    assert len([e for e in events if isinstance(e, Trade)]) == 1 + STEPS // 3

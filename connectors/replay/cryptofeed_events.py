@@ -24,6 +24,7 @@ from collections import deque
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 from cryptofeed.defines import ASK, BID, L2_BOOK, TICKER, TRADES
 from cryptofeed.types import OrderBook, Ticker
 from cryptofeed.types import Trade as CryptofeedTrade
@@ -101,17 +102,24 @@ class EventSink:
                     )
                 )
             else:
-                self.events.append(
-                    BookDelta(
-                        venue=self._venue,
-                        symbol=self._symbol(book.symbol),
-                        exchange_ts=_exchange_ns(book.timestamp, self.receive_ns),
-                        receive_ts=self.receive_ns,
-                        seq=book.sequence_number,
-                        bids=_levels(delta[BID]),
-                        asks=_levels(delta[ASK]),
-                    )
+                event = BookDelta(
+                    venue=self._venue,
+                    symbol=self._symbol(book.symbol),
+                    exchange_ts=_exchange_ns(book.timestamp, self.receive_ns),
+                    receive_ts=self.receive_ns,
+                    seq=book.sequence_number,
+                    bids=_levels(delta[BID]),
+                    asks=_levels(delta[ASK]),
                 )
+                last = self.events[-1] if self.events else None
+                if isinstance(last, BookDelta) and last.symbol == event.symbol:
+                    # One message is one atomic update, but some feeds call back more than
+                    # once for it (cryptofeed 2.4's FMFW: after the bids, then after the asks,
+                    # each time with the changes so far): a book read between the calls can
+                    # look crossed. The message's changes make one event.
+                    self.events[-1] = _merged(last, event)
+                else:
+                    self.events.append(event)
         except Exception as exc:
             self.failures.append(f"L2 book {book.symbol}: {describe(exc)}")
 
@@ -248,6 +256,15 @@ def _expiry(code: str) -> str:
     if not (year.isdigit() and day.isdigit() and month and month in _MONTH_CODES):
         raise ValueError(f"not a cryptofeed expiry code: {code!r}")
     return f"{year}{_MONTH_CODES.index(month) + 1:02d}{int(day):02d}"
+
+
+def _merged(first: BookDelta, then: BookDelta) -> BookDelta:
+    """`first` then `then` as one delta: a level changed twice keeps its last size."""
+    def sides(a: list[Level], b: list[Level]) -> list[Level]:
+        return list({**dict(a), **dict(b)}.items())
+
+    return msgspec.structs.replace(then, bids=sides(first.bids, then.bids),
+                                   asks=sides(first.asks, then.asks))
 
 
 def _levels(levels: list) -> list[Level]:

@@ -2,7 +2,7 @@
 
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
-this one (binance, bitfinex, bitflyer, bithumb, bybit, coinbase, kraken, kucoin, okx) state
+this one (binance, bitfinex, bitflyer, bithumb, bybit, coinbase, fmfw, kraken, kucoin, okx) state
 only what cannot be derived.
 Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
@@ -19,6 +19,7 @@ from connectors.venues import (
     bithumb,
     bybit,
     coinbase,
+    fmfw,
     kraken,
     kucoin,
     okx,
@@ -72,7 +73,7 @@ def _registry() -> dict[str, Venue]:
     venues = {v.cryptofeed_id: v for v in map(derived_venue, EXCHANGE_MAP)}
     specific = [
         *binance.VENUES, *bitfinex.VENUES, *bitflyer.VENUES, *bithumb.VENUES, *bybit.VENUES,
-        *coinbase.VENUES, *kucoin.VENUES, *okx.VENUES, *kraken.VENUES,
+        *coinbase.VENUES, *fmfw.VENUES, *kucoin.VENUES, *okx.VENUES, *kraken.VENUES,
     ]
     for venue in specific:
         if venue.cryptofeed_id is not None:
