@@ -95,6 +95,17 @@ def _handled(records: list[dict]) -> Counter:
     return handled
 
 
+def resumes_per_run(records: list[dict]) -> list[int]:
+    """How many `intent_resumed` records each run wrote, in the order of the runs."""
+    runs: list[int] = []
+    for record in records:
+        if record["action"] == "state" and record["payload"].get("executor") == "start":
+            runs.append(0)
+        elif record["action"] == "intent_resumed":
+            runs[-1] += 1
+    return runs
+
+
 def test_execute_killed_at_random_points_never_doubles_or_orphans_an_order(
     kafka_bootstrap, tmp_path
 ):
@@ -118,6 +129,12 @@ def test_execute_killed_at_random_points_never_doubles_or_orphans_an_order(
     handled = _handled(records)
     assert set(handled) == intents
     assert handled == dict.fromkeys(handled, 1)
+    # Every restart acted again on the last intent its killed predecessor took (its orders
+    # may not have been sent, and the paper venue went down with them): once, with the next
+    # generation's client ids, never dropped.
+    assert Counter(resumes_per_run(records)[1:]) == {1: KILLS}
+    assert "intent_dropped" not in {records[n + 1]["action"] for n, r in enumerate(records)
+                                    if r["action"] == "intent_resumed"}
     # No order was sent twice (client order ids are deterministic per intent and level).
     creates = Counter(r["payload"]["client_order_id"] for r in records
                       if r["action"] == "order_request" and r["payload"]["request"] == "create")

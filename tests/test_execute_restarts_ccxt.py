@@ -39,6 +39,7 @@ from tests.test_execute_kafka import (
     quote_intent,
     wait_for,
 )
+from tests.test_execute_restarts import resumes_per_run
 
 pytestmark = pytest.mark.integration
 
@@ -92,8 +93,16 @@ def _write_config(path: Path, kafka, standin: BinanceSpotStandIn, tmp_path: Path
     return path
 
 
-def _starter(config: Path, env: dict[str, str], log: Path):
-    """Starts `quoteflow execute` as its own OS process (so it can be SIGKILLed)."""
+def _deployment(kafka_bootstrap: str, tmp_path: Path):
+    """A fresh deployment, the owner's key in the store, the stand-in serving, and a function
+    starting `quoteflow execute` on them as its own OS process (so it can be SIGKILLed)."""
+    kafka = new_deployment(kafka_bootstrap)
+    store, environ, _ = key_store(tmp_path)
+    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
+    venue = _StandInThread()
+    config = _write_config(tmp_path / "quoteflow.toml", kafka, venue.standin, tmp_path)
+    env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
+    log = tmp_path / "execute.log"
 
     def start(*args: str) -> subprocess.Popen:
         with log.open("ab") as out:
@@ -101,7 +110,7 @@ def _starter(config: Path, env: dict[str, str], log: Path):
                 [str(QUOTEFLOW), "execute", "--config", str(config), *args],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
 
-    return start
+    return kafka, venue, tmp_path / "audit.jsonl", log, start
 
 
 class _Intents:
@@ -133,17 +142,8 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
     kafka_bootstrap, tmp_path
 ):
     rng = random.Random(SEED)
-    kafka = new_deployment(kafka_bootstrap)
-    store, environ, _ = key_store(tmp_path)
-    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _StandInThread()
+    kafka, venue, audit, log, start = _deployment(kafka_bootstrap, tmp_path)
     standin = venue.standin
-    audit = tmp_path / "audit.jsonl"
-    config = _write_config(tmp_path / "quoteflow.toml", kafka, standin, tmp_path)
-    env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
-    log = tmp_path / "execute.log"
-
-    start = _starter(config, env, log)
     intents = _Intents(kafka)
     filled = 0
     try:
@@ -173,8 +173,19 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
     # No order reached the venue twice, and none is left open there.
     assert max(Counter(o.client_order_id for o in orders).values()) == 1
     assert still_open == []
-    # Positions continue across restarts and equal the venue's trades, each applied once.
+    # The last intent's quotes were what the final shutdown found open: the desired state
+    # was reached, whichever run took that intent (a restart re-applies the last one taken).
     records = audit_records(audit)
+    last = [i for i in events_on(kafka, "orders.intents") if type(i) is OrderIntent][-1]
+    shutdown_at = next(n for n, r in enumerate(records)
+                       if r["action"] == "state" and r["payload"].get("executor") == "shutdown")
+    cancelled = {r["payload"]["client_order_id"] for r in records[shutdown_at:]
+                 if r["action"] == "order_request" and r["payload"]["request"] == "cancel"}
+    by_id = {o.client_order_id: o for o in orders}
+    assert {(by_id[c].side, by_id[c].price, by_id[c].quantity - by_id[c].executed)
+            for c in cancelled} == _desired(last)
+    assert all(n >= 1 for n in resumes_per_run(records)[1:])  # each restart re-applied one
+    # Positions continue across restarts and equal the venue's trades, each applied once.
     fills = [r["payload"]["fill"] for r in records
              if r["action"] == "fill" and r["payload"]["news"]]
     assert len({f["trade_id"] for f in fills}) == len(fills) == len(trades)
@@ -218,15 +229,8 @@ def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
     killed run's file plus that one record, as `on_intent` writes it. The restart re-applies
     the last intent taken (`intent_resumed`): the venue's open orders become its quotes, with
     client ids of their own. A second restart finds them there and sends nothing."""
-    kafka = new_deployment(kafka_bootstrap)
-    store, environ, _ = key_store(tmp_path)
-    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _StandInThread()
+    kafka, venue, audit, log, start = _deployment(kafka_bootstrap, tmp_path)
     standin = venue.standin
-    audit = tmp_path / "audit.jsonl"
-    config = _write_config(tmp_path / "quoteflow.toml", kafka, standin, tmp_path)
-    log = tmp_path / "execute.log"
-    start = _starter(config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}, log)
     producer = EventProducer(kafka)
     before, last = quote_intent("59990.00", "60010.00"), quote_intent("59980.00", "60020.00")
     try:
@@ -259,13 +263,16 @@ def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
     assert still_open == []  # the third run's shutdown cancelled them
     records = audit_records(audit)
     assert verify_audit(audit).ok and verify_anchored(audit, topic_links(kafka)).ok
-    resumed = [r["payload"] for r in records if r["action"] == "intent_resumed"]
-    assert [(r["intent"]["intent_id"], r["generation"]) for r in resumed] \
-        == [(last.intent_id, 1), (last.intent_id, 2)]
-    # The re-read copy of the last intent was a duplicate; the third run sent no order.
+    # Each restart acted on the last intent once; a copy read again from Kafka (its offset
+    # not committed) was a duplicate, or superseded by a newer copy in the same batch.
+    acted = [(r["payload"]["intent"]["intent_id"], r["payload"]["generation"])
+             for n, r in enumerate(records)
+             if r["action"] == "intent_resumed" and records[n + 1]["action"] != "intent_dropped"]
+    assert acted == [(last.intent_id, 1), (last.intent_id, 2)]
     dropped = [r["payload"] for r in records if r["action"] == "intent_dropped"]
-    assert {(d["intent_id"], d["reason"]) for d in dropped} <= {
-        (before.intent_id, "DUPLICATE"), (last.intent_id, "DUPLICATE")}
+    assert {d["intent_id"] for d in dropped} <= {before.intent_id, last.intent_id}
+    assert {d["reason"] for d in dropped} <= {"DUPLICATE", "SUPERSEDED"}
+    # The third run sent no order: the last intent's quotes were there.
     third_start = max(i for i, r in enumerate(records)
                       if r["action"] == "state" and r["payload"]["executor"] == "start")
     assert not [r for r in records[third_start:] if r["action"] == "order_request"
