@@ -57,6 +57,9 @@ class ExecutorService:
     async def run(self, stop: asyncio.Event) -> None:
         executor = self.executor
         await self._reconcile()
+        # States restored from an earlier run (a kill survives a restart) hold for the orders
+        # just adopted too: the kill may have come between a state change and its cancels.
+        await executor.enforce_states()
         tasks = [
             asyncio.create_task(self._consume(), name="executor-inbox"),
             asyncio.create_task(self._every(self.config.poll_interval_s, executor.pump),

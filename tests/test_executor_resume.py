@@ -53,6 +53,7 @@ def _run(market: Market, tmp_path) -> tuple[Executor, AuditStore, list[OrderInte
 async def _restart(executor: Executor, resumed: list[OrderIntent]) -> None:
     """What the service does at start: reconcile, then the resumed intents, like any."""
     await reconcile(executor)
+    await executor.enforce_states()
     for intent in resumed:
         await executor.on_intent(intent)
 

@@ -480,8 +480,9 @@ class Executor:
         await _gather(cancels)
 
     async def enforce_states(self) -> None:
-        """Cancel what the scopes not ACTIVE forbid, as when they were entered: for orders
-        found at the venue since (a restart adopts what a kill left open in a halted scope)."""
+        """Cancel what the scopes not ACTIVE forbid, as when they were entered: for the
+        orders a restart adopted from the venue (a kill may have left them open in a scope
+        that was halted, between the state change and its cancels)."""
         await _gather([
             self._cancel(order, f"{state}:ENFORCED")
             for scope, state in self.risk.scopes().items()

@@ -47,7 +47,6 @@ async def reconcile(executor: Executor, trades_since_ns: int | None = None) -> R
         report.error = f"{type(error).__name__}: {error}"
         executor.audit("reconcile_failed", {"error": report.error})
     await executor.settle_risk()
-    await executor.enforce_states()  # adopted orders in a halted scope go
     executor.audit("reconcile_end", {"differences": report.differences})
     return report
 
