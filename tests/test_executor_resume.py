@@ -216,3 +216,27 @@ def test_the_trading_states_left_come_back_a_resume_clears_its_scope_and_narrowe
         "binance:ETH/USDT": TradingState.REDUCING, "okx": TradingState.HALTED}
     records.append(change(6, "ACTIVE", "CMD_RESUME"))
     assert past_run(records, "executor").trading_states == {}
+
+
+def test_a_resumed_intent_superseded_by_its_own_copy_read_again_is_acted_on_once(
+    market, tmp_path
+):
+    """On a live venue the service takes a backlog at once: the resumed intent and its copy
+    read again from Kafka can share a batch, and the older one is SUPERSEDED. The copy is
+    then still the resumed intent, acted on (not a DUPLICATE), and only once."""
+    first, store, _ = _run(market, tmp_path)
+    last = market.intent("last", bid_ticks=500, ask_ticks=500)
+    first.audit("intent", last)
+    store.close()
+    second, store, [resumed] = _run(market, tmp_path)
+    asyncio.run(reconcile(second))
+    second.drop_intent(resumed, "SUPERSEDED")
+    asyncio.run(second.on_intent(last))
+    asyncio.run(second.on_intent(last))
+    market.settle()
+    store.close()
+    assert _quotes(market) == _desired(last)
+    tail = [(r["action"], r["payload"].get("reason")) for r in _audit(tmp_path)
+            if r["action"] in ("intent", "intent_resumed", "intent_dropped")][1:]
+    assert tail == [("intent_resumed", None), ("intent_dropped", "SUPERSEDED"),
+                    ("intent_resumed", None), ("intent", None), ("intent_dropped", "DUPLICATE")]
