@@ -776,3 +776,71 @@ def fmfw_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
                 "B": str(bid_size), "o": "0.065", "c": str(ask), "h": "0.066", "l": "0.064",
                 "v": "10", "q": "0.65", "p": "0", "P": "0", "L": 1417984573 + step}}})
     return writer.close(), {"ETH/BTC": walk}
+
+
+def independent_reserve_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Independent Reserve, whose only book is order by order (cryptofeed's L3 book): one
+    order per message (`NewOrder`, `OrderCanceled`, chained by `Nonce`), its REST snapshot
+    of every order fetched at the first one, two orders at the first best bid, trades on
+    `ticker-xbt-aud`. Prices come in every secondary currency; the book is in AUD."""
+    writer = RecordingWriter(directory, "INDEPENDENT_RESERVE",
+                             {"l3_book": ["BTC-AUD"], "trades": ["BTC-AUD"]},
+                             Decimal("1649023806"))
+    api = "https://api.independentreserve.com/Public/"
+    writer.startup_rest(api + "GetValidPrimaryCurrencyCodes", ["Xbt", "Eth"])
+    writer.startup_rest(api + "GetValidSecondaryCurrencyCodes", ["Aud", "Usd"])
+    walk = MarketWalk(Decimal("61000"), Decimal("0.5"), seed=17)
+    writer.connect(1, "wss://websockets.independentreserve.com")
+    writer.sent({"Event": "Subscribe", "Data": ["ticker-xbt-aud", "orderbook-xbt"]})
+    writer.received({"Time": _ms(writer), "Event": "Heartbeat"})
+    writer.received({"Data": ["orderbook-xbt", "ticker-xbt-aud"], "Time": _ms(writer),
+                     "Event": "Subscriptions"})
+    nonce = 4908
+    kinds = {"bid": "LimitBid", "ask": "LimitOffer"}
+
+    def guid(side: str, price: Decimal) -> str:
+        return f"{side}-{price}"
+
+    def order(event: str, side: str, price: Decimal, size: Decimal | None = None) -> None:
+        nonlocal nonce
+        data = {"OrderType": kinds[side], "OrderGuid": guid(side, price)}
+        if size is not None:
+            data |= {"Price": {"aud": float(price), "usd": float(price * Decimal("0.75"))},
+                     "Volume": float(size)}
+        writer.received({"Channel": "orderbook-xbt", "Nonce": nonce, "Data": data,
+                         "Time": _ms(writer), "Event": event})
+        nonce += 1
+
+    best_bid = max(walk.bids)
+    split = walk.bids[best_bid] / 2  # the first best bid is two orders of half its size
+    # The first order message makes cryptofeed fetch every order; the snapshot holds it.
+    snapshot = {"BuyOrders": [{"Guid": guid("bid", p), "Price": float(p), "Volume": float(s)}
+                              for p, s in walk.bids.items() if p != best_bid],
+                "SellOrders": [{"Guid": guid("ask", p), "Price": float(p), "Volume": float(s)}
+                               for p, s in walk.asks.items()]}
+    snapshot["BuyOrders"] += [{"Guid": guid("bid", best_bid) + suffix, "Price": float(best_bid),
+                               "Volume": float(split)} for suffix in ("", "-2")]
+    writer.rest(f"{api}GetAllOrders?primaryCurrencyCode=xbt&secondaryCurrencyCode=aud", snapshot)
+    order("OrderCanceled", "ask", walk.mid)  # already gone from the snapshot: passed over
+    for step in range(STEPS):
+        bid_changes, ask_changes = walk.step()
+        for side, changes in (("ask", ask_changes), ("bid", bid_changes)):
+            for price, size in changes:
+                if size == 0 or price in (walk.bids if side == "bid" else walk.asks):
+                    order("OrderCanceled", side, price)
+                    if price == best_bid and side == "bid":
+                        writer.received({"Channel": "orderbook-xbt", "Nonce": nonce, "Data": {
+                            "OrderType": "LimitBid", "OrderGuid": guid("bid", price) + "-2"},
+                            "Time": _ms(writer), "Event": "OrderCanceled"})
+                        nonce += 1
+                        best_bid = None
+                if size:
+                    order("NewOrder", side, price, size)
+        if step % 3 == 0:
+            (bid, _), _ = walk.touch()
+            writer.received({"Channel": "ticker-xbt-aud", "Nonce": 78 + step, "Data": {
+                "TradeGuid": f"trade-{step}", "Pair": "xbt-aud",
+                "TradeDate": datetime.fromtimestamp(float(writer.now), UTC).isoformat(),
+                "Price": float(bid), "Volume": 0.01, "BidGuid": "b", "OfferGuid": "o",
+                "Side": "Sell"}, "Time": _ms(writer), "Event": "Trade"})
+    return writer.close(), {"BTC/AUD": walk}

@@ -14,7 +14,9 @@ coin-priced options and fewer start-up lists than 2.4.1 asks; Bitfinex's numbere
 with sequence numbers, without the derivative pair list; KuCoin 2021's retired snapshot address
 and renamed pair; BitMEX 2021's orderBookL2 by level id under symbol names from before
 cryptofeed 2.0; Huobi's gzip frames, which the recorder writes as Python bytes literals;
-HitBTC 2021's pairs named as the exchange spells them (`BTC-USD`, 2.4's `BTC-USDT`).
+HitBTC 2021's pairs named as the exchange spells them (`BTC-USD`, 2.4's `BTC-USDT`); FMFW's
+two callbacks per update and its trade snapshots; Independent Reserve's order-by-order book,
+read as price levels.
 They are replayed through cryptofeed 2.4.1's real feed classes, exactly as the real recordings
 are.
 """
@@ -47,6 +49,7 @@ from tests.cryptofeed_recordings import (
     gateio_recording,
     hitbtc_recording,
     huobi_swap_recording,
+    independent_reserve_recording,
     kucoin_recording,
 )
 
@@ -62,6 +65,7 @@ CASES = {
     "gateio": ("gateio", gateio_recording, set()),
     "hitbtc-cryptofeed-1": ("hitbtc", hitbtc_recording, set()),
     "huobiswap": ("huobiswap", huobi_swap_recording, set()),
+    "independentreserve": ("independentreserve", independent_reserve_recording, set()),
     "kucoin": ("kucoin", kucoin_recording, {"BTC/USDT"}),
     "kucoin-cryptofeed-1": ("kucoin", partial(kucoin_recording, cryptofeed_1=True),
                             {"BSV/USDT"}),

@@ -21,11 +21,12 @@ Conventions:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
-from cryptofeed.defines import ASK, BID, L2_BOOK, TICKER, TRADES
+from cryptofeed.defines import ASK, BID, L2_BOOK, L3_BOOK, TICKER, TRADES
 from cryptofeed.types import OrderBook, Ticker
 from cryptofeed.types import Trade as CryptofeedTrade
 
@@ -69,9 +70,13 @@ class EventSink:
             if exchange not in normalized_to_exchange
         }
 
-    def callbacks(self) -> dict:
-        """A venue whose ticker sizes are unknown consumes no tickers (docs/venues.md)."""
+    def callbacks(self, offered: Collection[str] = (L2_BOOK,)) -> dict:
+        """A venue whose ticker sizes are unknown consumes no tickers (docs/venues.md). A feed
+        that `offered` no L2 book but an order-by-order one (Independent Reserve) has its
+        L3 book read as price levels."""
         callbacks = {L2_BOOK: self.on_book, TRADES: self.on_trade}
+        if L2_BOOK not in offered and L3_BOOK in offered:
+            callbacks[L3_BOOK] = self.on_orders_book
         if self._ticker_sizes is not None:
             callbacks[TICKER] = self.on_ticker
         return callbacks
@@ -83,10 +88,28 @@ class EventSink:
         self.snapshot_times.clear()
         return taken
 
-    async def on_book(self, book: OrderBook, _receipt: float) -> None:
-        # cryptofeed mutates and reuses one OrderBook per symbol: convert it now.
+    async def on_orders_book(self, book: OrderBook, _receipt: float) -> None:
+        """An L3 book (price -> {order id: size}) as price levels: a snapshot totals the
+        orders at each price; an update gives each price it touched the total left there."""
         try:
             delta = book.delta
+            if delta is not None:
+                delta = {side: [(price, _total(book.book[side], price))
+                                for _order, price, _size in delta[side]]
+                         for side in (BID, ASK)}
+            levels = {side: [(price, sum(orders.values()))
+                             for price, orders in book.book[side].to_list()]
+                      for side in (BID, ASK)}
+        except Exception as exc:
+            self.failures.append(f"L3 book {book.symbol}: {describe(exc)}")
+            return
+        await self.on_book(book, _receipt, delta=delta, levels=levels)
+
+    async def on_book(self, book: OrderBook, _receipt: float, *, delta=..., levels=None) -> None:
+        # cryptofeed mutates and reuses one OrderBook per symbol: convert it now.
+        try:
+            if delta is ...:
+                delta = book.delta
             if delta is None:
                 times = self.snapshot_times
                 receive_ns = times.popleft() if times else self.receive_ns
@@ -97,8 +120,8 @@ class EventSink:
                         exchange_ts=_exchange_ns(book.timestamp, receive_ns),
                         receive_ts=receive_ns,
                         seq=book.sequence_number,
-                        bids=book.book.bids.to_list(),
-                        asks=book.book.asks.to_list(),
+                        bids=levels[BID] if levels else book.book.bids.to_list(),
+                        asks=levels[ASK] if levels else book.book.asks.to_list(),
                     )
                 )
             else:
@@ -256,6 +279,13 @@ def _expiry(code: str) -> str:
     if not (year.isdigit() and day.isdigit() and month and month in _MONTH_CODES):
         raise ValueError(f"not a cryptofeed expiry code: {code!r}")
     return f"{year}{_MONTH_CODES.index(month) + 1:02d}{int(day):02d}"
+
+
+def _total(side, price) -> Decimal:
+    """The size of all orders at `price` on one side of an L3 book; 0 when none is left."""
+    if price not in side:  # order_book's SortedDict has no get()
+        return Decimal(0)
+    return sum(side[price].values(), Decimal(0))
 
 
 def _merged(first: BookDelta, then: BookDelta) -> BookDelta:

@@ -255,7 +255,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
             feed = replay_class(
                 config=_replay_config(venue),
                 subscription=subscription,
-                callbacks=sink.callbacks(),
+                callbacks=sink.callbacks(feed_class.websocket_channels),
                 checksum_validation=True,
             )
     except Exception as exc:
