@@ -844,3 +844,47 @@ def independent_reserve_recording(directory: Path) -> tuple[Path, dict[str, Mark
                 "Price": float(bid), "Volume": 0.01, "BidGuid": "b", "OfferGuid": "o",
                 "Side": "Sell"}, "Time": _ms(writer), "Event": "Trade"})
     return writer.close(), {"BTC/AUD": walk}
+
+
+def binance_us_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """Binance US as an older cryptofeed recorded it in August 2021: its book snapshot asked
+    at `/api/v1/depth?...&limit=5000` where cryptofeed 2.4.1 asks `/api/v3/...&limit=1000`
+    (same body); `depth@100ms` diffs chained by `U`/`u`, the first ones older than the
+    snapshot; `aggTrade`; `bookTicker`."""
+    writer = RecordingWriter(directory, "BINANCE_US", {
+        channel: ["MANA-USD"] for channel in ("l2_book", "trades", "ticker")},
+        Decimal("1628952313"))
+    writer.startup_rest("https://api.binance.us/api/v3/exchangeInfo", {
+        "timezone": "UTC", "serverTime": _ms(writer), "symbols": [
+            {"symbol": pair, "status": "TRADING", "baseAsset": base, "quoteAsset": "USD",
+             "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.00010000"}]}
+            for pair, base in (("MANAUSD", "MANA"), ("BTCUSD", "BTC"))]})
+    walk = MarketWalk(Decimal("0.8290"), Decimal("0.0001"), seed=18)
+    writer.connect(1, "wss://stream.binance.us:9443/stream?streams=manausd@depth@100ms/"
+                      "manausd@aggTrade/manausd@bookTicker")
+    update_id = 108545600
+
+    def depth(bid_changes, ask_changes) -> None:
+        nonlocal update_id
+        writer.received({"stream": "manausd@depth@100ms", "data": {
+            "e": "depthUpdate", "E": _ms(writer), "s": "MANAUSD", "U": update_id + 1,
+            "u": update_id + 2, "b": strings(bid_changes), "a": strings(ask_changes)}})
+        update_id += 2
+
+    stale = walk.touch()
+    depth([stale[0]], [stale[1]])  # older than the snapshot: dropped by cryptofeed
+    writer.rest("https://api.binance.us/api/v1/depth?symbol=MANAUSD&limit=5000", {
+        "lastUpdateId": update_id, "bids": strings(sorted(walk.bids.items(), reverse=True)),
+        "asks": strings(sorted(walk.asks.items()))})
+    for step in range(STEPS):
+        depth(*walk.step())
+        (bid, bid_size), (ask, ask_size) = walk.touch()
+        if step % 3 == 0:
+            writer.received({"stream": "manausd@aggTrade", "data": {
+                "e": "aggTrade", "E": _ms(writer), "s": "MANAUSD", "a": 1000 + step,
+                "p": str(ask), "q": "12.5", "f": 2000 + step, "l": 2000 + step,
+                "T": _ms(writer), "m": False, "M": True}})
+        writer.received({"stream": "manausd@bookTicker", "data": {
+            "u": update_id, "s": "MANAUSD", "b": str(bid), "B": str(bid_size), "a": str(ask),
+            "A": str(ask_size)}})
+    return writer.close(), {"MANA/USD": walk}

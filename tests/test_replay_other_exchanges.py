@@ -16,7 +16,7 @@ and renamed pair; BitMEX 2021's orderBookL2 by level id under symbol names from 
 cryptofeed 2.0; Huobi's gzip frames, which the recorder writes as Python bytes literals;
 HitBTC 2021's pairs named as the exchange spells them (`BTC-USD`, 2.4's `BTC-USDT`); FMFW's
 two callbacks per update and its trade snapshots; Independent Reserve's order-by-order book,
-read as price levels.
+read as price levels; Binance US 2021's book snapshot asked at an older API version and depth.
 They are replayed through cryptofeed 2.4.1's real feed classes, exactly as the real recordings
 are.
 """
@@ -39,6 +39,7 @@ from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
 from quoteflow.cli import app
 from tests.cryptofeed_recordings import (
     STEPS,
+    binance_us_recording,
     bitfinex_recording,
     bitflyer_recording,
     bithumb_recording,
@@ -56,6 +57,7 @@ from tests.cryptofeed_recordings import (
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 # case -> (exchange, builder, the symbols whose tickers carry sizes)
 CASES = {
+    "binanceus-2021": ("binanceus", binance_us_recording, set()),
     "bitfinex": ("bitfinex", bitfinex_recording, set()),
     "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
     "bitmex-cryptofeed-1": ("bitmex", bitmex_recording, set()),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +54,19 @@ class RecordedResponses:
         if not responses:
             raise LookupError(f"the recording holds no (further) response to GET {url}")
         return responses.popleft()
+
+    def take_alike(self, url: str) -> tuple[int, str]:
+        """As `take`, else the next response recorded for the same call to another version of
+        the endpoint or another depth: an older cryptofeed asked Binance US for its book at
+        `/api/v1/depth?symbol=MANAUSD&limit=5000` where 2.4.1 asks `/api/v3/...&limit=1000`.
+        Only one such call may match (the symbol and every other parameter are the same)."""
+        if self.holds(url):
+            return self.take(url)
+        key = _alike(url)
+        matches = [u for u, responses in self._by_url.items() if responses and _alike(u) == key]
+        if len(matches) != 1:
+            return self.take(url)
+        return self._by_url[matches[0]].popleft()
 
 
 class Recording:
@@ -154,6 +168,21 @@ def _frame_bytes(text: str) -> bytes:
     if not isinstance(frame, bytes):
         raise ValueError("unreadable binary frame: not a bytes literal")
     return frame
+
+
+_API_VERSION = re.compile(r"/v\d+/")
+_DEPTH_PARAMETERS = ("limit", "depth")
+
+
+def _alike(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`url` without its API version and depth: where a call asked to the same endpoint of
+    another version, or for another depth, is the same call."""
+    address, _, query = url.partition("?")
+    parameters = tuple(sorted(
+        (name, value) for name, _, value in (p.partition("=") for p in query.split("&") if p)
+        if name not in _DEPTH_PARAMETERS
+    ))
+    return _API_VERSION.sub("/v/", address), parameters
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

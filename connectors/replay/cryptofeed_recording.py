@@ -353,7 +353,7 @@ class _SnapshotRest:
 
     async def read(self, address: str, header=None, params=None, return_headers=False,
                    retry_count=0, retry_delay=60) -> str:
-        receive_ns, body = self._responses.take(address)
+        receive_ns, body = self._responses.take_alike(address)
         self._sink.snapshot_times.append(receive_ns)
         return body
 
