@@ -888,3 +888,69 @@ def binance_us_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
             "u": update_id, "s": "MANAUSD", "b": str(bid), "B": str(bid_size), "a": str(ask),
             "A": str(ask_size)}})
     return writer.close(), {"MANA/USD": walk}
+
+
+def bitstamp_single_file_recording(directory: Path, *, with_startup: bool = True
+                                   ) -> tuple[Path, dict[str, MarketWalk]]:
+    """Bitstamp as cryptofeed's recorder of early 2021 wrote it: one file `BITSTAMP-b88f8b.0`
+    holding the configuration, the session (connect, subscribe, received lines) and the REST
+    book snapshot asked after subscribing, but no start-up symbol list; with `with_startup` the
+    exchange's own start-up file `BITSTAMP.0` (another day's pair list) lies beside it. Diffs
+    older than the snapshot come first; `live_trades`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = Decimal("1617654351")
+    lines = [f"configuration: {json.dumps({'l2_book': ['XLM-EUR'], 'trades': ['XLM-EUR']})}"]
+
+    def tick() -> str:
+        nonlocal now
+        now += Decimal("0.05")
+        return _ts(now)
+
+    address = "wss://ws.bitstamp.net/"
+    lines.append(f"{address} <-> {tick()}")
+    for channel in ("diff_order_book_xlmeur", "live_trades_xlmeur"):
+        lines.append(f"{address} <- {tick()}: " + _text(
+            {"event": "bts:subscribe", "data": {"channel": channel}}))
+    walk = MarketWalk(Decimal("0.42500"), Decimal("0.00001"), seed=19)
+
+    def diff(bid_changes, ask_changes) -> None:
+        seconds = tick()
+        lines.append(f"{seconds}: " + _text({"data": {
+            "timestamp": seconds.split(".")[0], "microtimestamp": seconds.replace(".", ""),
+            "bids": strings(bid_changes), "asks": strings(ask_changes)},
+            "channel": "diff_order_book_xlmeur", "event": "data"}))
+
+    lines.append(f"{tick()}: " + _text({"event": "bts:subscription_succeeded",
+                                         "channel": "diff_order_book_xlmeur", "data": {}}))
+    (bid, bid_size), (ask, ask_size) = walk.touch()
+    diff([(bid, bid_size)], [(ask, ask_size)])  # older than the snapshot: dropped
+    now += 2
+    snapshot_seconds = tick()
+    lines.append("https://www.bitstamp.net/api/v2/order_book/xlmeur -> "
+                 f"{snapshot_seconds}: " + _text({
+                     "timestamp": snapshot_seconds.split(".")[0],
+                     "microtimestamp": snapshot_seconds.replace(".", ""),
+                     "bids": strings(sorted(walk.bids.items(), reverse=True)),
+                     "asks": strings(sorted(walk.asks.items()))}))
+    now += 1
+    for step in range(STEPS):
+        diff(*walk.step())
+        if step % 3 == 0:
+            (bid, _), _ = walk.touch()
+            seconds = tick()
+            lines.append(f"{seconds}: " + _text({"data": {
+                "id": 1000 + step, "timestamp": seconds.split(".")[0], "amount": 12.5,
+                "amount_str": "12.5", "price": float(bid), "price_str": str(bid), "type": 1,
+                "microtimestamp": seconds.replace(".", ""), "buy_order_id": 1,
+                "sell_order_id": 2}, "channel": "live_trades_xlmeur", "event": "trade"}))
+    (directory / "BITSTAMP-b88f8b.0").write_text("\n".join(lines) + "\n")
+    if with_startup:
+        pairs = [{"trading": "Enabled", "base_decimals": 8, "url_symbol": url, "name": name,
+                  "instant_and_market_orders": "Enabled", "minimum_order": "10.0 EUR",
+                  "counter_decimals": 5, "description": name}
+                 for url, name in (("xlmeur", "XLM/EUR"), ("btcusd", "BTC/USD"))]
+        (directory / "BITSTAMP.0").write_text(
+            f"configuration: {json.dumps({'l2_book': ['BTC-USD']})}\n"
+            f"https://www.bitstamp.net/api/v2/trading-pairs-info/ -> 1641343690.596035: "
+            f"{_text(pairs)}\n")
+    return directory, {"XLM/EUR": walk}

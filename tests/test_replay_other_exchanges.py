@@ -16,7 +16,8 @@ and renamed pair; BitMEX 2021's orderBookL2 by level id under symbol names from 
 cryptofeed 2.0; Huobi's gzip frames, which the recorder writes as Python bytes literals;
 HitBTC 2021's pairs named as the exchange spells them (`BTC-USD`, 2.4's `BTC-USDT`); FMFW's
 two callbacks per update and its trade snapshots; Independent Reserve's order-by-order book,
-read as price levels; Binance US 2021's book snapshot asked at an older API version and depth.
+read as price levels; Binance US 2021's book snapshot asked at an older API version and depth;
+the single-file recordings of early 2021 (`BITSTAMP-b88f8b.0`).
 They are replayed through cryptofeed 2.4.1's real feed classes, exactly as the real recordings
 are.
 """
@@ -44,6 +45,7 @@ from tests.cryptofeed_recordings import (
     bitflyer_recording,
     bithumb_recording,
     bitmex_recording,
+    bitstamp_single_file_recording,
     bybit_recording,
     deribit_recording,
     fmfw_recording,
@@ -61,6 +63,7 @@ CASES = {
     "bitfinex": ("bitfinex", bitfinex_recording, set()),
     "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
     "bitmex-cryptofeed-1": ("bitmex", bitmex_recording, set()),
+    "bitstamp-single-file-2021": ("bitstamp", bitstamp_single_file_recording, set()),
     "bybit": ("bybit", bybit_recording, {"BTC/USDT:USDT"}),
     "deribit": ("deribit", deribit_recording, set()),
     "fmfw": ("fmfw", fmfw_recording, set()),
@@ -78,7 +81,8 @@ CASES = {
 def replayed(request, tmp_path_factory):
     exchange, build, _ = CASES[request.param]
     directory, walks = build(tmp_path_factory.mktemp(request.param))
-    replay = iter_recording(directory, exchange)
+    single_files = [path.name[:-2] for path in directory.glob("*-*.0")]  # NAME-1a2b3c.0
+    replay = iter_recording(directory, exchange, prefix=single_files[0] if single_files else None)
     return exchange, list(replay), replay.stats, walks, CASES[request.param][2]
 
 
@@ -223,3 +227,15 @@ def test_one_message_makes_one_delta_and_trade_snapshots_are_trades(tmp_path):
     deltas = [e for e in events if isinstance(e, BookDelta)]
     assert len(deltas) == STEPS and all(d.bids and d.asks for d in deltas)
     assert len([e for e in events if isinstance(e, Trade)]) == 1 + STEPS // 3
+
+
+def test_a_single_file_recording_needs_the_exchanges_start_up_beside_it(tmp_path):
+    """The recorder of early 2021 wrote no start-up symbol list: without the exchange's own
+    start-up file the feed cannot be built; `quoteflow replay` says so in one line, exit 2."""
+    directory, _ = bitstamp_single_file_recording(tmp_path / "bitstamp", with_startup=False)
+    result = CliRunner().invoke(app, ["replay", str(directory / "BITSTAMP-b88f8b.0"),
+                                      "--out", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "trading-pairs-info" in text and "BITSTAMP.0 start-up file beside it" in text
+    assert "Traceback" not in result.output

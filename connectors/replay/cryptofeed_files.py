@@ -72,7 +72,7 @@ class RecordedResponses:
 class Recording:
     """One exchange's recording: what the feed was configured with and what it was sent."""
 
-    __slots__ = ("configuration", "sessions", "snapshots", "startup")
+    __slots__ = ("configuration", "sessions", "single_file", "snapshots", "startup")
 
     def __init__(
         self,
@@ -80,15 +80,23 @@ class Recording:
         startup: RecordedResponses,
         snapshots: RecordedResponses,
         sessions: list[Path],
+        single_file: bool = False,
     ) -> None:
         self.configuration = configuration
         self.startup = startup
         self.snapshots = snapshots
         self.sessions = sessions
+        self.single_file = single_file
 
 
 def load_recording(directory: Path, name: str, translate_rest: RestTranslation) -> Recording:
     """Read `name`'s start-up and REST files; `translate_rest(url, body)` may rewrite each call.
+
+    A recorder of early 2021 (cryptofeed's sample `BITSTAMP-b88f8b.0`) wrote one file per feed:
+    the configuration, the websocket session (connect, sent and received lines) and the REST
+    calls made while running, but no start-up symbol lists. Such a file is its own session, and
+    the start-up calls it lacks are taken from the exchange's start-up file `EXCHANGE.0` beside
+    it when there is one (symbol lists of another day: an instrument they lack cannot be named).
 
     Raises FileNotFoundError when the start-up file or every websocket session is missing and
     ValueError (with file and line) for an unreadable start-up line: without them no feed can
@@ -98,24 +106,45 @@ def load_recording(directory: Path, name: str, translate_rest: RestTranslation) 
     if not startup_path.is_file():
         raise FileNotFoundError(f"no cryptofeed recording {startup_path}")
     sessions = sorted(directory.glob(f"{name}.ws.*"), key=_session_order)
+    if not sessions and _connected_address(startup_path):
+        sessions = [startup_path]
     if not sessions:
         raise FileNotFoundError(f"no websocket session {name}.ws.N.M in {directory}")
 
     configuration: dict[str, list[str]] | None = None
     startup = RecordedResponses()
+    snapshots = RecordedResponses()
+    single_file = sessions == [startup_path]
+    connected = False
     for line_no, line in _lines(startup_path):
+        head = line.partition(": ")[0]
         if line.startswith(_CONFIGURATION):
             configuration = _parse_json(line[len(_CONFIGURATION) :], startup_path, line_no)
-        else:
+        elif not single_file:
             _add_rest_call(startup, line, startup_path, line_no, translate_rest)
+        elif " <-> " in head:
+            connected = True
+        elif line.startswith(_URL_SCHEMES) and " -> " in head:
+            store = snapshots if connected else startup
+            _add_rest_call(store, line, startup_path, line_no, translate_rest)
     if configuration is None:
         raise ValueError(f"{startup_path}: no 'configuration:' line naming channels and symbols")
+    exchange_startup = directory / f"{_exchange_of(name)}.0"
+    if single_file and exchange_startup != startup_path and exchange_startup.is_file():
+        for line_no, line in _lines(exchange_startup):
+            if not line.startswith(_CONFIGURATION):
+                _add_rest_call(startup, line, exchange_startup, line_no, translate_rest,
+                               missing_only=True)
 
-    snapshots = RecordedResponses()
     for path in sorted(directory.glob(f"{name}.http.*"), key=_session_order):
         for line_no, line in _lines(path):
             _add_rest_call(snapshots, line, path, line_no, translate_rest)
-    return Recording(configuration, startup, snapshots, sessions)
+    return Recording(configuration, startup, snapshots, sessions, single_file)
+
+
+def _exchange_of(name: str) -> str:
+    """`BITSTAMP` of a recorder's `BITSTAMP-b88f8b`."""
+    return re.sub(r"-[0-9a-f]+$", "", name)
 
 
 def websocket_sessions(sessions: list[Path]) -> list[tuple[str | None, list[Path]]]:
@@ -128,7 +157,12 @@ def websocket_sessions(sessions: list[Path]) -> list[tuple[str | None, list[Path
 
 
 def _connected_address(path: Path) -> str | None:
+    """The URL of the session's `URL <-> ts` connect line: the first line of a session file,
+    the first after the configuration and start-up calls of a single-file recording."""
     for _, line in _lines(path):
+        if line.startswith(_CONFIGURATION) or (line.startswith(_URL_SCHEMES)
+                                               and " -> " in line.partition(": ")[0]):
+            continue
         url, connected, _ = line.partition(" <-> ")
         return url if connected and url.startswith(_URL_SCHEMES) else None
     return None
@@ -142,7 +176,7 @@ def received_lines(sessions: list[Path]) -> Iterator[tuple[str, str]]:
     """
     for path in sessions:
         for line_no, line in _lines(path):
-            if not line.startswith(_URL_SCHEMES):
+            if not line.startswith(_URL_SCHEMES) and not line.startswith(_CONFIGURATION):
                 yield f"{path.name}:{line_no}", line
 
 
@@ -194,14 +228,16 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _add_rest_call(
-    store: RecordedResponses, line: str, path: Path, line_no: int, translate: RestTranslation
+    store: RecordedResponses, line: str, path: Path, line_no: int, translate: RestTranslation,
+    *, missing_only: bool = False,
 ) -> None:
     url, arrow, rest = line.partition(" -> ")
     seconds, colon, body = rest.partition(": ")
     if not (arrow and colon):
         raise ValueError(f"{path}:{line_no}: not a recorded REST call 'URL -> ts: body'")
     url, body = translate(url, body)
-    store.add(url, seconds_to_ns(seconds), body)
+    if not (missing_only and store.holds(url)):
+        store.add(url, seconds_to_ns(seconds), body)
 
 
 def _parse_json(text: str, path: Path, line_no: int) -> dict:

@@ -260,7 +260,10 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
             )
     except Exception as exc:
         hint = ""
-        if skipped:  # a parser that reads the lists by position fails without them
+        if recording.single_file and isinstance(exc, LookupError):
+            hint = (" (a single-file recording of early 2021 holds no start-up calls: put the "
+                    f"exchange's {venue.cryptofeed_id}.0 start-up file beside it)")
+        elif skipped:  # a parser that reads the lists by position fails without them
             hint = f" (the recording holds no answer to {', '.join(skipped)})"
         elif isinstance(exc, UnsupportedSymbol):
             # Names legacy_symbols cannot read either (Kraken Futures' PI-BCH-USD of 1.x).

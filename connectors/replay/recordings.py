@@ -24,8 +24,10 @@ from pathlib import Path
 from connectors.replay import binance_hft, cryptofeed_recording
 from models.events import AnyMarketEvent, DeadLetter
 
+# Any file of a cryptofeed raw recording: `NAME.ws.N.M` sessions, `NAME.http.N.M` REST calls,
+# `NAME.0` start-up (or, from the recorder of early 2021, `NAME-1a2b3c.0` holding everything).
 _CRYPTOFEED_WS_FILE = re.compile(
-    r"^(?P<prefix>(?P<exchange>[A-Z0-9_.]+?)(-[0-9a-f]+)?)\.ws\.\d+\.\d+$"
+    r"^(?P<prefix>(?P<exchange>[A-Z0-9_.]+?)(-[0-9a-f]+)?)(\.(ws|http)\.\d+\.\d+|\.0)$"
 )
 
 
