@@ -239,3 +239,19 @@ def test_a_single_file_recording_needs_the_exchanges_start_up_beside_it(tmp_path
     text = " ".join(result.output.replace("│", " ").split())
     assert "trading-pairs-info" in text and "BITSTAMP.0 start-up file beside it" in text
     assert "Traceback" not in result.output
+
+
+def test_a_snapshot_of_the_same_call_to_another_version_or_host_is_served_when_only_one_is():
+    from connectors.replay.cryptofeed_files import RecordedResponses
+
+    recorded = RecordedResponses()
+    recorded.add("https://www.binance.com/api/v1/depth?symbol=ZILUSDT&limit=1000", 1, "zil")
+    recorded.add("https://www.binance.com/api/v1/depth?symbol=NEOUSDC&limit=1000", 2, "neo")
+    asked = "https://api.binance.com/api/v3/depth?symbol=ZILUSDT&limit=1000"
+    assert recorded.take_alike(asked) == (1, "zil")
+    with pytest.raises(LookupError):  # taken: no further response
+        recorded.take_alike(asked)
+    recorded.add("https://api.binance.us/api/v1/depth?symbol=NEOUSDC&limit=5000", 3, "us")
+    with pytest.raises(LookupError):  # another exchange's domain is not the same call
+        recorded.take_alike("https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000")
+    assert recorded.take_alike("https://api.binance.com/api/v3/depth?symbol=NEOUSDC") == (2, "neo")

@@ -208,15 +208,19 @@ _API_VERSION = re.compile(r"/v\d+/")
 _DEPTH_PARAMETERS = ("limit", "depth")
 
 
-def _alike(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """`url` without its API version and depth: where a call asked to the same endpoint of
-    another version, or for another depth, is the same call."""
+def _alike(url: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """`url` without its API version and depth, its host reduced to the domain: where a call
+    asked to the same endpoint of another version or host of the exchange (Binance's
+    `www.binance.com/api/v1/depth` of April 2021, now `api.binance.com/api/v3/depth`), or for
+    another depth, is the same call."""
     address, _, query = url.partition("?")
+    host, _, path = address.partition("://")[2].partition("/")
     parameters = tuple(sorted(
         (name, value) for name, _, value in (p.partition("=") for p in query.split("&") if p)
         if name not in _DEPTH_PARAMETERS
     ))
-    return _API_VERSION.sub("/v/", address), parameters
+    domain = ".".join(host.split(":")[0].split(".")[-2:])
+    return domain, _API_VERSION.sub("/v/", "/" + path), parameters
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
