@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from quoteflow.output_paths import output_dir
+
 bus_app = typer.Typer(help="Who may use the Kafka bus, and the key commands are signed with.",
                       no_args_is_help=True)
 
@@ -21,7 +23,8 @@ def _fail(message: str) -> typer.Exit:
 
 @bus_app.command("principals")
 def principals(
-    out: Annotated[Path, typer.Option("--out", help="Directory for <process>.password files.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for <process>.password files.",
+                                      callback=output_dir)],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration; its "
                       "[kafka] section logs in as the broker's admin.")] = None,
 ) -> None:

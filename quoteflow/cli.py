@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from quoteflow.output_paths import output_dir, output_file
+
 app = typer.Typer(
     help="Streaming crypto market making: quotes, arbitrage signals and predictions on Bytewax.",
     no_args_is_help=True,
@@ -251,8 +253,12 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
     minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Simulated minutes.")] = 30.0,
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
-    report: Annotated[Path, typer.Option(help="Where the chart and JSON go.")] = Path("out/run"),
-    fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
+    report: Annotated[
+        Path, typer.Option(help="Where the chart and JSON go.", callback=output_dir)
+    ] = Path("out/run"),
+    fills: Annotated[
+        Path | None, typer.Option(help="Write every fill as a JSON line.", callback=output_file)
+    ] = None,
     *,
     engine_flags: dict,
 ) -> None:
@@ -270,7 +276,10 @@ def replay(
     files: Annotated[
         list[Path], typer.Argument(exists=True, dir_okay=False, help="Recorded files.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Normalized events as JSON lines.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Normalized events as JSON lines.", callback=output_file),
+    ],
 ) -> None:
     """Normalize recorded exchange traffic; book lines carry seq, best_bid and best_ask."""
     from connectors.replay.jsonl import replay_to_jsonl
@@ -288,9 +297,15 @@ def replay(
 def backtest(
     data: DataOption,
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "avellaneda-stoikov-infinite",
-    fills: Annotated[Path | None, typer.Option(help="Write every fill as a JSON line.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Summary as JSON.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Directory for the charts.")] = None,
+    fills: Annotated[
+        Path | None, typer.Option(help="Write every fill as a JSON line.", callback=output_file)
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Summary as JSON.", callback=output_file)
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Directory for the charts.", callback=output_dir)
+    ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Events per Bytewax item.")] = 512,
     cache: CacheOption = None,
     *,
@@ -332,7 +347,9 @@ def simulate(
     k: Annotated[float, typer.Option(min=0, help="Intensity decay k.")] = 1.5,
     intensity: Annotated[float, typer.Option("--A", min=0, help="Intensity scale A.")] = 140.0,
     q0: Annotated[int, typer.Option(help="Initial inventory.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Results as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Results as JSON.", callback=output_file)
+    ] = None,
 ) -> None:
     """Avellaneda & Stoikov (2008) section 4: inventory strategy vs the symmetric baseline."""
     from models.as_experiment import run_experiment
@@ -375,9 +392,8 @@ def simulate(
 @app.command("suggest")
 def suggest_command(
     data: DataOption,
-    out: Annotated[Path, typer.Option(help="Directory for suggestion.json and the chart.")] = Path(
-        "suggestion"
-    ),
+    out: Annotated[Path, typer.Option(help="Directory for suggestion.json and the chart.",
+                                      callback=output_dir)] = Path("suggestion"),
     candidate: Annotated[
         list[str] | None,
         typer.Option(help="A candidate as STRATEGY:NAME=VALUE,... (repeatable; default grid)."),
@@ -416,9 +432,8 @@ def sweep_command(
                      "product), or NAME=LOW..HIGH with --random."),
     ],
     strategy: Annotated[str, typer.Option(help="Quoting model.")] = "glft",
-    out: Annotated[Path, typer.Option(help="Results directory; a rerun resumes it.")] = Path(
-        "out/sweep"
-    ),
+    out: Annotated[Path, typer.Option(help="Results directory; a rerun resumes it.",
+                                      callback=output_dir)] = Path("out/sweep"),
     random: Annotated[
         int | None, typer.Option("--random", min=1, help="Draw N parameter sets instead.")
     ] = None,
@@ -462,8 +477,12 @@ def predict_report_command(
         typer.Option(help="River model(s), repeatable: logreg, logreg_interactions, amf, ..."),
     ] = None,
     resamples: Annotated[int, typer.Option(min=20, help="Block-bootstrap resamples.")] = 500,
-    charts: Annotated[Path | None, typer.Option(help="Directory for the chart.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
+    charts: Annotated[
+        Path | None, typer.Option(help="Directory for the chart.", callback=output_dir)
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Scores as JSON.", callback=output_file)
+    ] = None,
 ) -> None:
     """Walk-forward accuracy and log-loss of the models vs five baselines, with block SEs."""
     from models.walk_forward import MODEL_NAMES, build_forecaster
@@ -531,9 +550,8 @@ def _audit_anchor(source: str, config) -> list:
 
 @app.command()
 def schemas(
-    out: Annotated[Path, typer.Option(help="Directory for the JSON Schemas.")] = Path(
-        "docs/schemas"
-    ),
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schemas.",
+                                      callback=output_dir)] = Path("docs/schemas"),
 ) -> None:
     """Generate one JSON Schema per Kafka topic from the event types."""
     from connectors.kafka.schemas import write_schemas
@@ -613,7 +631,9 @@ def flow(
 
 @app.command("flow-recovery")
 def flow_recovery(
-    directory: Annotated[Path, typer.Argument(help="This process's recovery directory.")],
+    directory: Annotated[
+        Path, typer.Argument(help="This process's recovery directory.", callback=output_dir)
+    ],
     process_id: Annotated[int, typer.Option("--process-id", "-i", min=0, help="Its index.")],
     processes: Annotated[int, typer.Option(min=1, help="Processes in the cluster.")],
 ) -> None:
@@ -805,7 +825,8 @@ def grafana_provision(
 @grafana_app.command("dashboards")
 def grafana_dashboards(
     out: Annotated[
-        Path | None, typer.Option(help="Directory (default: grafana/dashboards).")
+        Path | None,
+        typer.Option(help="Directory (default: grafana/dashboards).", callback=output_dir),
     ] = None,
 ) -> None:
     """Regenerate the dashboards' JSON files from connectors/grafana/dashboards.py."""

@@ -107,6 +107,10 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             raw = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except OSError as error:  # a directory, no read permission
+            raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text (TOML)") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
         _refuse_file_secrets(raw, path)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from quoteflow.output_paths import output_dir
+
 report_app = typer.Typer(
     help="Compliance reports: tax lots, trades, suspicious orders.", no_args_is_help=True
 )
@@ -15,7 +17,10 @@ FromOption = Annotated[
     str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) or ISO instant.")
 ]
 ToOption = Annotated[str, typer.Option("--to", help="Last day (inclusive) or ISO instant.")]
-OutOption = Annotated[Path, typer.Option("--out", help="Directory for the CSV and JSON files.")]
+OutOption = Annotated[
+    Path,
+    typer.Option("--out", help="Directory for the CSV and JSON files.", callback=output_dir),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Read from the [postgres] database of this config."),

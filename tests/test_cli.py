@@ -268,3 +268,56 @@ def test_backtest_writes_one_causal_line_per_fill(tmp_path):
                 "order_arrival_exchange_ts"} <= set(line)
         assert line["order_trigger_exchange_ts"] < line["order_arrival_exchange_ts"]
         assert line["order_arrival_exchange_ts"] < line["cause_exchange_ts"]
+
+
+def _bad_inputs(tmp_path) -> dict[str, str]:
+    """Files a new user could plausibly hand the commands by mistake."""
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "text.txt").write_text("hello\nnot json\n")
+    (tmp_path / "binary.toml").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "syntax.toml").write_text("[kafka\nbootstrap = 1\n")
+    (tmp_path / "section.toml").write_text("[nosuch]\na = 1\n")
+    (tmp_path / "key.toml").write_text("[kafka]\nnosuch = 1\n")
+    (tmp_path / "type.toml").write_text("[kafka]\nbootstrap = 5\n")
+    return {"tmp": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        # configuration: not a file, not text, not TOML, unknown section/key, wrong type
+        (("backtest", "--data", SPOT_ETH, "--config", "{tmp}/a_dir"), "a_dir cannot be read"),
+        (("topics", "--config", "{tmp}/binary.toml"), "binary.toml is not UTF-8"),
+        (("backtest", "--data", SPOT_ETH, "--config", "{tmp}/syntax.toml"), "not valid TOML"),
+        (("flow", "quote", "--config", "{tmp}/section.toml"), "unknown field `nosuch`"),
+        (("persist", "--config", "{tmp}/key.toml"), "at `$.kafka`"),
+        (("execute", "--config", "{tmp}/type.toml"), "$.kafka.bootstrap"),
+        (("backtest", "--data", SPOT_ETH, "--config", "{tmp}/none.toml"), "does not exist"),
+        # outputs that cannot be written: checked before any work
+        (("replay", SPOT_ETH, "--out", "{tmp}/a_dir"), "a_dir is a directory"),
+        (("backtest", "--data", SPOT_ETH, "--json", "{tmp}/text.txt/bt.json"),
+         "text.txt is a file"),
+        (("sweep", "--data", SPOT_ETH, "--grid", "gamma=0.1", "--out", "{tmp}/text.txt"),
+         "text.txt is a file"),
+        (("simulate", "--json", "{tmp}/a_dir"), "a_dir is a directory"),
+        (("predict-report", "--data", SPOT_ETH, "--charts", "{tmp}/text.txt"), "text.txt is a"),
+        (("run", "--report", "{tmp}/text.txt"), "text.txt is a file"),
+        (("flow-recovery", "{tmp}/text.txt", "-i", "0", "--processes", "1"), "text.txt is a"),
+        (("report", "tax", "--from", "2024-08-08", "--to", "2024-08-09", "--out",
+          "{tmp}/text.txt", "--fills", "{tmp}/text.txt"), "text.txt is a file"),
+        # inputs: a directory, a missing file; malformed grids
+        (("backtest", "--data", "{tmp}/a_dir"), "is a directory"),
+        (("replay", "{tmp}/none.gz", "--out", "{tmp}/o.jsonl"), "does not exist"),
+        (("sweep", "--data", SPOT_ETH, "--grid", "gamma"), "expected NAME=V1,V2"),
+        (("sweep", "--data", SPOT_ETH, "--grid", "gamma=2..1", "--random", "2"), "LOW is above"),
+        (("sweep", "--data", SPOT_ETH, "--grid", "gamma=0.1..0.2"), "needs --random"),
+        (("flow", "nope"), "unknown flow 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message_naming_it(tmp_path, args, named):
+    files = _bad_inputs(tmp_path)
+    result = invoke(*(arg.format(**files) for arg in args))
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback: an exit, not a crash
+    assert named in " ".join(result.output.replace("│", " ").split())
+    assert not (tmp_path / "o.jsonl").exists()
