@@ -899,7 +899,10 @@ def bitstamp_single_file_recording(directory: Path, *, with_startup: bool = True
     older than the snapshot come first; `live_trades`."""
     directory.mkdir(parents=True, exist_ok=True)
     now = Decimal("1617654351")
-    lines = [f"configuration: {json.dumps({'l2_book': ['XLM-EUR'], 'trades': ['XLM-EUR']})}"]
+    # PAX-USD was listed on the day of the recording, not in the start-up file of another day
+    # beside it: left out, its messages passed over.
+    configuration = {"l2_book": ["XLM-EUR", "PAX-USD"], "trades": ["XLM-EUR"]}
+    lines = [f"configuration: {json.dumps(configuration)}"]
 
     def tick() -> str:
         nonlocal now
@@ -935,6 +938,11 @@ def bitstamp_single_file_recording(directory: Path, *, with_startup: bool = True
     now += 1
     for step in range(STEPS):
         diff(*walk.step())
+        if step % 40 == 0:
+            lines.append(f"{tick()}: " + _text({"data": {
+                "timestamp": "1617654471", "microtimestamp": "1617654471275477",
+                "bids": [["1.0001", "10.0"]], "asks": []},
+                "channel": "diff_order_book_paxusd", "event": "data"}))
         if step % 3 == 0:
             (bid, _), _ = walk.touch()
             seconds = tick()

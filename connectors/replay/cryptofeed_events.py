@@ -20,6 +20,7 @@ Conventions:
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ class EventSink:
     """
 
     __slots__ = ("_normalized", "_symbols", "_ticker_sizes", "_venue", "events", "failures",
-                 "receive_ns", "snapshot_times")
+                 "receive_ns", "snapshot_times", "unnamed")
 
     def __init__(self, venue: str, ticker_sizes: tuple[str, str] | None) -> None:
         self._venue = venue
@@ -59,6 +60,14 @@ class EventSink:
         # Receive times of REST snapshots served to cryptofeed, for the whole books it then
         # builds from them: those were received then, not with the message that asked.
         self.snapshot_times: deque[int] = deque()
+        # Instruments left out of a replay because its start-up lists do not name them (the
+        # letters of their names): cryptofeed's UnsupportedSymbol for one of them is expected.
+        self.unnamed: set[str] = set()
+
+    def names_unnamed(self, failure: str) -> bool:
+        """Whether `failure` is cryptofeed refusing a symbol left out of the replay."""
+        name = _UNSUPPORTED.match(failure)
+        return bool(name) and letters(name[1]) in self.unnamed
 
     def know_symbols(self, normalized_to_exchange: dict[str, str]) -> None:
         """The feed's symbol table (cryptofeed's normalized symbol -> the exchange's). Some
@@ -279,6 +288,14 @@ def _expiry(code: str) -> str:
     if not (year.isdigit() and day.isdigit() and month and month in _MONTH_CODES):
         raise ValueError(f"not a cryptofeed expiry code: {code!r}")
     return f"{year}{_MONTH_CODES.index(month) + 1:02d}{int(day):02d}"
+
+
+_UNSUPPORTED = re.compile(r"UnsupportedSymbol: (\S+) is not supported")
+
+
+def letters(name: str) -> str:
+    """The letters and digits of a name: `MANA-USD` and `MANAUSD` spell the same instrument."""
+    return re.sub(r"[^0-9A-Z]", "", name.upper())
 
 
 def _total(side, price) -> Decimal:

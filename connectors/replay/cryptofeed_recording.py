@@ -40,7 +40,7 @@ from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbols
 from yapic import json as cryptofeed_json
 
-from connectors.replay.cryptofeed_events import EventSink, describe
+from connectors.replay.cryptofeed_events import EventSink, describe, letters
 from connectors.replay.cryptofeed_files import (
     RecordedResponses,
     Recording,
@@ -220,6 +220,7 @@ class _FeedDriver:
                 self._sink.failures.append(describe(exc))
             self._sink.failures.extend(self._warnings.take())
             events, failures = self._sink.take()
+            failures = [f for f in failures if not self._sink.names_unnamed(f)]
             handled.append((location, line, receive_ns, events, failures))
         return handled
 
@@ -227,6 +228,7 @@ class _FeedDriver:
 def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
     feed_class = EXCHANGE_MAP[venue.cryptofeed_id]
     skipped: list[str] = []
+    unnamed: set[str] = set()
     replay_class = _replay_feed_class(
         feed_class, _StartupRest(recording.startup, venue.adapter.unrecorded), skipped
     )
@@ -252,6 +254,8 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
                 channel: [current_symbol(symbol, known) for symbol in symbols]
                 for channel, symbols in channels.items()
             }
+            if recording.single_file:
+                subscription = _nameable(subscription, known, unnamed)
             feed = replay_class(
                 config=_replay_config(venue),
                 subscription=subscription,
@@ -279,8 +283,21 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         if kept is not None:
             Symbols.data[feed_class.id] = kept
     sink.know_symbols(feed.normalized_symbol_mapping)
+    sink.unnamed = unnamed
     feed.http_conn = _SnapshotRest(recording.snapshots, sink)
     return feed
+
+
+def _nameable(subscription: dict[str, list[str]], known: dict[str, str], unnamed: set[str]
+              ) -> dict[str, list[str]]:
+    """The subscription without the instruments the start-up lists do not name. A single-file
+    recording takes them from another day (its exchange's `NAME.0`): an instrument listed on
+    the day of the recording may be gone (Binance's RENBTC-ETH); its messages cannot be named
+    and are passed over (`EventSink.names_unnamed`) instead of failing the whole replay."""
+    for symbols in subscription.values():
+        unnamed.update(letters(symbol) for symbol in symbols if symbol not in known)
+    return {channel: [symbol for symbol in symbols if symbol in known]
+            for channel, symbols in subscription.items()}
 
 
 def _replay_feed_class(feed_class: type[Feed], startup: _StartupRest, skipped: list[str]):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection, Mapping
 from contextlib import suppress
 
-from connectors.replay.cryptofeed_events import expiry_code
+from connectors.replay.cryptofeed_events import expiry_code, letters
 
 __all__ = ["current_symbol"]
 
@@ -52,12 +52,6 @@ def current_symbol(symbol: str, known: Collection[str] | Mapping[str, str]) -> s
             and new.groups() == (year, month)
         ]
     if not candidates and isinstance(known, Mapping):
-        spelled = _letters(symbol)
-        candidates = [k for k, exchange in known.items() if _letters(str(exchange)) == spelled]
+        spelled = letters(symbol)
+        candidates = [k for k, exchange in known.items() if letters(str(exchange)) == spelled]
     return candidates[0] if len(candidates) == 1 else symbol
-
-
-def _letters(name: str) -> str:
-    """The letters and digits of a name: `MANA-USD` and `MANAUSD` spell the same instrument."""
-    return re.sub(r"[^0-9A-Z]", "", name.upper())
-
