@@ -270,7 +270,7 @@ def _build_feed(venue: Venue, recording: Recording, sink: EventSink) -> Feed:
         elif skipped:  # a parser that reads the lists by position fails without them
             hint = f" (the recording holds no answer to {', '.join(skipped)})"
         elif isinstance(exc, UnsupportedSymbol):
-            # Names legacy_symbols cannot read either (Kraken Futures' PI-BCH-USD of 1.x).
+            # Names legacy_symbols cannot read either, by form or by the exchange's spelling.
             hint = (" (not among the symbols cryptofeed 2.4 lists from the recorded start-up; "
                     "cryptofeed 1.x named some differently)")
         raise ValueError(
