@@ -194,14 +194,15 @@ def test_a_start_up_cryptofeed_cannot_parse_is_one_line_and_no_traceback(tmp_pat
     ("ETH-USD_210924", "ETH-USD_210924"),  # not listed
     ("MANA-USD", "MANA-USDT"),            # HitBTC's USD is 2.4's USDT: the exchange's spelling
     ("XLM-USD", "XLM-USD"),               # two instruments spelled XLMUSD: ambiguous
+    ("PI-BCH-USD", "BCH-USD-PERP"),       # Kraken Futures 1.x: its code, pi_bchusd
 ])
 def test_symbols_named_before_cryptofeed_2_are_read_as_2_4_names_them(old, current):
     known = {"DOGE-USDT-PERP", "EOS-BTC-21M25", "EOS-BTC-21U24", "BTC-USDT", "ETH-USD-21Z3",
              "ETH-USD-21Z31", "BTC-USD-PERP", "ETH-USD-21M25"}
-    if old not in ("MANA-USD", "XLM-USD"):  # read by spelling: needs the symbol table
+    if old not in ("MANA-USD", "XLM-USD", "PI-BCH-USD"):  # read by spelling: needs the table
         assert current_symbol(old, known) == current
     table = {**{symbol: symbol.replace("-", "") for symbol in known}, "MANA-USDT": "MANAUSD",
-             "XLM-USDT": "XLMUSD", "XLM-USDC": "XLM/USD"}
+             "XLM-USDT": "XLMUSD", "XLM-USDC": "XLM/USD", "BCH-USD-PERP": "pi_bchusd"}
     assert current_symbol(old, table) == current
 
 
