@@ -13,7 +13,7 @@ from connectors.replay.event_cache import CachedRecordings, open_recordings
 from quoteflow.progress import chunk_tracker, event_progress
 from quoteflow.report import print_summary, write_charts
 from quoteflow.results import write_fills
-from quoteflow.runner import run_paper_trading
+from quoteflow.runner import require_market_events, run_paper_trading
 from quoteflow.sessions import TradingOptions
 
 
@@ -39,6 +39,7 @@ def run_backtest(
             chunk_size=chunk_size,
             on_chunk=chunk_tracker(progress, task),
         )
+    require_market_events(outcome)  # before any output: no result file of nothing
     summary = {
         **outcome.summary,
         "strategy": options.strategy,

@@ -560,21 +560,27 @@ def schemas(
         typer.echo(path)
 
 
+def _kafka_admin(kafka):
+    """A broker that answers, checked before a Kafka process starts: refused credentials
+    (exit 2) or an unreachable broker (exit 1) stop it with one line (docs/operations.md),
+    not with a panic from inside a Bytewax source. Once running, outages are waited out."""
+    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
+
+    try:
+        return connect_admin(kafka)
+    except (KafkaConfigError, KafkaUnavailable) as error:
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
+        raise typer.Exit(2 if isinstance(error, KafkaConfigError) else 1) from None
+
+
 @app.command()
 def topics(config: ConfigOption = None) -> None:
     """Create the deployment's Kafka topics that are missing; report any that differ."""
-    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
     from connectors.kafka.topics import TopicMismatchError, ensure_topics
 
     kafka = _load_config(config).kafka
     try:
-        report = ensure_topics(connect_admin(kafka), kafka.prefix)
-    except KafkaConfigError as error:  # credentials refused
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
-    except KafkaUnavailable as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
+        report = ensure_topics(_kafka_admin(kafka), kafka.prefix)
     except TopicMismatchError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
@@ -622,6 +628,7 @@ def flow(
         quote_options(settings)  # a bad strategy or limit stops here, before any Kafka work
     except ValueError as error:
         raise _bad(str(error), "--config") from None
+    _kafka_admin(settings.kafka)
     health = _health(f"flow-{name}", health_port)
     if health is not None:
         health.ready()  # configuration checked; Bytewax connects the cluster next
@@ -708,12 +715,15 @@ def ingest_replay(
     Once: the same recordings again publish nothing; over other data it refuses."""
     from confluent_kafka import KafkaException
 
+    from connectors.kafka.topics import MissingTopicsError
     from connectors.replay.recordings import RecordingError
     from flows.ingest import ReplayRefused, run_ingest
 
+    kafka = _load_config(config).kafka
+    _kafka_admin(kafka)
     try:
-        stats = run_ingest("replay", _load_config(config).kafka, paths=files, fresh=fresh)
-    except (ReplayRefused, KafkaException) as error:
+        stats = run_ingest("replay", kafka, paths=files, fresh=fresh)
+    except (ReplayRefused, KafkaException, MissingTopicsError) as error:
         typer.echo(f"ingest replay: {error}", err=True)
         raise typer.Exit(1) from None
     except RecordingError as error:
@@ -746,6 +756,7 @@ def ingest_live(
         health.ready()
     try:
         settings = _load_config(config)
+        _kafka_admin(settings.kafka)
         run_ingest("live", settings.kafka, instruments=instruments, recovery=settings.recovery)
     except ValueError as error:
         raise _bad(str(error), "--instrument") from None
@@ -763,6 +774,7 @@ def persist(
     from flows.persist import run_persist
 
     settings = _load_config(config)
+    _kafka_admin(settings.kafka)
     health = _health("persist", health_port)
     if health is not None:
         health.ready()

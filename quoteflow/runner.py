@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bytewax.testing import run_main
 
 from connectors.memory import CallbackSink, ChunkedSource
+from connectors.replay.recordings import RecordingError
 from flows.quote import build_quote_flow
 from quoteflow.results import RunResults, summarize
 from quoteflow.sessions import SessionRegistry, TradingOptions
@@ -54,3 +55,14 @@ def run_paper_trading(
     run_main(flow)
     wall = time.perf_counter() - started
     return RunOutcome(summarize(registry, results, counted, wall), results, registry)
+
+
+def require_market_events(outcome: RunOutcome) -> RunOutcome:
+    """A replay that yielded no market event at all (files empty, unreadable or of another
+    format: each only a dead letter) is bad input, not a backtest with zero fills: raise
+    `RecordingError` naming the first dead letter's file and reason."""
+    dead = outcome.results.dead_letters
+    if outcome.summary["events"] > len(dead):
+        return outcome
+    why = f"{dead[0].source}: {dead[0].reason}" if dead else "the recordings are empty"
+    raise RecordingError(f"no market events to trade: {why}")

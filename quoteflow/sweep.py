@@ -39,7 +39,7 @@ from rich.progress import (
 from connectors.replay.event_cache import open_recordings
 from models.events import DeadLetter
 from models.strategies import build_strategy, strategy_params
-from quoteflow.runner import run_paper_trading
+from quoteflow.runner import require_market_events, run_paper_trading
 from quoteflow.sessions import TradingOptions
 
 RANGE = ".."
@@ -161,7 +161,7 @@ def run_job(job: Job, options: TradingOptions, cache_dir: Path | None) -> dict:
     run_options = replace(options, strategy=job.strategy,
                           params={**options.params, **dict(job.params)})
     outcome = run_paper_trading(iter(_events(job, cache_dir)), run_options)
-    return outcome.summary
+    return require_market_events(outcome).summary
 
 
 def default_workers() -> int:

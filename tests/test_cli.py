@@ -279,6 +279,11 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
     (tmp_path / "section.toml").write_text("[nosuch]\na = 1\n")
     (tmp_path / "key.toml").write_text("[kafka]\nnosuch = 1\n")
     (tmp_path / "type.toml").write_text("[kafka]\nbootstrap = 5\n")
+    with open(SPOT_ETH, "rb") as recording:  # a download cut short
+        (tmp_path / "cut.gz").write_bytes(recording.read(1000))
+    (tmp_path / "closed.toml").write_text(  # nothing listens on port 1
+        '[kafka]\nbootstrap = "127.0.0.1:1"\nconnect_timeout_s = 1\n'
+    )
     return {"tmp": str(tmp_path)}
 
 
@@ -312,12 +317,40 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (("sweep", "--data", SPOT_ETH, "--grid", "gamma=2..1", "--random", "2"), "LOW is above"),
         (("sweep", "--data", SPOT_ETH, "--grid", "gamma=0.1..0.2"), "needs --random"),
         (("flow", "nope"), "unknown flow 'nope'"),
+        # recordings with no market event in them: an error, not a result of zero fills
+        (("backtest", "--data", "{tmp}/text.txt", "--json", "{tmp}/bt.json"),
+         "no market events to trade: {tmp}/text.txt: bad_file"),
+        (("backtest", "--data", "{tmp}/cut.gz", "--json", "{tmp}/bt.json"),
+         "cut.gz: bad_file: Compressed file ended"),
+        (("sweep", "--data", "{tmp}/text.txt", "--grid", "gamma=0.1,0.2", "--workers", "1",
+          "--out", "{tmp}/sweep"), "no market events to trade"),
     ],
 )
 def test_bad_input_exits_2_with_one_message_naming_it(tmp_path, args, named):
     files = _bad_inputs(tmp_path)
+    before = {p for p in tmp_path.rglob("*") if p.is_file()}
     result = invoke(*(arg.format(**files) for arg in args))
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # no traceback: an exit, not a crash
-    assert named in " ".join(result.output.replace("│", " ").split())
-    assert not (tmp_path / "o.jsonl").exists()
+    text = "".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert named.format(**files).replace(" ", "") in text
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} == before  # no partial output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("flow", "quote", "--until-end"),
+        ("persist", "--until-end"),
+        ("ingest", "replay", SPOT_ETH),
+        ("topics",),
+    ],
+)
+def test_an_unreachable_broker_stops_a_kafka_command_with_one_line(tmp_path, args):
+    """At start-up, before Bytewax runs (docs/operations.md); exit 1: not a usage error."""
+    files = _bad_inputs(tmp_path)
+    result = invoke(*args, "--config", f"{files['tmp']}/closed.toml")
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.startswith("cannot reach Kafka at 127.0.0.1:1")
+    assert len(result.output.strip().splitlines()) == 1
