@@ -242,6 +242,18 @@ def test_a_single_file_recording_needs_the_exchanges_start_up_beside_it(tmp_path
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("name", ["BITSTAMP.meta.json", "BITSTAMP.pcap.zst", "KRAKEN.jsonl.zst"])
+def test_a_cryptofeed_3_recording_is_named_in_one_line(tmp_path, name):
+    """cryptofeed 3 records a capture (meta.json with pcap.zst or jsonl.zst) that 2.4's feeds
+    cannot be fed from: one line, exit 2, instead of a Binance-file dead letter and exit 0."""
+    path = tmp_path / name
+    path.write_bytes(b"\x28\xb5\x2f\xfd not read")
+    result = CliRunner().invoke(app, ["replay", str(path), "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2
+    assert "cryptofeed 3 recording" in " ".join(result.output.replace("│", " ").split())
+    assert "Traceback" not in result.output
+
+
 def test_a_snapshot_of_the_same_call_to_another_version_or_host_is_served_when_only_one_is():
     from connectors.replay.cryptofeed_files import RecordedResponses
 

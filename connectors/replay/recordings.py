@@ -29,6 +29,9 @@ from models.events import AnyMarketEvent, DeadLetter
 _CRYPTOFEED_WS_FILE = re.compile(
     r"^(?P<prefix>(?P<exchange>[A-Z0-9_.]+?)(-[0-9a-f]+)?)(\.(ws|http)\.\d+\.\d+|\.0)$"
 )
+# cryptofeed 3's recordings (`NAME.meta.json` with `NAME.pcap.zst` or `NAME.jsonl.zst`): a
+# capture format the 2.4 feeds cannot be fed from; named, not guessed as a Binance file.
+_CRYPTOFEED_3_FILE = re.compile(r"^[A-Z0-9_.]+?(-[0-9a-f]+)?\.(meta\.json|pcap\.zst|jsonl\.zst)$")
 
 
 class RecordingError(ValueError):
@@ -44,15 +47,24 @@ class Recordings:
         self._hft_stats = binance_hft.ReplayStats()
         self._hft_paths: list[Path] = []
         self._cryptofeed: dict[tuple[str, str], Path] = {}
+        self._unreadable: list[Path] = []
         for path in map(Path, paths):
             match = _CRYPTOFEED_WS_FILE.match(path.name)
-            if match:
+            if _CRYPTOFEED_3_FILE.match(path.name):
+                self._unreadable.append(path)
+            elif match:
                 self._cryptofeed.setdefault((match["exchange"], match["prefix"]), path.parent)
             else:
                 self._hft_paths.append(path)
         self._replays: list[cryptofeed_recording.RecordingReplay] = []
 
     def events(self) -> Iterator[ReplayEvent]:
+        if self._unreadable:
+            raise RecordingError(
+                f"{self._unreadable[0]}: a cryptofeed 3 recording (meta.json with pcap.zst or "
+                "jsonl.zst), which this replay does not read; it reads cryptofeed 2.x raw "
+                "recordings (NAME.0 with NAME.ws.N.M and NAME.http.N.M)"
+            )
         streams: list[Iterable[ReplayEvent]] = [
             binance_hft.iter_events(path, stats=self._hft_stats) for path in self._hft_paths
         ]
