@@ -22,6 +22,7 @@ picklable: Bytewax snapshots it for recovery.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -69,10 +70,13 @@ class QuoteSessionOptions(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(
                 f"requote_ms must be 0 (event-driven) to 3600000, got {self.requote_ms}"
             )
-        if self.max_inventory_lots <= 0:
+        # NaN compares false (a Decimal NaN raises): a number is checked finite first.
+        if not self.max_inventory_lots.is_finite() or self.max_inventory_lots <= 0:
             raise ValueError(f"max_inventory_lots must be > 0, got {self.max_inventory_lots}")
-        if self.prediction_weight < 0:
-            raise ValueError(f"prediction_weight must be >= 0, got {self.prediction_weight}")
+        if not 0 <= self.prediction_weight < math.inf:
+            raise ValueError(
+                f"prediction_weight must be a number >= 0, got {self.prediction_weight}"
+            )
         build_strategy(self.strategy, self.params)  # unknown strategy or bad params fail here
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -127,9 +128,14 @@ def _trading_options(strategy: str, params: dict[str, str], max_inventory_lots: 
         lots = Decimal(max_inventory_lots)
     except InvalidOperation:
         raise _bad(f"not a number: {max_inventory_lots!r}", "--max-inventory-lots") from None
-    if lots <= 0:
-        raise _bad("must be positive", "--max-inventory-lots")
-    return TradingOptions(strategy=strategy, params=params, max_inventory_lots=lots, **extra)
+    if not lots.is_finite() or lots <= 0:
+        raise _bad(f"must be a positive number, got {max_inventory_lots!r}", "--max-inventory-lots")
+    options = TradingOptions(strategy=strategy, params=params, max_inventory_lots=lots, **extra)
+    try:
+        options.quoting()  # the quote session's own checks (requote_ms)
+    except ValueError as error:
+        raise _bad(str(error), "--requote-ms") from None
+    return options
 
 
 OrderLatencyOption = Annotated[
@@ -367,8 +373,11 @@ def simulate(
         ("--k", k),
         ("--A", intensity),
     ):
-        if value <= 0:
-            raise _bad(f"must be > 0, got {value:g}", hint)
+        if not 0 < value < math.inf:  # inf passes Typer's min=0 and NaN every comparison
+            raise _bad(f"must be a number > 0, got {value:g}", hint)
+    for hint, value in (("--s0", s0), ("--sigma", sigma)):
+        if not math.isfinite(value):
+            raise _bad(f"must be a finite number, got {value:g}", hint)
     if dt >= horizon:
         raise _bad(f"dt {dt} must be smaller than T {horizon}", "--dt")
     results = run_experiment(
@@ -582,7 +591,7 @@ def topics(config: ConfigOption = None) -> None:
     try:
         report = ensure_topics(_kafka_admin(kafka), kafka.prefix)
     except TopicMismatchError as error:
-        console.print(f"[red]{error}[/]")
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(f"created: {', '.join(report.created) or '-'}")
     typer.echo(f"existing: {', '.join(report.existing) or '-'}")
@@ -827,7 +836,7 @@ def grafana_provision(
     try:
         report = provision(target, datasource, [dashboard_json(d) for d in DASHBOARDS])
     except GrafanaError as error:
-        console.print(f"[red]{error}[/]")
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(f"datasource {datasource['uid']}: {report.datasource}")
     typer.echo(f"folder quoteflow: {report.folder}")

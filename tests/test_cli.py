@@ -279,6 +279,7 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
     (tmp_path / "section.toml").write_text("[nosuch]\na = 1\n")
     (tmp_path / "key.toml").write_text("[kafka]\nnosuch = 1\n")
     (tmp_path / "type.toml").write_text("[kafka]\nbootstrap = 5\n")
+    (tmp_path / "lots.toml").write_text('[quote]\nmax_inventory_lots = "NaN"\n')
     with open(SPOT_ETH, "rb") as recording:  # a download cut short
         (tmp_path / "cut.gz").write_bytes(recording.read(1000))
     (tmp_path / "closed.toml").write_text(  # nothing listens on port 1
@@ -317,6 +318,12 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (("sweep", "--data", SPOT_ETH, "--grid", "gamma=2..1", "--random", "2"), "LOW is above"),
         (("sweep", "--data", SPOT_ETH, "--grid", "gamma=0.1..0.2"), "needs --random"),
         (("flow", "nope"), "unknown flow 'nope'"),
+        # numbers that are not: NaN and infinity pass a min= bound
+        (("backtest", "--data", SPOT_ETH, "--max-inventory-lots", "nan"), "got 'nan'"),
+        (("backtest", "--data", SPOT_ETH, "--requote-ms", "inf"), "requote_ms must be 0"),
+        (("simulate", "--gamma", "inf"), "--gamma: must be a number > 0"),
+        (("simulate", "--s0", "nan"), "--s0: must be a finite number"),
+        (("flow", "quote", "--config", "{tmp}/lots.toml"), "max_inventory_lots must be > 0"),
         # recordings with no market event in them: an error, not a result of zero fills
         (("backtest", "--data", "{tmp}/text.txt", "--json", "{tmp}/bt.json"),
          "no market events to trade: {tmp}/text.txt: bad_file"),
@@ -338,19 +345,22 @@ def test_bad_input_exits_2_with_one_message_naming_it(tmp_path, args, named):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "says"),
     [
-        ("flow", "quote", "--until-end"),
-        ("persist", "--until-end"),
-        ("ingest", "replay", SPOT_ETH),
-        ("topics",),
+        (("flow", "quote", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
+        (("persist", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
+        (("ingest", "replay", SPOT_ETH), "cannot reach Kafka at 127.0.0.1:1"),
+        (("topics",), "cannot reach Kafka at 127.0.0.1:1"),
+        (("grafana", "provision", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout",
+          "1"), "cannot reach Grafana at http://127.0.0.1:1"),
     ],
 )
-def test_an_unreachable_broker_stops_a_kafka_command_with_one_line(tmp_path, args):
-    """At start-up, before Bytewax runs (docs/operations.md); exit 1: not a usage error."""
+def test_an_unreachable_server_stops_the_command_with_one_line(tmp_path, args, says):
+    """Kafka at start-up, before Bytewax runs (docs/operations.md); exit 1: not a usage
+    error. Nothing listens on port 1; no Grafana runs here."""
     files = _bad_inputs(tmp_path)
     result = invoke(*args, "--config", f"{files['tmp']}/closed.toml")
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
-    assert result.output.startswith("cannot reach Kafka at 127.0.0.1:1")
+    assert result.output.startswith(says)
     assert len(result.output.strip().splitlines()) == 1
