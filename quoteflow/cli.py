@@ -519,7 +519,8 @@ def predict_report_command(
 
 @audit_app.command("verify")
 def audit_verify(
-    file: Annotated[Path, typer.Argument(help="An audit file (JSON lines, hash-chained).")],
+    file: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, help="An audit file (JSON lines, hash-chained).")],
     expected_head: Annotated[
         str | None, typer.Option(help="Last hash kept elsewhere: also catches a cut end.")
     ] = None,
@@ -544,15 +545,19 @@ def audit_verify(
 
 
 def _audit_anchor(source: str, config) -> list:
+    from confluent_kafka import KafkaException
+
     from connectors.audit_store import database_links, topic_links
+    from connectors.kafka.config import connect_admin
     from connectors.timescale import StorageUnavailable, connect
 
     try:
         if source == "topic":
+            connect_admin(config.kafka)  # a broker that is down: said in connect_timeout_s
             return topic_links(config.kafka)
         with connect(config.postgres) as conn:
             return database_links(conn)
-    except (StorageUnavailable, ValueError, OSError, RuntimeError) as error:
+    except (StorageUnavailable, ValueError, OSError, RuntimeError, KafkaException) as error:
         reason = " ".join(str(error).split())
         raise _bad(f"the {source} anchor cannot be read: {reason}", "--anchor") from None
 

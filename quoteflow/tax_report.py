@@ -55,14 +55,18 @@ def _instant(text: str, option: str, days_after: int) -> int:
 def read_fills_file(path: Path) -> list[Fill]:
     """A backtest's `--fills` file; ValueError names the first line that is not a fill."""
     fills = []
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                fills.append(fill_from_record(json.loads(line)))
-            except (ValueError, KeyError, TypeError, InvalidOperation) as error:
-                raise ValueError(f"{path}:{number} is not a fill record ({error})") from None
+    number = 0
+    try:
+        with path.open() as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    fills.append(fill_from_record(json.loads(line)))
+                except (ValueError, KeyError, TypeError, InvalidOperation) as error:
+                    raise ValueError(f"{path}:{number} is not a fill record ({error})") from None
+    except UnicodeDecodeError:  # a gzip or other binary file
+        raise ValueError(f"{path}:{number + 1} is not text: fill records are JSON lines") from None
     return fills
 
 

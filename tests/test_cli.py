@@ -280,6 +280,7 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
     (tmp_path / "key.toml").write_text("[kafka]\nnosuch = 1\n")
     (tmp_path / "type.toml").write_text("[kafka]\nbootstrap = 5\n")
     (tmp_path / "lots.toml").write_text('[quote]\nmax_inventory_lots = "NaN"\n')
+    (tmp_path / "empty.jsonl").write_text("")
     with open(SPOT_ETH, "rb") as recording:  # a download cut short
         (tmp_path / "cut.gz").write_bytes(recording.read(1000))
     (tmp_path / "closed.toml").write_text(  # nothing listens on port 1
@@ -324,6 +325,15 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (("simulate", "--gamma", "inf"), "--gamma: must be a number > 0"),
         (("simulate", "--s0", "nan"), "--s0: must be a finite number"),
         (("flow", "quote", "--config", "{tmp}/lots.toml"), "max_inventory_lots must be > 0"),
+        # audit and compliance inputs
+        (("audit", "verify", "--anchor", "none", "{tmp}/none.jsonl"), "does not exist"),
+        (("audit", "verify", "--anchor", "none", "{tmp}/a_dir"), "is a directory"),
+        (("audit", "verify", "--anchor", "topic", "--config", "{tmp}/closed.toml",
+          "{tmp}/empty.jsonl"), "the topic anchor cannot be read: cannot reach Kafka"),
+        (("report", "tax", "--from", "2024-08-08", "--to", "2024-08-09", "--out", "{tmp}/tax",
+          "--fills", "{tmp}/cut.gz"), "cut.gz:1 is not text"),
+        (("report", "tax", "--from", "yesterday", "--to", "2024-08-09", "--out", "{tmp}/tax",
+          "--fills", "{tmp}/text.txt"), "'yesterday' is not a date"),
         # recordings with no market event in them: an error, not a result of zero fills
         (("backtest", "--data", "{tmp}/text.txt", "--json", "{tmp}/bt.json"),
          "no market events to trade: {tmp}/text.txt: bad_file"),
