@@ -892,6 +892,7 @@ def execute(
     settings = _load_config(config)
     if settings.execute is None:
         raise _bad("the configuration has no [execute] section", "--config")
+    _kafka_admin(settings.kafka)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -66,6 +66,8 @@ class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         if "*" in self.cors_origins:
             raise ValueError("api.cors_origins must list origins, not '*'")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"api.port must be 0 to 65535, got {self.port}")
         if self.max_body_bytes < 1:
             raise ValueError(f"api.max_body_bytes must be >= 1, got {self.max_body_bytes}")
 

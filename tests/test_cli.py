@@ -285,7 +285,9 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (tmp_path / "cut.gz").write_bytes(recording.read(1000))
     (tmp_path / "closed.toml").write_text(  # nothing listens on port 1
         '[kafka]\nbootstrap = "127.0.0.1:1"\nconnect_timeout_s = 1\n'
+        f'[execute]\nsymbols = ["BTC/USDT"]\naudit_path = "{tmp_path}/audit.jsonl"\n'
     )
+    (tmp_path / "port.toml").write_text("[api]\nport = 70000\n")
     return {"tmp": str(tmp_path)}
 
 
@@ -299,6 +301,7 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (("flow", "quote", "--config", "{tmp}/section.toml"), "unknown field `nosuch`"),
         (("persist", "--config", "{tmp}/key.toml"), "at `$.kafka`"),
         (("execute", "--config", "{tmp}/type.toml"), "$.kafka.bootstrap"),
+        (("api", "--config", "{tmp}/port.toml"), "api.port must be 0 to 65535, got 70000"),
         (("backtest", "--data", SPOT_ETH, "--config", "{tmp}/none.toml"), "does not exist"),
         # outputs that cannot be written: checked before any work
         (("replay", SPOT_ETH, "--out", "{tmp}/a_dir"), "a_dir is a directory"),
@@ -361,6 +364,7 @@ def test_bad_input_exits_2_with_one_message_naming_it(tmp_path, args, named):
         (("persist", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
         (("ingest", "replay", SPOT_ETH), "cannot reach Kafka at 127.0.0.1:1"),
         (("topics",), "cannot reach Kafka at 127.0.0.1:1"),
+        (("execute", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
         (("grafana", "provision", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout",
           "1"), "cannot reach Grafana at http://127.0.0.1:1"),
     ],
