@@ -962,3 +962,45 @@ def bitstamp_single_file_recording(directory: Path, *, with_startup: bool = True
             f"https://www.bitstamp.net/api/v2/trading-pairs-info/ -> 1641343690.596035: "
             f"{_text(pairs)}\n")
     return directory, {"XLM/EUR": walk}
+
+
+def bitmax_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+    """BitMax (AscendEX before its renaming) as recorded in April 2021: `BITMAX.0` asked the
+    products of bitmax.io, the session is at wss://bitmax.io/0/api/pro/v1/stream; `depth`
+    diffs chained by `seqnum`, a `depth-snapshot` asked over the websocket (diffs before it
+    are dropped), `trades` with `bm` (buyer is maker)."""
+    writer = RecordingWriter(directory, "BITMAX", {
+        channel: ["CHR-USDT"] for channel in ("l2_book", "trades")}, Decimal("1618677608"))
+    writer.startup_rest("https://bitmax.io/api/pro/v1/products", {"code": 0, "data": [
+        {"symbol": pair, "displayName": pair, "baseAsset": pair.split("/")[0],
+         "quoteAsset": pair.split("/")[1], "status": status, "minNotional": "5",
+         "maxNotional": "200000", "marginTradable": False, "commissionType": "Quote",
+         "commissionReserveRate": "0.002", "tickSize": "0.00001", "lotSize": "1"}
+        for pair, status in (("CHR/USDT", "Normal"), ("LBA/BTC", "NoTrading"))]})
+    walk = MarketWalk(Decimal("0.37"), Decimal("0.00001"), seed=17)
+    address = "wss://bitmax.io/0/api/pro/v1/stream"
+    writer.connect(15, address)
+    writer.sent({"op": "sub", "ch": "depth:CHR/USDT"})
+    writer.sent({"op": "sub", "ch": "trades:CHR/USDT"})
+    writer.sent({"op": "req", "action": "depth-snapshot", "args": {"symbol": "CHR/USDT"}})
+    writer.received({"m": "connected", "type": "unauth"})
+    for channel in ("depth:CHR/USDT", "trades:CHR/USDT"):
+        writer.received({"m": "sub", "ch": channel, "code": 0})
+    seqnum = 45632691677
+
+    def depth(kind: str, bids, asks) -> None:
+        writer.received({"m": kind, "symbol": "CHR/USDT", "data": {
+            "ts": _ms(writer), "seqnum": seqnum, "asks": strings(asks), "bids": strings(bids)}})
+
+    depth("depth", [], [(walk.mid * 2, Decimal("1"))])  # before the snapshot: dropped
+    depth("depth-snapshot", sorted(walk.bids.items(), reverse=True), sorted(walk.asks.items()))
+    for step in range(1, STEPS + 1):
+        bid_changes, ask_changes = walk.step()
+        seqnum += 1
+        depth("depth", bid_changes, ask_changes)
+        _, (ask, _) = walk.touch()
+        if step % 3 == 0:
+            writer.received({"m": "trades", "symbol": "CHR/USDT", "data": [
+                {"p": str(ask), "q": "14", "ts": _ms(writer), "bm": False,
+                 "seqnum": 36028797875140000 + step}]})
+    return writer.close(), {"CHR/USDT": walk}

@@ -50,7 +50,7 @@ from connectors.replay.cryptofeed_files import (
     websocket_sessions,
 )
 from connectors.replay.legacy_symbols import current_symbol
-from connectors.venues import UnknownVenueError, Venue, venue_for
+from connectors.venues import FORMER_NAMES, UnknownVenueError, Venue, venue_for
 from models.events import AnyMarketEvent, DeadLetter
 
 __all__ = ["RecordingReplay", "ReplayStats", "iter_recording"]
@@ -100,9 +100,9 @@ class RecordingReplay:
         venue = venue_for(exchange)
         if venue.cryptofeed_id is None:
             raise UnknownVenueError(f"{venue.name}: cryptofeed has no feed for this exchange")
-        recording = load_recording(
-            Path(directory), prefix or venue.cryptofeed_id, venue.adapter.rest
-        )
+        if prefix is None:
+            prefix = exchange.upper() if venue.name in FORMER_NAMES else venue.cryptofeed_id
+        recording = load_recording(Path(directory), prefix, venue.adapter.rest)
         sink = EventSink(venue.name, venue.ticker_sizes)
         # Built now, so unusable start-up data fails here rather than at the first event.
         feed = _build_feed(venue, recording, sink)

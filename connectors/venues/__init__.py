@@ -3,7 +3,8 @@
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
 this one (binance, bitfinex, bitflyer, bithumb, bybit, coinbase, fmfw, kraken, kucoin, okx) state
-only what cannot be derived.
+only what cannot be derived; `bitmax` names an exchange by its former name (BitMax, now AscendEX)
+so that its old recordings replay through the feed of its new one.
 Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
@@ -17,6 +18,7 @@ from connectors.venues import (
     bitfinex,
     bitflyer,
     bithumb,
+    bitmax,
     bybit,
     coinbase,
     fmfw,
@@ -38,6 +40,7 @@ from models.sequencing import SequencingRule, rule_named
 __all__ = [
     "BINANCE_HFT",
     "CRYPTOFEED",
+    "FORMER_NAMES",
     "VENUES",
     "AsRecorded",
     "RecordingAdapter",
@@ -80,11 +83,18 @@ def _registry() -> dict[str, Venue]:
             venues.pop(venue.cryptofeed_id, None)
     by_name = {v.name: v for v in venues.values()}
     by_name.update((v.name, v) for v in specific)
+    # Former names: looked up by name (their recordings' prefix), never by cryptofeed's id.
+    by_name.update((v.name, v) for v in _FORMER_NAMES)
     return dict(sorted(by_name.items()))
 
 
+_FORMER_NAMES = bitmax.VENUES
 VENUES: dict[str, Venue] = _registry()
-_BY_CRYPTOFEED_ID = {v.cryptofeed_id: v for v in VENUES.values() if v.cryptofeed_id}
+_BY_CRYPTOFEED_ID = {
+    v.cryptofeed_id: v for v in VENUES.values() if v.cryptofeed_id and v not in _FORMER_NAMES
+}
+# Venues named as an exchange was before cryptofeed renamed it; their recordings carry that name.
+FORMER_NAMES = frozenset(v.name for v in _FORMER_NAMES)
 
 
 def venue_for(exchange: str) -> Venue:
