@@ -295,6 +295,10 @@ def replay(
         stats = replay_to_jsonl(files, out)
     except RecordingError as error:
         raise _bad(str(error), "FILES") from None
+    if not stats.market_events:  # only dead letters: bad input, though each is accounted for
+        dead = stats.first_dead_letter
+        why = f"{dead.source}: {dead.reason}" if dead else "the recordings are empty"
+        raise _bad(f"no market events: {why} (the dead letters are in {out})", "FILES")
     console.print(f"wrote {out}: {json.dumps(stats.as_dict(), default=str)}")
 
 

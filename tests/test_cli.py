@@ -357,6 +357,17 @@ def test_bad_input_exits_2_with_one_message_naming_it(tmp_path, args, named):
     assert {p for p in tmp_path.rglob("*") if p.is_file()} == before  # no partial output
 
 
+def test_a_replay_of_nothing_but_dead_letters_exits_2_and_keeps_them(tmp_path):
+    files = _bad_inputs(tmp_path)
+    out = tmp_path / "events.jsonl"
+    result = invoke("replay", f"{files['tmp']}/cut.gz", "--out", out)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    text = "".join(result.output.replace("│", " ").split())
+    assert "nomarketevents:" in text and "cut.gz:bad_file" in text
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["dead_letter"]  # marked, and nothing lost
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

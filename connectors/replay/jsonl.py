@@ -21,7 +21,7 @@ import msgspec
 from connectors.replay.recordings import Recordings
 from connectors.venues import sequencing_rule
 from models.book import BookStats, BookStatus, OrderBook
-from models.events import BookDelta, BookSnapshot, encode
+from models.events import BookDelta, BookSnapshot, DeadLetter, encode
 
 
 class _BookOutcome(msgspec.Struct):
@@ -34,12 +34,17 @@ _encode_outcome = msgspec.json.Encoder(decimal_format="string").encode
 
 
 class JsonlReplayReport:
-    __slots__ = ("books", "lines_written", "replay")
+    __slots__ = ("books", "first_dead_letter", "lines_written", "market_events", "replay")
 
-    def __init__(self, replay: dict, books: dict[str, BookStats], lines_written: int):
+    def __init__(
+        self, replay: dict, books: dict[str, BookStats], lines_written: int,
+        market_events: int = 0, first_dead_letter: DeadLetter | None = None,
+    ):
         self.replay = replay
         self.books = books
         self.lines_written = lines_written
+        self.market_events = market_events  # the rest of the lines are dead letters
+        self.first_dead_letter = first_dead_letter
 
     def as_dict(self) -> dict:
         return {
@@ -52,7 +57,8 @@ class JsonlReplayReport:
 def replay_to_jsonl(paths: Iterable[str | Path], out_path: str | Path) -> JsonlReplayReport:
     recordings = Recordings(list(paths))
     books: dict[tuple[str, str], OrderBook] = {}
-    written = 0
+    written = market = 0
+    first_dead: DeadLetter | None = None
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("wb") as out:
@@ -66,11 +72,15 @@ def replay_to_jsonl(paths: Iterable[str | Path], out_path: str | Path) -> JsonlR
                         event.venue, event.symbol, sequencing_rule(event.venue)
                     )
                 line = _with_outcome(line, book.apply(event), book)
+            if type(event) is DeadLetter:
+                first_dead = first_dead or event
+            else:
+                market += 1
             out.write(line)
             out.write(b"\n")
             written += 1
     book_stats = {f"{venue}:{symbol}": book.stats for (venue, symbol), book in books.items()}
-    return JsonlReplayReport(recordings.stats(), book_stats, written)
+    return JsonlReplayReport(recordings.stats(), book_stats, written, market, first_dead)
 
 
 def _with_outcome(event_json: bytes, status: BookStatus, book: OrderBook) -> bytes:
