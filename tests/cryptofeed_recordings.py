@@ -679,25 +679,28 @@ def _iso_ms(seconds: Decimal) -> str:
     return datetime.fromtimestamp(float(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def hitbtc_recording(directory: Path) -> tuple[Path, dict[str, MarketWalk]]:
+def hitbtc_recording(directory: Path, *, name: str = "HITBTC", host: str = "api.hitbtc.com",
+                     socket: str = "/api/2/ws/public") -> tuple[Path, dict[str, MarketWalk]]:
     """HitBTC's API v2 as cryptofeed 1.x recorded it in 2021: the configuration names the
     pair `BTC-USD`, HitBTC's own spelling, where cryptofeed 2.4 calls HitBTC's USD (Tether)
     `USDT`; JSON-RPC `snapshotOrderbook`/`updateOrderbook` chained by `sequence`,
-    `snapshotTrades`/`updateTrades`, `ticker` (no sizes) and candles."""
-    writer = RecordingWriter(directory, "HITBTC", {
+    `snapshotTrades`/`updateTrades`, `ticker` (no sizes) and candles. `name`, `host` and
+    `socket` make the same API as Bitcoin.com's exchange served it (`BITCOINCOM`,
+    api.exchange.bitcoin.com, `/api/2/ws`)."""
+    writer = RecordingWriter(directory, name, {
         channel: ["BTC-USD"] for channel in ("ticker", "trades", "l2_book", "candles")},
         Decimal("1618677973"))
-    writer.startup_rest("https://api.hitbtc.com/api/2/public/symbol", [
+    writer.startup_rest(f"https://{host}/api/2/public/symbol", [
         {"id": pair, "baseCurrency": base, "quoteCurrency": quote, "quantityIncrement": "0.00001",
          "tickSize": "0.01", "takeLiquidityRate": "0.0025", "provideLiquidityRate": "0.001",
          "feeCurrency": quote}
         for pair, base, quote in (("BTCUSD", "BTC", "USD"), ("ETHBTC", "ETH", "BTC"))])
     walk = MarketWalk(Decimal("61000"), Decimal("0.01"), seed=15)
-    writer.connect(1, "wss://api.hitbtc.com/api/2/ws/public")
+    writer.connect(1, f"wss://{host}{socket}")
     for method in ("subscribeCandles", "subscribeTrades", "subscribeOrderbook",
                    "subscribeTicker"):
-        writer.sent({"method": method, "params": {"symbol": "BTCUSD"}, "id": "HITBTC.ws.1"})
-        writer.received({"jsonrpc": "2.0", "result": True, "id": "HITBTC.ws.1"})
+        writer.sent({"method": method, "params": {"symbol": "BTCUSD"}, "id": f"{name}.ws.1"})
+        writer.received({"jsonrpc": "2.0", "result": True, "id": f"{name}.ws.1"})
 
     def rpc(method: str, params: dict) -> None:
         writer.received({"jsonrpc": "2.0", "method": method,

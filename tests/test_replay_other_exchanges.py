@@ -62,6 +62,9 @@ QUOTEFLOW = Path(sys.executable).parent / "quoteflow"
 CASES = {
     "binanceus-2021": ("binanceus", binance_us_recording, set()),
     "bitfinex": ("bitfinex", bitfinex_recording, set()),
+    "bitcoincom-hitbtc-api": ("bitcoincom", partial(
+        hitbtc_recording, name="BITCOINCOM", host="api.exchange.bitcoin.com", socket="/api/2/ws"),
+        set()),
     "bitflyer": ("bitflyer", bitflyer_recording, {"BTC/JPY"}),
     "bitmax-now-ascendex": ("bitmax", bitmax_recording, set()),
     "bitmex-cryptofeed-1": ("bitmex", bitmex_recording, set()),

@@ -3,8 +3,9 @@
 The registry starts from cryptofeed's EXCHANGE_MAP, so every exchange cryptofeed supports
 replays from its raw recordings and runs live with no code of its own; the few modules beside
 this one (binance, bitfinex, bitflyer, bithumb, bybit, coinbase, fmfw, kraken, kucoin, okx) state
-only what cannot be derived; `bitmax` names an exchange by its former name (BitMax, now AscendEX)
-so that its old recordings replay through the feed of its new one.
+only what cannot be derived; `former_names` names exchanges cryptofeed knows only by a later
+name (BitMax, now AscendEX; Bitcoin.com, a HitBTC white label) so that their old recordings
+replay through the feed that speaks their API.
 Look a venue up by quoteflow's name (ccxt's id) or by cryptofeed's id, as recordings are named.
 """
 
@@ -18,10 +19,10 @@ from connectors.venues import (
     bitfinex,
     bitflyer,
     bithumb,
-    bitmax,
     bybit,
     coinbase,
     fmfw,
+    former_names,
     kraken,
     kucoin,
     okx,
@@ -88,7 +89,7 @@ def _registry() -> dict[str, Venue]:
     return dict(sorted(by_name.items()))
 
 
-_FORMER_NAMES = bitmax.VENUES
+_FORMER_NAMES = former_names.VENUES
 VENUES: dict[str, Venue] = _registry()
 _BY_CRYPTOFEED_ID = {
     v.cryptofeed_id: v for v in VENUES.values() if v.cryptofeed_id and v not in _FORMER_NAMES
