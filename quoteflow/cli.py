@@ -591,6 +591,18 @@ def _kafka_admin(kafka):
         raise typer.Exit(2 if isinstance(error, KafkaConfigError) else 1) from None
 
 
+def _database_reachable(postgres) -> None:
+    """The database checked before persist starts, like the broker: a DSN that does not parse
+    (exit 2) or a server that does not answer (exit 1) is one line, not a Bytewax panic."""
+    from connectors.timescale.config import InvalidDsn, StorageUnavailable, connect
+
+    try:
+        connect(postgres).close()
+    except (InvalidDsn, StorageUnavailable) as error:
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
+        raise typer.Exit(2 if isinstance(error, InvalidDsn) else 1) from None
+
+
 @app.command()
 def topics(config: ConfigOption = None) -> None:
     """Create the deployment's Kafka topics that are missing; report any that differ."""
@@ -646,8 +658,8 @@ def flow(
         quote_options(settings)  # a bad strategy or limit stops here, before any Kafka work
     except ValueError as error:
         raise _bad(str(error), "--config") from None
+    health = _health(f"flow-{name}", health_port)  # a usage error first, then the servers
     _kafka_admin(settings.kafka)
-    health = _health(f"flow-{name}", health_port)
     if health is not None:
         health.ready()  # configuration checked; Bytewax connects the cluster next
     run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
@@ -792,8 +804,9 @@ def persist(
     from flows.persist import run_persist
 
     settings = _load_config(config)
+    health = _health("persist", health_port)  # a usage error first, then the servers
+    _database_reachable(settings.postgres)
     _kafka_admin(settings.kafka)
-    health = _health("persist", health_port)
     if health is not None:
         health.ready()
     run_persist(settings.kafka, settings.postgres, settings.recovery, tail=not until_end)
@@ -896,11 +909,11 @@ def execute(
     settings = _load_config(config)
     if settings.execute is None:
         raise _bad("the configuration has no [execute] section", "--config")
+    health = _health("execute", health_port)  # a usage error first, then the servers
     _kafka_admin(settings.kafka)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    health = _health("execute", health_port)
     if health is not None:
         health.ready()
     try:

@@ -286,7 +286,9 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
     (tmp_path / "closed.toml").write_text(  # nothing listens on port 1
         '[kafka]\nbootstrap = "127.0.0.1:1"\nconnect_timeout_s = 1\n'
         f'[execute]\nsymbols = ["BTC/USDT"]\naudit_path = "{tmp_path}/audit.jsonl"\n'
+        '[postgres]\ndsn = "postgresql://quoteflow@127.0.0.1:1/quoteflow"\nconnect_timeout_s = 1\n'
     )
+    (tmp_path / "dsn.toml").write_text('[postgres]\ndsn = "not a dsn"\n')
     (tmp_path / "port.toml").write_text("[api]\nport = 70000\n")
     return {"tmp": str(tmp_path)}
 
@@ -302,6 +304,7 @@ def _bad_inputs(tmp_path) -> dict[str, str]:
         (("persist", "--config", "{tmp}/key.toml"), "at `$.kafka`"),
         (("execute", "--config", "{tmp}/type.toml"), "$.kafka.bootstrap"),
         (("api", "--config", "{tmp}/port.toml"), "api.port must be 0 to 65535, got 70000"),
+        (("persist", "--config", "{tmp}/dsn.toml"), "invalid PostgreSQL DSN"),
         (("backtest", "--data", SPOT_ETH, "--config", "{tmp}/none.toml"), "does not exist"),
         # outputs that cannot be written: checked before any work
         (("replay", SPOT_ETH, "--out", "{tmp}/a_dir"), "a_dir is a directory"),
@@ -372,7 +375,7 @@ def test_a_replay_of_nothing_but_dead_letters_exits_2_and_keeps_them(tmp_path):
     ("args", "says"),
     [
         (("flow", "quote", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
-        (("persist", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
+        (("persist", "--until-end"), "cannot connect to PostgreSQL at user=quoteflow"),
         (("ingest", "replay", SPOT_ETH), "cannot reach Kafka at 127.0.0.1:1"),
         (("topics",), "cannot reach Kafka at 127.0.0.1:1"),
         (("execute", "--until-end"), "cannot reach Kafka at 127.0.0.1:1"),
