@@ -922,3 +922,32 @@ def execute(
         console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(json.dumps(dataclasses.asdict(stats), indent=2))
+
+
+def main() -> None:
+    """The `quoteflow` console script: `app`, with a usage error as ONE line on stderr.
+
+    Typer draws a usage error in a box that wraps a long message over several lines, after
+    the usage and a help hint; an operator's log or a calling script wants the message on a
+    line of its own, and the exit code (2).
+    """
+    import sys
+
+    # Typer vendors click and exports only BadParameter of its exceptions.
+    from typer._click import exceptions as click_errors
+
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:
+        error.show()  # no arguments: the help, as Typer prints it
+        sys.exit(error.exit_code)
+    except click_errors.ClickException as error:
+        where = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) else "quoteflow: "
+        message = " ".join(error.format_message().split())
+        print(f"{where}error: {message}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        print("quoteflow: aborted", file=sys.stderr)
+        sys.exit(1)
+    # Without standalone mode Typer returns an Exit's code, or the command's return value.
+    sys.exit(code if type(code) is int else 0)

@@ -392,3 +392,30 @@ def test_an_unreachable_server_stops_the_command_with_one_line(tmp_path, args, s
     assert isinstance(result.exception, SystemExit)
     assert result.output.startswith(says)
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("backtest", "--data", "/nonexistent/recording.gz"),
+         "quoteflow backtest: error: Invalid value for '--data': file "
+         "'/nonexistent/recording.gz' does not exist."),
+        (("backtest", "--strategy", "nosuch", "--data", str(SHARED_DATA / "binance/spot/"
+                                                              "btcusdt_20240808.gz")),
+         "quoteflow backtest: error: Invalid value for --strategy/--param: unknown strategy "
+         "'nosuch'; known: avellaneda-stoikov, avellaneda-stoikov-infinite, bandit, "
+         "fixed-offset, glft, ladder"),
+        (("no-such-command",), "quoteflow: error: No such command 'no-such-command'."),
+    ],
+)
+def test_the_console_script_prints_a_usage_error_on_one_line(args, line):
+    """The installed `quoteflow` (quoteflow.cli:main), not CliRunner: Typer would box the
+    message and wrap it at the terminal's width."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "quoteflow"
+    done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60,
+                          env={"COLUMNS": "60", "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stderr, done.stdout) == (2, line + "\n", "")
