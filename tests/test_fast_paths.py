@@ -77,7 +77,7 @@ def _queue_after_trade_then_unchanged_book(venue_class) -> list[Decimal]:
     )
     book.apply(snapshot)
     venue.on_market_event(snapshot, book)
-    venue.place_order(PERP.symbol, "limit", "buy", D("1"), D("100.0"), {"clientOrderId": "a"})
+    venue.place(PERP.symbol, "limit", "buy", D("1"), D("100.0"), {"clientOrderId": "a"})
     trade = Trade(
         venue=PERP.venue, symbol=PERP.symbol, exchange_ts=3, receive_ts=3,
         price=D("100.0"), size=D("2"), side="sell",
@@ -106,16 +106,15 @@ def test_a_trade_then_an_unchanged_book_still_rematches_the_queue():
     assert fast[0] == D("3")  # the trade took 2 of the 5 ahead of us
 
 
-def test_place_order_and_request_cancel_act_like_their_ccxt_shaped_twins():
+def test_place_and_request_cancel_act_like_their_ccxt_shaped_twins():
     long_way, short_way = PaperVenue([PERP]), PaperVenue([PERP])
     params = {"clientOrderId": "q1", "postOnly": True}
     created = long_way.create_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params)
-    order_id = short_way.place_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params)
+    order_id = short_way.place(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params).id
     assert order_id == created["id"]
     # The same client id is idempotent on both paths.
-    assert short_way.place_order(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params) == (
-        order_id
-    )
+    again = short_way.place(PERP.symbol, "limit", "buy", D("0.01"), D("60000.0"), params)
+    assert again.id == order_id
     long_way.cancel_order("q1", PERP.symbol, {"clientOrderId": "q1"})
     assert short_way.request_cancel("q1", PERP.symbol, {"clientOrderId": "q1"}) is None
     assert short_way.fetch_order(order_id) == long_way.fetch_order(order_id)
@@ -131,9 +130,9 @@ def test_place_order_and_request_cancel_act_like_their_ccxt_shaped_twins():
         ((PERP.symbol, "limit", "buy", "lots", D("60000.0")), ccxt.InvalidOrder),
     ],
 )
-def test_place_order_rejects_what_create_order_rejects(args, error):
+def test_place_rejects_what_create_order_rejects(args, error):
     with pytest.raises(error):
-        PaperVenue([PERP]).place_order(*args)
+        PaperVenue([PERP]).place(*args)
     with pytest.raises(ccxt.OrderNotFound):
         PaperVenue([PERP]).request_cancel("unknown", PERP.symbol)
 

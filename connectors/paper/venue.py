@@ -359,30 +359,7 @@ class PaperVenue:
     ) -> PaperOrder:
         """`create_order` returning the order itself, for in-process callers (the adapter):
         ccxt's structure (dates, trades) costs more than the order."""
-        return self._create(symbol, type, side, amount, price, params or {})
-
-    def place_order(
-        self,
-        symbol: str,
-        type: str,
-        side: str,
-        amount: Decimal,
-        price: Decimal | None = None,
-        params: dict | None = None,
-    ) -> str:
-        """`create_order` returning only the order's id, for in-process callers that follow
-        their orders through the venue's events: ccxt's structure costs more than the order."""
-        return self._create(symbol, type, side, amount, price, params or {}).id
-
-    def _create(
-        self,
-        symbol: str,
-        type: str,
-        side: str,
-        amount: Decimal,
-        price: Decimal | None,
-        params: dict,
-    ) -> PaperOrder:
+        params = params or {}
         client_order_id = params.get("clientOrderId")
         if client_order_id is not None and client_order_id in self._by_client_id:
             return self._by_client_id[client_order_id]
@@ -426,7 +403,7 @@ class PaperVenue:
     def request_cancel(
         self, id: str, symbol: str | None = None, params: dict | None = None
     ) -> None:
-        """`cancel_order` without building ccxt's order structure (see `place_order`)."""
+        """`cancel_order` without building ccxt's order structure (see `place`)."""
         self._request_cancel(id, symbol, params)
 
     def _request_cancel(self, id: str, symbol: str | None, params: dict | None) -> PaperOrder:
