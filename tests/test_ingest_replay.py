@@ -22,6 +22,7 @@ from models.book import BookStatus, OrderBook
 from models.events import BookDelta, BookSnapshot, DeadLetter, decode
 from tests.conftest import BINANCE_FILES, CRYPTOFEED_DIR
 from tests.kafka_service import fresh_prefix, kafka_config, new_deployment, read_topic
+from tests.plain_books import assert_books_never_cross
 
 pytestmark = pytest.mark.integration
 
@@ -69,27 +70,6 @@ def ingest(bootstrap: str, paths: list[Path]) -> Ingested:
 def topic_of(event) -> str:
     return "md.book" if isinstance(event, BookDelta | BookSnapshot) else (
         "md.bbo" if type(event).__name__ == "BBO" else "md.trades")
-
-
-def assert_books_never_cross(events) -> int:
-    """Books rebuilt from md.book the plain way (no sequencing rule): never crossed."""
-    books: dict[str, tuple[dict, dict]] = {}
-    for event in events:
-        if isinstance(event, BookSnapshot):
-            books[event.key] = (dict(event.bids), dict(event.asks))
-        elif isinstance(event, BookDelta) and event.key in books:
-            for side, levels in zip(books[event.key], (event.bids, event.asks), strict=True):
-                for price, size in levels:
-                    if size:
-                        side[price] = size
-                    else:
-                        side.pop(price, None)
-        else:
-            continue
-        bids, asks = books[event.key]
-        if bids and asks:
-            assert max(bids) < min(asks), f"{event.key} crossed at {event.receive_ts}"
-    return len(books)
 
 
 @pytest.fixture(scope="module")

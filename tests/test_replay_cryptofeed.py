@@ -18,6 +18,7 @@ from connectors.replay.cryptofeed_recording import ReplayStats, iter_recording
 from connectors.venues import VENUES, UnknownVenueError
 from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
 from tests.conftest import CRYPTOFEED_DIR
+from tests.plain_books import assert_books_never_cross
 
 UNIFIED = re.compile(r"[A-Z0-9]+/[A-Z0-9]+(:[A-Z0-9]+(-\d{6})?)?")
 ALL = ("binance", "coinbase", "kraken", "bitstamp", "okx", "gemini")
@@ -93,27 +94,10 @@ def test_okx_derivatives_take_ccxt_form(shared_data):
 
 
 def test_book_built_from_the_events_never_crosses(recorded):
-    books: dict[str, tuple[dict, dict]] = {}
-    for event in recorded.items:
-        if isinstance(event, BookSnapshot):
-            books[event.symbol] = (dict(event.bids), dict(event.asks))
-        elif isinstance(event, BookDelta):
-            # A delta before its instrument's snapshot would be a KeyError here.
-            bids, asks = books[event.symbol]
-            for side, levels in ((bids, event.bids), (asks, event.asks)):
-                for price, size in levels:
-                    assert isinstance(price, Decimal) and isinstance(size, Decimal)
-                    assert price > 0 and size >= 0
-                    if size:
-                        side[price] = size
-                    else:
-                        side.pop(price, None)
-        else:
-            continue
-        bids, asks = books[event.symbol]
-        if bids and asks:
-            assert max(bids) < min(asks), f"{event.key} crossed at {event.receive_ts}"
-    assert books, "every recording holds an L2 book"
+    # A delta before its instrument's snapshot would be a bug of the replay.
+    assert assert_books_never_cross(recorded.items, snapshot_first=True), (
+        "every recording holds an L2 book"
+    )
 
 
 def test_snapshots_list_levels_best_first(recorded):
