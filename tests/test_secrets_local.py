@@ -128,6 +128,20 @@ def test_a_flipped_byte_is_detected_and_other_records_still_read(store, field):
     assert store.path.read_bytes() == tampered
 
 
+@pytest.mark.parametrize("value", ["not base64!", "abc"])  # a number fails the field check
+def test_a_nonce_that_is_not_base64_is_refused_as_corrupt(store, value):
+    placed = _fill(store)
+    victim = next(iter(placed))
+
+    def garble(state):
+        next(r for r in state["records"] if r["key_id"] == victim)["nonce"] = value
+
+    _edit(store.path, garble)
+    owner, exchange, _ = placed[victim]
+    with pytest.raises(CorruptStoreError, match="nonce is not"):
+        store.get(owner, exchange, victim)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("owner", "bob"), ("exchange", "okx"), ("key_id", "0" * 32)],

@@ -191,6 +191,15 @@ def test_vault_record_with_a_flipped_byte_fails_authentication(vault_store, fiel
         vault_store.get("alice", "binance", info.key_id)
 
 
+@pytest.mark.parametrize("value", ["not base64!", 12])
+def test_vault_record_whose_nonce_is_not_base64_is_refused_as_tampered(vault_store, value):
+    info = vault_store.put("alice", "binance", _canary_credentials())
+    record = _raw_record(vault_store, "alice", "binance", info.key_id)
+    _write_raw(vault_store, "alice", "binance", info.key_id, {**record, "nonce": value})
+    with pytest.raises(TamperedRecordError, match="nonce is not"):
+        vault_store.get("alice", "binance", info.key_id)
+
+
 def test_vault_record_copied_to_another_owner_or_exchange_fails_authentication(vault_store):
     info = vault_store.put("alice", "binance", _canary_credentials())
     record = _raw_record(vault_store, "alice", "binance", info.key_id)

@@ -25,8 +25,6 @@ the old key; after it, everything is readable with the new key. Nothing is ever 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import dataclasses
 import json
@@ -50,6 +48,8 @@ from connectors.secrets.errors import (
 from connectors.secrets.master_key import MasterKey
 from connectors.secrets.sealing import (
     DATA_KEY_BYTES,
+    decode_field,
+    encode_field,
     legacy_record_aad,
     record_aad,
     seal,
@@ -78,19 +78,6 @@ def _hkdf(master: MasterKey, salt: bytes, info: bytes) -> bytes:
     )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: object, where: str) -> bytes:
-    if not isinstance(text, str):
-        raise CorruptStoreError(f"{where} is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise CorruptStoreError(f"{where} is not valid base64") from None
-
-
 class LocalSecretStore:
     """`SecretStore` over one encrypted file; safe to share between processes."""
 
@@ -115,7 +102,9 @@ class LocalSecretStore:
         for record in state["records"]:
             credentials = self._unseal(keys, record, LEGACY_FORMAT_VERSION)
             nonce, ciphertext = seal(keys.data, credentials, record_aad(_info(record)))
-            upgraded.append({**record, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)})
+            upgraded.append(
+                {**record, "nonce": encode_field(nonce), "ciphertext": encode_field(ciphertext)}
+            )
         state.update(version=FORMAT_VERSION, records=upgraded)
 
     @property
@@ -183,13 +172,15 @@ class LocalSecretStore:
             for done, record in enumerate(records, start=1):
                 credentials = self._unseal(old_keys, record, state["version"])
                 nonce, ciphertext = seal(new_keys.data, credentials, record_aad(_info(record)))
-                rotated.append({**record, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)})
+                rotated.append(
+                    {**record, "nonce": encode_field(nonce), "ciphertext": encode_field(ciphertext)}
+                )
                 if progress is not None:
                     progress(done, len(records))
             state.update(
                 generation=state["generation"] + 1,
-                salt=_b64(salt),
-                key_check=_b64(new_keys.check),
+                salt=encode_field(salt),
+                key_check=encode_field(new_keys.check),
                 records=rotated,
             )
             # The file is renamed into place when the block exits; only then switch keys.
@@ -214,8 +205,8 @@ class LocalSecretStore:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "generation": 1,
-            "salt": _b64(salt),
-            "key_check": _b64(keys.check),
+            "salt": encode_field(salt),
+            "key_check": encode_field(keys.check),
             "records": [],
         }
 
@@ -231,12 +222,13 @@ class LocalSecretStore:
             write_atomically(self._path, json.dumps(state, separators=(",", ":")).encode())
 
     def _verified(self, state: dict[str, Any]) -> _Keys:
-        salt = _unb64(state["salt"], f"{self._path}: salt")
+        salt = decode_field(state["salt"], f"{self._path}: salt", CorruptStoreError)
         if self._keys_cache is not None and self._keys_cache[0] == salt:
             keys = self._keys_cache[1]
         else:
             keys = _Keys(self._master, salt)
-        if not bytes_eq(keys.check, _unb64(state["key_check"], f"{self._path}: key_check")):
+        key_check = decode_field(state["key_check"], f"{self._path}: key_check", CorruptStoreError)
+        if not bytes_eq(keys.check, key_check):
             raise WrongMasterKeyError(
                 f"master key {self._master.fingerprint} does not open {self._path} "
                 f"(generation {state['generation']}); if a rotation just finished, use the new key"
@@ -272,8 +264,8 @@ class LocalSecretStore:
             aad = record_aad(_info(record))
         return unseal(
             keys.data,
-            _unb64(record.get("nonce"), f"{where}: nonce"),
-            _unb64(record.get("ciphertext"), f"{where}: ciphertext"),
+            decode_field(record.get("nonce"), f"{where}: nonce", CorruptStoreError),
+            decode_field(record.get("ciphertext"), f"{where}: ciphertext", CorruptStoreError),
             aad,
             where,
         )
@@ -285,7 +277,11 @@ _FLAGS = frozenset(("has_password", "has_uid"))
 
 
 def _record(info: KeyRecordInfo, nonce: bytes, ciphertext: bytes) -> dict[str, Any]:
-    return {**dataclasses.asdict(info), "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}
+    return {
+        **dataclasses.asdict(info),
+        "nonce": encode_field(nonce),
+        "ciphertext": encode_field(ciphertext),
+    }
 
 
 def _info(record: dict[str, Any]) -> KeyRecordInfo:

@@ -10,6 +10,8 @@ it is still read, and the local store rewrites it as schema 2 on open.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 
@@ -18,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from connectors.secrets.credentials import ExchangeCredentials, KeyRecordInfo
-from connectors.secrets.errors import TamperedRecordError
+from connectors.secrets.errors import SecretStoreError, TamperedRecordError
 
 RECORD_SCHEMA = 2
 LEGACY_RECORD_SCHEMA = 1  # owner, exchange and key id bound; the other fields were not
@@ -39,6 +41,22 @@ _decode_payload = msgspec.json.Decoder(_Payload).decode
 
 
 _canonical = msgspec.json.Encoder(order="sorted")
+
+
+def encode_field(data: bytes) -> str:
+    """A stored binary field (nonce, ciphertext, salt, data key) as base64 text."""
+    return base64.b64encode(data).decode()
+
+
+def decode_field(text: object, where: str, error: type[SecretStoreError]) -> bytes:
+    """`encode_field` undone; `error` is what bad text means to the backend reading it
+    (a corrupt local file, a tampered Vault record)."""
+    if not isinstance(text, str):
+        raise error(f"{where} is not a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise error(f"{where} is not valid base64") from None
 
 
 def record_aad(info: KeyRecordInfo) -> bytes:

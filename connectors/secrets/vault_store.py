@@ -16,8 +16,6 @@ Reading asks Transit to unwrap the data key (`POST transit/decrypt/<name>`). So:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
@@ -39,6 +37,8 @@ from connectors.secrets.sealing import (
     DATA_KEY_BYTES,
     LEGACY_RECORD_SCHEMA,
     RECORD_SCHEMA,
+    decode_field,
+    encode_field,
     legacy_record_aad,
     record_aad,
     seal,
@@ -219,14 +219,16 @@ class VaultSecretStore:
                 mount_point=self._transit_mount,
             )["data"]
         nonce, ciphertext = seal(
-            _decode(data_key["plaintext"], "Transit data key"), credentials, record_aad(info)
+            decode_field(data_key["plaintext"], "Transit data key", TamperedRecordError),
+            credentials,
+            record_aad(info),
         )
         record = {
             **asdict(info),
             "schema": RECORD_SCHEMA,
             "wrapped_key": data_key["ciphertext"],
-            "nonce": _encode(nonce),
-            "ciphertext": _encode(ciphertext),
+            "nonce": encode_field(nonce),
+            "ciphertext": encode_field(ciphertext),
         }
         with self._errors("writing the record"):
             # cas=0: create only, so a record is never overwritten.
@@ -263,9 +265,9 @@ class VaultSecretStore:
         else:
             aad = record_aad(KeyRecordInfo(**{name: record[name] for name in _INFO_FIELDS}))
         return unseal(
-            _decode(plaintext_key, "Transit data key"),
-            _decode(record["nonce"], f"{where}: nonce"),
-            _decode(record["ciphertext"], f"{where}: ciphertext"),
+            decode_field(plaintext_key, "Transit data key", TamperedRecordError),
+            decode_field(record["nonce"], f"{where}: nonce", TamperedRecordError),
+            decode_field(record["ciphertext"], f"{where}: ciphertext", TamperedRecordError),
             aad,
             where,
         )
@@ -392,14 +394,3 @@ class _NoChildren(Exception):
     """KV LIST answered 404: the folder is empty."""
 
 
-def _encode(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _decode(text: object, where: str) -> bytes:
-    if not isinstance(text, str):
-        raise TamperedRecordError(f"{where} is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise TamperedRecordError(f"{where} is not valid base64") from None
