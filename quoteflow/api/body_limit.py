@@ -7,9 +7,9 @@ the limit. Bodies within it are handed on whole.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from quoteflow.api.refusal import refuse
 
 
 class BodySizeLimit:
@@ -54,13 +54,4 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body exceeds the limit of {self.max_bytes} bytes"}
-        ).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
-        await send({"type": "http.response.body", "body": body})
+        await refuse(send, 413, f"request body exceeds the limit of {self.max_bytes} bytes")

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quoteflow.api.refusal import refuse
+
 
 class NulGuard:
     __slots__ = ("app",)
@@ -68,11 +70,4 @@ def _nul_in(value: Any) -> bool:
 
 
 async def _refuse(send: Send, where: str) -> None:
-    body = json.dumps({"detail": f"invalid request: {where} holds a NUL character"}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 400,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await refuse(send, 400, f"invalid request: {where} holds a NUL character")
