@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka.config import KafkaConfig, settled
 from connectors.kafka.topics import topic_name
+from connectors.secrets.atomic_file import fsync_directory
 from models.audit import (
     GENESIS_HASH,
     AuditChain,
@@ -75,7 +76,7 @@ class AuditStore:
             os.close(self._fd)
             raise
         if not existed:
-            _sync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
 
     @property
     def last_seq(self) -> int:
@@ -286,12 +287,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a new file's directory entry durable too, not only its contents."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

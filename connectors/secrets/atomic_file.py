@@ -34,7 +34,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def _create_temp(path: Path) -> tuple[int, str]:
@@ -47,7 +47,8 @@ def _create_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"cannot create a temporary file beside {path}")
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a new or renamed file's directory entry durable too, not only its contents."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
