@@ -15,7 +15,6 @@ once). `python -m bench.backtest_throughput --help` lists the options.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from rich.table import Table
 
 from bench.charts import throughput_chart
 from bench.common import console as bench_console
-from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
+from bench.common import parse_args, progress_bar, read_baseline, run_summary, write_json
 from connectors.replay.event_cache import CachedRecordings
 from connectors.replay.recordings import Recordings
 from quoteflow.runner import run_paper_trading
@@ -119,14 +118,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cache_dir = args.out / "event_cache" if args.cached else None
     results = best_of(stages(args.data, args.strategies, cache_dir), args.repeat, console)
     print_table(results, console)
-    summary = {
-        "benchmark": "backtest_throughput",
-        "command": " ".join([Path(sys.executable).name, "-m", __spec__.name, *sys.argv[1:]]),
-        "data": str(args.data),
-        "repeat": args.repeat,
-        "machine": machine(),
-        "results": results,
-    }
+    summary = run_summary(args, __spec__.name, results)
     console.print(f"results: {write_json(args.out / RESULT_FILE, summary)}")
     baseline = read_baseline(args.baseline, RESULT_FILE)
     chart = throughput_chart(

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,6 +67,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def run_summary(args: argparse.Namespace, module: str, results: object) -> dict:
+    """A benchmark's JSON: the command that ran it (`module` is its `__spec__.name`), on
+    what data, how many repeats, on which machine, and its results."""
+    return {
+        "benchmark": module.rpartition(".")[2],
+        "command": " ".join([Path(sys.executable).name, "-m", module, *sys.argv[1:]]),
+        "data": str(args.data),
+        "repeat": args.repeat,
+        "machine": machine(),
+        "results": results,
+    }
 
 
 def machine() -> dict:

@@ -14,10 +14,8 @@ flow. Each strategy's figures come from the run with the lowest p99 of `--repeat
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -25,7 +23,7 @@ from rich.table import Table
 
 from bench.charts import latency_chart
 from bench.common import console as bench_console
-from bench.common import machine, parse_args, progress_bar, read_baseline, write_json
+from bench.common import parse_args, progress_bar, read_baseline, run_summary, write_json
 from connectors.replay.recordings import Recordings
 from models.events import OrderIntent
 from quoteflow.runner import run_paper_trading
@@ -126,14 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     events = list(Recordings([args.data]).events())
     measured = measure(events, args.strategies, args.repeat, console)
     print_table(measured["stats"], console)
-    summary = {
-        "benchmark": "tick_to_intent",
-        "command": " ".join([Path(sys.executable).name, "-m", __spec__.name, *sys.argv[1:]]),
-        "data": str(args.data),
-        "repeat": args.repeat,
-        "machine": machine(),
-        "results": measured["stats"],
-    }
+    summary = run_summary(args, __spec__.name, measured["stats"])
     console.print(f"results: {write_json(args.out / RESULT_FILE, summary)}")
     baseline = read_baseline(args.baseline, RESULT_FILE)
     chart = latency_chart(
