@@ -124,6 +124,11 @@ class BinanceSpotStandIn:
             "v1": f"{self.url}/api/v1",
         }}
 
+    def ccxt_config(self) -> dict:
+        """ccxt `binance` config for a sandbox pointed here, spot markets only: the stand-in
+        is Binance spot, so ccxt must not load the futures markets too."""
+        return {"urls": self.ccxt_urls(), "options": {"fetchMarkets": {"types": ["spot"]}}}
+
     def ccxt_usdm_urls(self) -> dict:
         """ccxt `binanceusdm`'s sandbox URLs pointed here."""
         return {"test": {

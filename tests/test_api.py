@@ -170,9 +170,7 @@ def stack(
             {MASTER_KEY_ENV: MasterKey.generate().to_base64(),
              CLIENT_SECRET_ENV: keycloak_realm.admin.client_secret("quoteflow-api")},
             # ccxt's binance sandbox URLs pointed at the stand-in, as the executor's tests do.
-            exchange_overrides={"binance": {
-                "urls": standin.ccxt_urls(), "options": {"fetchMarkets": {"types": ["spot"]}},
-            }},
+            exchange_overrides={"binance": standin.ccxt_config()},
         )
         with TestClient(create_app(config, services)) as client:
             yield Api(client, Recorder(), keycloak_realm), config, directory

@@ -236,8 +236,7 @@ def test_key_check_against_the_binance_stand_in() -> None:
     async def run() -> list[tuple[str, str]]:
         async with BinanceSpotStandIn("key-12345678", "secret-12345678",
                                       {"USDT": Decimal(5)}) as standin:
-            overrides = {"urls": standin.ccxt_urls(),
-                         "options": {"fetchMarkets": {"types": ["spot"]}}}
+            overrides = standin.ccxt_config()
             return [
                 await check_key("binance", ExchangeCredentials("key-12345678", secret),
                                 sandbox=True, timeout_s=5, overrides=overrides)

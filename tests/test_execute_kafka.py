@@ -265,8 +265,7 @@ def key_store(tmp_path: Path) -> tuple[LocalSecretStore, dict[str, str], Secrets
 def ccxt_settings(tmp_path: Path, standin: BinanceSpotStandIn) -> ExecuteConfig:
     return ExecuteConfig(
         venue="ccxt", exchange="binance", symbols=["BTC/USDT"], owner=OWNER, sandbox=True,
-        ccxt_options={"urls": standin.ccxt_urls(),
-                      "options": {"fetchMarkets": {"types": ["spot"]}}},
+        ccxt_options=standin.ccxt_config(),
         key_poll_interval_s=0.2, intent_max_age_s=60, rate_limit_capacity=50,
         audit_path=str(tmp_path / "audit.jsonl"),
     )

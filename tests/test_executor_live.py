@@ -9,6 +9,7 @@ in sandbox mode, with its testnet URLs pointed at the stand-in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from decimal import Decimal
@@ -36,15 +37,10 @@ SYMBOL = "BTC/USDT"
 INSTRUMENT = instrument_for("binance", SYMBOL)
 
 
-def _ccxt_config(standin: BinanceSpotStandIn) -> dict:
-    # Spot only: the stand-in is Binance spot, so ccxt must not load futures markets too.
-    return {"urls": standin.ccxt_urls(), "options": {"fetchMarkets": {"types": ["spot"]}}}
-
-
 async def _venue(standin: BinanceSpotStandIn, secret: str = SECRET) -> CcxtVenue:
     return await CcxtVenue.connect(
         "binance", ExchangeCredentials(API_KEY, secret), sandbox=True,
-        config=_ccxt_config(standin), capacity=20,
+        config=standin.ccxt_config(), capacity=20,
     )
 
 
@@ -66,6 +62,20 @@ def _executor(venue, emitted, tmp_path, **config) -> tuple[Executor, AuditStore]
                               **config),
     )
     return executor, store
+
+
+@contextlib.asynccontextmanager
+async def _live_executor(tmp_path, emitted, balances=START):
+    """The stand-in holding `balances`, a ccxt venue on it and an executor auditing to
+    tmp_path; the store and venue closed after."""
+    async with BinanceSpotStandIn(API_KEY, SECRET, balances) as standin:
+        venue = await _venue(standin)
+        executor, store = _executor(venue, emitted, tmp_path)
+        try:
+            yield standin, executor
+        finally:
+            store.close()
+            await venue.close()
 
 
 def test_ccxt_signs_requests_and_parses_answers_exactly():
@@ -125,40 +135,34 @@ def test_executor_quotes_sees_fills_by_reconciliation_and_kill_cancels_all(tmp_p
     emitted: list = []
 
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
-            venue = await _venue(standin)
-            executor, store = _executor(venue, emitted, tmp_path)
-            try:
-                await reconcile(executor)  # start-up: nothing open, balances as configured
-                await executor.on_intent(_intent("i1", "59990.00", "60010.00"))
-                bid_id = client_order_id("i1", "buy", 0)
-                ask_id = client_order_id("i1", "sell", 0)
-                assert {o.client_order_id for o in standin.orders.values()} == {bid_id, ask_id}
+        async with _live_executor(tmp_path, emitted) as (standin, executor):
+            await reconcile(executor)  # start-up: nothing open, balances as configured
+            await executor.on_intent(_intent("i1", "59990.00", "60010.00"))
+            bid_id = client_order_id("i1", "buy", 0)
+            ask_id = client_order_id("i1", "sell", 0)
+            assert {o.client_order_id for o in standin.orders.values()} == {bid_id, ask_id}
 
-                standin.fill(bid_id, Decimal("0.0004"))
-                report = await reconcile(executor)
-                assert report.balances == {} and report.error is None
-                assert executor.ledgers[INSTRUMENT.key].quantity == Decimal("0.0004")
-                kinds = [e.kind for e in emitted if isinstance(e, OrderEvent)]
-                assert kinds == ["ack", "ack", "partial_fill"]
-                assert sum(isinstance(e, Fill) for e in emitted) == 1
+            standin.fill(bid_id, Decimal("0.0004"))
+            report = await reconcile(executor)
+            assert report.balances == {} and report.error is None
+            assert executor.ledgers[INSTRUMENT.key].quantity == Decimal("0.0004")
+            kinds = [e.kind for e in emitted if isinstance(e, OrderEvent)]
+            assert kinds == ["ack", "ack", "partial_fill"]
+            assert sum(isinstance(e, Fill) for e in emitted) == 1
 
-                # A new desired price: Binance spot cannot amend in place, so cancel/replace.
-                await executor.on_intent(_intent("i2", "59980.00", "60010.00"))
-                assert standin.orders_by_client(bid_id).status == "CANCELED"
-                assert standin.orders_by_client(client_order_id("i2", "buy", 0)).status == "NEW"
-                assert standin.orders_by_client(ask_id).status == "NEW"  # unchanged: kept
+            # A new desired price: Binance spot cannot amend in place, so cancel/replace.
+            await executor.on_intent(_intent("i2", "59980.00", "60010.00"))
+            assert standin.orders_by_client(bid_id).status == "CANCELED"
+            assert standin.orders_by_client(client_order_id("i2", "buy", 0)).status == "NEW"
+            assert standin.orders_by_client(ask_id).status == "NEW"  # unchanged: kept
 
-                await executor.on_command(ControlCommand(
-                    command_id="c1", ts=executor.clock(), issued_by="ops", action="kill",
-                ))
-                assert standin.open_orders() == []
-                assert any(isinstance(e, RiskEvent) and e.state == "HALTED" for e in emitted)
-                await executor.on_intent(_intent("i3", "59970.00", "60020.00"))
-                assert standin.open_orders() == []  # halted: dropped, not sent
-            finally:
-                store.close()
-                await venue.close()
+            await executor.on_command(ControlCommand(
+                command_id="c1", ts=executor.clock(), issued_by="ops", action="kill",
+            ))
+            assert standin.open_orders() == []
+            assert any(isinstance(e, RiskEvent) and e.state == "HALTED" for e in emitted)
+            await executor.on_intent(_intent("i3", "59970.00", "60020.00"))
+            assert standin.open_orders() == []  # halted: dropped, not sent
 
     asyncio.run(scenario())
     assert verify_audit(tmp_path / "audit.jsonl").ok
@@ -171,23 +175,17 @@ def test_an_ambiguous_create_is_looked_up_and_never_sent_twice(tmp_path):
     emitted: list = []
 
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
-            venue = await _venue(standin)
-            executor, store = _executor(venue, emitted, tmp_path)
-            try:
-                # The create is processed, then the gateway answers 502: did it land?
-                standin.faults.append(Fault(502, "<html><body>502 Bad Gateway</body></html>",
-                                            after_processing=True))
-                intent = _intent("amb", "59990.00", "60010.00")
-                await executor.on_intent(msgspec.structs.replace(intent, asks=[]))
-                assert len(standin.orders) == 1
-                assert standin.requests.count(("POST", "/api/v3/order")) == 1
-                assert ("GET", "/api/v3/order") in standin.requests  # looked up, found
-                [order] = executor.tracker
-                assert order.status == "open"
-            finally:
-                store.close()
-                await venue.close()
+        async with _live_executor(tmp_path, emitted) as (standin, executor):
+            # The create is processed, then the gateway answers 502: did it land?
+            standin.faults.append(Fault(502, "<html><body>502 Bad Gateway</body></html>",
+                                        after_processing=True))
+            intent = _intent("amb", "59990.00", "60010.00")
+            await executor.on_intent(msgspec.structs.replace(intent, asks=[]))
+            assert len(standin.orders) == 1
+            assert standin.requests.count(("POST", "/api/v3/order")) == 1
+            assert ("GET", "/api/v3/order") in standin.requests  # looked up, found
+            [order] = executor.tracker
+            assert order.status == "open"
 
     asyncio.run(scenario())
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
@@ -200,20 +198,14 @@ def test_a_429_waits_its_retry_after_and_an_answer_is_never_retried(tmp_path):
     emitted: list = []
 
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, {"BTC": Decimal(0),
-                                                        "USDT": Decimal(100)}) as standin:
-            venue = await _venue(standin)
-            executor, store = _executor(venue, emitted, tmp_path)
-            try:
-                standin.faults.append(Fault(429, {"code": -1003, "msg": "Too many requests"},
-                                            {"Retry-After": "0.2"}))
-                # 0.001 BTC at 59990 needs ~60 USDT: the bid goes; the ask has no BTC to sell.
-                await executor.on_intent(_intent("lim", "59990.00", "60010.00"))
-                assert standin.open_orders() == [client_order_id("lim", "buy", 0)]
-                assert standin.requests.count(("POST", "/api/v3/order")) == 3  # 429, ok, refused
-            finally:
-                store.close()
-                await venue.close()
+        poor = {"BTC": Decimal(0), "USDT": Decimal(100)}
+        async with _live_executor(tmp_path, emitted, poor) as (standin, executor):
+            standin.faults.append(Fault(429, {"code": -1003, "msg": "Too many requests"},
+                                        {"Retry-After": "0.2"}))
+            # 0.001 BTC at 59990 needs ~60 USDT: the bid goes; the ask has no BTC to sell.
+            await executor.on_intent(_intent("lim", "59990.00", "60010.00"))
+            assert standin.open_orders() == [client_order_id("lim", "buy", 0)]
+            assert standin.requests.count(("POST", "/api/v3/order")) == 3  # 429, ok, refused
 
     asyncio.run(scenario())
     [reject] = [e for e in emitted if isinstance(e, OrderEvent) and e.kind == "reject"]

@@ -123,8 +123,7 @@ def canary_run(keycloak_realm, kafka_bootstrap, postgres_dsn, tmp_path_factory):
     with RunLog(directory / "run.log"), StandInThread(CANARY_KEY, CANARY_SECRET) as standin, \
             fresh_database(postgres_dsn) as dsn:
         standin.balances.update({"BTC": Decimal(1), "USDT": Decimal(1_000_000)})
-        ccxt_options = {"urls": standin.ccxt_urls(),
-                        "options": {"fetchMarkets": {"types": ["spot"]}}, "rateLimit": 1}
+        ccxt_options = {**standin.ccxt_config(), "rateLimit": 1}
         config = Config(
             kafka=kafka, postgres=TimescaleConfig(dsn=dsn),
             keycloak=KeycloakConfig(issuer=keycloak_realm.issuer),

@@ -53,8 +53,7 @@ def test_the_ccxt_adapter_sends_the_exchanges_mode_with_every_order(mode, sent):
         async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
             venue = await CcxtVenue.connect(
                 "binance", ExchangeCredentials(API_KEY, SECRET), sandbox=True,
-                config={"urls": standin.ccxt_urls(),
-                        "options": {"fetchMarkets": {"types": ["spot"]}}},
+                config=standin.ccxt_config(),
                 capacity=20, order_params=order_params("binance", mode),
             )
             try:
