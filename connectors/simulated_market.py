@@ -27,6 +27,7 @@ from decimal import Decimal
 import numpy as np
 
 from connectors.venues.market_cache import instrument_for
+from models import as_paper
 from models.events import BBO, Trade
 from models.instrument import Instrument
 
@@ -61,12 +62,12 @@ class SimulatedMarket:
     def __init__(
         self,
         seed: int,
-        s0: float = 100.0,
-        sigma: float = 2.0,
-        A: float = 140.0,
-        k: float = 1.5,
-        dt: float = 0.005,
-        horizon: float = 1.0,
+        s0: float = as_paper.S0,
+        sigma: float = as_paper.SIGMA,
+        A: float = as_paper.A,
+        k: float = as_paper.K,
+        dt: float = as_paper.DT,
+        horizon: float = as_paper.T,
         trade_size: Decimal = Decimal(1),
         instrument: Instrument | None = None,
         start_ns: int = DEFAULT_START_NS,

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from models import as_paper
+
 STATISTICS = ("profit_mean", "profit_std", "final_q_mean", "final_q_std", "spread_mean")
 
 
@@ -31,12 +33,12 @@ def run_experiment(
     gamma: float,
     paths: int,
     seed: int,
-    s0: float = 100.0,
-    T: float = 1.0,
-    sigma: float = 2.0,
-    dt: float = 0.005,
-    k: float = 1.5,
-    A: float = 140.0,
+    s0: float = as_paper.S0,
+    T: float = as_paper.T,
+    sigma: float = as_paper.SIGMA,
+    dt: float = as_paper.DT,
+    k: float = as_paper.K,
+    A: float = as_paper.A,
     q0: int = 0,
 ) -> dict[str, dict[str, float]]:
     """{"inventory": {...}, "symmetric": {...}} with the statistics in STATISTICS."""

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from models import as_paper
 from quoteflow.output_paths import output_dir, output_file
 
 app = typer.Typer(
@@ -350,12 +351,12 @@ def simulate(
     gamma: Annotated[float, typer.Option(min=0, help="Risk aversion γ.")] = 0.1,
     paths: Annotated[int, typer.Option(min=1, help="Monte Carlo paths.")] = 1000,
     seed: Annotated[int, typer.Option()] = 1,
-    s0: Annotated[float, typer.Option(help="Initial mid.")] = 100.0,
-    horizon: Annotated[float, typer.Option("--T", min=0, help="Horizon T.")] = 1.0,
-    sigma: Annotated[float, typer.Option(min=0, help="Volatility σ.")] = 2.0,
-    dt: Annotated[float, typer.Option(min=0, help="Time step.")] = 0.005,
-    k: Annotated[float, typer.Option(min=0, help="Intensity decay k.")] = 1.5,
-    intensity: Annotated[float, typer.Option("--A", min=0, help="Intensity scale A.")] = 140.0,
+    s0: Annotated[float, typer.Option(help="Initial mid.")] = as_paper.S0,
+    horizon: Annotated[float, typer.Option("--T", min=0, help="Horizon T.")] = as_paper.T,
+    sigma: Annotated[float, typer.Option(min=0, help="Volatility σ.")] = as_paper.SIGMA,
+    dt: Annotated[float, typer.Option(min=0, help="Time step.")] = as_paper.DT,
+    k: Annotated[float, typer.Option(min=0, help="Intensity decay k.")] = as_paper.K,
+    intensity: Annotated[float, typer.Option("--A", min=0, help="Intensity scale A.")] = as_paper.A,
     q0: Annotated[int, typer.Option(help="Initial inventory.")] = 0,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Results as JSON.", callback=output_file)
