@@ -31,9 +31,9 @@ import msgspec
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.atomic_file import fsync_directory
 from connectors.kafka.config import KafkaConfig, settled
 from connectors.kafka.topics import topic_name
-from connectors.secrets.atomic_file import fsync_directory
 from models.audit import (
     GENESIS_HASH,
     AuditChain,

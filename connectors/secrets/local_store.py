@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.constant_time import bytes_eq
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from connectors.secrets.atomic_file import exclusive_lock, remove_stale_temps, write_atomically
+from connectors.atomic_file import exclusive_lock, remove_stale_temps, write_atomically
 from connectors.secrets.credentials import ExchangeCredentials, KeyRecordInfo
 from connectors.secrets.errors import (
     AmbiguousKeyError,
