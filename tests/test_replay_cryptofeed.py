@@ -311,3 +311,23 @@ def test_a_binary_frame_is_read_back_as_the_bytes_received():
     assert split_received('1.5: {"b": 1}')[2] == '{"b": 1}'
     with pytest.raises(ValueError, match="unreadable binary frame"):
         split_received("1.5: b'\\x1f")
+
+
+def test_two_recordings_of_one_name_in_two_folders_both_replay(tmp_path, shared_data):
+    """Nothing is dropped for its name: each copy replays, and the stats add up."""
+    from connectors.replay.recordings import Recordings
+
+    copies = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for name in ("GEMINI.0", "GEMINI.ws.1.0"):
+            shutil.copy(CRYPTOFEED_DIR / name, tmp_path / folder / name)
+        copies.append(tmp_path / folder / "GEMINI.ws.1.0")
+    once = Recordings([CRYPTOFEED_DIR / "GEMINI.ws.1.0"])
+    one = list(once.events())
+    twice = Recordings(copies)
+    both = list(twice.events())
+    assert len(both) == 2 * len(one) > 0
+    assert twice.stats()["gemini"] == {key: 2 * value
+                                       for key, value in once.stats()["gemini"].items()}
+    assert len(twice.source_files()) == 2 * len(once.source_files())

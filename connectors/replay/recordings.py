@@ -34,6 +34,9 @@ _CRYPTOFEED_WS_FILE = re.compile(
 _CRYPTOFEED_3_FILE = re.compile(r"^[A-Z0-9_.]+?(-[0-9a-f]+)?\.(meta\.json|pcap\.zst|jsonl\.zst)$")
 
 
+_COUNTS = ("read", "produced", "ignored", "failed", "events")
+
+
 class RecordingError(ValueError):
     """A recording that cannot be replayed; the message is one line and names it."""
 
@@ -46,14 +49,16 @@ class Recordings:
     def __init__(self, paths: Sequence[str | Path]):
         self._hft_stats = binance_hft.ReplayStats()
         self._hft_paths: list[Path] = []
-        self._cryptofeed: dict[tuple[str, str], Path] = {}
+        # (directory, prefix) -> exchange: two recordings of one name in two folders are two
+        # recordings, both replayed.
+        self._cryptofeed: dict[tuple[Path, str], str] = {}
         self._unreadable: list[Path] = []
         for path in map(Path, paths):
             match = _CRYPTOFEED_WS_FILE.match(path.name)
             if _CRYPTOFEED_3_FILE.match(path.name):
                 self._unreadable.append(path)
             elif match:
-                self._cryptofeed.setdefault((match["exchange"], match["prefix"]), path.parent)
+                self._cryptofeed.setdefault((path.parent, match["prefix"]), match["exchange"])
             else:
                 self._hft_paths.append(path)
         self._replays: list[cryptofeed_recording.RecordingReplay] = []
@@ -68,7 +73,7 @@ class Recordings:
         streams: list[Iterable[ReplayEvent]] = [
             binance_hft.iter_events(path, stats=self._hft_stats) for path in self._hft_paths
         ]
-        for (exchange, prefix), directory in self._cryptofeed.items():
+        for (directory, prefix), exchange in self._cryptofeed.items():
             try:
                 replay = cryptofeed_recording.iter_recording(directory, exchange, prefix=prefix)
             except (ValueError, OSError) as exc:
@@ -83,18 +88,17 @@ class Recordings:
         """Every file a replay reads, in a stable order (a cryptofeed recording is its
         start-up, snapshot and websocket files): what a cache of its events depends on."""
         files = list(self._hft_paths)
-        for (_, prefix), directory in self._cryptofeed.items():
+        for directory, prefix in self._cryptofeed:
             files += sorted(directory.glob(f"{prefix}.*"))
         return files
 
     def stats(self) -> dict:
         stats = self._hft_stats.as_dict() if self._hft_paths else {}
-        for replay in self._replays:
+        for replay in self._replays:  # summed per exchange: one may have several recordings
             s = replay.stats
-            stats[s.exchange] = {
-                "read": s.read, "produced": s.produced, "ignored": s.ignored,
-                "failed": s.failed, "events": s.events,
-            }
+            counts = stats.setdefault(s.exchange, dict.fromkeys(_COUNTS, 0))
+            for name in _COUNTS:
+                counts[name] += getattr(s, name)
         return stats
 
 
