@@ -579,17 +579,29 @@ def schemas(
         typer.echo(path)
 
 
-def _kafka_admin(kafka):
+def _kafka_admin(kafka, process: str | None = None):
     """A broker that answers, checked before a Kafka process starts: refused credentials
     (exit 2) or an unreachable broker (exit 1) stop it with one line (docs/operations.md),
-    not with a panic from inside a Bytewax source. Once running, outages are waited out."""
+    not with a panic from inside a Bytewax source. Once running, outages are waited out.
+
+    With `process` (its principal in `connectors.kafka.acls`), the topics it reads and
+    writes must exist too: a deployment whose topics were never created (`quoteflow
+    topics`) or another prefix is a setup error (exit 2), named before Bytewax starts."""
+    from connectors.kafka.acls import BY_NAME
     from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
+    from connectors.kafka.topics import MissingTopicsError, require_topics, topic_name
 
     try:
-        return connect_admin(kafka)
-    except (KafkaConfigError, KafkaUnavailable) as error:
+        admin = connect_admin(kafka)
+        if process is not None:
+            principal = BY_NAME[process]
+            needed = dict.fromkeys(principal.reads + principal.writes)
+            require_topics(admin, [topic_name(kafka.prefix, name) for name in needed],
+                           kafka.connect_timeout_s)
+        return admin
+    except (KafkaConfigError, KafkaUnavailable, MissingTopicsError) as error:
         console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
-        raise typer.Exit(2 if isinstance(error, KafkaConfigError) else 1) from None
+        raise typer.Exit(1 if isinstance(error, KafkaUnavailable) else 2) from None
 
 
 def _database_reachable(postgres) -> None:
@@ -660,7 +672,7 @@ def flow(
     except ValueError as error:
         raise _bad(str(error), "--config") from None
     health = _health(f"flow-{name}", health_port)  # a usage error first, then the servers
-    _kafka_admin(settings.kafka)
+    _kafka_admin(settings.kafka, name)
     if health is not None:
         health.ready()  # configuration checked; Bytewax connects the cluster next
     run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
@@ -751,7 +763,7 @@ def ingest_replay(
     from flows.ingest import ReplayRefused, run_ingest
 
     kafka = _load_config(config).kafka
-    _kafka_admin(kafka)
+    _kafka_admin(kafka, "ingest")
     try:
         stats = run_ingest("replay", kafka, paths=files, fresh=fresh)
     except (ReplayRefused, KafkaException, MissingTopicsError) as error:
@@ -787,7 +799,7 @@ def ingest_live(
         health.ready()
     try:
         settings = _load_config(config)
-        _kafka_admin(settings.kafka)
+        _kafka_admin(settings.kafka, "ingest")
         run_ingest("live", settings.kafka, instruments=instruments, recovery=settings.recovery)
     except ValueError as error:
         raise _bad(str(error), "--instrument") from None
@@ -807,7 +819,7 @@ def persist(
     settings = _load_config(config)
     health = _health("persist", health_port)  # a usage error first, then the servers
     _database_reachable(settings.postgres)
-    _kafka_admin(settings.kafka)
+    _kafka_admin(settings.kafka, "persist")
     if health is not None:
         health.ready()
     run_persist(settings.kafka, settings.postgres, settings.recovery, tail=not until_end)
@@ -911,7 +923,7 @@ def execute(
     if settings.execute is None:
         raise _bad("the configuration has no [execute] section", "--config")
     health = _health("execute", health_port)  # a usage error first, then the servers
-    _kafka_admin(settings.kafka)
+    _kafka_admin(settings.kafka, "executor")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -394,6 +394,35 @@ def test_an_unreachable_server_stops_the_command_with_one_line(tmp_path, args, s
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("args", "reads"),
+    [
+        (("flow", "quote", "--until-end"), "orders.events"),
+        (("flow", "surveillance", "--until-end"), "orders.events"),
+        (("ingest", "replay", SPOT_ETH), "md.book"),
+        (("execute", "--until-end"), "orders.intents"),
+    ],
+)
+def test_a_deployment_without_its_topics_stops_the_process_with_one_line(
+    kafka_bootstrap, tmp_path, args, reads
+):
+    """A prefix whose topics were never created (`quoteflow topics`): named at start-up, exit
+    2 (a setup error), not a Rust panic from inside a Bytewax source."""
+    from tests.kafka_service import fresh_prefix, kafka_config, kafka_toml
+
+    prefix = fresh_prefix()
+    config = tmp_path / "quoteflow.toml"
+    config.write_text(kafka_toml(kafka_config(kafka_bootstrap, prefix=prefix))
+                      + f'[execute]\nexchange = "binance"\nsymbols = ["ETH/USDT"]\n'
+                      f'audit_path = "{tmp_path / "audit.jsonl"}"\n')
+    result = invoke(*args, "--config", config)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith("Kafka lacks topics [")
+    assert f"'{prefix}.{reads}'" in result.output and "quoteflow topics" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [

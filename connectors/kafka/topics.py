@@ -110,8 +110,8 @@ def require_topics(admin: AdminClient, names: Iterable[str], timeout_s: float) -
     missing = sorted(set(names) - existing.keys())
     if missing:
         raise MissingTopicsError(
-            f"Kafka lacks topics {missing}: create them with connectors.kafka.ensure_topics "
-            "and the same prefix"
+            f"Kafka lacks topics {missing}: create them with `quoteflow topics` "
+            "(connectors.kafka.ensure_topics) and the same prefix"
         )
 
 
