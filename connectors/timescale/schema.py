@@ -56,9 +56,14 @@ _TOP = (
     _c("ask_price", "numeric", nullable=True),
     _c("ask_size", "numeric", nullable=True),
 )
-_TRADING = (
+# A record's own time in both forms (see the module notes): the start of every table but
+# market data's, which keeps the exchange's and the receiver's clocks apart.
+_STAMPED = (
     _c("ts", "timestamptz"),
     _c("ts_ns", "bigint"),
+)
+_TRADING = (
+    *_STAMPED,
     _c("venue", "text"),
     _c("symbol", "text"),
 )
@@ -156,8 +161,7 @@ POSITIONS = Table(
 ARB_SIGNALS = Table(
     "arb_signals",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("kind", "text"),
         _c("buy_venue", "text"),
         _c("buy_symbol", "text"),
@@ -191,8 +195,7 @@ PREDICTIONS = Table(
 RISK_EVENTS = Table(
     "risk_events",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("kind", "text"),
         _c("reason_code", "text"),
         _c("detail", "text"),
@@ -205,8 +208,7 @@ RISK_EVENTS = Table(
 CONTROL_COMMANDS = Table(
     "control_commands",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("command_id", "text"),
         _c("issued_by", "text"),
         _c("action", "text"),
@@ -227,8 +229,7 @@ CONTROL_COMMANDS = Table(
 CONTROL_ACKS = Table(
     "control_acks",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("process", "text"),
         _c("command_id", "text"),
         _c("issued_by", "text"),
@@ -245,8 +246,7 @@ CONTROL_ACKS = Table(
 SURVEILLANCE_ALERTS = Table(
     "surveillance_alerts",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("alert_id", "text"),
         _c("account", "text"),
         _c("venue", "text"),
@@ -265,8 +265,7 @@ SURVEILLANCE_ALERTS = Table(
 AUDIT = Table(
     "audit",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("seq", "bigint"),
         _c("actor", "text"),
         _c("action", "text"),
@@ -281,8 +280,7 @@ AUDIT = Table(
 DEAD_LETTERS = Table(
     "dead_letters",
     (
-        _c("ts", "timestamptz"),
-        _c("ts_ns", "bigint"),
+        *_STAMPED,
         _c("source", "text"),
         _c("reason", "text"),
         _c("raw", "text"),
