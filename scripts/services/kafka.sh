@@ -30,6 +30,8 @@ libs="$cache/libs"
 pom="$here/kafka-pom.xml"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/services/await_start.sh
+. "$here/await_start.sh"
 
 apt_install() {
     echo "kafka.sh: installing system packages: $*" >&2
@@ -220,7 +222,8 @@ start() {
     fi
     nohup "$@" >"$dir/kafka.log" 2>&1 &
     echo $! >"$dir/kafka.pid"
-    wait_started "$dir" "$!"
+    await_start "the broker" "$dir" "$!" "$dir/kafka.log" "${KAFKA_START_TIMEOUT:-60}" 0.2 \
+        started "$dir"
     client_help "$dir" >&2
     echo "127.0.0.1:$port"
 }
@@ -230,20 +233,7 @@ client_help() {
     echo "    set -a; . $1/client.env; set +a"
 }
 
-wait_started() {
-    local dir="$1" pid="$2" deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-60}))
-    until grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 30 "$dir/kafka.log" >&2
-            die "the broker exited during start-up; log: $dir/kafka.log"
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            stop "$dir"
-            die "the broker did not start within ${KAFKA_START_TIMEOUT:-60} s; log: $dir/kafka.log"
-        fi
-        sleep 0.2
-    done
-}
+started() { grep -q "Kafka Server started" "$1/kafka.log" 2>/dev/null; }
 
 stop() {
     [ $# -ge 1 ] || die "usage: kafka.sh stop DIR"

@@ -23,6 +23,8 @@ realm_file="$root/connectors/keycloak/realm-quoteflow.json"
 build_options=(--db=dev-file --health-enabled=false --metrics-enabled=false)
 
 die() { echo "keycloak: $*" >&2; exit 1; }
+# shellcheck source=scripts/services/await_start.sh
+. "$root/scripts/services/await_start.sh"
 
 java_major() { "$1/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 
@@ -146,18 +148,8 @@ start() {
     setsid "$dir/bin/kc.sh" $(server_args "$port") >"$dir/keycloak.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$dir/keycloak.pid"
-    local deadline=$((SECONDS + ${KEYCLOAK_START_TIMEOUT:-240}))
-    until realm_answers "$port"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 40 "$dir/keycloak.log" >&2
-            die "Keycloak exited during start-up; log: $dir/keycloak.log"
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            stop "$dir"
-            die "Keycloak not ready on port $port in time; log: $dir/keycloak.log"
-        fi
-        sleep 0.5
-    done
+    await_start Keycloak "$dir" "$pid" "$dir/keycloak.log" "${KEYCLOAK_START_TIMEOUT:-240}" 0.5 \
+        realm_answers "$port"
     echo "http://127.0.0.1:$port"
 }
 
