@@ -4,7 +4,6 @@ on Kafka; bad input and bad configuration are handled."""
 
 from __future__ import annotations
 
-import socket
 from decimal import Decimal
 
 import pytest
@@ -36,7 +35,7 @@ from tests.flow_runs import (
     start_flow,
     write_config,
 )
-from tests.kafka_service import kafka_config, new_deployment, read_topic
+from tests.kafka_service import _free_port, kafka_config, new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +52,6 @@ def expected(events):
     intents = expected_intents(events)
     assert len(intents) > 100  # the recording makes the strategy requote often
     return intents
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_same_intents(actual: list[OrderIntent], expected: list[OrderIntent]) -> None:

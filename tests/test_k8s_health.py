@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from connectors.health import HealthServer
 from quoteflow.cli import app
-from tests.kafka_service import kafka_toml, new_deployment, principal_config
+from tests.kafka_service import _free_port, kafka_toml, new_deployment, principal_config
 
 ROOT = Path(__file__).resolve().parents[1]
 QUOTEFLOW = Path(sys.executable).parent / "quoteflow"  # the console script of this venv
@@ -31,12 +31,6 @@ def get(port: int, path: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_health_server_answers_liveness_readiness_and_metrics():
@@ -112,7 +106,7 @@ def stop(flow: subprocess.Popen) -> None:
 
 @pytest.mark.integration
 def test_a_flow_process_is_ready_and_exports_metrics(kafka_bootstrap, tmp_path):
-    port = free_port()
+    port = _free_port()
     flow, log = start_flow(kafka_bootstrap, tmp_path, "--health-port", str(port))
     try:
         deadline = time.monotonic() + 60
