@@ -35,6 +35,7 @@ import ccxt
 import msgspec
 
 from connectors.audit_store import AuditStore
+from connectors.execution import eager
 from connectors.execution.retry import RetryPolicy, with_retries
 from connectors.execution.venue import NewOrder, Venue
 from models.accounting import PositionLedger
@@ -615,4 +616,4 @@ async def _done() -> None:
 
 async def _gather(awaitables: list[Awaitable[None]]) -> None:
     if awaitables:
-        await asyncio.gather(*awaitables)
+        await eager.gather(awaitables)  # requests that answer at once need no task

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import ccxt
 
+from connectors.execution import eager
+
 T = TypeVar("T")
 
 # 429 and its kin: the whole venue should slow down, not only the request that got it.
@@ -71,11 +73,19 @@ async def with_retries(
     `on_rate_limited(delay)` is told of each 429 so the whole venue can hold back.
     """
     retry = 0
+    loop = asyncio.get_running_loop()
     while True:
         try:
-            # asyncio.timeout, not wait_for: no extra task and loop turn per request.
-            async with asyncio.timeout(policy.timeout_s):
-                return await call()
+            # The attempt's deadline is set before it starts, but its timer only once it has
+            # to wait: an answer given without waiting cannot have timed out, and most paper
+            # and simulated requests answer so. asyncio.timeout, not wait_for: no extra task
+            # and loop turn per request.
+            deadline = loop.time() + policy.timeout_s
+            answered, answer = eager.start(call())
+            if answered:
+                return answer
+            async with asyncio.timeout_at(deadline):
+                return await answer
         except TimeoutError:
             error: BaseException = ccxt.RequestTimeout(f"no answer within {policy.timeout_s} s")
         except ccxt.NetworkError as network_error:
