@@ -52,13 +52,20 @@ def diff_side(
     actions: OrderActions,
 ) -> None:
     unmatched = list(live)
+    max_price_move, size_fraction = tolerance.price, tolerance.size_fraction
     for quote in desired:
-        match = next((o for o in unmatched if _fits(o, quote, tolerance)), None)
-        if match is None:
-            actions.places.append((side, quote))
+        price, size = quote.price, quote.size
+        # `_fits` inlined (this runs for every intent): the first live order that fits stays.
+        for i, order in enumerate(unmatched):
+            if (
+                abs(order.price - price) <= max_price_move
+                and abs(order.remaining - size) <= size * size_fraction
+            ):
+                del unmatched[i]
+                break
         else:
-            unmatched.remove(match)
-    actions.cancels.extend(o.client_order_id for o in unmatched)
+            actions.places.append((side, quote))
+    actions.cancels.extend([o.client_order_id for o in unmatched])
 
 
 def diff_orders(

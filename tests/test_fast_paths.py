@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.execution import ccxt_structures
+from connectors.execution.executor import Executor
 from connectors.paper import adapter, trading
 from connectors.paper.inline_loop import InlineLoop
 from connectors.paper.trading import PaperSettings
@@ -28,6 +29,7 @@ from models.book import OrderBook
 from models.events import BookDelta, BookSnapshot, Fill, Trade, encode
 from models.latency import ConstantLatency
 from models.markouts import MarkoutTracker
+from models.risk import RiskEngine
 from quoteflow.sessions import SessionRegistry, TradingOptions
 from tests.conftest import SHARED_DATA
 
@@ -319,3 +321,31 @@ def _session_outputs_and_session(path, latency_ms):
     session = registry(events[0].key)
     out = [encode(item) for event in events for item in session.on_event(event)]
     return out + [encode(item) for item in session.close()], session
+
+
+def test_an_audit_that_keeps_nothing_gets_no_records_made_unless_someone_listens(shared_data):
+    """The backtest's executor skips making audit records its store would drop; with an
+    `on_audit` listener (or a store that keeps them) every record is made as before."""
+    appended: list[str] = []
+
+    class Discarding:
+        discards = True
+
+        @staticmethod
+        def append(ts, actor, action, payload):
+            appended.append(action)
+            return action
+
+    session = SessionRegistry(TradingOptions(strategy="avellaneda-stoikov-infinite"))(
+        next(iter_events(USDM_BTC)).key
+    )
+    heard: list[str] = []
+    for on_audit, expected in ((None, []), (heard.append, ["probe"])):
+        executor = Executor(
+            session.adapter, [session.instrument], RiskEngine(), emit=lambda event: None,
+            audit=Discarding(), on_audit=on_audit,
+        )
+        executor.audit("probe", {})
+        assert appended == expected
+    assert heard == ["probe"]
+    assert not session.executor._audited  # the paper trader's store keeps nothing

@@ -110,6 +110,8 @@ class Executor:
         self._clock = clock
         self._append = audit.append if audit is not None else AuditChain().append
         self._on_audit = on_audit
+        # A store that keeps nothing (a backtest's) and no listener: records need not be made.
+        self._audited = not getattr(audit, "discards", False) or on_audit is not None
         self._intents = RecentKeys(config.memory)
         self._trades = RecentKeys(config.memory)
         self._last_intent_ts: dict[tuple[str, str], int] = {}  # by (strategy, instrument)
@@ -124,6 +126,8 @@ class Executor:
     # -- audit and output --------------------------------------------------------------------
 
     def audit(self, action: str, payload: Any, ts: int | None = None) -> None:
+        if not self._audited:
+            return
         record = self._append(self._clock() if ts is None else ts, self.config.actor, action,
                               payload)
         if self._on_audit is not None:

@@ -71,6 +71,8 @@ class PaperSettings:
 class _UnrecordedAudit:
     """A backtest's audit goes nowhere: its fills file and report are its record."""
 
+    discards = True  # the executor skips making its records
+
     @staticmethod
     def append(ts, actor, action, payload) -> None:
         return None

@@ -771,6 +771,8 @@ def _time_in_force(type: str, params: dict) -> tuple[str, bool]:
 
 def _decimal(value: object, name: str) -> Decimal | None:
     """Numbers from callers: Decimal, int or str exactly; a float through its shortest repr."""
+    if type(value) is Decimal and value.is_finite():
+        return value  # the executor's orders: exact already, and Decimal(value) equals value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):

@@ -64,10 +64,15 @@ def plan(
 ) -> Plan:
     """`quoting`: our unfinished orders on the instrument that no cancel is pending for."""
     result = Plan()
-    by_id = {order.client_order_id: order for order in quoting}
     for side, desired in (("buy", intent.bids), ("sell", intent.asks)):
+        live = [o for o in quoting if o.side == side]
+        if not desired and not live:
+            continue  # nothing wanted, nothing there
         actions = OrderActions()
-        diff_side(side, desired, [o for o in quoting if o.side == side], tolerance, actions)
+        diff_side(side, desired, live, tolerance, actions)
+        if not actions:
+            continue  # every live order stays
+        by_id = {order.client_order_id: order for order in live}
         cancels = [by_id[client_order_id] for client_order_id in actions.cancels]
         places = _with_levels(side, desired, [quote for _, quote in actions.places])
         if amend:
