@@ -216,10 +216,11 @@ class Executor:
                 position=self.ledgers[instrument.key].quantity, open_orders=open_orders,
             ),
         )
-        self.audit("risk_decision", {
-            "client_order_id": client_order_id, "accepted": decision.accepted,
-            "reason_code": decision.reason_code, "detail": decision.detail,
-        })
+        if self._audited:  # the payload is not even made for a store that drops it
+            self.audit("risk_decision", {
+                "client_order_id": client_order_id, "accepted": decision.accepted,
+                "reason_code": decision.reason_code, "detail": decision.detail,
+            })
         self._drain_risk_now()
         return decision.accepted
 
@@ -286,9 +287,10 @@ class Executor:
             order.client_order_id, order.symbol, order.side, order.amount, order.price,
             self.config.post_only, trigger_exchange_ts,
         )
-        self.audit(
-            "order_request", {"request": "create", "intent_id": intent_id, **_fields(request)}
-        )
+        if self._audited:
+            self.audit(
+                "order_request", {"request": "create", "intent_id": intent_id, **_fields(request)}
+            )
         venue = self.venue
         try:
             # Idempotent by its client id: after an ambiguous failure, look before resending.
@@ -347,8 +349,9 @@ class Executor:
         trigger_exchange_ts: int | None = None,
     ) -> None:
         cid = order.client_order_id
-        self.audit("order_request", {"request": "amend", "client_order_id": cid,
-                                     "price": price, "amount": amount})
+        if self._audited:
+            self.audit("order_request", {"request": "amend", "client_order_id": cid,
+                                         "price": price, "amount": amount})
         order.amend_from = (order.price, order.amount)
         order.price, order.amount = price, amount
         venue, symbol, side = self.venue, order.symbol, order.side
@@ -377,6 +380,8 @@ class Executor:
         self, request: str, order: TrackedOrder, *, seen: VenueOrder | None = None,
         error: BaseException | None = None, outcome: str = "OK",
     ) -> None:
+        if not self._audited:
+            return
         payload: dict[str, Any] = {"request": request, "client_order_id": order.client_order_id,
                                    "outcome": outcome}
         if seen is not None:

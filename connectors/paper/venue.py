@@ -446,13 +446,14 @@ class PaperVenue:
         _validate(order.instrument, new_price, new_size)
         if new_size <= order.filled:
             raise ccxt.InvalidOrder(f"amount {new_size} is not above the filled {order.filled}")
-        self._check_funds(
-            order.instrument,
-            order.side,
-            new_price,
-            new_size - order.filled,
-            holding(order.instrument, order.side, order.price, order.remaining)[1],
-        )
+        if self._balances.checked:  # else what the order holds now need not be worked out
+            self._check_funds(
+                order.instrument,
+                order.side,
+                new_price,
+                new_size - order.filled,
+                holding(order.instrument, order.side, order.price, order.remaining)[1],
+            )
         self._send(_AMEND, order, new_price, new_size, params)
         return order
 
