@@ -78,8 +78,17 @@ class EventConsumer:
         """Up to `max_messages` events in partition order; [] when nothing arrived in time."""
         events = []
         decode = self._decoder.decode
+        consume = self._consumer.consume
+        # A batch waits out the whole timeout unless it fills (librdkafka's consume_batch):
+        # take what is here, else wait for one message only and then take what came with it,
+        # so a lone intent is read when it arrives, not up to `timeout_s` later.
+        messages = consume(max_messages, 0)
+        if not messages:
+            messages = consume(1, timeout_s)
+            if messages and max_messages > 1:
+                messages += consume(max_messages - 1, 0)
         now_ns = time.time_ns()
-        for message in self._consumer.consume(max_messages, timeout_s):
+        for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
