@@ -86,13 +86,17 @@ from models.events import (
     DeadLetter,
     Event,
     Fill,
+    HeardThrough,
+    MarketEvent,
     OrderIntent,
+    QuotedThrough,
     RiskEvent,
     decode,
 )
 from models.execution.past_run import past_run
 from models.execution.plan import UNIT_COSTS
 from models.instrument import Instrument
+from models.lockstep import LockstepError
 from models.order_diff import Tolerance
 from models.risk import RiskEngine, parse_limits
 
@@ -179,6 +183,14 @@ class KafkaOutput:
 
     def commit(self, consumer: EventConsumer | None = None) -> None:
         self._producer.commit(consumer)
+
+    def mark(self, mark: HeardThrough) -> None:
+        """A lockstep replay's mark, in the transaction: not audited, it records no decision
+        (how far the market was matched); the last one goes to every partition."""
+        if mark.final:
+            self._producer.send_to_every_partition(mark)
+        else:
+            self._producer.send(mark)
 
 
 def paper_market(instruments: list[Instrument], config: ExecuteSettings) -> PaperMarket:
@@ -445,6 +457,9 @@ class _Feed:
         self.resuming += len(intents)
 
     async def run(self) -> None:
+        if self.process.settings.lockstep:
+            await self._run_lockstep()
+            return
         process, pending = self.process, self.pending
         while not process.stop.is_set():
             if not pending:
@@ -478,33 +493,106 @@ class _Feed:
                 readable.append(event)
         return readable
 
-    async def _release(self) -> None:
-        pending, stats = self.pending, self.stats
+    async def _run_lockstep(self) -> None:
+        """A replay in turns with the quote flow (`[quote] lockstep`, `models.lockstep`).
+
+        Ours: match the next market event, hear what it did (`pump`, as the backtest does
+        after each event) and publish the fills with a `HeardThrough` mark, in one
+        transaction. Then the quote flow's: it sees the event, quotes, and marks it
+        `QuotedThrough` after its intents, which are acted on as they come (their market is
+        the event just matched). An intent can only be released on the market it was
+        decided on, so no event is matched before the last one was quoted."""
+        process, pending, orders = self.process, self.pending, self.orders
+        awaiting: tuple[str, str, int] | None = None  # the event the quote flow must quote
+        while not process.stop.is_set():
+            if pending or awaiting is not None:
+                if not pending:
+                    read = await asyncio.to_thread(orders.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)
+                    pending.extend(self._readable(read))
+                awaiting = await self._release_quoted(awaiting)
+                await self.service.drained()
+                if awaiting is not None or pending:
+                    continue
+            event = await self._next_market_event()
+            if event is None:
+                if process.until_end:
+                    self.output.mark(HeardThrough(venue="", symbol="", receive_ts=0, final=True))
+                    self.output.commit(orders)
+                    return
+                await asyncio.sleep(_POLL_TIMEOUT_S)
+                continue
+            self.stats.market_events += self.market.apply(event)  # type: ignore[union-attr]
+            await self.executor.pump()
+            self.output.mark(HeardThrough(venue=event.venue, symbol=event.symbol,
+                                          receive_ts=event.receive_ts))
+            self.output.commit(orders)
+            awaiting = (event.venue, event.symbol, event.receive_ts)
+
+    async def _release_quoted(
+        self, awaiting: tuple[str, str, int] | None
+    ) -> tuple[str, str, int] | None:
+        """Release what was read up to the quote flow's mark of `awaiting` (None once it
+        came); a mark of any other event means the two do not replay the same market."""
+        pending = self.pending
         while pending:
             item = pending[0]
-            if type(item) is OrderIntent:
-                due = item.trigger_receive_ts or item.ts
-                if not await self._advance_market(due):
-                    return  # the market has more to show before this intent
-                if self.resuming:
-                    self.resuming -= 1
-                    stats.resumed_intents += 1
-                else:
-                    stats.intents += 1
-            elif type(item) is ControlCommand:
-                stats.commands += 1
-                # Operators' commands are checked on the wall clock, not the market's.
-                reason = self.verifier.refusal(item, time.time_ns())
-                if reason is not None:
-                    pending.popleft()
-                    self._refuse(item, reason)
-                    continue
-            pending.popleft()
-            await self.service.submit(item)  # type: ignore[arg-type]
-            if self.market is not None:
-                # On the market clock the executor acts before the market moves on; a live
-                # venue's backlog instead goes in at once, and only its newest intents count.
-                await self.service.drained()
+            if type(item) is QuotedThrough:
+                pending.popleft()
+                quoted = (item.venue, item.symbol, item.receive_ts)
+                if quoted != awaiting:
+                    raise LockstepError(f"the quote flow quoted {quoted}, the executor matched "
+                                        f"{awaiting} last")
+                return None
+            await self._release_one(item)
+        return awaiting
+
+    async def _next_market_event(self) -> MarketEvent | None:
+        """The next market event in receive order; None once md.* is read to its end."""
+        md, buffer = self.md, self.market_buffer
+        while not buffer:
+            read = self._readable(
+                await asyncio.to_thread(md.poll, _POLL_MESSAGES, _POLL_TIMEOUT_S)  # type: ignore[union-attr]
+            )
+            buffer.extend(read)
+            if not read and not buffer and md.at_end:  # type: ignore[union-attr]
+                return None
+        return buffer.popleft()  # type: ignore[return-value]
+
+    async def _release_one(self, item: Event) -> None:
+        """The first pending intent or command, to the service (its market is reached)."""
+        self.pending.popleft()
+        stats = self.stats
+        if type(item) is OrderIntent:
+            if self.resuming:
+                self.resuming -= 1
+                stats.resumed_intents += 1
+            else:
+                stats.intents += 1
+        elif type(item) is ControlCommand:
+            stats.commands += 1
+            # Operators' commands are checked on the wall clock, not the market's.
+            reason = self.verifier.refusal(item, time.time_ns())
+            if reason is not None:
+                self._refuse(item, reason)
+                return
+        await self.service.submit(item)  # type: ignore[arg-type]
+        if self.market is not None:
+            # On the market clock the executor acts before the market moves on; a live
+            # venue's backlog instead goes in at once, and only its newest intents count.
+            await self.service.drained()
+
+    async def _release(self) -> None:
+        pending = self.pending
+        while pending:
+            item = pending[0]
+            if type(item) is QuotedThrough:
+                pending.popleft()  # a lockstep quote flow's mark: nothing waits for it here
+                continue
+            if type(item) is OrderIntent and not await self._advance_market(
+                item.trigger_receive_ts or item.ts
+            ):
+                return  # the market has more to show before this intent
+            await self._release_one(item)
 
     def _refuse(self, command: ControlCommand, reason: str) -> None:
         """Audit and report a command that is not acted on. Only bounded fields are kept: the

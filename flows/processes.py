@@ -36,7 +36,9 @@ from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's
 from flows.runner import run_dataflow
 from flows.surveillance import build_surveillance_kafka_flow
 from models.arbitrage import ArbitrageConfig
+from models.events import Event, HeardThrough
 from models.flow_control import CommandGate, StrategyChoice
+from models.lockstep import LockstepSessions
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
 
@@ -74,21 +76,31 @@ def quote_options(config: FlowSettings) -> QuoteSessionOptions:
 
 def build_quote_kafka_flow(
     kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True,
-    commands: CommandsConfig | None = None,
+    commands: CommandsConfig | None = None, lockstep: bool = False,
 ) -> Dataflow:
     """`flows.quote.build_quote_flow` on Kafka: the same flow the backtests run; with
-    `commands`, also steered by the `control` topic (acks on `control.acks`)."""
+    `commands`, also steered by the `control` topic (acks on `control.acks`).
+
+    `lockstep`: a replay in turns with `quoteflow execute` (`models.lockstep`): our fills
+    are read until the executor's last mark, however long the market data took to read."""
+    orders = (CoPartitionedSource(kafka, ["orders.events"], tail=True, until=_market_ended)
+              if lockstep else CoPartitionedSource(kafka, ["orders.events"], tail=tail))
     sources = {
         "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail),
-        "orders": CoPartitionedSource(kafka, ["orders.events"], tail=tail),
+        "orders": orders,
         "predictions": CoPartitionedSource(kafka, ["signals.pred"], tail=tail),
     }
     control = {}
     if commands is not None:
         control = {"commands": CoPartitionedSource(kafka, ["control"], tail=tail),
                    "new_gate": _QuoteGate(commands, options)}
-    return build_quote_flow(sources, KafkaEventSink(kafka), QuoteSessions(options, instrument_for),
-                            **control)
+    sessions = QuoteSessions(options, instrument_for)
+    return build_quote_flow(sources, KafkaEventSink(kafka),
+                            LockstepSessions(sessions) if lockstep else sessions, **control)
+
+
+def _market_ended(event: Event) -> bool:
+    return type(event) is HeardThrough and event.final
 
 
 class _QuoteGate:
@@ -123,7 +135,8 @@ def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflo
     kafka = config.kafka
     if name == "quote":
         return build_quote_kafka_flow(kafka, quote_options(config), tail=tail,
-                                      commands=config.commands)
+                                      commands=config.commands,
+                                      lockstep=getattr(config.quote, "lockstep", False))
     if name == "arbitrage":
         return build_arbitrage_kafka_flow(kafka, tail=tail)
     if name == "predict":

@@ -324,12 +324,42 @@ class ControlAck(Event, tag="control_ack", kw_only=True):
         return f"{self.process}:{self.target}:{self.action}"
 
 
+class QuotedThrough(Event, tag="quoted_through", kw_only=True):
+    """Lockstep replays only (docs/paper-venue.md, "One engine"): the quote flow has quoted
+    the instrument's market event received at `receive_ts`; every intent it triggered is
+    before this mark on `orders.intents`."""
+
+    venue: str
+    symbol: str
+    receive_ts: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+
+class HeardThrough(Event, tag="heard_through", kw_only=True):
+    """Lockstep replays only: the executor has matched the market event received at
+    `receive_ts` (this instrument's) and published every fill our side had heard by then;
+    the quote flow may now see that event. `final`: the market data has ended."""
+
+    venue: str
+    symbol: str
+    receive_ts: int
+    final: bool = False
+
+
+# Marks of how far a lockstep replay has gone: not data, nothing records them.
+LOCKSTEP_MARKS = (QuotedThrough, HeardThrough)
+
 AnyMarketEvent = BookSnapshot | BookDelta | BBO | Trade
 AnyEvent = (
     AnyMarketEvent
     | OrderIntent
+    | QuotedThrough
     | OrderEvent
     | Fill
+    | HeardThrough
     | Position
     | DeadLetter
     | ArbSignal

@@ -40,6 +40,13 @@ class QuoteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Quote on the bookTicker alone, with no L2 book (a paper executor then matches on it too,
     # as a backtest's venue shares its session's book); default: the fresher of the two.
     top_of_book: bool = False
+    # A lockstep replay (docs/paper-venue.md, "One engine"): see each market event only once
+    # the executor (`[execute] lockstep`) has matched it, as a backtest does. Replays only.
+    lockstep: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lockstep and self.requote_ms:
+            raise ValueError("quote.lockstep needs event-driven quoting (requote_ms = 0)")
 
 
 class KeycloakConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -8,9 +8,9 @@ it into orders.intents, `quoteflow execute` (paper venue, the same latencies, re
 and risk limits) acts on them and publishes orders.events and risk.events.
 
 On Kafka our fills reach the quote flow asynchronously: where a fill falls between two
-market events depends on when the two processes read their inputs. No run of the two at once
-is reproducible, so both tests run the stages one after the other, each to the end of its
-input: the quote flow sees no fill at all. What each shows, and what it cannot:
+market events depends on when the two processes read their inputs, so no free run of the two
+at once is reproducible. The first two tests run the stages one after the other, each to the
+end of its input (the quote flow sees no fill at all); the third runs them in lockstep:
 
 - `test_the_kafka_stack_trades_a_recording_as_the_backtest_does` is the whole stack, with a
   strategy whose intents do not depend on our fills (`fixed-offset`, one tick behind the
@@ -27,11 +27,12 @@ input: the quote flow sees no fill at all. What each shows, and what it cannot:
 - `test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does` covers a strategy
   whose quotes do depend on inventory (GLFT, L2 book): the executor on Kafka, given the
   backtest's own intents, produces its orders, fills and risk events exactly.
-
-Not shown: a closed loop on Kafka (fills reaching the quote flow) giving the backtest's
-intents. That needs both processes to publish how far they are (the quote flow: intents
-complete up to a time; the executor: fills heard up to a time) and each to wait for the
-other's; see docs/paper-venue.md, "One engine".
+- `test_a_lockstep_replay_on_kafka_quotes_and_trades_as_the_backtest_does` is the closed
+  loop: both processes side by side in lockstep (`[quote] lockstep`, `[execute] lockstep`,
+  `models.lockstep`), our fills reaching the quote flow at the market event the backtest
+  gives them to its session; GLFT's intents, ids included, and everything the executor
+  publishes are the backtest's exactly. A turn per event costs a broker round trip, so it
+  runs on the recording's first 50 s (docs/paper-venue.md, "One engine").
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from connectors.kafka import EventProducer, KafkaConfig
 from connectors.paper.trading import PaperSettings
 from connectors.replay.recordings import Recordings
 from flows.ingest import run_ingest
-from models.events import Fill, OrderEvent, OrderIntent, RiskEvent, decode
+from models.events import Fill, OrderEvent, OrderIntent, QuotedThrough, RiskEvent, decode
 from models.execution.client_ids import client_order_id
 from models.latency import ConstantLatency
 from models.risk import parse_limits
@@ -57,6 +58,7 @@ from quoteflow.sessions import TradingOptions
 from tests.conftest import SHARED_DATA
 from tests.flow_runs import intents_on, start_flow
 from tests.kafka_service import kafka_toml, new_deployment, read_topic
+from tests.recording_slices import slice_recording, without_book_ticker
 
 pytestmark = pytest.mark.integration
 
@@ -88,13 +90,15 @@ def _risk_key(event: RiskEvent) -> tuple:
             event.symbol)
 
 
-def _write_config(path: Path, kafka: KafkaConfig, extra: str = "") -> Path:
+def _write_config(path: Path, kafka: KafkaConfig, extra: str = "", *,
+                  lockstep: bool = False) -> Path:
     """`quoteflow execute`'s configuration (and the quote flow's, with `extra`)."""
     path.write_text(
         kafka_toml(kafka)
         + f'[execute]\nexchange = "binance"\nsymbols = ["ETH/USDT"]\n'
         f"paper_rate_limit_ms = {RATE_LIMIT_MS}\nrate_limit_capacity = {CAPACITY}\n"
         f'reconcile_interval_s = {RECONCILE_S}\naudit_path = "{path.parent / "audit.jsonl"}"\n'
+        f"lockstep = {str(lockstep).lower()}\n"
         + extra
     )
     return path
@@ -215,4 +219,48 @@ def test_kafka_executor_trades_the_backtests_intents_as_the_backtest_does(
     producer.send_all(intents)
     producer.close()
     _execute_until_end(_write_config(tmp_path / "quoteflow.toml", kafka, PAPER_TOML))
+    _assert_same_trading(_kafka_output(kafka), backtest)
+
+
+# The first 6,000 lines of the recording without its bookTicker stream: 1,489 events over the
+# first 50 s, past the estimators' warm-up; a lockstep replay takes a broker round trip per
+# event (docs/benchmarks.md, "One lockstep turn").
+LOCKSTEP_LINES = 6000
+
+
+def test_a_lockstep_replay_on_kafka_quotes_and_trades_as_the_backtest_does(
+    kafka_bootstrap, tmp_path: Path
+):
+    """The closed loop: GLFT, whose quotes move with the inventory our fills change, quoted
+    by `quoteflow flow quote` and traded by `quoteflow execute` side by side, in lockstep
+    (`[quote] lockstep`, `[execute] lockstep`): the intents, ids included, and the orders,
+    fills and risk events are the backtest's exactly."""
+    recording = slice_recording(SPOT_ETH, tmp_path / "ethusdt_20240808.gz", LOCKSTEP_LINES,
+                                keep=without_book_ticker)
+    params = {"gamma": "0.01"}
+    options = TradingOptions(strategy="glft", params=params,
+                             paper=_paper(max_position=MAX_POSITION))
+    backtest: list = []
+    run_paper_trading(Recordings([recording]).events(), options, on_output=backtest.extend)
+    expected = [e for e in backtest if type(e) is OrderIntent]
+    assert _split_id(expected[-1].intent_id)[1] > 0  # the session quoted on fills it heard
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", kafka, paths=[recording])
+    quote = ('[quote]\nstrategy = "glft"\nlockstep = true\n[quote.params]\n'
+             + "".join(f'{k} = "{v}"\n' for k, v in params.items()))
+    config = _write_config(tmp_path / "quoteflow.toml", kafka,
+                           quote + PAPER_TOML + f'[risk]\nmax_position = "{MAX_POSITION}"\n',
+                           lockstep=True)
+    flow = start_flow(config, "--until-end", log=tmp_path / "flow.log")
+    try:
+        _execute_until_end(config)
+        assert flow.wait(timeout=120) == 0, (tmp_path / "flow.log").read_text()
+    finally:
+        flow.kill()
+    published = intents_on(kafka)
+    assert [e for e in published if type(e) is OrderIntent] == expected
+    marks = [e.receive_ts for e in published if type(e) is QuotedThrough]
+    assert marks == [e.receive_ts for e in Recordings([recording]).events()]
+    risk = Counter(e.reason_code for e in backtest if type(e) is RiskEvent)
+    assert risk["MAX_POSITION"] > 0
     _assert_same_trading(_kafka_output(kafka), backtest)

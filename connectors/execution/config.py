@@ -39,12 +39,17 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rate_limit_capacity: float = 1.0
     group: str = "executor"  # Kafka consumer group: offsets survive restarts
     audit_path: str = "~/.local/share/quoteflow/executor-audit.jsonl"
+    # A lockstep replay with the quote flow (`[quote] lockstep`, docs/paper-venue.md): one
+    # market event at a time, each once the quote flow has quoted the one before. Paper only.
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         if self.venue not in ("paper", "ccxt"):
             raise ValueError(f"execute.venue must be 'paper' or 'ccxt', not {self.venue!r}")
         if self.venue == "ccxt" and not self.owner:
             raise ValueError("execute.owner is required for a ccxt venue: whose keys to trade")
+        if self.lockstep and self.venue != "paper":
+            raise ValueError("execute.lockstep replays the market: it needs the paper venue")
         if not self.symbols:
             raise ValueError("execute.symbols must list at least one symbol")
         if self.self_trade_prevention not in STP_MODES:

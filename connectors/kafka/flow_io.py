@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -91,8 +91,11 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         *,
         tail: bool,
         batch_size: int,
+        until: Callable[[Event], bool] | None = None,
     ):
         self._errors = _ErrorLog()
+        self._until = until
+        self._ended = False  # `until` was true of an event: nothing more is read
         self._consumer = Consumer(settings | {"error_cb": self._on_client_error})
         self._consumer.assign([TopicPartition(t, index, offsets[t]) for t in topics])
         self._partitions = {t: TopicPartition(t, index) for t in topics}
@@ -109,6 +112,8 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._next_probe = 0.0
 
     def next_batch(self) -> list[list[Event]]:
+        if self._ended:
+            raise StopIteration
         # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
         self._awake = None
         messages = self._consumer.consume(self._batch_size, 0)
@@ -136,6 +141,8 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         if not received and not self._tail and not messages:
             self._probe_ends()
         chunk = self._release()
+        if self._until is not None:
+            chunk = self._up_to_the_end(chunk)
         if not (chunk or self._tail or any(buffers.values())) and all(at_end.values()):
             raise StopIteration
         return [chunk] if chunk else []
@@ -164,6 +171,14 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             if first is None:
                 return chunk
             chunk.append(first.popleft()[2])
+
+    def _up_to_the_end(self, chunk: list[Event]) -> list[Event]:
+        until = self._until
+        for i, event in enumerate(chunk):
+            if until(event):  # type: ignore[misc]
+                self._ended = True
+                return chunk[:i]
+        return chunk
 
     def _read_to_watermark(self, topic: str) -> bool:
         # The cached high watermark is the newest fetch response's, never older than the
@@ -251,8 +266,12 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         *,
         tail: bool = True,
         batch_size: int = 1000,
+        until: Callable[[Event], bool] | None = None,
     ):
+        """`until`: a partition ends after an event it is true of (the event itself is not
+        emitted), whatever `tail` says: a lockstep replay's last mark."""
         self._config = config
+        self._until = until
         self._topics = [topic_name(config.prefix, t) for t in topics]
         if not self._topics:
             raise ValueError("CoPartitionedSource needs at least one topic")
@@ -286,5 +305,5 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         }
         return _CoPartition(
             settings, self._topics, int(for_part), offsets, WireDecoder(self._config.prefix),
-            tail=self._tail, batch_size=self._batch_size,
+            tail=self._tail, batch_size=self._batch_size, until=self._until,
         )

@@ -68,6 +68,14 @@ class EventProducer:
             raise TypeError(f"no Kafka topic for {type(event).__name__}") from None
         self._produce(topic, key_of(event), encode(event))
 
+    def send_to_every_partition(self, event: Event, timeout_s: float = 10.0) -> None:
+        """`event` once into each partition of its topic: an end mark every reader sees,
+        whichever partitions it reads."""
+        topic = self._routes[type(event)][0]
+        value = encode(event)
+        for partition in self._producer.list_topics(topic, timeout_s).topics[topic].partitions:
+            self._produce(topic, None, value, partition)
+
     def send_bytes(self, topic: str, key: str | None, value: bytes) -> None:
         """A record that is not an event (an audit line) to a full topic name."""
         self._produce(topic, key, value)
@@ -76,10 +84,10 @@ class EventProducer:
         for event in events:
             self.send(event)
 
-    def _produce(self, topic: str, key: str | None, value: bytes) -> None:
+    def _produce(self, topic: str, key: str | None, value: bytes, partition: int = -1) -> None:
         while True:
             try:
-                self._producer.produce(topic, value, key)
+                self._producer.produce(topic, value, key, partition)
                 break
             except BufferError:
                 # Local queue full: wait for deliveries to make room (back-pressure).

@@ -21,6 +21,7 @@ from models.events import (
     DeadLetter,
     Event,
     Fill,
+    HeardThrough,
     OrderEvent,
     Position,
     RiskEvent,
@@ -28,7 +29,8 @@ from models.events import (
 
 KeyFunction = Callable[[Event], str | None]
 
-_ACCOUNT_KEYED = (OrderEvent, Fill, Position, RiskEvent)
+# HeardThrough: a lockstep replay's mark, in order with the fills it follows.
+_ACCOUNT_KEYED = (OrderEvent, Fill, Position, RiskEvent, HeardThrough)
 
 
 def _control_key(command: ControlCommand) -> str:

@@ -44,9 +44,9 @@ class TransactionalProducer(EventProducer):
         # open, so committed readers see past it from now on.
         self._producer.init_transactions(timeout_s)
 
-    def _produce(self, topic: str, key: str | None, value: bytes) -> None:
+    def _produce(self, topic: str, key: str | None, value: bytes, partition: int = -1) -> None:
         self._begin()
-        super()._produce(topic, key, value)
+        super()._produce(topic, key, value, partition)
 
     @property
     def in_transaction(self) -> bool:
