@@ -296,6 +296,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
     """
     import connectors.kafka.bytewax_io as bytewax_io
     import connectors.kafka.flow_io as flow_io
+    import flows.operators as operators
     import flows.processes as processes
     from models.events import MarketEvent
     from quoteflow.config import load_config
@@ -323,7 +324,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
 
     partition_init = flow_io._CoPartition.__init__
     next_batch = flow_io._CoPartition.next_batch
-    on_item = processes._QuoteLogic.on_item
+    on_item = operators._KeyLogic.on_item  # each instrument's state (flows.operators)
     write_batch = bytewax_io._ProducerPartition.write_batch
 
     def stamped_init(self, *args, **kwargs) -> None:
@@ -371,7 +372,7 @@ def probed_flow(config_file: Path, out: Path) -> None:
 
     flow_io._CoPartition.__init__ = stamped_init
     flow_io._CoPartition.next_batch = stamped_next_batch
-    processes._QuoteLogic.on_item = stamped_on_item
+    operators._KeyLogic.on_item = stamped_on_item
     bytewax_io._ProducerPartition.write_batch = stamped_write_batch
     signal.signal(signal.SIGTERM, write_and_exit)
     processes.run_flow("quote", load_config(config_file))
