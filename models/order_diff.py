@@ -38,12 +38,6 @@ class OrderActions:
         return bool(self.cancels or self.places)
 
 
-def _fits(order: LiveOrder, quote: Quote, tolerance: Tolerance) -> bool:
-    if abs(order.price - quote.price) > tolerance.price:
-        return False
-    return abs(order.remaining - quote.size) <= quote.size * tolerance.size_fraction
-
-
 def diff_side(
     side: Side,
     desired: Sequence[Quote],
@@ -55,7 +49,8 @@ def diff_side(
     max_price_move, size_fraction = tolerance.price, tolerance.size_fraction
     for quote in desired:
         price, size = quote.price, quote.size
-        # `_fits` inlined (this runs for every intent): the first live order that fits stays.
+        # The first live order that fits the quote stays: its price within the tolerance and
+        # its remaining size within the size fraction (written out: it runs for every intent).
         for i, order in enumerate(unmatched):
             if (
                 abs(order.price - price) <= max_price_move
