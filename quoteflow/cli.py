@@ -918,6 +918,7 @@ def execute(
     from connectors.execution.keys import NoExchangeKey
     from connectors.secrets import SecretStoreError
     from flows.execute_kafka import run_execute
+    from models.lockstep import LockstepError
 
     settings = _load_config(config)
     if settings.execute is None:
@@ -931,7 +932,7 @@ def execute(
         health.ready()
     try:
         stats = run_execute(settings, until_end=until_end, stop=stop)
-    except (NoExchangeKey, SecretStoreError, AuditStoreError) as error:
+    except (NoExchangeKey, SecretStoreError, AuditStoreError, LockstepError) as error:
         console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(json.dumps(dataclasses.asdict(stats), indent=2))

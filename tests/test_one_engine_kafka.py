@@ -264,3 +264,22 @@ def test_a_lockstep_replay_on_kafka_quotes_and_trades_as_the_backtest_does(
     risk = Counter(e.reason_code for e in backtest if type(e) is RiskEvent)
     assert risk["MAX_POSITION"] > 0
     _assert_same_trading(_kafka_output(kafka), backtest)
+
+
+def test_a_lockstep_executor_given_another_markets_marks_stops_with_one_line(
+    kafka_bootstrap, tmp_path: Path
+):
+    """orders.intents holds a mark of an event this market never had (a deployment reused
+    for another replay): the executor says so in one line and exits 1, no traceback."""
+    recording = slice_recording(SPOT_ETH, tmp_path / "ethusdt_20240808.gz", 50,
+                                keep=without_book_ticker)
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", kafka, paths=[recording])
+    producer = EventProducer(kafka)
+    producer.send(QuotedThrough(venue="binance", symbol="ETH/USDT", receive_ts=1))
+    producer.close()
+    config = _write_config(tmp_path / "quoteflow.toml", kafka, PAPER_TOML, lockstep=True)
+    result = CliRunner().invoke(app, ["execute", "--config", str(config), "--until-end"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith("the quote flow quoted ('binance', 'ETH/USDT', 1)")
+    assert len(result.output.strip().splitlines()) == 1
