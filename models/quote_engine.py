@@ -15,7 +15,7 @@ from models.estimators import IntensityEstimator, VolatilityEstimator
 from models.events import Fill, OrderIntent, Quote, Trade
 from models.instrument import Instrument, InstrumentRuleError
 from models.strategies import build_strategy, strategy_params
-from models.strategies.base import MarketState, QuoteLevel, Strategy
+from models.strategies.base import MarketState, QuoteLevel, Strategy, is_memoryless
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ class QuoteEngine:
         "_last_asks",
         "_last_bids",
         "_limits",
+        "_quoted_from",
         "_volatility",
         "instrument",
         "intents",
@@ -79,12 +80,15 @@ class QuoteEngine:
         self.intents = 0
         self._last_bids: list[Quote] | None = None
         self._last_asks: list[Quote] | None = None
+        # What a memoryless strategy's last desired state was made from (None: not known);
+        # the same inputs again make the same quotes, which `_intent` would drop as unchanged.
+        self._quoted_from: tuple | None = None
 
     def on_fill(self, fill: Fill) -> None:
         self.inventory += fill.size if fill.side == "buy" else -fill.size
         # A fill changed what rests at the venue: the next desired state goes out even if it
         # equals the last, so the executor re-places the quote that was filled.
-        self._last_bids = self._last_asks = None
+        self._last_bids = self._last_asks = self._quoted_from = None
 
     def on_trade(self, trade: Trade, mid: float | None) -> None:
         if mid is not None:
@@ -100,7 +104,7 @@ class QuoteEngine:
         and estimators carry over, and the next desired state goes out even if unchanged."""
         self.strategy = strategy
         self._limits = limits
-        self._last_bids = self._last_asks = None
+        self._last_bids = self._last_asks = self._quoted_from = None
 
     def withdraw(self, ts_ns: int, trigger_receive_ts: int) -> OrderIntent | None:
         """An empty desired state (the executor cancels every quote), unless already sent."""
@@ -120,10 +124,20 @@ class QuoteEngine:
         state = self._state(ts_ns, mid, float(bid_px), float(ask_px))
         if state is None:
             return self._intent([], [], ts_ns, None, trigger_receive_ts)
-        desired = self.strategy.quote(state)
+        strategy = self.strategy
+        inputs = None
+        if is_memoryless(strategy):
+            # Everything the quotes are made from (a wrapper's skew too: `SkewedStrategy`).
+            # Most book events leave it as it was (an L2 update behind the touch).
+            inputs = (state, bid_px, ask_px, self.inventory, getattr(strategy, "skew", 0.0))
+            if inputs == self._quoted_from:
+                return None  # the same desired state as the last one, unchanged
+        desired = strategy.quote(state)
         bids = self._on_grid("buy", desired.bids, ask_px)
         asks = self._on_grid("sell", desired.asks, bid_px)
-        return self._intent(bids, asks, ts_ns, (bid_px + ask_px) / 2, trigger_receive_ts)
+        intent = self._intent(bids, asks, ts_ns, (bid_px + ask_px) / 2, trigger_receive_ts)
+        self._quoted_from = inputs
+        return intent
 
     def _state(self, ts_ns: int, mid: float, bid: float, ask: float) -> MarketState | None:
         volatility, intensity, fallbacks = self._volatility, self._intensity, self._fallbacks
@@ -180,6 +194,7 @@ class QuoteEngine:
         mid: Decimal | None,
         trigger_receive_ts: int,
     ) -> OrderIntent | None:
+        self._quoted_from = None  # `on_book` sets it again when it knows the inputs
         if bids == self._last_bids and asks == self._last_asks:
             return None
         self._last_bids, self._last_asks = bids, asks

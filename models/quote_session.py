@@ -47,7 +47,7 @@ from models.fresh_book import FreshBook
 from models.instrument import Instrument
 from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine, strategy_setup
 from models.strategies import build_strategy
-from models.strategies.base import DesiredQuotes, MarketState, Strategy
+from models.strategies.base import DesiredQuotes, MarketState, Strategy, is_memoryless
 
 # Enough to catch an executor re-publishing its recent fills after a restart.
 _REMEMBERED_FILLS = 4096
@@ -96,6 +96,11 @@ class SkewedStrategy:
     @property
     def order_size(self) -> float:
         return self.inner.order_size
+
+    @property
+    def memoryless(self) -> bool:
+        """As the inner strategy: the skew is an input the engine compares too."""
+        return is_memoryless(self.inner)
 
     def quote(self, state: MarketState) -> DesiredQuotes:
         if self.skew:

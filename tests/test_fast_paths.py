@@ -2,7 +2,8 @@
 
 Each shortcut skips work whose result is known (a rematch of an unchanged book, ccxt's
 order structure nobody reads, the touch recomputed from the sorted levels, the event loop's
-idle turns): these tests run
+idle turns, a memoryless strategy asked again for the inputs of its last quotes): these
+tests run
 the long way beside the short one and compare everything that comes out.
 """
 
@@ -14,7 +15,7 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.execution import ccxt_structures
@@ -26,10 +27,15 @@ from connectors.paper.venue import PaperVenue
 from connectors.replay.binance_hft import iter_events
 from connectors.venues.market_cache import all_instruments
 from models.book import OrderBook
-from models.events import BookDelta, BookSnapshot, Fill, Trade, encode
+from models.events import BBO, BookDelta, BookSnapshot, Fill, Trade, encode
+from models.fresh_book import FreshBook
 from models.latency import ConstantLatency
 from models.markouts import MarkoutTracker
+from models.quote_engine import ModelFallbacks, QuoteEngine, build_engine, strategy_setup
+from models.quote_session import SkewedStrategy
 from models.risk import RiskEngine
+from models.strategies import build_strategy
+from models.strategies.base import is_memoryless
 from quoteflow.sessions import SessionRegistry, TradingOptions
 from tests.conftest import SHARED_DATA
 
@@ -349,3 +355,114 @@ def test_an_audit_that_keeps_nothing_gets_no_records_made_unless_someone_listens
         assert appended == expected
     assert heard == ["probe"]
     assert not session.executor._audited  # the paper trader's store keeps nothing
+
+
+class AlwaysAskingEngine(QuoteEngine):
+    """The long way: the strategy is asked again, and its quotes put on the grid, at every
+    book change, even when nothing it quotes from has changed."""
+
+    __slots__ = ()
+
+    def on_book(self, ts_ns, book, trigger_receive_ts):
+        self._quoted_from = None
+        return super().on_book(ts_ns, book, trigger_receive_ts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "strategy", "latency_ms"),
+    [(USDM_BTC, "avellaneda-stoikov-infinite", 0.0), (USDM_BTC, "glft", 5.0),
+     (SPOT_ETH, "ladder", 0.0)],
+)
+def test_skipping_the_quote_of_unchanged_inputs_changes_no_output(
+    shared_data, path, strategy, latency_ms
+):
+    asked: list[int] = []
+
+    class CountingEngine(QuoteEngine):
+        __slots__ = ()
+
+        def on_book(self, ts_ns, book, trigger_receive_ts):
+            before = self._quoted_from
+            intent = super().on_book(ts_ns, book, trigger_receive_ts)
+            asked.append(before is None or intent is not None or self._quoted_from is not before)
+            return intent
+
+    fast = _outputs_with_engine(path, CountingEngine, strategy, latency_ms)
+    slow = _outputs_with_engine(path, AlwaysAskingEngine, strategy, latency_ms)
+    assert len(fast) > 1000  # intents, order events and fills, not an idle run
+    assert fast == slow
+    assert asked.count(False) > len(asked) // 4  # the shortcut is taken, often
+
+
+def _outputs_with_engine(path, engine_class, strategy, latency_ms):
+    latency = ConstantLatency.from_ms(latency_ms, latency_ms, latency_ms)
+    registry = SessionRegistry(
+        TradingOptions(strategy=strategy, paper=PaperSettings(latency=latency))
+    )
+    events = list(iter_events(path))
+    session = registry(events[0].key)
+    session.quoting.engine.__class__ = engine_class
+    out = [encode(item) for event in events for item in session.on_event(event)]
+    return out + [encode(item) for item in session.close()]
+
+
+_ENGINE_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("book"), st.sampled_from(["61800.0", "61800.5"]),
+                  st.just("61801.0"), st.integers(0, 3)),
+        st.tuples(st.just("fill"), st.sampled_from(["buy", "sell"])),
+        st.tuples(st.just("skew"), st.sampled_from([0.0, 0.5, -1.0])),
+        st.tuples(st.just("switch"), st.sampled_from(["ladder", "glft"])),
+        st.tuples(st.just("withdraw")),
+    ),
+    max_size=40,
+)
+
+
+_BOOK = ("book", "61800.0", "61801.0", 1)
+
+
+@given(_ENGINE_STEPS)
+@example([_BOOK, ("skew", 0.5), _BOOK])
+@example([_BOOK, ("fill", "buy"), ("fill", "sell"), _BOOK])
+@example([_BOOK, ("switch", "glft"), ("switch", "avellaneda-stoikov-infinite"), _BOOK])
+@example([_BOOK, ("withdraw",), _BOOK])
+def test_the_engine_asks_again_whenever_an_input_changed(steps):
+    """Fills, a skew, a strategy switch, a withdrawal and the clock (estimators' samples)
+    between book changes: the shortcut gives every intent the long way gives."""
+    assert is_memoryless(SkewedStrategy(build_strategy("glft", {})))
+    assert not is_memoryless(SkewedStrategy(build_strategy("bandit", {})))
+    results = []
+    for engine_class in (QuoteEngine, AlwaysAskingEngine):
+        engine = build_engine(
+            PERP, "avellaneda-stoikov-infinite", {}, max_inventory_lots=D(3),
+            fallbacks=ModelFallbacks(sigma=5.0, A=1.0, k=0.5), wrap_strategy=SkewedStrategy,
+        )
+        engine.__class__ = engine_class
+        out = []
+        for i, step in enumerate(steps):
+            ts = i * 400_000_000
+            if step[0] == "book":
+                book = FreshBook()
+                book.apply(BBO(venue=PERP.venue, symbol=PERP.symbol, exchange_ts=ts,
+                               receive_ts=ts, bid_price=D(step[1]), bid_size=D(1),
+                               ask_price=D(step[2]), ask_size=D(1)))
+                for _ in range(step[3] + 1):
+                    out.append(engine.on_book(ts, book, ts))
+            elif step[0] == "fill":
+                engine.on_fill(Fill(
+                    venue=PERP.venue, symbol=PERP.symbol, ts=ts, client_order_id="c",
+                    trade_id=str(i), side=step[1], price=D("61800"), size=D("0.001"),
+                    fee=D(0), fee_currency="USDT", liquidity="maker",
+                ))
+            elif step[0] == "skew":
+                engine.strategy.skew = step[1]
+            elif step[0] == "switch":
+                strategy, limits = strategy_setup(PERP, step[1], {}, D(3))
+                engine.strategy.inner = strategy
+                engine.switch(engine.strategy, limits)
+            else:
+                out.append(engine.withdraw(ts, ts))
+        results.append([None if intent is None else encode(intent) for intent in out])
+    assert results[0] == results[1]

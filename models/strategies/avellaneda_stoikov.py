@@ -30,6 +30,7 @@ from models.strategies.base import (
 @dataclass(frozen=True, slots=True)
 class AvellanedaStoikov:
     name: ClassVar[str] = "avellaneda-stoikov"
+    memoryless: ClassVar[bool] = True  # frozen parameters, no state: see Strategy
 
     order_size: float = lot_param()
     gamma: float = gamma_param()

@@ -40,6 +40,7 @@ from models.strategies.base import (
 @dataclass(frozen=True, slots=True)
 class AvellanedaStoikovInfinite:
     name: ClassVar[str] = "avellaneda-stoikov-infinite"
+    memoryless: ClassVar[bool] = True  # frozen parameters, no state: see Strategy
 
     order_size: float = lot_param()
     gamma: float = gamma_param()

@@ -46,10 +46,19 @@ class DesiredQuotes:
 
 
 class Strategy(Protocol):
+    """A quoting model. One that declares `memoryless = True` promises that `quote` is a
+    function of the state and its parameters alone (it keeps no state of its own): the quote
+    engine then skips asking again when the state has not changed (`models.quote_engine`)."""
+
     name: ClassVar[str]
     order_size: float
 
     def quote(self, state: MarketState) -> DesiredQuotes: ...
+
+
+def is_memoryless(strategy: object) -> bool:
+    """The strategy declared that `quote` depends on the state alone (default: no)."""
+    return getattr(strategy, "memoryless", False) is True
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from models.strategies.base import (
 @dataclass(frozen=True, slots=True)
 class FixedOffset:
     name: ClassVar[str] = "fixed-offset"
+    memoryless: ClassVar[bool] = True  # frozen parameters, no state: see Strategy
 
     order_size: float = lot_param()
     offset_ticks: int = param(0, "ticks behind the touch: 0 joins the best bid and ask",

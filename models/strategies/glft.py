@@ -40,6 +40,7 @@ def glft_coefficients(gamma: float, A: float, k: float) -> tuple[float, float]:
 @dataclass(frozen=True, slots=True)
 class GLFT:
     name: ClassVar[str] = "glft"
+    memoryless: ClassVar[bool] = True  # frozen parameters, no state: see Strategy
 
     order_size: float = lot_param()
     gamma: float = gamma_param()

@@ -27,6 +27,7 @@ MAX_LEVELS = 50
 @dataclass(frozen=True, slots=True)
 class Ladder:
     name: ClassVar[str] = "ladder"
+    memoryless: ClassVar[bool] = True  # frozen parameters, no state: see Strategy
 
     order_size: float = param(1.0, "size of the innermost level in base units: one lot",
                               gt=0, le=1e9)
