@@ -59,7 +59,29 @@ class FreshBook:
         """
         bid, ask = self.bid, self.ask
         if type(event) is BBO:
-            return self._apply_bbo(event, bid, ask)
+            # A ticker update, the most frequent event: `_refresh` and the comparisons
+            # unrolled, the L2 book asked only when the ticker is not the fresher.
+            self.bbo = event
+            l2 = self.l2
+            if l2 is not None and not _fresher(event, l2.seq, self._l2_ts) and (
+                l2.synced and l2.best_bid() is not None
+            ):
+                self._bbo_fresher = False
+                new_bid, new_ask = self.bid, self.ask = l2.best_bid(), l2.best_ask()
+                self.touch_moved = moved = (
+                    bid is None or ask is None or new_bid is None or new_ask is None
+                    or bid[0] != new_bid[0] or ask[0] != new_ask[0]
+                )
+                return moved or bid != new_bid or ask != new_ask
+            self._bbo_fresher = True
+            bid_price, ask_price = event.bid_price, event.ask_price
+            new_bid = self.bid = (bid_price, event.bid_size)
+            new_ask = self.ask = (ask_price, event.ask_size)
+            if bid is None or ask is None or bid[0] != bid_price or ask[0] != ask_price:
+                self.touch_moved = True
+                return True
+            self.touch_moved = False
+            return bid[1] != new_bid[1] or ask[1] != new_ask[1]
         if self.l2 is None:
             self.touch_moved = False
             return False
@@ -72,31 +94,6 @@ class FreshBook:
             or bid[0] != new_bid[0] or ask[0] != new_ask[0]
         )
         return True
-
-    def _apply_bbo(self, bbo: BBO, bid: Level | None, ask: Level | None) -> bool:
-        """`apply` for a ticker update, the most frequent event: `_refresh` and the
-        comparisons unrolled, the L2 book asked only when the ticker is not the fresher."""
-        self.bbo = bbo
-        l2 = self.l2
-        if l2 is not None and not _fresher(bbo, l2.seq, self._l2_ts) and (
-            l2.synced and l2.best_bid() is not None
-        ):
-            self._bbo_fresher = False
-            new_bid, new_ask = self.bid, self.ask = l2.best_bid(), l2.best_ask()
-            self.touch_moved = moved = (
-                bid is None or ask is None or new_bid is None or new_ask is None
-                or bid[0] != new_bid[0] or ask[0] != new_ask[0]
-            )
-            return moved or bid != new_bid or ask != new_ask
-        self._bbo_fresher = True
-        bid_price, ask_price = bbo.bid_price, bbo.ask_price
-        new_bid = self.bid = (bid_price, bbo.bid_size)
-        new_ask = self.ask = (ask_price, bbo.ask_size)
-        if bid is None or ask is None or bid[0] != bid_price or ask[0] != ask_price:
-            self.touch_moved = True
-            return True
-        self.touch_moved = False
-        return bid[1] != new_bid[1] or ask[1] != new_ask[1]
 
     def _refresh(self) -> None:
         bbo, l2 = self.bbo, self.l2
