@@ -30,6 +30,8 @@ from connectors.kafka.command_keys import CommandsConfig, load_verifier
 from connectors.kafka.flow_io import CoPartitionedSource
 from connectors.venues.market_cache import all_instruments, instrument_for
 from flows.arbitrage import build_arbitrage_flow
+from flows.halt import FlowHalted, Halt
+from flows.lockstep import HaltingLockstepSessions
 from flows.predict import build_predict_flow
 from flows.quote import build_quote_flow
 from flows.runner import RECOVERY_PARTITIONS as RECOVERY_PARTITIONS  # the CLI's recovery init
@@ -38,7 +40,6 @@ from flows.surveillance import build_surveillance_kafka_flow
 from models.arbitrage import ArbitrageConfig
 from models.events import Event, HeardThrough
 from models.flow_control import CommandGate, StrategyChoice
-from models.lockstep import LockstepSessions
 from models.predictor import PredictorConfig
 from models.quote_session import QuoteSessionOptions, QuoteSessions
 
@@ -76,27 +77,34 @@ def quote_options(config: FlowSettings) -> QuoteSessionOptions:
 
 def build_quote_kafka_flow(
     kafka: KafkaConfig, options: QuoteSessionOptions, *, tail: bool = True,
-    commands: CommandsConfig | None = None, lockstep: bool = False,
+    commands: CommandsConfig | None = None, lockstep: bool = False, halt: Halt | None = None,
 ) -> Dataflow:
     """`flows.quote.build_quote_flow` on Kafka: the same flow the backtests run; with
     `commands`, also steered by the `control` topic (acks on `control.acks`).
 
     `lockstep`: a replay in turns with `quoteflow execute` (`models.lockstep`): our fills
-    are read until the executor's last mark, however long the market data took to read."""
-    orders = (CoPartitionedSource(kafka, ["orders.events"], tail=True, until=_market_ended)
-              if lockstep else CoPartitionedSource(kafka, ["orders.events"], tail=tail))
+    are read until the executor's last mark, however long the market data took to read;
+    marks for another market stop the flow cleanly with the reason on `halt`
+    (`flows.lockstep`; one made here if not given)."""
+    if lockstep and halt is None:
+        halt = Halt.new("quote")
+    orders = (CoPartitionedSource(kafka, ["orders.events"], tail=True, until=_market_ended,
+                                  halted=halt)
+              if lockstep else CoPartitionedSource(kafka, ["orders.events"], tail=tail,
+                                                   halted=halt))
     sources = {
-        "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail),
+        "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail, halted=halt),
         "orders": orders,
-        "predictions": CoPartitionedSource(kafka, ["signals.pred"], tail=tail),
+        "predictions": CoPartitionedSource(kafka, ["signals.pred"], tail=tail, halted=halt),
     }
     control = {}
     if commands is not None:
-        control = {"commands": CoPartitionedSource(kafka, ["control"], tail=tail),
+        control = {"commands": CoPartitionedSource(kafka, ["control"], tail=tail, halted=halt),
                    "new_gate": _QuoteGate(commands, options)}
     sessions = QuoteSessions(options, instrument_for)
-    return build_quote_flow(sources, KafkaEventSink(kafka),
-                            LockstepSessions(sessions) if lockstep else sessions, **control)
+    if lockstep:
+        sessions = HaltingLockstepSessions(sessions, halt)
+    return build_quote_flow(sources, KafkaEventSink(kafka), sessions, **control)
 
 
 def _market_ended(event: Event) -> bool:
@@ -130,13 +138,17 @@ def build_predict_kafka_flow(kafka: KafkaConfig, *, tail: bool = True) -> Datafl
 FLOWS = ("quote", "arbitrage", "predict", "surveillance")
 
 
-def build_flow(name: str, config: FlowSettings, *, tail: bool = True) -> Dataflow:
-    """The named flow on the configured Kafka; `tail=False` stops at the end of the input."""
+def build_flow(
+    name: str, config: FlowSettings, *, tail: bool = True, halt: Halt | None = None
+) -> Dataflow:
+    """The named flow on the configured Kafka; `tail=False` stops at the end of the input.
+    `halt`: the run's signal of a known condition that stops it (`flows.halt`)."""
     kafka = config.kafka
     if name == "quote":
         return build_quote_kafka_flow(kafka, quote_options(config), tail=tail,
                                       commands=config.commands,
-                                      lockstep=getattr(config.quote, "lockstep", False))
+                                      lockstep=getattr(config.quote, "lockstep", False),
+                                      halt=halt)
     if name == "arbitrage":
         return build_arbitrage_kafka_flow(kafka, tail=tail)
     if name == "predict":
@@ -160,10 +172,16 @@ def run_flow(
     `process_id` and `addresses` make this process one of a Bytewax cluster: every process
     gets the same addresses (one `host:port` per process) and its own index. Snapshots are
     taken every `config.recovery.snapshot_interval_s` when `config.recovery.directory` is set.
+
+    Raises `FlowHalted` when the flow stopped itself on a known condition (a lockstep
+    replay's marks for another market), after it has ended cleanly.
     """
+    halt = Halt.new(name)
     run_dataflow(
-        build_flow(name, config, tail=tail),
+        build_flow(name, config, tail=tail, halt=halt),
         config.recovery,
         workers=workers, process_id=process_id, addresses=addresses,
         per_flow_directory=False,
     )
+    if halt.reason is not None:
+        raise FlowHalted(halt.reason)

@@ -655,6 +655,7 @@ def flow(
     orders.events in, surveillance.alerts out (surveillance)."""
     import msgspec
 
+    from flows.halt import FlowHalted
     from flows.processes import FLOWS, quote_options, run_flow
 
     if name not in FLOWS:
@@ -675,8 +676,12 @@ def flow(
     _kafka_admin(settings.kafka, name)
     if health is not None:
         health.ready()  # configuration checked; Bytewax connects the cluster next
-    run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
-             tail=not until_end)
+    try:
+        run_flow(name, settings, workers=workers, process_id=process_id, addresses=addresses,
+                 tail=not until_end)
+    except FlowHalted as error:  # it stopped itself, cleanly, on a known condition
+        console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
+        raise typer.Exit(1) from None
 
 
 @app.command("flow-recovery")

@@ -5,13 +5,17 @@ The whole loop on Kafka is `tests/test_one_engine_kafka.py`'s lockstep test."""
 from __future__ import annotations
 
 import doctest
+import pickle
 from decimal import Decimal
 
 import msgspec
 import pytest
 
+import flows.halt
 import models.lockstep
 from connectors.execution.config import ExecuteConfig
+from flows.halt import Halt
+from flows.lockstep import HaltingLockstepSessions
 from models.events import BBO, Fill, HeardThrough, QuotedThrough, Trade
 from models.lockstep import LockstepError, LockstepSession
 from quoteflow.config import QuoteConfig
@@ -59,6 +63,7 @@ def _heard(receive_ts: int) -> HeardThrough:
 
 def test_doctests():
     assert doctest.testmod(models.lockstep).failed == 0
+    assert doctest.testmod(flows.halt).failed == 0
 
 
 def test_each_fill_reaches_the_session_at_the_event_the_executor_heard_it_by():
@@ -107,3 +112,33 @@ def test_lockstep_needs_event_driven_quotes_and_the_paper_venue():
     with pytest.raises(msgspec.ValidationError, match="paper venue"):
         msgspec.convert({"lockstep": True, "venue": "ccxt", "owner": "u", "symbols": ["ETH/USDT"]},
                         ExecuteConfig)
+
+
+def test_a_mismatch_in_the_flow_halts_the_run_and_silences_every_session():
+    """`flows.lockstep`: the mismatch becomes the run's halt reason, not an exception, and no
+    session of the run emits anything after it (nor at close)."""
+    halt = Halt.new("test-lockstep")
+    sessions = HaltingLockstepSessions(lambda _key: _Recorder(), halt)
+    eth, btc = sessions(f"{VENUE}:{SYMBOL}"), sessions(f"{VENUE}:BTC/USDT")
+    eth.on_event(_bbo(1))
+    assert eth.on_event(_heard(1)) == [QuotedThrough(venue=VENUE, symbol=SYMBOL, receive_ts=1)]
+    btc.on_event(_bbo(1))
+    assert not halt()
+    eth.on_event(_bbo(2))
+    assert eth.on_event(_heard(3)) == []
+    assert halt.reason == (f"{VENUE}:{SYMBOL}: the executor matched the market event "
+                           "received at 3, the quote flow's next is at 2")
+    assert btc.on_event(HeardThrough(venue=VENUE, symbol="BTC/USDT", receive_ts=1)) == []
+    assert eth.close() == [] and btc.close() == []
+
+
+def test_a_halting_session_in_a_snapshot_answers_to_the_current_runs_halt():
+    """Bytewax pickles the sessions into its snapshots; one resumed from a snapshot must
+    stop with the run that resumed it, not with a copy of the old run's signal."""
+    old = Halt.new("test-resume")
+    session = HaltingLockstepSessions(lambda _key: _Recorder(), old)(f"{VENUE}:{SYMBOL}")
+    snapshot = pickle.dumps(session)
+    current = Halt.new("test-resume")
+    resumed = pickle.loads(snapshot)
+    current.request("stop")
+    assert resumed.on_event(_bbo(1)) == [] and resumed.halt is current and not old()

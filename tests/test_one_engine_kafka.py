@@ -37,6 +37,7 @@ end of its input (the quote flow sees no fill at all); the third runs them in lo
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -48,7 +49,15 @@ from connectors.kafka import EventProducer, KafkaConfig
 from connectors.paper.trading import PaperSettings
 from connectors.replay.recordings import Recordings
 from flows.ingest import run_ingest
-from models.events import Fill, OrderEvent, OrderIntent, QuotedThrough, RiskEvent, decode
+from models.events import (
+    Fill,
+    HeardThrough,
+    OrderEvent,
+    OrderIntent,
+    QuotedThrough,
+    RiskEvent,
+    decode,
+)
 from models.execution.client_ids import client_order_id
 from models.latency import ConstantLatency
 from models.risk import parse_limits
@@ -56,7 +65,7 @@ from quoteflow.cli import app
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from tests.conftest import SHARED_DATA
-from tests.flow_runs import intents_on, start_flow
+from tests.flow_runs import QUOTEFLOW, intents_on, start_flow
 from tests.kafka_service import kafka_toml, new_deployment, read_topic
 from tests.recording_slices import slice_recording, without_book_ticker
 
@@ -283,3 +292,39 @@ def test_a_lockstep_executor_given_another_markets_marks_stops_with_one_line(
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert result.output.startswith("the quote flow quoted ('binance', 'ETH/USDT', 1)")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_lockstep_quote_flow_given_another_markets_marks_stops_with_one_line(
+    kafka_bootstrap, tmp_path: Path
+):
+    """orders.events holds the mark of this market's first event, then one of an event it
+    never had (a deployment reused for another replay): `quoteflow flow quote` quotes the
+    first, publishes nothing after the mismatch, and ends cleanly (no final mark needed: the
+    halt ends its inputs) with one line naming it on stderr and exit 1, no traceback and no
+    Bytewax panic."""
+    recording = slice_recording(SPOT_ETH, tmp_path / "ethusdt_20240808.gz", 50,
+                                keep=without_book_ticker)
+    events = list(Recordings([recording]).events())
+    first, second = events[0].receive_ts, events[1].receive_ts
+    kafka = new_deployment(kafka_bootstrap)
+    run_ingest("replay", kafka, paths=[recording])
+    producer = EventProducer(kafka)
+    for receive_ts in (first, 1):
+        producer.send(HeardThrough(venue="binance", symbol="ETH/USDT", receive_ts=receive_ts))
+    producer.close()
+    config = _write_config(tmp_path / "quoteflow.toml", kafka,
+                           '[quote]\nstrategy = "glft"\nlockstep = true\n', lockstep=True)
+    result = subprocess.run(
+        [str(QUOTEFLOW), "flow", "quote", "--config", str(config), "--until-end"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "panicked" not in output, output
+    assert result.stderr.strip().splitlines() == [
+        "binance:ETH/USDT: the executor matched the market event received at 1, the quote "
+        f"flow's next is at {second}"
+    ], output
+    published = intents_on(kafka)
+    assert published[-1] == QuotedThrough(venue="binance", symbol="ETH/USDT", receive_ts=first)
+    assert [e for e in published if type(e) is QuotedThrough] == published[-1:]

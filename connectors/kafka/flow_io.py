@@ -92,9 +92,11 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         tail: bool,
         batch_size: int,
         until: Callable[[Event], bool] | None = None,
+        halted: Callable[[], bool] | None = None,
     ):
         self._errors = _ErrorLog()
         self._until = until
+        self._halted = halted
         self._ended = False  # `until` was true of an event: nothing more is read
         self._consumer = Consumer(settings | {"error_cb": self._on_client_error})
         self._consumer.assign([TopicPartition(t, index, offsets[t]) for t in topics])
@@ -112,7 +114,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._next_probe = 0.0
 
     def next_batch(self) -> list[list[Event]]:
-        if self._ended:
+        if self._ended or (self._halted is not None and self._halted()):
             raise StopIteration
         # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
         self._awake = None
@@ -267,11 +269,15 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         tail: bool = True,
         batch_size: int = 1000,
         until: Callable[[Event], bool] | None = None,
+        halted: Callable[[], bool] | None = None,
     ):
         """`until`: a partition ends after an event it is true of (the event itself is not
-        emitted), whatever `tail` says: a lockstep replay's last mark."""
+        emitted), whatever `tail` says: a lockstep replay's last mark. `halted`: every
+        partition ends, whatever `tail` says, once it returns true (a step of the flow
+        found a condition it cannot go on from, `flows.halt`)."""
         self._config = config
         self._until = until
+        self._halted = halted
         self._topics = [topic_name(config.prefix, t) for t in topics]
         if not self._topics:
             raise ValueError("CoPartitionedSource needs at least one topic")
@@ -306,4 +312,5 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         return _CoPartition(
             settings, self._topics, int(for_part), offsets, WireDecoder(self._config.prefix),
             tail=self._tail, batch_size=self._batch_size, until=self._until,
+            halted=self._halted,
         )
