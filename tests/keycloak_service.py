@@ -142,6 +142,9 @@ class TestRealm:
             for client_id in TEST_CLIENTS
         }
         self.users: dict[str, TestUser] = {}
+        # The session's user per role, apart from the ones tests add to disable or demote:
+        # whichever test asks first, the same untouched user answers.
+        self._role_users: dict[str, TestUser] = {}
         self._tokens: dict[tuple[str, str], tuple[float, dict]] = {}
 
     def add_user(self, role: str | None, *, otp: bool) -> TestUser:
@@ -179,10 +182,9 @@ class TestRealm:
         return self.tokens(role, client_id)["access_token"]
 
     def role_user(self, role: str) -> TestUser:
-        for user in self.users.values():
-            if user.roles == (role,):
-                return user
-        return self.add_user(role, otp=role in ("trader", "admin"))
+        if role not in self._role_users:
+            self._role_users[role] = self.add_user(role, otp=role in ("trader", "admin"))
+        return self._role_users[role]
 
     def remove_users(self) -> None:
         for username in self.users:
