@@ -8,7 +8,9 @@ gives the measurements and the reasons. It is a plain asyncio service with three
   (a Kafka consumer, an in-memory test or the embedded run puts them in with `submit`); when a
   backlog holds several intents of one strategy for one instrument only the newest is acted
   on, since each is a full desired state (the older ones are audited as `SUPERSEDED`);
-- the poller: the venue's pushed order events and fills, every `poll_interval_s`;
+- the poller: the venue's pushed order events and fills, every `poll_interval_s` (none for
+  the paper venue on the market's clock: whoever moves that clock pumps after each move, and
+  a wall-clock poller would only race it);
 - the reconciler: at start-up, then every `reconcile_interval_s`.
 
 `run(stop)` returns after `stop` is set and the shutdown cancelled every order.
@@ -34,7 +36,7 @@ TRADES_MARGIN_NS = 60_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    poll_interval_s: float = 0.05
+    poll_interval_s: float | None = 0.05  # None: no poller (the caller pumps)
     reconcile_interval_s: float = 30.0
     inbox_size: int = 10_000  # a full inbox makes `submit` wait: back-pressure on the source
 
@@ -62,11 +64,12 @@ class ExecutorService:
         await executor.enforce_states()
         tasks = [
             asyncio.create_task(self._consume(), name="executor-inbox"),
-            asyncio.create_task(self._every(self.config.poll_interval_s, executor.pump),
-                                name="executor-poll"),
             asyncio.create_task(self._every(self.config.reconcile_interval_s, self._reconcile),
                                 name="executor-reconcile"),
         ]
+        if self.config.poll_interval_s is not None:
+            tasks.append(asyncio.create_task(
+                self._every(self.config.poll_interval_s, executor.pump), name="executor-poll"))
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:

@@ -42,6 +42,7 @@ order (with the old key, still in memory) and then leaves the venue without one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -383,9 +384,12 @@ class _Process:
         md = (EventConsumer(kafka, f"{group}.market.{uuid.uuid4().hex[:12]}", MARKET_TOPICS,
                             eof=True)
               if market is not None else None)
-        service = ExecutorService(
-            executor, ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
-        )
+        # The paper venue's clock is the market's: the feed pumps after every move of it
+        # (`_advance_market`, `_let_time_pass`), so no wall-clock poller runs beside it.
+        service_config = ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
+        if market is not None:
+            service_config = dataclasses.replace(service_config, poll_interval_s=None)
+        service = ExecutorService(executor, service_config)
         done = asyncio.Event()
         serving = asyncio.create_task(service.run(done), name="executor-service")
         helpers = [asyncio.create_task(_commit_every(output, _COMMIT_INTERVAL_S))]
