@@ -178,8 +178,13 @@ java_opts() {
 format_storage() {
     local dir="$1" cluster_id
     [ -f "$dir/data/meta.properties" ] && return
-    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
-    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding; like Kafka's
+    # own Uuid.randomUuid, never one that starts with '-', which the storage tool's argument
+    # parser takes for an option (1 start in 64 failed with "expected one argument").
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     # shellcheck disable=SC2046
     # The SCRAM users go into the bootstrap metadata (KIP-900): the broker needs its own at
     # once, and the admin creates everyone else through the admin API.
