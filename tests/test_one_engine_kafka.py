@@ -37,6 +37,7 @@ end of its input (the quote flow sees no fill at all); the third runs them in lo
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import Counter
 from decimal import Decimal
@@ -321,7 +322,12 @@ def test_a_lockstep_quote_flow_given_another_markets_marks_stops_with_one_line(
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output and "panicked" not in output, output
-    assert result.stderr.strip().splitlines() == [
+    # librdkafka's own log lines ("%3|<time>|FAIL|..."), not ours: a consumer closed by the
+    # halt while its coordinator connection is still in its SASL handshake logs the torn
+    # connection on the way out (seen under load). The error itself is one line.
+    ours = [line for line in result.stderr.strip().splitlines()
+            if not re.match(r"%\d\|\d+\.\d+\|", line)]
+    assert ours == [
         "binance:ETH/USDT: the executor matched the market event received at 1, the quote "
         f"flow's next is at {second}"
     ], output
