@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from models.book_view import BookView
 from models.estimators import IntensityEstimator, VolatilityEstimator
@@ -83,6 +84,14 @@ class QuoteEngine:
         # What a memoryless strategy's last desired state was made from (None: not known);
         # the same inputs again make the same quotes, which `_intent` would drop as unchanged.
         self._quoted_from: tuple | None = None
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # A Bytewax snapshot written before a slot existed (a quote flow upgraded on its
+        # recovery directory) restores with that slot's starting value: `_quoted_from` None
+        # ("not known") makes the next book event ask the strategy, as a fresh engine does.
+        self._quoted_from = None
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def on_fill(self, fill: Fill) -> None:
         self.inventory += fill.size if fill.side == "buy" else -fill.size

@@ -99,3 +99,20 @@ def test_intent_ids_are_deterministic():
     first = engine().on_book(5, book("61800.10", "61800.20"), 5)
     second = engine().on_book(5, book("61800.10", "61800.20"), 5)
     assert first.intent_id == second.intent_id
+
+
+def test_a_snapshot_from_before_the_requote_memory_restores_and_quotes():
+    """A quote flow upgraded on its recovery directory: the Bytewax snapshot was pickled by
+    code whose engine had no `_quoted_from` slot yet. It restores, and quotes as the engine
+    it was snapshotted from would."""
+    import pickle
+
+    old = engine("glft")
+    old.on_book(1, book("61800.10", "61800.20"), 1)
+    constructor, args, state = old.__reduce_ex__(2)[:3]
+    del state[1]["_quoted_from"]  # as the older code pickled it
+    restored = constructor(*args)
+    restored.__setstate__(state)
+    assert pickle.loads(pickle.dumps(restored)).inventory == old.inventory
+    assert restored.on_book(2, book("61800.30", "61800.40"), 2) == old.on_book(
+        2, book("61800.30", "61800.40"), 2)
