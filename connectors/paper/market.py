@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from connectors.paper.adapter import PaperVenueAdapter
 from connectors.paper.venue import PaperVenue
 from models.book import OrderBook
-from models.events import BBO, BookDelta, BookSnapshot, Event, MarketEvent
+from models.events import BBO, BookDelta, BookSnapshot, Event, MarketEvent, exchange_time
 from models.fresh_book import FreshBook
 from models.instrument import Instrument
 
@@ -63,16 +63,14 @@ class PaperMarket:
 
     def arrive_before(self, event: MarketEvent) -> None:
         """Requests that reached the engine before the event: they meet the book before it."""
-        self.venue.advance_exchange(event.exchange_ts or event.receive_ts)  # exchange_time
+        self.venue.advance_exchange(exchange_time(event))
 
     def match(self, event: MarketEvent, book: FreshBook, changed: bool) -> None:
         """The event against our orders, `book` already showing it; hand on what is heard.
 
         `apply` does `arrive_before`, the book and this; a caller that keeps the very same
         book beside (the backtest's quote session) applies the event to it in between."""
-        heard = self.venue.on_market_event(event, book, book_changed=changed)
-        if heard:  # seldom: most events bring no response
-            self.adapter.push(heard)
+        self.adapter.push(self.venue.on_market_event(event, book, book_changed=changed))
 
     def advance_local(self, local_ts: int) -> None:
         """Local time passes without a market event (a requote timer)."""

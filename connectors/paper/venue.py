@@ -50,6 +50,7 @@ from models.events import (
     OrderEventKind,
     Side,
     Trade,
+    exchange_time,
 )
 from models.instrument import Instrument, InstrumentRuleError
 from models.latency import DEFAULT_LATENCY_MS, ConstantLatency, LatencyModel
@@ -202,20 +203,12 @@ class PaperVenue:
         `book_changed=False` promises `book` is the one shown last, unchanged: resting orders
         are then matched only if they changed since.
         """
-        # Every market event passes here: `exchange_time`, `advance_exchange` and `_heard` are
-        # called only when they have something to do (most events bring no arrival and no
-        # response), their quick checks made inline.
-        receive_ts = event.receive_ts
-        exchange_ts = event.exchange_ts or receive_ts  # exchange_time(event)
-        if exchange_ts - receive_ts > self._clock_offset:
-            self._clock_offset = exchange_ts - receive_ts
-        requests = self._requests
-        if requests and requests[0][0] < exchange_ts:
-            self.advance_exchange(exchange_ts)
-        elif exchange_ts > self._exchange_now:
-            self._exchange_now = exchange_ts
-        if receive_ts > self._local_now:
-            self._local_now = receive_ts
+        exchange_ts = exchange_time(event)
+        if exchange_ts - event.receive_ts > self._clock_offset:
+            self._clock_offset = exchange_ts - event.receive_ts
+        self.advance_exchange(exchange_ts)
+        if event.receive_ts > self._local_now:
+            self._local_now = event.receive_ts
         symbol = event.symbol
         instrument = self._instruments.get(symbol)
         if instrument is not None and instrument.venue == event.venue:
@@ -242,9 +235,6 @@ class PaperVenue:
                 self._cause = ("book", exchange_ts)
                 if not self._touch_sizes(book, resting):
                     self._match_book(symbol, book, resting)
-        outbox = self._outbox
-        if not outbox or outbox[0][0] > self._local_now:
-            return []
         return self._heard()
 
     def _match_trade(self, trade: Trade, orders: list[PaperOrder]) -> None:
