@@ -88,10 +88,9 @@ def build_quote_kafka_flow(
     (`flows.lockstep`; one made here if not given)."""
     if lockstep and halt is None:
         halt = Halt.new("quote")
-    orders = (CoPartitionedSource(kafka, ["orders.events"], tail=True, until=_market_ended,
-                                  halted=halt)
-              if lockstep else CoPartitionedSource(kafka, ["orders.events"], tail=tail,
-                                                   halted=halt))
+    # In lockstep our fills are read on until the executor's last mark, not to the topic's end.
+    orders = CoPartitionedSource(kafka, ["orders.events"], tail=tail or lockstep, halted=halt,
+                                 until=_market_ended if lockstep else None)
     sources = {
         "market": CoPartitionedSource(kafka, MARKET_TOPICS, tail=tail, halted=halt),
         "orders": orders,
