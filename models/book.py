@@ -11,9 +11,13 @@ kept as exact integer ticks of 10^-18 (a multiple of every venue's grid; a finer
 non-finite price is refused with ValueError, never rounded), parsed from the events'
 `Decimal`s, so levels sort and compare as machine integers. Each level keeps the event's own
 `(price, size)` tuple, so the book returns the `Decimal`s it was given and creates none: the
-`Decimal`s stay at the edges. Sequencing stays the Python rule of `models.sequencing`, called
-once per delta. On the USD-M BTCUSDT recording the book costs ~1.0 µs per recorded event,
-against 2.2 µs for the dict-and-sorted-list book it replaced (docs/benchmarks.md).
+`Decimal`s stay at the edges. Levels that come as `quoteflow_book.Levels` (the Binance
+decoder's: exact numbers parsed from the venue's JSON, see `models.events`) go in without any
+`Decimal`; such a level's pair is made once, when it is first read (the touch, `levels`), from
+the venue's text, so it equals the `Decimal`s msgspec would have made, exponent included.
+Sequencing stays the Python rule of `models.sequencing`, called once per delta. On the USD-M
+BTCUSDT recording the book costs ~1.0 µs per recorded event, against 2.2 µs for the
+dict-and-sorted-list book it replaced (docs/benchmarks.md).
 
 `OrderBook(venue, symbol, rules=None, *, buffer_limit=DEFAULT_BUFFER_LIMIT)` implements
 `models.book_view.BookView` (`best_bid`, `best_ask`, `mid`, `size_at`, `levels`) and has

@@ -9,20 +9,29 @@ Conventions:
 - `symbol` is unified `BASE/QUOTE` for spot and ccxt form (`BTC/USDT:USDT`) for derivatives.
 - `exchange_ts` is the exchange's event time, `receive_ts` the local receive time.
 - `seq` is the exchange's update id where it has one (Binance `u`), else None.
+- Book levels (`bids`/`asks` of `BookSnapshot` and `BookDelta`) are a list of
+  `(price, size)` pairs, or, from the Binance decoder, a `Levels` (`quoteflow_book`, the
+  compiled book's crate): the same pairs parsed from the venue's JSON into exact numbers,
+  whose `Decimal`s are made only when read (`len`, indexing and slices, iteration, `==` with
+  a list, `repr` and pickling behave as the list's). The book takes their prices without
+  any `Decimal`; `encode` and `to_builtins` write them byte for byte as the list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
+from quoteflow_book import Levels, LevelsError  # noqa: F401 (the decoders make them)
 
 SCHEMA_VERSION = 1
 CONTROL_SCHEMA_VERSION = 2  # ControlCommand with a signature
 
 Side = Literal["buy", "sell"]
 Level = tuple[Decimal, Decimal]
+Sequence.register(Levels)  # a read-only sequence of Level pairs
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=False):
@@ -370,7 +379,20 @@ AnyEvent = (
     | ControlAck
 )
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
+def _levels_as_json(value: object) -> msgspec.Raw:
+    # The text msgspec would write for the (Decimal, Decimal) pairs, without making them.
+    if type(value) is Levels:
+        return msgspec.Raw(value.json())
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _levels_as_builtins(value: object) -> list:
+    if type(value) is Levels:
+        return value.texts()
+    raise NotImplementedError(f"cannot convert {type(value).__name__}")
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=_levels_as_json)
 _decoder = msgspec.json.Decoder(AnyEvent)
 
 
@@ -383,4 +405,4 @@ def decode(data: bytes | str) -> AnyEvent:
 
 
 def to_builtins(event: Event) -> dict:
-    return msgspec.to_builtins(event)
+    return msgspec.to_builtins(event, enc_hook=_levels_as_builtins)

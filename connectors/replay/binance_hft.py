@@ -9,7 +9,10 @@ Why not cryptofeed, the project's live parsing library: its Binance handlers dro
 ids `U`/`u`/`pu` that the book's sequencing rules need, fetch their own snapshots over HTTP
 instead of reading the recorded one, and do not handle the raw `@trade` stream. This module is
 therefore a dedicated decoder for this format, built on msgspec typed decoders (prices and sizes
-become exact `Decimal`s straight from Binance's strings).
+become exact `Decimal`s straight from Binance's strings). Depth levels, most of the data, are
+left raw by msgspec and parsed by the compiled book's `Levels` (exact numbers the book reads
+without a `Decimal`; see `models.events`); a level that is not a decimal number is a
+`bad_message` dead letter.
 
 Conventions:
 - venue and symbol are per file, identified from the file's first depth diff: futures diffs
@@ -49,7 +52,16 @@ from typing import IO
 
 import msgspec
 
-from models.events import BBO, AnyMarketEvent, BookDelta, BookSnapshot, DeadLetter, Level, Trade
+from models.events import (
+    BBO,
+    AnyMarketEvent,
+    BookDelta,
+    BookSnapshot,
+    DeadLetter,
+    Levels,
+    LevelsError,
+    Trade,
+)
 
 ReplayEvent = AnyMarketEvent | DeadLetter
 
@@ -73,15 +85,16 @@ class _DepthDiff(msgspec.Struct, kw_only=True):
     first_id: int = msgspec.field(name="U")
     last_id: int = msgspec.field(name="u")
     prev_last_id: int | None = msgspec.field(default=None, name="pu")
-    bids: list[Level] = msgspec.field(name="b")
-    asks: list[Level] = msgspec.field(name="a")
+    # Raw JSON arrays of [price, size], parsed by `Levels`.
+    bids: msgspec.Raw = msgspec.field(name="b")
+    asks: msgspec.Raw = msgspec.field(name="a")
 
 
 class _RestDepth(msgspec.Struct, kw_only=True):
     last_update_id: int = msgspec.field(name="lastUpdateId")
     event_ms: int | None = msgspec.field(default=None, name="E")
-    bids: list[Level]
-    asks: list[Level]
+    bids: msgspec.Raw
+    asks: msgspec.Raw
 
 
 class _BookTicker(msgspec.Struct, kw_only=True):
@@ -195,7 +208,7 @@ class _LineDecoder:
             if handler is None or not envelope.data:
                 return self._dead(line, line_no, receive_ts, f"unknown_stream: {envelope.stream}")
             return handler(envelope.data, receive_ts)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, LevelsError) as exc:
             return self._dead(line, line_no, receive_ts, f"bad_message: {exc}")
 
     def _handler(self, stream: str) -> Callable[[bytes, int], AnyMarketEvent] | None:
@@ -225,7 +238,7 @@ class _LineDecoder:
             exchange_ts=(diff.transaction_ms or diff.event_ms) * _NS_PER_MS,
             receive_ts=receive_ts,
             seq=diff.last_id, first_seq=diff.first_id, prev_seq=diff.prev_last_id,
-            bids=diff.bids, asks=diff.asks,
+            bids=Levels(diff.bids), asks=Levels(diff.asks),
         )
 
     def _snapshot(self, payload: bytes, receive_ts: int) -> BookSnapshot:
@@ -237,7 +250,8 @@ class _LineDecoder:
                 self._on_exchange_clock(None, receive_ts) if event_ms is None
                 else event_ms * _NS_PER_MS
             ),
-            receive_ts=receive_ts, seq=depth.last_update_id, bids=depth.bids, asks=depth.asks,
+            receive_ts=receive_ts, seq=depth.last_update_id,
+            bids=Levels(depth.bids), asks=Levels(depth.asks),
         )
 
     def _bbo(self, data: bytes, receive_ts: int) -> BBO:

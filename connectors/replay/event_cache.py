@@ -41,7 +41,7 @@ import msgspec
 import numpy as np
 
 from connectors.replay.recordings import Recordings, ReplayEvent
-from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Trade
+from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Levels, Trade
 
 FORMAT = 1
 _HERE = Path(__file__).resolve().parent
@@ -152,16 +152,21 @@ class _Writer:
         return code
 
     def _decimal(self, value: Decimal) -> int:
-        text = str(value)
+        return self._decimal_text(str(value))
+
+    def _decimal_text(self, text: str) -> int:
         code = self._decimals.get(text)
         if code is None:
             code = self._decimals[text] = len(self._decimals)
         return code
 
-    def _levels(self, levels: list) -> None:
-        for price, size in levels:
-            self.level_price.append(self._decimal(price))
-            self.level_size.append(self._decimal(size))
+    def _levels(self, levels: list | Levels) -> None:
+        # A decoder's `Levels` gives the texts of its pairs without making their Decimals.
+        pairs = levels.texts() if type(levels) is Levels else [
+            (str(price), str(size)) for price, size in levels]
+        for price, size in pairs:
+            self.level_price.append(self._decimal_text(price))
+            self.level_size.append(self._decimal_text(size))
         self.level_offsets.append(len(self.level_price))
 
     def add(self, event: ReplayEvent) -> None:

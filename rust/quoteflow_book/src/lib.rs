@@ -6,11 +6,18 @@
 //!   machine integers; a price finer than 10^-18 or beyond ±1.7e20 is refused, never rounded;
 //! - each level keeps the event's own `(price, size)` tuple, so the book hands back the very
 //!   `Decimal`s it was given: no `Decimal` is created on the way in or out (the edges);
+//! - depth levels that come as `Levels` (`levels.rs`: parsed from the venue's JSON, no
+//!   `Decimal` made) go in as numbers, and a level's `(price, size)` pair is made, once, only
+//!   when it is read (the touch, `levels()`);
 //! - the sequencing rule stays the Python object `models.sequencing` defines (one
 //!   implementation of Binance's rules), called once per delta.
 //!
 
+mod levels;
+
 use std::collections::{BTreeMap, VecDeque};
+
+use levels::{Level, Levels, LevelsError, Num};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -79,58 +86,10 @@ fn configure(
     Ok(())
 }
 
-const SCALE_DIGITS: i32 = 18;
-
 /// Exact ticks of 10^-18 from a number's decimal text (`str(Decimal)`: digits, an optional
 /// point, an optional exponent).
 fn parse_ticks(text: &str) -> Option<i128> {
-    let bytes = text.as_bytes();
-    let (negative, mut i) = match bytes.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
-    let mut mantissa: i128 = 0;
-    let mut exponent: i32 = 0;
-    let mut digits = 0;
-    let mut seen_point = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            c @ b'0'..=b'9' => {
-                mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(c - b'0'))?;
-                digits += 1;
-                if seen_point {
-                    exponent -= 1;
-                }
-            }
-            b'.' if !seen_point => seen_point = true,
-            b'e' | b'E' => {
-                let explicit: i32 = text[i + 1..].parse().ok()?;
-                exponent = exponent.checked_add(explicit)?;
-                break;
-            }
-            _ => return None,
-        }
-        i += 1;
-    }
-    if digits == 0 {
-        return None;
-    }
-    let shift = exponent.checked_add(SCALE_DIGITS)?;
-    let ticks = if shift >= 0 {
-        mantissa.checked_mul(10i128.checked_pow(shift as u32)?)?
-    } else {
-        // Finer than a tick: exact only when the extra digits are zeros ("1.0000…").
-        let divisor = 10i128.checked_pow((-shift) as u32).unwrap_or(0);
-        if mantissa == 0 {
-            0
-        } else if divisor != 0 && mantissa % divisor == 0 {
-            mantissa / divisor
-        } else {
-            return None;
-        }
-    };
-    Some(if negative { -ticks } else { ticks })
+    Num::parse(text.as_bytes())?.ticks()
 }
 
 fn ticks_of(price: &Bound<'_, PyAny>) -> PyResult<i128> {
@@ -142,12 +101,30 @@ fn ticks_of(price: &Bound<'_, PyAny>) -> PyResult<i128> {
     })
 }
 
+/// A level in the book: the event's own pair, or the numbers of a `Levels` level with the
+/// pair made on its first read.
+enum Entry {
+    Pair(Py<PyTuple>),
+    Parsed(Level, GILOnceCell<Py<PyTuple>>),
+}
+
+impl Entry {
+    fn pair<'a>(&'a self, py: Python<'_>) -> PyResult<&'a Py<PyTuple>> {
+        match self {
+            Entry::Pair(pair) => Ok(pair),
+            Entry::Parsed(level, pair) => {
+                pair.get_or_try_init(py, || Ok(level.pair(py)?.unbind()))
+            }
+        }
+    }
+}
+
 /// One side's levels by key, best last: `key` is the price's ticks for bids and their
 /// negative for asks, so both sides iterate best-first in reverse. A B-tree, because Binance
 /// diffs touch levels all through the ~5,000 of a side: a sorted vector's memmoves cost more
 /// than the tree's pointer chasing (measured on the USD-M recording).
 struct Side {
-    levels: BTreeMap<i128, Py<PyTuple>>, // (price, size) as the event carried it
+    levels: BTreeMap<i128, Entry>,
     sign: i128,                          // 1 for bids, -1 for asks
 }
 
@@ -156,7 +133,7 @@ impl Side {
         Self { levels: BTreeMap::new(), sign }
     }
 
-    fn get(&self, ticks: i128) -> Option<&Py<PyTuple>> {
+    fn get(&self, ticks: i128) -> Option<&Entry> {
         self.levels.get(&(ticks * self.sign))
     }
 
@@ -171,7 +148,7 @@ impl Side {
         let key = ticks_of(&pair.get_item(0)?)? * self.sign;
         // Sizes are absolute; zero removes, and removing an unknown level is normal.
         if pair.get_item(1)?.is_truthy()? {
-            self.levels.insert(key, pair.unbind());
+            self.levels.insert(key, Entry::Pair(pair.unbind()));
         } else {
             self.levels.remove(&key);
         }
@@ -179,7 +156,16 @@ impl Side {
     }
 
     fn update(&mut self, levels: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(list) = levels.downcast_exact::<PyList>() {
+        if let Ok(parsed) = levels.downcast_exact::<Levels>() {
+            for level in &parsed.get().levels {
+                let key = level.ticks * self.sign;
+                if level.size.is_zero() {
+                    self.levels.remove(&key);
+                } else {
+                    self.levels.insert(key, Entry::Parsed(*level, GILOnceCell::new()));
+                }
+            }
+        } else if let Ok(list) = levels.downcast_exact::<PyList>() {
             for level in list.iter() {
                 self.set(&level)?;
             }
@@ -191,12 +177,12 @@ impl Side {
         Ok(())
     }
 
-    fn best(&self) -> Option<(&i128, &Py<PyTuple>)> {
+    fn best(&self) -> Option<(&i128, &Entry)> {
         self.levels.last_key_value()
     }
 
-    /// The pairs, best first.
-    fn pairs(&self) -> std::iter::Rev<std::collections::btree_map::Values<'_, i128, Py<PyTuple>>> {
+    /// The entries, best first.
+    fn entries(&self) -> std::iter::Rev<std::collections::btree_map::Values<'_, i128, Entry>> {
         self.levels.values().rev()
     }
 }
@@ -432,8 +418,8 @@ impl OrderBook {
     }
 }
 
-fn side_pairs(py: Python<'_>, side: &Side) -> Vec<Py<PyTuple>> {
-    side.pairs().map(|pair| pair.clone_ref(py)).collect()
+fn side_pairs(py: Python<'_>, side: &Side) -> PyResult<Vec<Py<PyTuple>>> {
+    side.entries().map(|entry| Ok(entry.pair(py)?.clone_ref(py))).collect()
 }
 
 #[pymethods]
@@ -507,18 +493,19 @@ impl OrderBook {
 
     // -- BookView ------------------------------------------------------------------------
 
-    fn best_bid(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.bids.best().map(|(_, pair)| pair.clone_ref(py))
+    fn best_bid(&self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
+        self.bids.best().map(|(_, entry)| Ok(entry.pair(py)?.clone_ref(py))).transpose()
     }
 
-    fn best_ask(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.asks.best().map(|(_, pair)| pair.clone_ref(py))
+    fn best_ask(&self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
+        self.asks.best().map(|(_, entry)| Ok(entry.pair(py)?.clone_ref(py))).transpose()
     }
 
     fn mid<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match (self.bids.best(), self.asks.best()) {
             (Some((_, bid)), Some((_, ask))) => {
-                let sum = bid.bind(py).get_item(0)?.add(ask.bind(py).get_item(0)?)?;
+                let (bid, ask) = (bid.pair(py)?.bind(py), ask.pair(py)?.bind(py));
+                let sum = bid.get_item(0)?.add(ask.get_item(0)?)?;
                 Ok(Some(sum.div(shared(py)?.two.bind(py))?))
             }
             _ => Ok(None),
@@ -529,7 +516,7 @@ impl OrderBook {
         let py = price.py();
         let book = self.side(side)?;
         match book.get(ticks_of(price)?) {
-            Some(pair) => Ok(pair.bind(py).get_item(1)?.unbind()),
+            Some(entry) => Ok(entry.pair(py)?.bind(py).get_item(1)?.unbind()),
             None => Ok(shared(py)?.zero.clone_ref(py)),
         }
     }
@@ -541,8 +528,9 @@ impl OrderBook {
         side: &Bound<'py, PyAny>,
         depth: isize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let pairs = self.side(side)?.pairs().take(depth.max(0) as usize);
-        PyList::new(py, pairs.map(|pair| pair.bind(py)).collect::<Vec<_>>())
+        let entries = self.side(side)?.entries().take(depth.max(0) as usize);
+        let pairs: PyResult<Vec<_>> = entries.map(|entry| Ok(entry.pair(py)?.bind(py))).collect();
+        PyList::new(py, pairs?)
     }
 
     // -- pickling (Bytewax snapshots the quote session that holds the book) ---------------
@@ -558,8 +546,8 @@ impl OrderBook {
         )?;
         let state = (
             book.pending.limit,
-            side_pairs(py, &book.bids),
-            side_pairs(py, &book.asks),
+            side_pairs(py, &book.bids)?,
+            side_pairs(py, &book.asks)?,
             book.pending.items.iter().map(|d| d.clone_ref(py)).collect::<Vec<_>>(),
             book.seq_object(py),
             (book.synced, book.bridged, book.was_broken),
@@ -599,6 +587,8 @@ fn quoteflow_book(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(configure, module)?)?;
     module.add_class::<OrderBook>()?;
     module.add_class::<BookStats>()?;
+    module.add_class::<Levels>()?;
+    module.add("LevelsError", module.py().get_type::<LevelsError>())?;
     Ok(())
 }
 
