@@ -19,26 +19,28 @@ import msgspec
 import orjson
 
 from connectors.replay.recordings import Recordings
-from models.events import AnyEvent, DeadLetter
+from models import events as wire
+from models.events import AnyEvent, DeadLetter, levels_to_builtins
 
 DEFAULT_RECORDING = "../shared/data/binance/usdm/btcusdt_20240808.gz"
 _BATCH = 500
 
 
 def _formats() -> dict[str, tuple[Callable, Callable]]:
-    json_enc = msgspec.json.Encoder(decimal_format="string")
+    # JSON is what the producers write (`models.events.encode`); the Binance decoder's depth
+    # levels (`Levels`) need the events module's hook in any other encoder.
     json_dec = msgspec.json.Decoder(AnyEvent)
-    pack_enc = msgspec.msgpack.Encoder(decimal_format="string")
+    pack_enc = msgspec.msgpack.Encoder(decimal_format="string", enc_hook=levels_to_builtins)
     pack_dec = msgspec.msgpack.Decoder(AnyEvent)
 
     def orjson_encode(event):
-        return orjson.dumps(msgspec.to_builtins(event))
+        return orjson.dumps(wire.to_builtins(event))
 
     def orjson_decode(data):
         return msgspec.convert(orjson.loads(data), AnyEvent, strict=False)
 
     return {
-        "msgspec JSON": (json_enc.encode, json_dec.decode),
+        "msgspec JSON": (wire.encode, json_dec.decode),
         "msgspec MessagePack": (pack_enc.encode, pack_dec.decode),
         "orjson (+ msgspec.convert)": (orjson_encode, orjson_decode),
     }

@@ -386,7 +386,10 @@ def _levels_as_json(value: object) -> msgspec.Raw:
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
-def _levels_as_builtins(value: object) -> list:
+def levels_to_builtins(value: object) -> list:
+    """The `enc_hook` any other msgspec encoder (or `msgspec.to_builtins`) needs for events
+    that carry `Levels`: the pairs' `str(Decimal)` texts, as `decimal_format="string"` writes
+    the pairs themselves."""
     if type(value) is Levels:
         return value.texts()
     raise NotImplementedError(f"cannot convert {type(value).__name__}")
@@ -405,4 +408,4 @@ def decode(data: bytes | str) -> AnyEvent:
 
 
 def to_builtins(event: Event) -> dict:
-    return msgspec.to_builtins(event, enc_hook=_levels_as_builtins)
+    return msgspec.to_builtins(event, enc_hook=levels_to_builtins)
