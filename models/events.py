@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
-from quoteflow_book import Levels, LevelsError  # noqa: F401 (the decoders make them)
+from quoteflow_book import Levels, LevelsError, LevelTable  # noqa: F401 (for the decoders)
 
 SCHEMA_VERSION = 1
 CONTROL_SCHEMA_VERSION = 2  # ControlCommand with a signature

@@ -15,13 +15,22 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.replay.binance_hft import iter_events
 from models.book import OrderBook
-from models.events import BookDelta, BookSnapshot, Levels, LevelsError, encode, to_builtins
+from models.events import (
+    BookDelta,
+    BookSnapshot,
+    Levels,
+    LevelsError,
+    LevelTable,
+    encode,
+    to_builtins,
+)
 from models.sequencing import BinanceSpotRule
 from tests.test_book import ReferenceBook, assert_same_book, spot_streams
 
@@ -196,3 +205,17 @@ def test_a_depth_diff_with_a_malformed_level_is_a_dead_letter(tmp_path):
     assert bad.reason.startswith("bad_message: depth levels: expected a decimal number in q")
     assert type(good) is BookDelta and type(good.bids) is Levels
     assert good.bids == [(D("61234.5"), D(1))] and good.asks == [(D(1), D(1))]
+
+
+def test_a_level_table_gives_levels_or_none_for_a_price_off_the_grid():
+    """The event cache's table: each number text once, levels as codes into them."""
+    texts = ["61234.50", "0.010", "0E-8", "1E-19"]
+    table = LevelTable(texts, np.array([0, 0, 3], np.int32), np.array([1, 2, 1], np.int32))
+    expected = [(D("61234.50"), D("0.010")), (D("61234.50"), D("0E-8"))]
+    assert exact(table.levels(0, 2)) == exact(expected)
+    assert type(table.levels(1, 1)) is Levels and table.levels(1, 1) == []
+    assert table.levels(2, 3) is None  # the caller keeps its Decimal pairs
+    with pytest.raises(IndexError):
+        table.levels(2, 4)
+    with pytest.raises(IndexError):
+        LevelTable(texts, np.array([9], np.int32), np.array([0], np.int32)).levels(0, 1)

@@ -5,6 +5,7 @@ backtest from the cache fills and earns exactly what one from the raw file does.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from connectors.replay import event_cache
 from connectors.replay.event_cache import CachedRecordings, open_recordings
 from connectors.replay.recordings import Recordings
-from models.events import DeadLetter
+from models.events import BookSnapshot, DeadLetter, Levels, encode
 from quoteflow.backtest import run_backtest
 from quoteflow.sessions import TradingOptions
 from tests.conftest import CRYPTOFEED_DIR, SHARED_DATA
@@ -47,8 +48,9 @@ def test_cached_events_equal_the_decoded_ones(shared_data, tmp_path, paths):
     again, again_stats, again_hit = _cached(paths, tmp_path)
     assert (first_hit, again_hit) == (False, True)
     assert len(list(tmp_path.glob("*.npz"))) == 1
-    assert first == decoded and again == decoded  # every field, Decimal exponents included
+    assert first == decoded and again == decoded  # every field
     assert [type(e) for e in again] == [type(e) for e in decoded]
+    assert list(map(encode, again)) == list(map(encode, decoded))  # Decimal exponents too
     assert first_stats == stats and again_stats == stats
 
 
@@ -127,3 +129,22 @@ def test_the_decoder_version_covers_a_compiled_package(tmp_path, monkeypatch):
     assert event_cache.decoder_version() == before
     library.write_bytes(b"build two")
     assert event_cache.decoder_version() != before
+
+
+def test_book_sides_come_back_as_levels_unless_a_price_is_off_the_grid(tmp_path):
+    """The book reads a cached side's `Levels` without a Decimal; a side `Levels` does not
+    take (a price finer than 1e-18, which a decoder's list may hold) stays Decimal pairs."""
+    def snapshot(bids):
+        return BookSnapshot(venue="sim", symbol="SIM/USD", exchange_ts=1, receive_ts=2, seq=3,
+                            bids=bids, asks=[(Decimal("101.0"), Decimal("0E-8"))])
+    events = [snapshot(Levels(b'[["99.50","0.010"]]')),
+              snapshot([(Decimal("1E-19"), Decimal("1")), (Decimal("99.5"), Decimal("2"))])]
+    writer = event_cache._Writer()
+    for event in events:
+        writer.add(event)
+    path = tmp_path / "entry.npz"
+    writer.write(path, {})
+    loaded, _ = event_cache._load(path)
+    assert loaded == events and list(map(encode, loaded)) == list(map(encode, events))
+    assert [type(e.bids) for e in loaded] == [Levels, list]
+    assert type(loaded[1].asks) is Levels

@@ -19,7 +19,10 @@ optional sequence numbers (with a null mask), string codes for venue, symbol and
 and decimal codes for prices and sizes; the book levels as flat price/size code arrays cut by
 offsets. Every `Decimal` is stored once as its exact text (`str` round-trips value and
 exponent) in a dictionary, so loading builds each distinct price once and shares it instead
-of parsing every level: that is where decoding spends its time. Dead letters (rare, free text)
+of parsing every level: that is where decoding spends its time. Book sides come back as
+`Levels` (`models.events`; `LevelTable` parses each distinct text once), whose `Decimal`s are
+made only when read, as the Binance decoder's are; a side with a price `Levels` does not take
+(finer than 10^-18) comes back as its `Decimal` pairs. Dead letters (rare, free text)
 are kept whole as msgspec JSON. The events loaded equal the decoded ones field for field.
 """
 
@@ -41,7 +44,7 @@ import msgspec
 import numpy as np
 
 from connectors.replay.recordings import Recordings, ReplayEvent
-from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Levels, Trade
+from models.events import BBO, BookDelta, BookSnapshot, DeadLetter, Levels, LevelTable, Trade
 
 FORMAT = 1
 _HERE = Path(__file__).resolve().parent
@@ -291,12 +294,25 @@ def _events(c: dict[str, np.ndarray]) -> list[ReplayEvent]:
 
 
 def _build_events(c: dict[str, np.ndarray]) -> list[ReplayEvent]:
-    decimals = [Decimal(text) for text in _unblob(c["decimals"])]
+    texts = _unblob(c["decimals"])
+    decimals = [Decimal(text) for text in texts]
     strings = _unblob(c["strings"])
     dead = iter(_dead_letters.decode(c["dead_letters"].tobytes()))
-    level = decimals.__getitem__
-    levels = list(zip(map(level, c["level_price"].tolist()),
-                      map(level, c["level_size"].tolist()), strict=True))
+    # Book sides come back as `Levels` (the book reads them without a Decimal), or as the
+    # Decimal pairs for a side `Levels` does not take (a price off its 10^-18 grid).
+    table = LevelTable(texts, c["level_price"], c["level_size"])
+    pairs: list[tuple[Decimal, Decimal]] = []
+
+    def levels_at(start: int, end: int) -> Levels | list[tuple[Decimal, Decimal]]:
+        levels = table.levels(start, end)
+        if levels is not None:
+            return levels
+        if not pairs:
+            level = decimals.__getitem__
+            pairs.extend(zip(map(level, c["level_price"].tolist()),
+                             map(level, c["level_size"].tolist()), strict=True))
+        return pairs[start:end]
+
     offsets = c["level_offsets"].tolist()
     values = c["values"].tolist()
     trade_ids = c["trade_id"].tolist()
@@ -316,8 +332,8 @@ def _build_events(c: dict[str, np.ndarray]) -> list[ReplayEvent]:
         if kind == _DELTA:
             append(BookDelta(
                 v=v, venue=venue, symbol=symbol, exchange_ts=exchange_ts, receive_ts=receive_ts,
-                seq=seq, bids=levels[offsets[2 * i]:offsets[2 * i + 1]],
-                asks=levels[offsets[2 * i + 1]:offsets[2 * i + 2]],
+                seq=seq, bids=levels_at(offsets[2 * i], offsets[2 * i + 1]),
+                asks=levels_at(offsets[2 * i + 1], offsets[2 * i + 2]),
                 first_seq=None if flags & _NO_FIRST else first,
                 prev_seq=None if flags & _NO_PREV else prev,
             ))
@@ -338,8 +354,8 @@ def _build_events(c: dict[str, np.ndarray]) -> list[ReplayEvent]:
         elif kind == _SNAPSHOT:
             append(BookSnapshot(
                 v=v, venue=venue, symbol=symbol, exchange_ts=exchange_ts, receive_ts=receive_ts,
-                seq=seq, bids=levels[offsets[2 * i]:offsets[2 * i + 1]],
-                asks=levels[offsets[2 * i + 1]:offsets[2 * i + 2]],
+                seq=seq, bids=levels_at(offsets[2 * i], offsets[2 * i + 1]),
+                asks=levels_at(offsets[2 * i + 1], offsets[2 * i + 2]),
             ))
         else:
             raise ValueError(f"unknown event kind {kind} in the cache")

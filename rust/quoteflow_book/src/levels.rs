@@ -355,6 +355,71 @@ impl Levels {
     }
 }
 
+/// The event cache's depth levels (`connectors.replay.event_cache`): every distinct number
+/// text once, and each level's price and size as codes into them, so a cached event's sides
+/// come back as `Levels` without parsing a level twice or making a `Decimal`.
+#[pyclass(module = "quoteflow_book", frozen)]
+pub(crate) struct LevelTable {
+    numbers: Vec<Option<Num>>, // None: not a number `Levels` takes
+    prices: Vec<u32>,
+    sizes: Vec<u32>,
+}
+
+impl LevelTable {
+    fn level(&self, i: usize) -> PyResult<Option<Level>> {
+        let number = |code: u32| {
+            self.numbers.get(code as usize).copied().ok_or_else(|| {
+                pyo3::exceptions::PyIndexError::new_err(format!("no number with code {code}"))
+            })
+        };
+        let (Some(price), Some(size)) = (number(self.prices[i])?, number(self.sizes[i])?) else {
+            return Ok(None);
+        };
+        Ok(price.ticks().map(|ticks| Level { ticks, price, size }))
+    }
+}
+
+#[pymethods]
+impl LevelTable {
+    /// `texts`: the numbers' `str(Decimal)`; `prices`, `sizes`: one code per level (int32
+    /// buffers, such as numpy arrays).
+    #[new]
+    fn new(
+        py: Python<'_>,
+        texts: Vec<String>,
+        prices: PyBuffer<i32>,
+        sizes: PyBuffer<i32>,
+    ) -> PyResult<Self> {
+        let codes = |buffer: PyBuffer<i32>| -> PyResult<Vec<u32>> {
+            buffer.to_vec(py)?.into_iter().map(|code| {
+                u32::try_from(code).map_err(|_| PyValueError::new_err("a negative level code"))
+            }).collect()
+        };
+        let (prices, sizes) = (codes(prices)?, codes(sizes)?);
+        if prices.len() != sizes.len() {
+            return Err(PyValueError::new_err("level prices and sizes differ in length"));
+        }
+        let numbers = texts.iter().map(|text| Num::parse(text.as_bytes())).collect();
+        Ok(Self { numbers, prices, sizes })
+    }
+
+    /// Levels `start..end` as `Levels`, or None when one of them is not a number `Levels`
+    /// takes (a price off the 10^-18 grid): the caller keeps its `Decimal` pairs then.
+    fn levels(&self, start: usize, end: usize) -> PyResult<Option<Levels>> {
+        if start > end || end > self.prices.len() {
+            return Err(pyo3::exceptions::PyIndexError::new_err("level range out of the table"));
+        }
+        let mut levels = Vec::with_capacity(end - start);
+        for i in start..end {
+            match self.level(i)? {
+                Some(level) => levels.push(level),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Levels { levels, pairs: GILOnceCell::new() }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_levels, Num};

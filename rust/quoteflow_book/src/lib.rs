@@ -17,7 +17,7 @@ mod levels;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use levels::{Level, Levels, LevelsError, Num};
+use levels::{Level, LevelTable, Levels, LevelsError, Num};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -588,6 +588,7 @@ fn quoteflow_book(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<OrderBook>()?;
     module.add_class::<BookStats>()?;
     module.add_class::<Levels>()?;
+    module.add_class::<LevelTable>()?;
     module.add("LevelsError", module.py().get_type::<LevelsError>())?;
     Ok(())
 }
