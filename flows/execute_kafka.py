@@ -69,7 +69,8 @@ from connectors.execution.rate_limiter import SimulatedRateLimiter
 from connectors.kafka import EventConsumer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandsConfig, load_verifier
 from connectors.kafka.market_merge import MarketMerge
-from connectors.kafka.transactions import TransactionalProducer, transactional_id
+from connectors.kafka.membership import Membership, carry_offsets, membership
+from connectors.kafka.transactions import TransactionalProducer
 from connectors.paper.adapter import PaperVenueAdapter
 from connectors.paper.config import PaperConfig, paper_settings
 from connectors.paper.market import PaperMarket
@@ -119,7 +120,9 @@ _POLL_MESSAGES = 2000
 _POLL_TIMEOUT_S = 0.1
 _NS_PER_S = 1_000_000_000
 _VANISHED = "VENUE_RESTARTED: the paper venue's orders ended with the executor's process"
-_SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
+# The ACLs' group and transactional-id prefix; the group every deployment shared before each
+# got its own (`membership`), whose offsets a deployment's new group takes over once.
+ROLE = "executor"
 PUBLISHED = "published"  # the audit record that holds an event sent to Kafka
 # What happens without an intent (fills from the market, reconciliation, timers) is committed
 # this often; intents' output with their offsets as soon as they are acted on.
@@ -240,6 +243,10 @@ class _Process:
         self.stats = ExecuteStats()
         exchange = self.settings.exchange
         self.instruments = [instrument_for(exchange, s) for s in self.settings.symbols]
+        # The transactional id `<group>.<prefix>.<account>` as ever; the consumer group is
+        # that id too unless `group` is set, and it is the static member's instance id.
+        self.member: Membership = membership(
+            self.settings.group or ROLE, config.kafka, self.settings.group)
 
     async def run(self) -> ExecuteStats:
         settings, kafka = self.settings, self.config.kafka
@@ -247,14 +254,20 @@ class _Process:
         keys = self._owner_keys() if settings.venue == "ccxt" else None
         market = paper_market(self.instruments, self.config) if keys is None else None
         venue = market.adapter if market is not None else self._keyed_venue()
-        # Fences a killed predecessor (its open transaction is aborted) before the anchor is
-        # read, so the anchor is exactly what its committed transactions published.
-        producer = await asyncio.to_thread(
-            TransactionalProducer, kafka, transactional_id(settings.group, kafka))
-        output = KafkaOutput(producer, kafka.prefix)
         audit_file = Path(settings.audit_path).expanduser()
         audit_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The file's lock first: a second executor started on it stops here, before its
+        # producer would fence the one running (AuditStoreError, "open by another writer").
         audit = AuditStore(audit_file, sync_every=100)
+        try:
+            # Fences a killed predecessor (its open transaction is aborted) before the anchor
+            # is read, so the anchor is exactly what its committed transactions published.
+            producer = await asyncio.to_thread(
+                TransactionalProducer, kafka, self.member.instance_id)
+        except BaseException:
+            audit.close()
+            raise
+        output = KafkaOutput(producer, kafka.prefix)
         try:
             # The file continues its published chain or the process stops here: a file cut
             # short or rewritten would re-issue anchored records and forget handled intents.
@@ -370,14 +383,23 @@ class _Process:
         self, executor: Executor, output: KafkaOutput, market: PaperMarket | None,
         keys: OwnerKeys | None, verifier: CommandVerifier, resumed: list[OrderIntent],
     ) -> None:
-        kafka, group = self.config.kafka, self.settings.group
+        kafka, member = self.config.kafka, self.member
+        group = member.group_id
+        if self.settings.group is None:
+            # Upgraded from the group all deployments shared: its offsets, once.
+            carried = await asyncio.to_thread(carry_offsets, kafka, ROLE, group, ORDER_TOPICS)
+            if carried:
+                executor.audit("group_offsets_carried", {
+                    "from": ROLE, "to": group,
+                    "offsets": {f"{p.topic}[{p.partition}]": p.offset for p in carried},
+                })
         # End-of-partition events in every mode: `at_end` says an input is caught up, which
         # decides when the market may move without intents and intents without the market.
-        # A restarted executor waits out its killed predecessor's group session before it
-        # gets the partitions: the broker's minimum, not librdkafka's 45 s (heartbeats come
-        # from librdkafka's own thread, so a busy event loop does not miss them).
+        # A static member (`membership`): a restarted executor takes its predecessor's place
+        # and partitions at once, without a rebalance and without waiting out its session;
+        # a second live one with its instance id fences it (`KafkaFenced` from `poll`).
         orders = EventConsumer(kafka, group, ORDER_TOPICS, eof=True,
-                               **{"session.timeout.ms": _SESSION_TIMEOUT_MS})
+                               **member.consumer_settings())
         # The paper venue's books and clock are rebuilt from the start of md.* on every run
         # (a group of its own that never commits): a book resumed mid-stream would wait
         # for a snapshot that may never come.

@@ -921,6 +921,7 @@ def execute(
 
     from connectors.audit_store import AuditStoreError
     from connectors.execution.keys import NoExchangeKey
+    from connectors.kafka.consumer import KafkaFenced
     from connectors.secrets import SecretStoreError
     from flows.execute_kafka import run_execute
     from models.lockstep import LockstepError
@@ -937,7 +938,8 @@ def execute(
         health.ready()
     try:
         stats = run_execute(settings, until_end=until_end, stop=stop)
-    except (NoExchangeKey, SecretStoreError, AuditStoreError, LockstepError) as error:
+    except (NoExchangeKey, SecretStoreError, AuditStoreError, LockstepError,
+            KafkaFenced) as error:
         console.print(str(error), style="red", soft_wrap=True, markup=False)  # one line
         raise typer.Exit(1) from None
     typer.echo(json.dumps(dataclasses.asdict(stats), indent=2))

@@ -37,7 +37,10 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     deadman_timeout_s: float = 60.0
     paper_rate_limit_ms: float = 50.0  # the paper venue's request budget (ccxt's own otherwise)
     rate_limit_capacity: float = 1.0
-    group: str = "executor"  # Kafka consumer group: offsets survive restarts
+    # Kafka consumer group. Unset: one per deployment and account, `executor.<prefix>.
+    # <account>`, a static member (connectors/kafka/membership.py). Set: used as given (an
+    # upgraded deployment keeps the group, and offsets, of `group = "executor"`).
+    group: str | None = None
     audit_path: str = "~/.local/share/quoteflow/executor-audit.jsonl"
     # A lockstep replay with the quote flow (`[quote] lockstep`, docs/paper-venue.md): one
     # market event at a time, each once the quote flow has quoted the one before. Paper only.
@@ -54,6 +57,9 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("execute.symbols must list at least one symbol")
         if self.self_trade_prevention not in STP_MODES:
             raise ValueError(f"execute.self_trade_prevention must be one of {', '.join(STP_MODES)}")
+        if self.group is not None and not self.group.strip():
+            raise ValueError("execute.group must not be empty: leave it out for the "
+                             "deployment's own group")
         if self.deadman_timeout_s < 0:
             raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
         if self.venue == "ccxt":

@@ -23,6 +23,11 @@ class KafkaConsumeError(RuntimeError):
     """The broker reported an error for a partition (not a bad message: those dead-letter)."""
 
 
+class KafkaFenced(RuntimeError):
+    """Another process took this one's place: a consumer with its `group.instance.id` or a
+    producer with its `transactional.id` (`connectors.kafka.membership`). It must stop."""
+
+
 class EventConsumer:
     """A consumer-group member reading `topics` (base names; the prefix is added).
 
@@ -53,6 +58,7 @@ class EventConsumer:
             | settings
         )
         self._prefix = config.prefix
+        self._member = (group_id, settings.get("group.instance.id"))
         self._topics = [topic_name(config.prefix, t) for t in topics]
         self._consumer.subscribe(
             self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -94,6 +100,13 @@ class EventConsumer:
                 if error.code() == KafkaError._PARTITION_EOF:
                     self._at_end.add((message.topic(), message.partition()))
                     continue
+                if error.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID):
+                    # A static member's only fatal error: its instance id joined elsewhere.
+                    group, instance = self._member
+                    raise KafkaFenced(
+                        f"another process joined consumer group {group} as {instance}, the "
+                        f"instance id of this one, and took its partitions: this one stops "
+                        f"({error.str()})")
                 raise KafkaConsumeError(
                     f"consuming {message.topic()} [{message.partition()}]: {error.str()}"
                 )
