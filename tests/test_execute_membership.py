@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
 from connectors.kafka import EventConsumer, EventProducer, KafkaConfig, connect_admin, topic_name
@@ -29,7 +29,7 @@ from flows.execute_kafka import ORDER_TOPICS, ROLE, run_execute
 from models.events import OrderIntent
 from quoteflow.config import Config, ExecuteConfig
 from tests.flow_runs import QUOTEFLOW
-from tests.kafka_service import kafka_config, new_deployment
+from tests.kafka_service import kafka_config, new_deployment, principal_config
 from tests.test_execute_kafka import audit_records, paper_settings, wait_for, write_config
 
 pytestmark = pytest.mark.integration
@@ -272,3 +272,13 @@ def test_an_upgraded_deployment_takes_over_the_shared_groups_offsets(kafka_boots
         == [(ROLE, membership(ROLE, kafka).group_id)]
     # Once: the group has offsets of its own now.
     assert carry_offsets(kafka, ROLE, membership(ROLE, kafka).group_id, ORDER_TOPICS) == []
+
+
+def test_acls_narrowed_to_the_new_names_leave_nothing_to_carry(kafka_bootstrap):
+    """A principal without a grant for the shared group starts its own group from nothing
+    (the `ingest` user here: its groups are `ingest*` only); one without a grant for the new
+    group is refused, as its consumer would be."""
+    ingest = principal_config(new_deployment(kafka_bootstrap), "ingest")
+    assert carry_offsets(ingest, ROLE, "ingest.new", ["md.book"]) == []
+    with pytest.raises(KafkaException, match="GROUP_AUTHORIZATION_FAILED"):
+        carry_offsets(ingest, "ingest.old", f"{ROLE}.new", ["md.book"])
