@@ -56,7 +56,7 @@ class EventProducer:
             config.connect_timeout_s,
         )
         self.stats = ProducerStats()
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             config.client_settings() | _PRODUCER_SETTINGS | settings
             | {"on_delivery": self._on_failed_delivery}
         )
@@ -97,8 +97,8 @@ class EventProducer:
 
     @property
     def pending(self) -> int:
-        """Messages queued or in flight."""
-        return len(self._producer)
+        """Messages queued or in flight (none once closed)."""
+        return len(self._producer) if self._producer is not None else 0
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait for every queued message; raise if any failed or some are still queued."""
@@ -112,7 +112,19 @@ class EventProducer:
             )
 
     def close(self, timeout_s: float = 30.0) -> ProducerStats:
-        self.flush(timeout_s)
+        """Deliver what is queued (raising as `flush` does), then let the client go.
+
+        Letting go is what ends librdkafka's threads and connections: the client holds our
+        delivery callback, a method of this object, so the two form a reference cycle that
+        only the cyclic garbage collector would otherwise free, at some later moment, with
+        the client reconnecting to its brokers until then. Dropping our reference frees it
+        at once (`rd_kafka_destroy`, which also bounds the wait for what a failed flush left
+        queued; confluent-kafka's own `Producer.close` flushes with no time limit)."""
+        if self._producer is not None:  # a second close has nothing left to do
+            try:
+                self.flush(timeout_s)
+            finally:
+                self._producer = None
         return self.stats
 
     def _on_failed_delivery(self, error: KafkaError | None, message) -> None:
