@@ -33,11 +33,11 @@ def test_principals_get_private_password_files_and_only_their_rights(kafka_boots
     command = ControlCommand(command_id="c", ts=1, issued_by="x", action="pause")
     api = EventProducer(as_("api"))
     api.send(command)
-    api.flush(20)
+    api.close(20)
     quote = EventProducer(as_("quote"), **{"message.timeout.ms": 10_000})
     quote.send(command)
     with pytest.raises(KafkaDeliveryError):
-        quote.flush(20)
+        quote.close(20)
 
 
 def test_signing_key_is_made_once_and_its_public_key_printed(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
+from decimal import Decimal
 from itertools import islice
 
 import pytest
@@ -198,8 +200,29 @@ def test_failed_deliveries_are_counted_and_reported(kafka_config, two_instrument
     producer.send(next(e for e in two_instruments if type(e) is Trade))
     with pytest.raises(KafkaDeliveryError, match=r"1 of 1 messages were not delivered.*"
                                                   + md_trades):
-        producer.flush()
+        producer.close()
     assert producer.stats.failed == 1
+
+
+def test_a_closed_producer_lets_its_librdkafka_client_go_at_once(kafka_config):
+    """Not when the cyclic garbage collector gets round to it: the client holds the
+    producer's delivery callback, a cycle, and until freed it keeps its broker connections
+    (and logs its failed reconnects once the broker is gone)."""
+    def clients() -> int:
+        return sum(isinstance(o, Producer) for o in gc.get_objects())
+
+    gc.disable()
+    try:
+        before = clients()
+        producer = EventProducer(kafka_config)
+        producer.send(Trade(venue="binance", symbol="BTC/USDT", exchange_ts=1, receive_ts=1,
+                            price=Decimal(1), size=Decimal(1), side="buy"))
+        assert clients() == before + 1
+        producer.close()
+        assert clients() == before
+        assert producer.close().produced == 1  # a second close is harmless
+    finally:
+        gc.enable()
 
 
 def _topic_config(admin, topic: str, name: str) -> str:
