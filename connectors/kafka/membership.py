@@ -25,10 +25,13 @@ from connectors.kafka.config import KafkaConfig, connect_admin
 from connectors.kafka.topics import topic_name
 from connectors.kafka.transactions import transactional_id
 
-# Kafka's group.min.session.timeout.ms: a member that stops heartbeating (a dead process no
-# one restarts) leaves the group this long after. A restart with the same instance id does
-# not wait for it.
-SESSION_TIMEOUT_MS = 6000
+# The restart window. A static member that stops heartbeating (killed, or stopped: it sends
+# no LeaveGroup) keeps its place this long, and a restart that joins with its instance id
+# within it takes the place at once, without a rebalance. Past it the member is removed and
+# the restart joins a group that rebalances. Only this account's executor ever joins the
+# group, so a long session delays no one else; 45 s (Kafka's default) covers a process or
+# pod restart on a loaded machine, where the broker's minimum (6 s) did not.
+SESSION_TIMEOUT_MS = 45_000
 
 
 @dataclass(frozen=True, slots=True)
