@@ -19,6 +19,7 @@ import logging
 
 import msgspec
 
+from connectors.kafka.book_wire import BookDecoder
 from connectors.kafka.topics import TOPICS, topic_name
 from models.audit import AuditRecord, parse_line
 from models.event_bounds import problem
@@ -70,10 +71,14 @@ class WireDecoder:
     own accepts any event type. `dead_letters` counts what was turned into dead letters.
     """
 
-    __slots__ = ("_allowed", "_audit_topic", "_decode", "_max_bytes", "dead_letters")
+    __slots__ = ("_allowed", "_audit_topic", "_book_topic", "_decode", "_decode_book",
+                 "_max_bytes", "dead_letters")
 
     def __init__(self, prefix: str = ""):
         self._decode = msgspec.json.Decoder(AnyEvent).decode
+        # md.book with `Levels` sides, or None when unsure (connectors.kafka.book_wire)
+        self._decode_book = BookDecoder().decode
+        self._book_topic = topic_name(prefix, "md.book")
         self._audit_topic = topic_name(prefix, "audit")
         self._allowed = {
             topic_name(prefix, spec.name): frozenset(spec.event_types) for spec in TOPICS
@@ -116,6 +121,11 @@ class WireDecoder:
                 raise _Rejected(INVALID, str(exc)) from None
             _check_bounds(record)
             return record
+        if topic == self._book_topic:
+            book = self._decode_book(value)
+            if book is not None:
+                _check_bounds(book)  # every field but the levels, which book_wire bounded
+                return self._belongs(book, topic)
         try:
             event = self._decode(value)
         except msgspec.ValidationError as exc:
@@ -126,6 +136,9 @@ class WireDecoder:
         except msgspec.DecodeError as exc:
             raise _Rejected(UNDECODABLE, str(exc)) from None
         _check_bounds(event)
+        return self._belongs(event, topic)
+
+    def _belongs(self, event: Event, topic: str) -> Event:
         versions = _TYPE_VERSIONS.get(type(event), _BASE_VERSIONS)
         if event.v not in versions:
             raise _Rejected(
