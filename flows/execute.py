@@ -13,13 +13,16 @@ gives the measurements and the reasons. It is a plain asyncio service with three
   a wall-clock poller would only race it);
 - the reconciler: at start-up, then every `reconcile_interval_s`.
 
-`run(stop)` returns after `stop` is set and the shutdown cancelled every order.
+`run(stop)` returns after `stop` is set and the shutdown cancelled every order. `abandon()`
+ends it without the shutdown, when the account is a newer executor's (this one was fenced):
+its tasks are cancelled at once and nothing more goes to the venue, since a cancel-all would
+take the newer executor's orders too. So does an error of a type given as `abandon_on` from
+one of its tasks (the transport refusing the executor's output because it was fenced).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -42,11 +45,24 @@ class ServiceConfig:
 
 
 class ExecutorService:
-    def __init__(self, executor: Executor, config: ServiceConfig | None = None) -> None:
+    def __init__(
+        self, executor: Executor, config: ServiceConfig | None = None,
+        abandon_on: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.executor = executor
         self.config = config if config is not None else ServiceConfig()
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue(self.config.inbox_size)
         self._last_reconcile_ns = 0
+        self._abandon_on = abandon_on
+        self._abandoned = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    def abandon(self) -> None:
+        """Stop at once, without the shutdown: the executor's tasks are cancelled now (none
+        runs another step of its own), so no request is sent from here on."""
+        self._abandoned.set()
+        for task in self._tasks:
+            task.cancel()
 
     async def submit(self, item: Inbound) -> None:
         await self._inbox.put(item)
@@ -58,11 +74,12 @@ class ExecutorService:
 
     async def run(self, stop: asyncio.Event) -> None:
         executor = self.executor
+        self._tasks = [asyncio.current_task()]  # abandoned during the start-up: cancelled
         await self._reconcile()
         # States restored from an earlier run (a kill survives a restart) hold for the orders
         # just adopted too: the kill may have come between a state change and its cancels.
         await executor.enforce_states()
-        tasks = [
+        self._tasks = tasks = [
             asyncio.create_task(self._consume(), name="executor-inbox"),
             asyncio.create_task(self._every(self.config.reconcile_interval_s, self._reconcile),
                                 name="executor-reconcile"),
@@ -71,18 +88,22 @@ class ExecutorService:
             tasks.append(asyncio.create_task(
                 self._every(self.config.poll_interval_s, executor.pump), name="executor-poll"))
         stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
+        abandoning = asyncio.create_task(self._abandoned.wait())
+        await asyncio.wait([*tasks, stopping, abandoning], return_when=asyncio.FIRST_COMPLETED)
+        for task in (*tasks, stopping, abandoning):
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stopping.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [task.exception() for task in tasks
+                  if task.done() and not task.cancelled() and task.exception() is not None]
+        if self._abandoned.is_set() or any(isinstance(e, self._abandon_on) for e in errors):
+            for error in errors:
+                if isinstance(error, self._abandon_on):
+                    raise error
+            return
         await executor.shutdown()
         await executor.pump()
-        for task in done:
-            if task is not stopping:
-                task.result()  # a crashed task's error, after the orders are cancelled
+        if errors:
+            raise errors[0]  # a crashed task's error, after the orders are cancelled
 
     async def _consume(self) -> None:
         inbox, executor = self._inbox, self.executor

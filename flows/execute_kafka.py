@@ -68,6 +68,7 @@ from connectors.execution.live import CcxtVenue
 from connectors.execution.rate_limiter import SimulatedRateLimiter
 from connectors.kafka import EventConsumer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandsConfig, load_verifier
+from connectors.kafka.consumer import KafkaFenced
 from connectors.kafka.market_merge import MarketMerge
 from connectors.kafka.membership import Membership, carry_offsets, membership
 from connectors.kafka.transactions import TransactionalProducer
@@ -151,12 +152,20 @@ class KafkaOutput:
     (`republish`): nothing a kill took from the producer is lost, nothing is sent twice.
     """
 
-    __slots__ = ("_audit_topic", "_producer", "executor")
+    __slots__ = ("_audit_topic", "_fenced", "_producer", "executor")
 
     def __init__(self, producer: TransactionalProducer, prefix: str) -> None:
         self._producer = producer
         self._audit_topic = topic_name(prefix, "audit")
+        self._fenced = False
         self.executor: Executor | None = None  # set once built: positions come from its ledgers
+
+    def abandon(self, fenced: KafkaFenced) -> None:
+        """Fenced: nothing more goes out, the open transaction is aborted. Records appended
+        to the file from now on stay there (the file is the outbox: a run that continues
+        this file publishes them)."""
+        self._fenced = True
+        self._producer.abandon(fenced)
 
     def event(self, event: Event) -> None:
         self._publish(event)
@@ -175,6 +184,8 @@ class KafkaOutput:
         self._producer.send(event)
 
     def audit(self, record: AuditRecord) -> None:
+        if self._fenced:
+            return
         # Keyed by actor, as the API's records: one partition, the key is for filtering.
         self._producer.send_bytes(self._audit_topic, record.actor, canonical(record))
 
@@ -268,6 +279,8 @@ class _Process:
             audit.close()
             raise
         output = KafkaOutput(producer, kafka.prefix)
+        executor: Executor | None = None
+        fenced: KafkaFenced | None = None
         try:
             # The file continues its published chain or the process stops here: a file cut
             # short or rewritten would re-issue anchored records and forget handled intents.
@@ -292,8 +305,17 @@ class _Process:
             if keys is not None:
                 await self._load_key(executor, keys, first=True)
             await self._serve(executor, output, market, keys, verifier, resumed)
+        except KafkaFenced as error:
+            # A newer executor with this one's ids owns the account now: this run ends in
+            # its trail, and the venue is left as it is, dead-man's switch armed (it is the
+            # newer one's), since a cancel-all would take the newer one's orders too.
+            fenced = error
+            output.abandon(error)
+            if executor is not None:
+                executor.fenced(str(error))
+            raise
         finally:
-            await venue.close()
+            await venue.close(disarm=fenced is None)
             audit.close()
             producer.close()
         return self.stats
@@ -411,7 +433,9 @@ class _Process:
         service_config = ServiceConfig(reconcile_interval_s=self.settings.reconcile_interval_s)
         if market is not None:
             service_config = dataclasses.replace(service_config, poll_interval_s=None)
-        service = ExecutorService(executor, service_config)
+        # Fenced, the executor's output is refused (`KafkaFenced` from an emit): the service
+        # then stops without its shutdown, as when the feed or a commit hears it first.
+        service = ExecutorService(executor, service_config, abandon_on=(KafkaFenced,))
         done = asyncio.Event()
         serving = asyncio.create_task(service.run(done), name="executor-service")
         helpers = [asyncio.create_task(_commit_every(output, _COMMIT_INTERVAL_S))]
@@ -425,11 +449,16 @@ class _Process:
                 [feeding, serving, *helpers], return_when=asyncio.FIRST_COMPLETED
             )
         finally:
+            fenced = _fenced(serving, feeding, *helpers)
+            if fenced is not None:
+                # Before anything else runs: no request to the venue, nothing to Kafka.
+                output.abandon(fenced)
+                service.abandon()
             for task in (feeding, *helpers):
                 task.cancel()
             done.set()
             results = await asyncio.gather(serving, feeding, *helpers, return_exceptions=True)
-            if market is not None:
+            if market is not None and fenced is None:
                 # The paper venue ends with this process: what is in flight (the shutdown's
                 # cancels) arrives and is heard, so no order stays open on orders.events.
                 market.finish()
@@ -440,6 +469,14 @@ class _Process:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
+
+
+def _fenced(*tasks: asyncio.Task) -> KafkaFenced | None:
+    """The fence one of the tasks ended with (its poll, its commit or its output refused)."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and isinstance(task.exception(), KafkaFenced):
+            return task.exception()  # type: ignore[return-value]
+    return None
 
 
 async def _commit_every(output: KafkaOutput, interval_s: float) -> None:

@@ -246,6 +246,9 @@ def test_a_second_executor_stops_at_the_file_or_fences_the_first_never_shares(
     text = first_log.read_text()
     assert "Traceback" not in text
     assert f"consumer group {member.group_id} as {member.instance_id}" in text.splitlines()[-1]
+    # Its run ends fenced in its trail, without its shutdown (tests/test_execute_fenced.py).
+    assert [r["payload"]["executor"] for r in audit_records(audit)
+            if r["action"] == "state"] == ["start", "fenced"]
 
 
 def test_an_upgraded_deployment_takes_over_the_shared_groups_offsets(kafka_bootstrap, tmp_path):

@@ -166,3 +166,25 @@ def test_a_key_swap_leaves_the_switch_armed():
             assert standin.countdown_calls[-1] == ("BTCUSDT", 0) and not standin.countdowns
 
     asyncio.run(scenario())
+
+
+def test_a_fenced_executors_close_leaves_the_switch_armed():
+    """A fenced executor (a newer one took the account and armed the countdown) closes its
+    venue with `disarm=False`: its keep-alive stops, nothing is sent, the countdown runs on."""
+    from connectors.execution.keys import KeyedVenue, KeyInUse
+    from models.execution.plan import UNIT_COSTS
+
+    async def scenario():
+        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+            async def connect(credentials):
+                return await _venue(standin, timeout_s=30)
+
+            venue = KeyedVenue("binanceusdm", connect, UNIT_COSTS, supports_amend=False)
+            await venue.use(KeyInUse("k1", "stan…7d3b"), ExchangeCredentials(API_KEY, SECRET))
+            inner = venue._venue
+            await venue.close(disarm=False)
+            assert standin.countdown_calls == [("BTCUSDT", 30_000)]
+            assert "BTCUSDT" in standin.countdowns
+            assert inner._deadman_task.done() and venue.key is None
+
+    asyncio.run(scenario())

@@ -238,3 +238,48 @@ def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(mark
                        {"intent_id": "two", "reason": "SUPERSEDED"}]
     assert any(r["action"] == "reconcile_end" for r in records)
     assert verify_audit(tmp_path / "audit.jsonl").ok
+
+
+class _Fenced(Exception):
+    """What a transport raises when a newer executor took the account (Kafka's KafkaFenced)."""
+
+
+@pytest.mark.parametrize("how", ["abandon", "error"])
+def test_an_abandoned_service_stops_without_its_shutdown(market, tmp_path, how):
+    """`abandon()` (the transport was fenced) or an `abandon_on` error from the executor's
+    output: the service stops, no cancel is sent and the orders stay open at the venue."""
+    executor, _, store = _executor(market, tmp_path)
+    refused = False
+
+    def publish(record):  # the transport, refusing once fenced (after the file append)
+        if refused:
+            raise _Fenced("fenced")
+
+    executor._on_audit = publish
+    service = ExecutorService(executor, ServiceConfig(poll_interval_s=0.001,
+                                                      reconcile_interval_s=0.01),
+                              abandon_on=(_Fenced,))
+
+    async def scenario():
+        nonlocal refused
+        await service.submit(market.intent("quote"))
+        running = asyncio.create_task(service.run(asyncio.Event()))
+        while len(_open_at_venue(market)) < 2:
+            await asyncio.sleep(0.001)
+        if how == "abandon":
+            service.abandon()
+            await running
+        else:
+            refused = True  # the next reconciliation's first record is refused
+            with pytest.raises(_Fenced):
+                await running
+
+    cancels: list[str] = []
+    market.paper.request_cancel = lambda id, *_, **__: cancels.append(id)  # any from now on
+    asyncio.run(scenario())
+    store.close()
+    assert cancels == []
+    records = _audit(tmp_path)
+    assert not [r for r in records if r["action"] == "state"]
+    assert not [r for r in records if r["action"] == "order_request"
+                and r["payload"]["request"] == "cancel"]

@@ -3,7 +3,9 @@
 Where a venue offers one, the executor arms a countdown through ccxt and re-arms it every
 third of the timeout; a process that dies (SIGKILL, a lost host, a hung event loop) stops
 re-arming and the exchange itself cancels its orders when the countdown runs out. A clean
-shutdown disarms it (timeout 0) after the executor's own cancel-all.
+shutdown disarms it (timeout 0) after the executor's own cancel-all. A fenced executor (a
+newer one took its account) only stops re-arming: the countdown is the newer one's now, and
+disarming it would leave that one's orders unguarded.
 
 Which venue has which call is this module's table and nowhere else. Each entry is a ccxt
 implicit API method (the raw endpoint, so what is sent is exactly the venue's documented
@@ -142,10 +144,14 @@ class DeadManSwitch:
                         self.exchange.id, type(error).__name__)
 
 
-async def stop(switch: DeadManSwitch, task: asyncio.Task | None) -> None:
-    """Cancel the keep-alive task, then disarm."""
+async def stop(
+    switch: DeadManSwitch, task: asyncio.Task | None, *, disarm: bool = True
+) -> None:
+    """Cancel the keep-alive task, then disarm (unless `disarm` is False: the account's
+    countdown belongs to a newer process, which keeps it armed)."""
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await switch.disarm()
+    if disarm:
+        await switch.disarm()

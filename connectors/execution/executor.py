@@ -540,10 +540,18 @@ class Executor:
 
     async def shutdown(self) -> None:
         # The positions as this run leaves them: a restart continues from the same fills.
-        self.audit("state", {"executor": "shutdown", "positions": {
-            key: ledger.quantity for key, ledger in self.ledgers.items()
-        }})
+        self.audit("state", {"executor": "shutdown", "positions": self._quantities()})
         await self.cancel_all(GLOBAL)
+
+    def fenced(self, reason: str) -> None:
+        """The run's end when a newer executor took the account (its transport fenced this
+        one): recorded with the positions as `shutdown` is, and nothing is sent. The orders
+        open stay for the newer executor, which adopts them at its reconciliation."""
+        self.audit("state", {"executor": "fenced", "reason": reason,
+                             "positions": self._quantities()})
+
+    def _quantities(self) -> dict[str, Decimal]:
+        return {key: ledger.quantity for key, ledger in self.ledgers.items()}
 
     # -- positions ---------------------------------------------------------------------------
 

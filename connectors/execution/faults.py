@@ -150,5 +150,5 @@ class FaultyVenue:
     def hold(self, seconds: float) -> None:
         self.inner.hold(seconds)
 
-    async def close(self) -> None:
-        await self.inner.close()
+    async def close(self, *, disarm: bool = True) -> None:
+        await self.inner.close(disarm=disarm)

@@ -145,5 +145,11 @@ class KeyedVenue:
         if self._venue is not None:
             self._venue.hold(seconds)
 
-    async def close(self) -> None:
-        await self.use(None, None)
+    async def close(self, *, disarm: bool = True) -> None:
+        if disarm:
+            await self.use(None, None)
+            return
+        # Fenced: the account and its dead-man's switch are a newer process's now.
+        venue, self._venue, self.key = self._venue, None, None
+        if venue is not None:
+            await venue.close(disarm=False)

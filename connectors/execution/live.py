@@ -196,7 +196,7 @@ class CcxtVenue:
     def hold(self, seconds: float) -> None:
         self._limiter.hold(seconds)
 
-    async def close(self) -> None:
+    async def close(self, *, disarm: bool = True) -> None:
         if self.deadman is not None:
-            await deadman.stop(self.deadman, self._deadman_task)
+            await deadman.stop(self.deadman, self._deadman_task, disarm=disarm)
         await self.exchange.close()

@@ -72,4 +72,8 @@ class Venue(Protocol):
         """Send nothing for `seconds` (a 429's Retry-After applies to the whole venue)."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, disarm: bool = True) -> None:
+        """Release the connection and, with `disarm`, the exchange-side dead-man's switch
+        (connectors/execution/deadman.py). `disarm=False` when a newer process owns the account
+        (this one was fenced): its countdown is armed by that one and must stay armed."""
+        ...

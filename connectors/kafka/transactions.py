@@ -12,6 +12,8 @@ audit file).
 
 from __future__ import annotations
 
+import contextlib
+
 from confluent_kafka import KafkaError, KafkaException
 
 from connectors.kafka.config import KafkaConfig
@@ -23,8 +25,11 @@ from connectors.kafka.producer import EventProducer, KafkaDeliveryError
 TRANSACTION_TIMEOUT_MS = 10_000
 # A newer producer with our transactional id, or a newer consumer with the group instance id
 # whose offsets we commit (`membership`), started: what we send can never become visible.
+# `_FATAL` is what `produce` says of a producer fenced before (a transactional producer's
+# fatal error is its fencing; the others abort only the transaction).
 _FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                     KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.FENCED_INSTANCE_ID})
+                     KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.FENCED_INSTANCE_ID,
+                     KafkaError._FATAL})
 
 
 def transactional_id(name: str, config: KafkaConfig) -> str:
@@ -54,7 +59,12 @@ class TransactionalProducer(EventProducer):
         if self._fenced is not None:
             raise self._fenced
         self._begin()
-        super()._produce(topic, key, value, partition)
+        try:
+            super()._produce(topic, key, value, partition)
+        except KafkaException as error:
+            if error.args[0].code() in _FENCED:
+                raise self._failed(error) from None
+            raise
 
     @property
     def in_transaction(self) -> bool:
@@ -86,6 +96,17 @@ class TransactionalProducer(EventProducer):
         if self._open:
             self.commit()
         super().flush(timeout_s)
+
+    def abandon(self, fenced: KafkaFenced) -> None:
+        """Fenced, wherever it was noticed (its consumer's group member may be the first to
+        hear): the open transaction is aborted, never committed, and nothing more is sent.
+        A producer fenced itself cannot abort: the newer one's start already did."""
+        if self._fenced is None:
+            self._fenced = fenced
+        if self._open:
+            self._open = False
+            with contextlib.suppress(KafkaException):
+                self._producer.abort_transaction(self._timeout_s)
 
     def _begin(self) -> None:
         if not self._open:

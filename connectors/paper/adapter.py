@@ -107,7 +107,7 @@ class PaperVenueAdapter:
     def hold(self, seconds: float) -> None:
         self._limiter.hold(seconds)
 
-    async def close(self) -> None:
+    async def close(self, *, disarm: bool = True) -> None:
         return None
 
 

@@ -1,0 +1,214 @@
+"""A fenced executor leaves the venue to its successor.
+
+Executor A trades; executor B starts with the same deployment and account (so the same
+transactional id and group instance id) and its own audit file, which fences A. A must stop
+at once with one line and exit 1, without its shutdown: no cancel-all (on a ccxt venue it
+would take B's orders too), nothing more on Kafka, and its trail ends with a `state`
+`fenced` record. B goes on trading.
+
+A real Kafka broker; each executor is `quoteflow execute` as its own OS process. The ccxt
+venue is `tests/ccxt_standin.py`, a local stand-in for Binance spot's REST API (live
+exchanges are not reachable from the test machines), whose request log tells what reached
+the venue and when.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from connectors.audit_store import topic_links, unpublished_tail, verify_anchored, verify_audit
+from connectors.kafka import EventConsumer, EventProducer
+from connectors.kafka.membership import membership
+from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
+from flows.execute_kafka import ORDER_TOPICS, ROLE
+from tests.flow_runs import QUOTEFLOW
+from tests.kafka_service import new_deployment
+from tests.test_execute_kafka import (
+    OWNER,
+    audit_records,
+    key_store,
+    quote_intent,
+    wait_for,
+    write_config,
+)
+from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _StandInThread
+from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
+
+pytestmark = pytest.mark.integration
+
+CANCEL = ("DELETE", "/api/v3/order")
+
+
+def _start(config: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen([str(QUOTEFLOW), "execute", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _send(kafka, *intents) -> None:
+    producer = EventProducer(kafka)
+    for intent in intents:
+        producer.send(intent)
+    producer.close()
+
+
+def _took(audit: Path, intent):
+    return lambda: any(r["action"] == "intent" and r["payload"]["intent_id"] == intent.intent_id
+                       for r in audit_records(audit))
+
+
+def _ends_fenced(process: subprocess.Popen, log: Path, audit: Path, kafka) -> list[dict]:
+    """A exited 1 with one line, its trail ends with its `fenced` record (after which it
+    neither acted nor shut down), and nothing of it after the fence reached Kafka."""
+    assert process.wait(60) == 1, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert "another process" in text.strip().splitlines()[-1]
+    records = audit_records(audit)
+    assert verify_audit(audit).ok
+    last = records[-1]
+    assert (last["action"], last["payload"]["executor"]) == ("state", "fenced")
+    assert "another process" in last["payload"]["reason"]
+    assert not [r for r in records if r["action"] == "state"
+                and r["payload"]["executor"] == "shutdown"]
+    # Not on the audit topic: a run that continues this file publishes it, as the outbox's
+    # tail (the records of the transaction the fence aborted come before it).
+    anchored = {link.hash for link in topic_links(kafka)}
+    assert last["hash"] not in anchored
+    assert unpublished_tail(audit, topic_links(kafka))[-1].hash == last["hash"]
+    return records
+
+
+def _ccxt(kafka, tmp_path: Path) -> tuple[_StandInThread, Path, dict[str, str]]:
+    """The stand-in serving, the owner's key in the store, and A's configuration on them
+    (its trail `tmp_path/audit.jsonl`)."""
+    store, environ, _ = key_store(tmp_path)
+    store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
+    venue = _StandInThread()
+    config = ccxt_config(tmp_path / "a.toml", kafka, venue.standin, tmp_path)
+    return venue, config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
+
+
+def test_a_fenced_paper_executor_stops_without_its_shutdown(kafka_bootstrap, tmp_path):
+    kafka = new_deployment(kafka_bootstrap)
+    first_audit, second_audit = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
+    first = _start(write_config(tmp_path / "a.toml", kafka, first_audit), first_log)
+    second = None
+    try:
+        before = quote_intent("59990.00", "60010.00")
+        _send(kafka, before)
+        wait_for(_took(first_audit, before), "A to take the first intent")
+        second = _start(write_config(tmp_path / "b.toml", kafka, second_audit), second_log)
+        records = _ends_fenced(first, first_log, first_audit, kafka)
+        # A's orders were never cancelled: no shutdown's cancel-all, no cancel at all.
+        assert [r for r in records if r["action"] == "order_request"
+                and r["payload"]["request"] == "create"]
+        assert not [r for r in records if r["action"] == "order_request"
+                    and r["payload"]["request"] == "cancel"]
+        # B trades on.
+        after = quote_intent("59980.00", "60020.00")
+        _send(kafka, after)
+        wait_for(_took(second_audit, after), "B to take the next intent")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, second_log.read_text()[-3000:]
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(30)
+    assert verify_anchored(second_audit, topic_links(kafka)).ok
+
+
+def test_a_fenced_ccxt_executor_leaves_the_venue_to_its_successor(kafka_bootstrap, tmp_path):
+    """A's quotes rest at the venue; B starts (adopting them) and fences A. From B's start
+    until A's exit the venue receives no cancel (B has no intent to act on): A's shutdown
+    would have cancelled everything open on the account. B then moves the quotes to the
+    next intent, and its own shutdown cancels them."""
+    kafka = new_deployment(kafka_bootstrap)
+    venue, first_config, env = _ccxt(kafka, tmp_path)
+    standin = venue.standin
+    first_audit, second_audit = tmp_path / "audit.jsonl", tmp_path / "b.jsonl"
+    second_config = tmp_path / "b.toml"
+    second_config.write_text(
+        first_config.read_text().replace(str(first_audit), str(second_audit)))
+    first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
+    first = _start(first_config, first_log, env)
+    second = None
+    try:
+        before, after = quote_intent("59990.00", "60010.00"), quote_intent("59980.00", "60020.00")
+        _send(kafka, before)
+        wait_for(lambda: _quotes_at(standin) == _desired(before), "A's quotes")
+        seen = len(standin.requests)
+        second = _start(second_config, second_log, env)
+        records = _ends_fenced(first, first_log, first_audit, kafka)
+        # Between B's start and A's exit: no cancel reached the venue, and A's quotes rest.
+        assert CANCEL not in standin.requests[seen:]
+        assert _quotes_at(standin) == _desired(before)
+        assert not [r for r in records if r["action"] == "order_request"
+                    and r["payload"]["request"] == "cancel"]
+        # B trades on: the quotes it adopted from A move to the next intent's.
+        _send(kafka, after)
+        wait_for(lambda: _quotes_at(standin) == _desired(after), "B to quote the next intent")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, second_log.read_text()[-3000:]
+        orders = list(standin.orders.values())
+        still_open = standin.open_orders()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(30)
+        venue.close()
+    assert len(orders) == 4 and max(Counter(o.client_order_id for o in orders).values()) == 1
+    assert still_open == []  # B's (normal) shutdown still cancels everything
+    second_records = audit_records(second_audit)
+    adopted = {r["payload"]["order"]["client_order_id"] for r in second_records
+               if r["action"] == "reconcile"
+               and r["payload"]["difference"] == "UNKNOWN_OPEN_ORDER"}
+    assert adopted == {o.client_order_id for o in orders[:2]}  # A's quotes
+    assert verify_anchored(second_audit, topic_links(kafka)).ok
+
+
+def test_an_executor_fenced_by_its_group_member_alone_cancels_and_publishes_nothing(
+    kafka_bootstrap, tmp_path
+):
+    """Fenced by the consumer group first (a process joined with its instance id, its
+    producer not fenced yet): the producer could still publish and the venue still answers,
+    yet A sends no cancel and its open transaction is aborted. Before, this was the case in
+    which the shutdown's cancel-all reached the venue; when the producer was fenced first,
+    the shutdown's first audit record failed to publish and cut it short."""
+    kafka = new_deployment(kafka_bootstrap)
+    venue, config, env = _ccxt(kafka, tmp_path)
+    standin = venue.standin
+    audit, log = tmp_path / "audit.jsonl", tmp_path / "a.log"
+    member = membership(ROLE, kafka)
+    first = _start(config, log, env)
+    try:
+        quotes = quote_intent("59990.00", "60010.00")
+        _send(kafka, quotes)
+        wait_for(lambda: _quotes_at(standin) == _desired(quotes), "A's quotes")
+        seen = len(standin.requests)
+        successor = EventConsumer(kafka, member.group_id, ORDER_TOPICS, eof=True,
+                                  **member.consumer_settings())
+        try:
+            while first.poll() is None:
+                successor.poll(10, 0.1)
+            records = _ends_fenced(first, log, audit, kafka)
+        finally:
+            successor.close()
+        assert CANCEL not in standin.requests[seen:]
+        assert _quotes_at(standin) == _desired(quotes)
+        assert not [r for r in records if r["action"] == "order_request"
+                    and r["payload"]["request"] == "cancel"]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(30)
+        venue.close()
