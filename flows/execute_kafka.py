@@ -37,6 +37,12 @@ A ccxt venue trades with the configured owner's key from the secret store
 (`connectors.execution.keys`), re-read every `key_poll_interval_s`: when the key in use is
 deleted the owner's newest other key replaces it; deleting the last one first cancels every
 order (with the old key, still in memory) and then leaves the venue without one.
+
+Fenced (`KafkaFenced`: a newer executor with this one's transactional and instance ids
+started), the process stops without the shutdown: the account and its orders are the newer
+executor's, so nothing more is sent to the venue (no cancel-all; a ccxt venue's dead-man's
+switch stays armed) or to Kafka (the open transaction is aborted), and the trail ends with a
+`state` record `fenced`, in the file only.
 """
 
 from __future__ import annotations
