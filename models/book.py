@@ -26,6 +26,9 @@ delta's last id), `pending` (deltas buffered while unsynced), `stats` (`BookStat
 attributes `venue` and `symbol`. `rules` defaults to `models.sequencing.DEFAULT_RULE`, which
 follows the update ids the deltas carry. The caller routes events by instrument: `apply` does
 not check venue or symbol. It pickles (Bytewax snapshots the quote session that holds it).
+`changed_within(side, lo, hi)` says whether the last `apply` may have changed a level of the
+side priced within [lo, hi] (`ticks(price)`: the price's exact ticks of 10^-18); the book
+keeps only the lowest and highest changed price per side, so asking costs next to nothing.
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ from decimal import Decimal
 from enum import StrEnum
 
 import quoteflow_book
-from quoteflow_book import BookStats, OrderBook
+from quoteflow_book import BookStats, OrderBook, ticks
 
 from models.events import BookDelta, BookSnapshot
 from models.sequencing import APPLY, DEFAULT_RULE, STALE
 
-__all__ = ["DEFAULT_BUFFER_LIMIT", "BookStats", "BookStatus", "OrderBook"]
+__all__ = ["DEFAULT_BUFFER_LIMIT", "BookStats", "BookStatus", "OrderBook", "ticks"]
 
 # Deltas kept while waiting for a snapshot. A snapshot newer than the oldest dropped delta
 # still syncs; an older one is caught as a gap by the rule, so the bound only costs a resync.

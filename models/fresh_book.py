@@ -34,7 +34,8 @@ _ZERO = Decimal(0)
 
 class FreshBook:
     __slots__ = (
-        "_bbo_fresher", "_l2_ts", "ask", "bbo", "bid", "l2", "last_status", "touch_moved",
+        "_bbo_fresher", "_l2_ts", "ask", "bbo", "bid", "l2", "last_status", "touch_kept",
+        "touch_moved",
     )
 
     def __init__(self, l2: OrderBook | None = None) -> None:
@@ -46,6 +47,7 @@ class FreshBook:
         self.ask: Level | None = None
         self.last_status: BookStatus | None = None
         self.touch_moved = False
+        self.touch_kept = False  # after a depth event: the touch kept its prices and sizes
 
     @property
     def has_depth(self) -> bool:
@@ -56,6 +58,7 @@ class FreshBook:
 
         `touch_moved` then says whether a touch price moved: size-only ticker updates are
         far the most frequent events and change no model input but the queue estimates.
+        After a depth event `touch_kept` says whether both touches kept price and size.
         """
         bid, ask = self.bid, self.ask
         if type(event) is BBO:
@@ -89,10 +92,12 @@ class FreshBook:
         self._l2_ts = event.exchange_ts
         self._refresh()
         new_bid, new_ask = self.bid, self.ask
-        self.touch_moved = (
+        self.touch_moved = moved = (
             bid is None or ask is None or new_bid is None or new_ask is None
             or bid[0] != new_bid[0] or ask[0] != new_ask[0]
         )
+        # Mostly the very pairs of before (the book hands back the level's own tuple).
+        self.touch_kept = not moved and bid[1] == new_bid[1] and ask[1] == new_ask[1]
         return True
 
     def _refresh(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.book import BookStatus, OrderBook
+from models.book import BookStatus, OrderBook, ticks
 from models.book_view import BookView
 from models.events import BookDelta, BookSnapshot
 from models.sequencing import (
@@ -125,6 +125,25 @@ def test_spot_continuity_and_stale_after_sync():
     assert book.apply(delta(13, 15)) is BookStatus.STALE  # u <= book id
     assert book.apply(delta(14, 17, asks=[("102", "4")])) is BookStatus.APPLIED  # overlap
     assert book.seq == 17 and book.size_at("ask", D("102")) == D("4")
+
+
+def test_changed_within_names_the_levels_the_last_apply_set_or_removed():
+    """The paper venue skips matching a depth diff that changed none of its prices."""
+    book = spot_book()
+    book.apply(snapshot(10, bids=(("99", "1"), ("98", "2")), asks=(("101", "1"),)))
+
+    def changed(side: str, lo: str, hi: str | None = None) -> bool:
+        return book.changed_within(side, ticks(D(lo)), ticks(D(hi or lo)))
+
+    assert changed("bid", "1") and changed("ask", "5000")  # a snapshot: every level
+    book.apply(delta(11, 11, bids=[("98", "0"), ("96.5", "3")], asks=[("102.25", "1")]))
+    assert changed("bid", "98") and changed("bid", "96.50") and changed("ask", "102.25")
+    assert not changed("bid", "99") and not changed("bid", "97", "97.9")
+    assert not changed("ask", "101") and not changed("ask", "96.5")  # the other side's price
+    assert changed("bid", "90", "99")
+    assert book.apply(delta(11, 11)) is BookStatus.STALE and not changed("bid", "98")
+    assert pickle.loads(pickle.dumps(book)).changed_within("bid", 0, 1)  # unknown: every level
+    assert ticks(D("61234.50")) == ticks(D("61234.5")) == 61234_5 * 10**17
 
 
 def test_spot_gap_clears_book_and_resyncs_on_next_snapshot():

@@ -46,6 +46,7 @@ from tests.conftest import SHARED_DATA
 
 USDM_BTC = SHARED_DATA / "binance" / "usdm" / "btcusdt_20240808.gz"
 SPOT_ETH = SHARED_DATA / "binance" / "spot" / "ethusdt_20240808.gz"
+COINM_ETH = SHARED_DATA / "binance" / "cm" / "ethusd_perp_20240808.gz"
 PERP = all_instruments()["binanceusdm:BTC/USDT:USDT"]
 D = Decimal
 
@@ -78,6 +79,39 @@ def test_skipping_the_rematch_of_an_unchanged_book_changes_no_output(shared_data
     fast = _session_outputs(path, PaperVenue, latency_ms=latency_ms)
     slow = _session_outputs(path, AlwaysRematchingVenue, latency_ms=latency_ms)
     assert len(fast) > 1000  # intents, order events and fills, not an idle run
+    assert fast == slow
+
+
+class MatchingEveryDepthDiffVenue(PaperVenue):
+    """The long way for one shortcut: every depth diff matches, even one that missed us."""
+
+    def _delta_missed_us(self, symbol, book, resting):
+        return False
+
+
+class CountingDepthSkipsVenue(PaperVenue):
+    skipped = 0
+
+    def _delta_missed_us(self, symbol, book, resting):
+        missed = super()._delta_missed_us(symbol, book, resting)
+        type(self).skipped += missed
+        return missed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "latency_ms"), [(USDM_BTC, 0.0), (USDM_BTC, 5.0), (COINM_ETH, 0.0)]
+)
+def test_skipping_the_match_of_a_depth_diff_that_missed_our_levels_changes_no_output(
+    shared_data, path, latency_ms
+):
+    """The compiled book's changed-price range says the diff changed no level at our prices
+    (with the touch kept and nothing crossed): the venue skips `_match_book`."""
+    CountingDepthSkipsVenue.skipped = 0
+    fast = _session_outputs(path, CountingDepthSkipsVenue, latency_ms=latency_ms)
+    slow = _session_outputs(path, MatchingEveryDepthDiffVenue, latency_ms=latency_ms)
+    assert CountingDepthSkipsVenue.skipped > 500  # the shortcut was taken, often
+    assert len(fast) > 1000
     assert fast == slow
 
 

@@ -24,6 +24,7 @@ class PaperOrder:
     __slots__ = (
         "amount",
         "arrival_exchange_ts",
+        "book_ticks",
         "cancel_pending",
         "client_order_id",
         "cost",
@@ -79,6 +80,8 @@ class PaperOrder:
         self.cancel_pending = False
         # Set when the order reaches the venue: not resting (in flight) until then.
         self.queue: QueuePosition | None = None
+        # The price in the compiled book's ticks (`models.book.ticks`), set when it rests.
+        self.book_ticks = 0
         # Time priority among our own orders at one price: the venue's arrival counter.
         self.priority = 0
         # The exchange time of the market event that made us send the order, and when the

@@ -126,11 +126,29 @@ impl Entry {
 struct Side {
     levels: BTreeMap<i128, Entry>,
     sign: i128,                          // 1 for bids, -1 for asks
+    // The prices (ticks) the last `apply` set or removed on this side, or every price
+    // (a snapshot, a lost sync): what `changed_within` asks, for a few ns a diff.
+    changed: Vec<i128>,
+    all_changed: bool,
 }
 
 impl Side {
     fn new(sign: i128) -> Self {
-        Self { levels: BTreeMap::new(), sign }
+        Self { levels: BTreeMap::new(), sign, changed: Vec::new(), all_changed: false }
+    }
+
+    fn mark(&mut self, ticks: i128) {
+        self.changed.push(ticks);
+    }
+
+    fn forget_changes(&mut self, all: bool) {
+        self.changed.clear();
+        self.all_changed = all;
+    }
+
+    /// A level priced within [lo, hi] ticks changed in the last `apply`.
+    fn changed_within(&self, lo: i128, hi: i128) -> bool {
+        self.all_changed || self.changed.iter().any(|&ticks| lo <= ticks && ticks <= hi)
     }
 
     fn get(&self, ticks: i128) -> Option<&Entry> {
@@ -145,7 +163,9 @@ impl Side {
                 PyTuple::new(level.py(), [price, size])?
             }
         };
-        let key = ticks_of(&pair.get_item(0)?)? * self.sign;
+        let ticks = ticks_of(&pair.get_item(0)?)?;
+        self.mark(ticks);
+        let key = ticks * self.sign;
         // Sizes are absolute; zero removes, and removing an unknown level is normal.
         if pair.get_item(1)?.is_truthy()? {
             self.levels.insert(key, Entry::Pair(pair.unbind()));
@@ -158,6 +178,7 @@ impl Side {
     fn update(&mut self, levels: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(parsed) = levels.downcast_exact::<Levels>() {
             for level in &parsed.get().levels {
+                self.mark(level.ticks);
                 let key = level.ticks * self.sign;
                 if level.size.is_zero() {
                     self.levels.remove(&key);
@@ -329,6 +350,8 @@ impl OrderBook {
     fn clear(&mut self) {
         self.bids.levels.clear();
         self.asks.levels.clear();
+        self.bids.forget_changes(true);
+        self.asks.forget_changes(true);
     }
 
     fn lose_sync(&mut self, py: Python<'_>, gap: bool) -> PyResult<PyObject> {
@@ -474,6 +497,8 @@ impl OrderBook {
         let py = event.py();
         let shared = shared(py)?;
         let kind = event.get_type();
+        self.bids.forget_changes(false);
+        self.asks.forget_changes(false);
         if kind.is(&shared.delta_type) {
             if !self.synced {
                 self.pending.push(event.clone().unbind(), false);
@@ -519,6 +544,13 @@ impl OrderBook {
             Some(entry) => Ok(entry.pair(py)?.bind(py).get_item(1)?.unbind()),
             None => Ok(shared(py)?.zero.clone_ref(py)),
         }
+    }
+
+    /// Whether the last `apply` set or removed a level of `side` priced within [lo, hi]
+    /// (ticks of 10^-18, as `ticks` gives them). A snapshot or a lost sync changes every
+    /// level.
+    fn changed_within(&self, side: &Bound<'_, PyAny>, lo: i128, hi: i128) -> PyResult<bool> {
+        Ok(self.side(side)?.changed_within(lo, hi))
     }
 
     /// The best `depth` levels of a side, best first.
@@ -582,9 +614,16 @@ impl OrderBook {
     }
 }
 
+/// A price's exact ticks of 10^-18, as the book keeps it (`OrderBook.changed_within`).
+#[pyfunction]
+fn ticks(price: &Bound<'_, PyAny>) -> PyResult<i128> {
+    ticks_of(price)
+}
+
 #[pymodule]
 fn quoteflow_book(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(configure, module)?)?;
+    module.add_function(wrap_pyfunction!(ticks, module)?)?;
     module.add_class::<OrderBook>()?;
     module.add_class::<BookStats>()?;
     module.add_class::<Levels>()?;
@@ -595,7 +634,7 @@ fn quoteflow_book(module: &Bound<'_, PyModule>) -> PyResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ticks;
+    use super::{parse_ticks, Side};
 
     const TICK: i128 = 1_000_000_000_000_000_000;
 
@@ -618,5 +657,24 @@ mod tests {
         assert_eq!(parse_ticks(""), None);
         assert_eq!(parse_ticks("1e999"), None);
         assert_eq!(parse_ticks("1.2.3"), None);
+    }
+
+    #[test]
+    fn changed_within_finds_the_changed_prices_and_nothing_else() {
+        let mut side = Side::new(-1);
+        assert!(!side.changed_within(i128::MIN, i128::MAX)); // nothing applied yet
+        side.mark(300 * TICK);
+        side.mark(100 * TICK);
+        for (lo, hi) in [(100, 100), (300, 300), (0, 100), (300, 400), (0, 400)] {
+            assert!(side.changed_within(lo * TICK, hi * TICK), "[{lo}, {hi}]");
+        }
+        // Between two changed prices, or beside them, nothing changed.
+        assert!(!side.changed_within(150 * TICK, 200 * TICK));
+        assert!(!side.changed_within(0, 100 * TICK - 1));
+        assert!(!side.changed_within(300 * TICK + 1, 400 * TICK));
+        side.forget_changes(false); // the next apply
+        assert!(!side.changed_within(100 * TICK, 100 * TICK));
+        side.forget_changes(true); // a snapshot or a lost sync
+        assert!(side.changed_within(-TICK, -TICK) && side.changed_within(i128::MAX, i128::MAX));
     }
 }
