@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from models.events import levels_to_builtins
+
 GENESIS_HASH = "0" * 64
 
 _canonical = msgspec.json.Encoder(order="sorted", decimal_format="string")
@@ -75,7 +77,8 @@ class AuditChain:
     def append(self, ts: int, actor: str, action: str, payload: Any) -> AuditRecord:
         # Plain JSON values from here on (Decimals as strings, events as dicts), so the
         # record hashes the same bytes that a reader will decode from the stored line.
-        payload = msgspec.to_builtins(payload, str_keys=True)
+        # Depth events from the decoders carry `Levels`, written as the pairs they stand for.
+        payload = msgspec.to_builtins(payload, str_keys=True, enc_hook=levels_to_builtins)
         seq = self.last_seq + 1
         digest = record_hash(seq, ts, actor, action, payload, self.last_hash)
         record = AuditRecord(
