@@ -131,12 +131,7 @@ class TestRealm:
             self.admin.update_client(client_id, directAccessGrantsEnabled=True)
         # Brute-force protection stays on, but its quick-login check (two failures within a
         # second lock the user for a minute) would trip tests that fail logins on purpose.
-        # A check of 0 ms alone is not enough: Keycloak 26 records failures on an executor,
-        # stamping each when its job runs, so two failures sent back to back can be recorded
-        # out of order, and the negative gap between them passes `gap < 0 ms`. A quick-login
-        # wait of 0 s makes such a lock end at once (seen: test_trader_and_admin_need_a_valid_otp
-        # refused its valid code with `user_temporarily_disabled`).
-        self.admin.update_realm(quickLoginCheckMilliSeconds=0, minimumQuickLoginWaitSeconds=0)
+        self.admin.update_realm(quickLoginCheckMilliSeconds=0)
         self._openid = {
             client_id: KeycloakOpenID(
                 server_url=base_url,
