@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from models.events import levels_to_builtins
+from models.events import to_builtins
 
 GENESIS_HASH = "0" * 64
 
@@ -78,7 +78,7 @@ class AuditChain:
         # Plain JSON values from here on (Decimals as strings, events as dicts), so the
         # record hashes the same bytes that a reader will decode from the stored line.
         # Depth events from the decoders carry `Levels`, written as the pairs they stand for.
-        payload = msgspec.to_builtins(payload, str_keys=True, enc_hook=levels_to_builtins)
+        payload = to_builtins(payload, str_keys=True)
         seq = self.last_seq + 1
         digest = record_hash(seq, ts, actor, action, payload, self.last_hash)
         record = AuditRecord(

@@ -407,5 +407,7 @@ def decode(data: bytes | str) -> AnyEvent:
     return _decoder.decode(data)
 
 
-def to_builtins(event: Event) -> dict:
-    return msgspec.to_builtins(event, enc_hook=levels_to_builtins)
+def to_builtins(value: Any, *, str_keys: bool = False) -> Any:
+    """`value` (an event, or anything holding events) as plain JSON values: `Decimal`s and
+    `Levels` as the texts `encode` writes; `str_keys` turns non-string dict keys into text."""
+    return msgspec.to_builtins(value, str_keys=str_keys, enc_hook=levels_to_builtins)
