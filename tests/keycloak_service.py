@@ -116,6 +116,8 @@ class TestUser:
 
 # A token is fetched again when less than this is left of its lifetime.
 TOKEN_MARGIN_S = 90
+# A login attempt is booked by Keycloak within milliseconds; this only bounds a broken realm.
+BOOKING_DEADLINE_S = 30.0
 
 
 class TestRealm:
@@ -164,6 +166,24 @@ class TestRealm:
     def login(self, user: TestUser, client_id: str = "quoteflow-api", *, otp: str = "") -> dict:
         """Password grant; raises a keycloak.KeycloakError (400 invalid_grant) when refused."""
         return self._openid[client_id].token(user.username, user.password, totp=otp or None)
+
+    def wait_booked(self, user: TestUser, failures: int) -> None:
+        """Wait until Keycloak has booked the user's last login attempt: `failures` failed
+        logins on record (0 after a successful login, which clears them).
+
+        Keycloak 26 books each login attempt, failed or successful, on a thread of its own
+        after answering, and refuses the same user's next login as `user_temporarily_disabled`
+        until that booking is done (`DefaultBlockingBruteForceProtector`: a login still "in
+        progress"). A test whose next login must be judged on its credentials waits here first.
+        Only a failure count shows the booking: a success is seen as the count going to 0.
+        """
+        deadline = time.monotonic() + BOOKING_DEADLINE_S
+        while (booked := self.admin.login_failures(user.username)) != failures:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"Keycloak booked {booked} failed logins of {user.username}, not {failures}"
+                )
+            time.sleep(0.02)
 
     def tokens(self, role: str, client_id: str = "quoteflow-api") -> dict:
         """A token response for the session's user with `role`, made again before it expires.

@@ -108,16 +108,17 @@ def test_viewer_logs_in_with_password_only(keycloak_realm: TestRealm) -> None:
 @integration
 @pytest.mark.parametrize("role", ["trader", "admin"])
 def test_trader_and_admin_need_a_valid_otp(keycloak_realm: TestRealm, role: str) -> None:
-    # The valid code first: Keycloak 26 books login failures asynchronously (brute-force
-    # detection), and a login sent right after two deliberate failures was, 1 run in 4 on a
-    # fresh Keycloak, refused as `user_temporarily_disabled` although the test realm turns the
-    # quick-login lockout off. The refusals after it test the same rule without that race.
+    # Each attempt waits for Keycloak to book the one before (`wait_booked`): otherwise the
+    # next one can be refused as a login still in progress, whatever its code, and a refusal
+    # would not show that the code was judged (the cause of a flake in 2 runs of 5).
     user = keycloak_realm.add_user(role, otp=True)
-    tokens = keycloak_realm.login(user, otp=user.fresh_otp())
-    assert role in _claims(tokens["access_token"])["realm_access"]["roles"]
     _assert_refused(keycloak_realm, user, otp="")
+    keycloak_realm.wait_booked(user, failures=1)
     wrong = f"{(int(user.fresh_otp()) + 1) % 1_000_000:06d}"
     _assert_refused(keycloak_realm, user, otp=wrong)
+    keycloak_realm.wait_booked(user, failures=2)
+    tokens = keycloak_realm.login(user, otp=user.fresh_otp())
+    assert role in _claims(tokens["access_token"])["realm_access"]["roles"]
 
 
 @integration
@@ -134,8 +135,13 @@ def test_trader_without_an_otp_credential_cannot_use_the_password_grant(
 @integration
 def test_otp_code_cannot_be_replayed(keycloak_realm: TestRealm) -> None:
     user = keycloak_realm.add_user("trader", otp=True)
+    # A failure first, so that the success's booking is visible (it clears the count): the
+    # replay must be judged on its code, not refused as a login still in progress.
+    _assert_refused(keycloak_realm, user, otp="")
+    keycloak_realm.wait_booked(user, failures=1)
     code = user.fresh_otp()
     keycloak_realm.login(user, otp=code)
+    keycloak_realm.wait_booked(user, failures=0)
     _assert_refused(keycloak_realm, user, otp=code)
 
 

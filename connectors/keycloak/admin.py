@@ -104,6 +104,12 @@ class RealmAdmin:
         self.api.delete_realm_roles_of_user(
             self._user_id(username), [self.api.get_realm_role(name) for name in roles])
 
+    def login_failures(self, username: str) -> int:
+        """Failed logins Keycloak's brute-force detection has booked for the user (0 after a
+        successful login or once its failure reset time has passed)."""
+        status = self.api.get_bruteforce_detection_status(self._user_id(username))
+        return int(status.get("numFailures", 0))
+
     def _user_id(self, username: str) -> str:
         user_id = self.api.get_user_id(username)
         if user_id is None:
