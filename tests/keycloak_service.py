@@ -144,9 +144,11 @@ class TestRealm:
             for client_id in TEST_CLIENTS
         }
         self.users: dict[str, TestUser] = {}
-        # The session's user per role, apart from the ones tests add to disable or demote:
-        # whichever test asks first, the same untouched user answers.
-        self._role_users: dict[str, TestUser] = {}
+        # The session's user per role and client, apart from the ones tests add to disable or
+        # demote: whichever test asks first, the same untouched user answers. Per client too:
+        # Keycloak refuses a user's login while the one before is being booked (`wait_booked`),
+        # so two clients' first tokens asked for in one breath must not be one user's.
+        self._role_users: dict[tuple[str, str], TestUser] = {}
         self._tokens: dict[tuple[str, str], tuple[float, dict]] = {}
 
     def add_user(self, role: str | None, *, otp: bool) -> TestUser:
@@ -192,7 +194,7 @@ class TestRealm:
         """
         obtained_at, response = self._tokens.get((role, client_id), (0.0, {}))
         if time.monotonic() - obtained_at > response.get("expires_in", 0) - TOKEN_MARGIN_S:
-            user = self.role_user(role)
+            user = self.role_user(role, client_id)
             otp = user.fresh_otp() if user.otp_secret else ""
             response = self.login(user, client_id, otp=otp)
             self._tokens[role, client_id] = (time.monotonic(), response)
@@ -201,10 +203,13 @@ class TestRealm:
     def access_token(self, role: str, client_id: str = "quoteflow-api") -> str:
         return self.tokens(role, client_id)["access_token"]
 
-    def role_user(self, role: str) -> TestUser:
-        if role not in self._role_users:
-            self._role_users[role] = self.add_user(role, otp=role in ("trader", "admin"))
-        return self._role_users[role]
+    def role_user(self, role: str, client_id: str = "quoteflow-api") -> TestUser:
+        """The session's user with `role` whose tokens `tokens(role, client_id)` hands out."""
+        if (role, client_id) not in self._role_users:
+            self._role_users[role, client_id] = self.add_user(
+                role, otp=role in ("trader", "admin")
+            )
+        return self._role_users[role, client_id]
 
     def remove_users(self) -> None:
         for username in self.users:

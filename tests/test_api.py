@@ -56,7 +56,7 @@ from quoteflow.suggestion_store import PATH_ENV, publish
 from tests.ccxt_standin import BinanceSpotStandIn
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
-from tests.keycloak_service import TestRealm
+from tests.keycloak_service import TestRealm, TestUser
 from tests.postgres_service import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -84,6 +84,7 @@ class Api:
         self.recorder = recorder
         self.realm = realm
         self._tokens: dict[tuple[str, str], dict] = {}
+        self._users: dict[tuple[str, str], TestUser] = {}
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -97,10 +98,20 @@ class Api:
         """This module's own logins: the realm's session cache would hand later modules
         tokens that expired while the rest of the suite ran."""
         if (role, client_id) not in self._tokens:
-            user = self.realm.role_user(role)
+            user = self.user(role, client_id)
             otp = user.fresh_otp() if user.otp_secret else ""
             self._tokens[role, client_id] = self.realm.login(user, client_id, otp=otp)
         return self._tokens[role, client_id]
+
+    def user(self, role: str, client_id: str = "quoteflow-api") -> TestUser:
+        """This module's user with `role` for `client_id`: users of its own, so that no login
+        here comes right after the realm fixture's login of the same user (Keycloak refuses a
+        user's login while the one before is being booked, `TestRealm.wait_booked`)."""
+        if (role, client_id) not in self._users:
+            self._users[role, client_id] = self.realm.add_user(
+                role, otp=role in ("trader", "admin")
+            )
+        return self._users[role, client_id]
 
     def token(self, role: str) -> str:
         return self.tokens(role)["access_token"]
@@ -292,7 +303,7 @@ def test_viewer_reads_but_cannot_act_and_the_refusal_is_audited(api: Api, stack)
                     json={"limits": {"max_position": "1"}}).status_code == 403
     assert api.call("POST", "/keys", viewer, json={}).status_code == 403
     denied = [r for r in _audit_file(stack) if r.action == "denied"]
-    user = api.realm.role_user("viewer").username
+    user = api.user("viewer").username
     assert {(r.actor, r.payload["path"]) for r in denied} >= {
         (user, "/api/v1/control/pause"), (user, "/api/v1/keys"),
     }
@@ -307,7 +318,7 @@ def test_trader_commands_land_on_the_control_topic_keyed_and_audited(
     api: Api, kafka: KafkaConfig, stack
 ) -> None:
     trader = api.token("trader")
-    username = api.realm.role_user("trader").username
+    username = api.user("trader").username
     sent = []
     for action, target in [("pause", "binance:BTC/USDT"), ("reduce", "binance"),
                            ("kill", "*"), ("resume", "*")]:
@@ -692,7 +703,7 @@ def test_audit_trail_file_topic_and_query_agree(api: Api, kafka: KafkaConfig, st
               r.hash) for r in records],
         )
     viewer = api.token("viewer")
-    trader = api.realm.role_user("trader").username
+    trader = api.user("trader").username
     seen, before = [], None
     while True:
         page = api.call("GET", "/audit", viewer, params={
