@@ -23,8 +23,11 @@ from typing import Any
 
 import msgspec
 
+from models.events import Levels
+
 # A price or size of 1e30 is far outside any market; 30 digits before the point make
-# every conversion cheap.
+# every conversion cheap. `Levels` (the compiled book's crate) holds its numbers to the same
+# bound, as its own constant (`quoteflow_book.MAX_DECIMAL_EXPONENT`, equal by a test).
 MAX_DECIMAL_EXPONENT = 30
 MAX_INT = 2**63 - 1  # nanosecond times and exchange sequence ids are int64 everywhere
 MAX_TEXT = 4096  # characters of any string field: ids, names, reasons, details
@@ -108,14 +111,20 @@ def _float(number: float, _limit: int) -> _Found:
 
 
 def _decimal(number: Decimal, _limit: int) -> _Found:
-    if number.is_finite() and number.adjusted() <= MAX_DECIMAL_EXPONENT:
+    # A zero of any exponent is in range, as `decimal_problem` has it ("0E+99" was refused
+    # here with the reason "None" when a book side took this item-by-item walk).
+    if number.is_finite() and (number.adjusted() <= MAX_DECIMAL_EXPONENT or not number):
         return None
     return "", str(decimal_problem(number))
 
 
+def _too_many(items: list | tuple | Levels) -> _Found:
+    return ("", f"{len(items)} items, at most {MAX_ITEMS}") if len(items) > MAX_ITEMS else None
+
+
 def _sequence(items: list | tuple, _limit: int) -> _Found:
     if len(items) > MAX_ITEMS:
-        return "", f"{len(items)} items, at most {MAX_ITEMS}"
+        return _too_many(items)
     if items and type(items[0]) is tuple and _levels_in_bounds(items):
         return None
     for index, item in enumerate(items):
@@ -156,7 +165,14 @@ def _nothing(_value: Any, _limit: int) -> _Found:
     return None
 
 
+def _levels(levels: Levels, _limit: int) -> _Found:
+    # `Levels` refuses, on construction, every number a list of pairs is checked for here
+    # (not a finite decimal, or of 1e31 or more); only its length is left, checked as a
+    # list's so a side gives the same reason either way (connectors.kafka.book_wire).
+    return _too_many(levels)
+
+
 _CHECKS: dict[type, Any] = {
     str: _text, int: _int, float: _float, Decimal: _decimal, list: _sequence,
-    tuple: _sequence, dict: _mapping, bool: _nothing, type(None): _nothing,
+    tuple: _sequence, dict: _mapping, bool: _nothing, type(None): _nothing, Levels: _levels,
 }

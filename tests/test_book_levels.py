@@ -17,11 +17,13 @@ from decimal import Decimal
 import msgspec
 import numpy as np
 import pytest
+import quoteflow_book
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.replay.binance_hft import iter_events
 from models.book import OrderBook
+from models.event_bounds import MAX_DECIMAL_EXPONENT, MAX_ITEMS, decimal_problem, problem
 from models.events import (
     BookDelta,
     BookSnapshot,
@@ -64,13 +66,25 @@ def on_the_tick_grid(price: Decimal) -> bool:
     return ticks == ticks.to_integral_value() and abs(ticks) < 2**127
 
 
+def refusal(pairs: list[tuple[Decimal, Decimal]]) -> str | None:
+    """Why `Levels` refuses these (msgspec's) pairs, as its message says, or None: the first
+    level's price, then its size, out of range (`models.event_bounds`), then a price off the
+    grid."""
+    for price, size in pairs:
+        if decimal_problem(price) or decimal_problem(size):
+            return f"out of range \\(at most 1e{MAX_DECIMAL_EXPONENT + 1}\\)"
+        if not on_the_tick_grid(price):
+            return "finer than 1e-18"
+    return None
+
+
 @given(level_lists)
 @example([("61234.50", "0.010"), ("0.00000010", "0.00000000")])
 def test_levels_are_the_decimals_msgspec_makes_to_the_exponent(pairs):
     data = json_levels(pairs)
     expected = _pairs.decode(data)
-    if not all(on_the_tick_grid(price) for price, _ in expected):
-        with pytest.raises(LevelsError, match="finer than 1e-18"):
+    if refused := refusal(expected):
+        with pytest.raises(LevelsError, match=refused):
             Levels(data)
         return
     levels = Levels(data)
@@ -83,7 +97,7 @@ def test_levels_are_the_decimals_msgspec_makes_to_the_exponent(pairs):
 @given(level_lists)
 def test_levels_behave_as_the_list_of_pairs(pairs):
     expected = _pairs.decode(json_levels(pairs))
-    if not all(on_the_tick_grid(price) for price, _ in expected):
+    if refusal(expected):
         return
     levels = Levels(json_levels(pairs))
     assert isinstance(levels, Sequence)
@@ -108,7 +122,7 @@ def test_levels_behave_as_the_list_of_pairs(pairs):
 def test_book_events_encode_byte_for_byte_as_with_lists(bids, asks):
     texts = [bids, asks]
     lists = [_pairs.decode(json_levels(side)) for side in texts]
-    if not all(on_the_tick_grid(price) for side in lists for price, _ in side):
+    if any(map(refusal, lists)):
         return
     parsed = [Levels(json_levels(side)) for side in texts]
     for kind in (BookSnapshot, BookDelta):
@@ -196,6 +210,51 @@ def test_malformed_levels_are_refused_with_where(data, where):
     assert issubclass(LevelsError, ValueError)
 
 
+def test_the_crates_bound_is_event_bounds_own():
+    """`Levels` keeps the bound as a Rust constant; it must be the one every event is held to."""
+    assert quoteflow_book.MAX_DECIMAL_EXPONENT == MAX_DECIMAL_EXPONENT
+
+
+@pytest.mark.parametrize("number", [
+    "1e31", "-1e31", "1e40", "10e30", "0.1e32", "9" * 32, "1E+2147483647",
+    "0" * 10_000 + "1e40",  # leading zeros count for nothing
+])
+def test_numbers_of_1e31_or_more_are_refused_naming_the_number(number):
+    for data in (f'[["1","{number}"]]', f'[["{number}","1"]]'):
+        with pytest.raises(LevelsError) as refused:
+            Levels(data.encode())
+        message = str(refused.value)
+        assert message.startswith(f"depth levels: {number[:40]}")
+        assert "is out of range (at most 1e31) at byte" in message
+        assert len(message) < 200
+
+
+@pytest.mark.parametrize("number", [
+    "1e999999999999", "-1e-999999999999", "1" * 10_000, "0." + "1" * 10_000,
+    "1e" + "9" * 10_000, "1.5e-2147483648",
+])
+def test_numbers_past_the_parser_are_refused_not_overflowed(number):
+    with pytest.raises(LevelsError, match="expected a decimal number"):
+        Levels(f'[["1","{number}"]]'.encode())
+
+
+def test_numbers_up_to_the_bound_and_zeros_of_any_exponent_are_taken():
+    sizes = ["1e30", "-9.999e30", "9" * 31, "0e99", "-0E+2147483647", "1e-40"]
+    levels = Levels(json_levels(("1", size) for size in sizes))
+    assert exact(levels) == exact((D(1), D(size)) for size in sizes)
+
+
+def test_event_bounds_takes_levels_as_checked_and_counts_them():
+    fields = dict(venue="binance", symbol="BTC/USDT", exchange_ts=1, receive_ts=2, seq=3)
+    event = BookDelta(**fields, bids=Levels(b'[["1","2"]]'), asks=Levels(b"[]"))
+    assert problem(event) is None
+    too_many = [("1", "1")] * (MAX_ITEMS + 1)
+    as_levels_ = BookDelta(**fields, bids=Levels(json_levels(too_many)), asks=[])
+    as_pairs = BookDelta(**fields, bids=_pairs.decode(json_levels(too_many)), asks=[])
+    assert problem(as_levels_) == problem(as_pairs) == (
+        f"$.bids: {MAX_ITEMS + 1} items, at most {MAX_ITEMS}")
+
+
 def test_a_depth_diff_with_a_malformed_level_is_a_dead_letter(tmp_path):
     diff = (b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"T":1,'
             b'"s":"BTCUSDT","U":1,"u":2,"pu":0,"b":[["61234.5","1"]],"a":[["inf","1"]]}}')
@@ -215,6 +274,10 @@ def test_a_level_table_gives_levels_or_none_for_a_price_off_the_grid():
     assert exact(table.levels(0, 2)) == exact(expected)
     assert type(table.levels(1, 1)) is Levels and table.levels(1, 1) == []
     assert table.levels(2, 3) is None  # the caller keeps its Decimal pairs
+    out_of_range = LevelTable(["1", "1e31", "0E+99"], np.array([0, 0], np.int32),
+                              np.array([2, 1], np.int32))
+    assert exact(out_of_range.levels(0, 1)) == exact([(D(1), D("0E+99"))])
+    assert out_of_range.levels(0, 2) is None
     with pytest.raises(IndexError):
         table.levels(2, 4)
     with pytest.raises(IndexError):

@@ -223,6 +223,33 @@ def test_corrupt_lines_become_dead_letters_and_reading_goes_on(tmp_path, shared_
     ]
 
 
+def test_levels_out_of_range_are_bad_messages_and_reading_goes_on(tmp_path, shared_data):
+    """A size or price of 1e31 or more (`models.event_bounds`' bound, which `Levels` holds)
+    in a diff or the REST snapshot is a `bad_message` dead letter naming the number."""
+    good = real_lines(40)
+    depth = json.loads(good[0].partition(b" ")[2])
+    huge_size = dict(depth, data=dict(depth["data"], a=[["61737.6", "1e40"]]))
+    huge_price = dict(depth, data=dict(depth["data"], b=[["-1e31", "1.0"]]))
+    snapshot = b'{"lastUpdateId":1,"bids":[["1","0e99"]],"asks":[["2","%s"]]}' % (b"9" * 32)
+    bad = [
+        b"1723161254000000002 " + json.dumps(huge_size).encode() + b"\n",
+        b"1723161254000000003 " + json.dumps(huge_price).encode() + b"\n",
+        b"1723161254000000004 " + snapshot + b"\n",
+    ]
+    path = write_gz(tmp_path / "huge.gz", good[:20] + bad + good[20:])
+    stats = ReplayStats()
+    events = list(iter_events(path, stats=stats))
+
+    dead = [event for event in events if type(event) is DeadLetter]
+    assert len(events) == 43 and stats.dead_letter_reasons == {"bad_message": 3}
+    for letter, number in zip(dead, ["1e40", "-1e31", "9" * 32], strict=True):
+        assert letter.reason.startswith(f"bad_message: depth levels: {number} is out of range"
+                                        " (at most 1e31)"), letter.reason
+    assert [type(e) for e in events if type(e) is not DeadLetter] == [
+        type(e) for e in iter_events(write_gz(tmp_path / "good.gz", good))
+    ]
+
+
 def test_unknown_streams_are_dead_letters(tmp_path, shared_data):
     good = real_lines(10)
     kline = b'1723161254000000000 {"stream":"btcusdt@kline_1m","data":{"e":"kline"}}\n'

@@ -24,6 +24,15 @@ create_exception!(
 
 const SCALE_DIGITS: i32 = 18;
 
+/// The largest adjusted exponent (`Decimal.adjusted()`: the coefficient's digits - 1 + the
+/// exponent) of a nonzero price or size `Levels` holds, so 1e31 and beyond are refused. It is
+/// `models.event_bounds.MAX_DECIMAL_EXPONENT`, the bound every decoded event is held to; the
+/// crate exposes it as `quoteflow_book.MAX_DECIMAL_EXPONENT` and tests/test_book_levels.py
+/// holds the two equal. A constant, not a value handed over from Python: `Levels(bytes)` is
+/// made by the decoders, by pickle and by `LevelTable`, before or without `models.book`'s
+/// `configure`, and must refuse the same numbers whoever makes it.
+pub(crate) const MAX_DECIMAL_EXPONENT: i64 = 30;
+
 /// A decimal number as `Decimal` holds it: `(-1)^negative * coefficient * 10^exponent`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Num {
@@ -35,7 +44,8 @@ pub(crate) struct Num {
 impl Num {
     /// The number a decimal text (`str(Decimal)`, Binance's strings: digits, an optional
     /// point, an optional exponent) is, or None for anything else (NaN, Infinity, blanks,
-    /// more than 38 digits).
+    /// more than 38 significant digits, an exponent beyond i32). Linear in the text: digits past
+    /// the 38th fail the checked arithmetic at once, and leading zeros only count.
     pub(crate) fn parse(text: &[u8]) -> Option<Num> {
         let (negative, mut i) = match text.first() {
             Some(b'-') => (true, 1),
@@ -44,16 +54,16 @@ impl Num {
         };
         let mut coefficient: i128 = 0;
         let mut exponent: i32 = 0;
-        let mut digits = 0;
+        let mut seen_digit = false;
         let mut seen_point = false;
         while i < text.len() {
             match text[i] {
                 c @ b'0'..=b'9' => {
                     coefficient =
                         coefficient.checked_mul(10)?.checked_add(i128::from(c - b'0'))?;
-                    digits += 1;
+                    seen_digit = true;
                     if seen_point {
-                        exponent -= 1;
+                        exponent = exponent.checked_sub(1)?;
                     }
                 }
                 b'.' if !seen_point => seen_point = true,
@@ -66,7 +76,7 @@ impl Num {
             }
             i += 1;
         }
-        if digits == 0 {
+        if !seen_digit {
             return None;
         }
         Some(Num { coefficient, exponent, negative })
@@ -74,6 +84,14 @@ impl Num {
 
     pub(crate) fn is_zero(&self) -> bool {
         self.coefficient == 0
+    }
+
+    /// Within `MAX_DECIMAL_EXPONENT`, as `models.event_bounds.decimal_problem` has it: a zero
+    /// whatever its exponent (`"0E+99"`), else an adjusted exponent of at most the bound.
+    pub(crate) fn in_bounds(&self) -> bool {
+        self.is_zero()
+            || i64::from(self.coefficient.ilog10()) + i64::from(self.exponent)
+                <= MAX_DECIMAL_EXPONENT
     }
 
     /// Exact ticks of 10^-18, or None when the number is finer than a tick or beyond ±1.7e20.
@@ -156,8 +174,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn error(&self, what: &str) -> PyErr {
+        let from = self.at.min(self.bytes.len());
         let near: String =
-            String::from_utf8_lossy(&self.bytes[self.at.min(self.bytes.len())..])
+            String::from_utf8_lossy(&self.bytes[from..(from + 96).min(self.bytes.len())])
                 .chars()
                 .take(24)
                 .collect();
@@ -196,10 +215,21 @@ impl Reader<'_> {
             .filter(|&end| self.bytes[end] == b'"')
             .ok_or_else(|| self.error("expected a decimal number in quotes"))?;
         self.at = end + 1;
-        Num::parse(&self.bytes[start + 1..end]).ok_or_else(|| {
+        let text = &self.bytes[start + 1..end];
+        let number = Num::parse(text).ok_or_else(|| {
             self.at = start;
             self.error("expected a decimal number in quotes")
-        })
+        })?;
+        if !number.in_bounds() {
+            self.at = start;
+            let shown = String::from_utf8_lossy(&text[..text.len().min(40)]);
+            let cut = if text.len() > 40 { "..." } else { "" };
+            return Err(self.error(&format!(
+                "{shown}{cut} is out of range (at most 1e{})",
+                MAX_DECIMAL_EXPONENT + 1
+            )));
+        }
+        Ok(number)
     }
 
     fn level(&mut self) -> PyResult<Level> {
@@ -360,7 +390,7 @@ impl Levels {
 /// come back as `Levels` without parsing a level twice or making a `Decimal`.
 #[pyclass(module = "quoteflow_book", frozen)]
 pub(crate) struct LevelTable {
-    numbers: Vec<Option<Num>>, // None: not a number `Levels` takes
+    numbers: Vec<Option<Num>>, // None: not a number `Levels` takes (or out of range)
     prices: Vec<u32>,
     sizes: Vec<u32>,
 }
@@ -399,12 +429,16 @@ impl LevelTable {
         if prices.len() != sizes.len() {
             return Err(PyValueError::new_err("level prices and sizes differ in length"));
         }
-        let numbers = texts.iter().map(|text| Num::parse(text.as_bytes())).collect();
+        let numbers = texts
+            .iter()
+            .map(|text| Num::parse(text.as_bytes()).filter(Num::in_bounds))
+            .collect();
         Ok(Self { numbers, prices, sizes })
     }
 
     /// Levels `start..end` as `Levels`, or None when one of them is not a number `Levels`
-    /// takes (a price off the 10^-18 grid): the caller keeps its `Decimal` pairs then.
+    /// takes (a price off the 10^-18 grid, a number of 1e31 or more): the caller keeps its
+    /// `Decimal` pairs then.
     fn levels(&self, start: usize, end: usize) -> PyResult<Option<Levels>> {
         if start > end || end > self.prices.len() {
             return Err(pyo3::exceptions::PyIndexError::new_err("level range out of the table"));
@@ -462,6 +496,68 @@ mod tests {
         assert_eq!(levels[0].size.decimal_text(), "0.010");
         assert!(levels[1].size.is_zero());
         assert!(parse_levels(b"[]").unwrap().is_empty());
+    }
+
+    fn in_bounds(number: &str) -> Option<bool> {
+        Num::parse(number.as_bytes()).map(|n| n.in_bounds())
+    }
+
+    #[test]
+    fn magnitudes_past_the_bound_are_out_of_range_zeros_never() {
+        // The adjusted exponent, as Decimal.adjusted(): digits - 1 + exponent.
+        for (number, inside) in [
+            ("1e30", true),
+            ("9.999e30", true),
+            ("1e31", false),
+            ("-1e31", false),
+            ("1e40", false),
+            ("1E+2147483647", false),
+            ("0.1e32", false),
+            ("0.1e31", true),
+            ("0.10e31", true),
+            ("10e30", false),
+            ("0e99", true),
+            ("-0E+2147483647", true),
+            ("1e-2147483648", true), // tiny: decimal_problem takes it too
+            ("0000000000000000000000000000000000000000000001e30", true), // leading zeros
+        ] {
+            assert_eq!(in_bounds(number), Some(inside), "{number}");
+        }
+        let digits = |count| "9".repeat(count);
+        assert_eq!(in_bounds(&digits(31)), Some(true)); // 9.99e30
+        assert_eq!(in_bounds(&digits(32)), Some(false)); // 9.99e31
+    }
+
+    #[test]
+    fn huge_exponents_and_digit_runs_are_refused_without_overflow() {
+        for text in [
+            "1e999999999999".to_string(),
+            "1e-999999999999".to_string(),
+            "1.5e-2147483648".to_string(), // -1 - 2^31: past i32
+            format!("1e{}", "9".repeat(10_000)),
+            "1".repeat(10_000),           // past 38 significant digits
+            format!("0.{}", "1".repeat(10_000)),
+        ] {
+            assert_eq!(Num::parse(text.as_bytes()), None, "{}", &text[..20]);
+        }
+        // Ten thousand leading zeros add no digit: parsed, in linear time.
+        let zeros = format!("{}1", "0".repeat(10_000));
+        assert_eq!(text(&zeros), "1");
+        assert_eq!(text(&format!("0.{zeros}")), "1E-10001");
+    }
+
+    #[test]
+    fn levels_out_of_range_are_refused() {
+        assert!(parse_levels(b"[[\"1e20\",\"9e30\"],[\"0\",\"0E+99\"]]").is_ok());
+        for bad in [
+            &b"[[\"1\",\"1e40\"]]"[..],
+            b"[[\"1\",\"-1e31\"]]",
+            b"[[\"1e31\",\"1\"]]",
+            b"[[\"1\",\"99999999999999999999999999999999\"]]",
+            b"[[\"1\",\"1E+2147483647\"]]",
+        ] {
+            assert!(parse_levels(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -629,6 +629,8 @@ fn quoteflow_book(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Levels>()?;
     module.add_class::<LevelTable>()?;
     module.add("LevelsError", module.py().get_type::<LevelsError>())?;
+    // The bound `Levels` holds its numbers to, for the test that it is event_bounds' own.
+    module.add("MAX_DECIMAL_EXPONENT", levels::MAX_DECIMAL_EXPONENT)?;
     Ok(())
 }
 
