@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from itertools import islice
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.kafka import WireDecoder
 from connectors.replay.recordings import Recordings
+from models.event_bounds import MAX_ITEMS
 from models.events import BookDelta, BookSnapshot, DeadLetter, Levels, encode
 from tests.conftest import SHARED_DATA
 
@@ -53,12 +54,18 @@ def _delta(bids: str, asks: str = "[]") -> bytes:
             % (bids.encode(), asks.encode()))
 
 
-def test_what_levels_cannot_bound_goes_the_general_way():
+def test_what_levels_refuses_goes_the_general_way():
     cases = {
         '[["1","1e31"]]': "out_of_bounds",  # an exponent reaching the bound
-        '[["1","1E+5"]]': None,  # a positive exponent under it: valid, the general way
+        '[["1","1e40"]]': "out_of_bounds",
+        '[["-1e31","1"]]': "out_of_bounds",  # a price too
+        '[["1","1e999999999999"]]': "out_of_bounds",  # past Levels' i32 exponent
+        '[["1","1E+5"]]': None,  # a positive exponent under it: valid
+        '[["1","0e99"]]': None,  # a zero, whatever its exponent
         '[["1","%s"]]' % ("9" * 32): "out_of_bounds",  # 32 digits: 1e31 or more
+        '[["1","%s"]]' % ("0" * 1000 + "9" * 32): "out_of_bounds",
         '[["1","%s"]]' % ("9" * 31): None,
+        '[["1","%s"]]' % ("9" * 1000): "out_of_bounds",  # a long digit run
         '[["1","0.%s1"]]' % ("0" * 40): None,  # a long fraction: tiny, valid
         '[["1","NaN"]]': "out_of_bounds",
         '[["1",1]]': None,  # a bare number: msgspec reads it, Levels does not
@@ -75,6 +82,22 @@ def test_what_levels_cannot_bound_goes_the_general_way():
             assert fast.reason.startswith(problem), (bids, fast.reason)
 
 
+def test_numbers_within_the_bound_take_the_fast_path():
+    for number in ("1E+5", "1e30", "-9.9e30", "0e99", "9" * 31, "0" * 1000 + "1"):
+        fast = WireDecoder().decode(_delta(f'[["1","{number}"]]'), "md.book", 0, 0, 7)
+        assert type(fast) is BookDelta and type(fast.bids) is Levels, number
+
+
+def test_too_many_levels_is_the_same_dead_letter():
+    """`Levels` takes any count; the event's bounds check counts its levels as a list's."""
+    levels = ",".join(['["1","1"]'] * (MAX_ITEMS + 1))
+    value = _delta(f"[{levels}]")
+    fast, general = _both(value)
+    _same(fast, general)
+    assert fast.reason.startswith(
+        f"out_of_bounds: $.bids: {MAX_ITEMS + 1} items, at most {MAX_ITEMS} ")
+
+
 def test_other_fields_are_still_bounded():
     fast, general = _both(_delta("[]").replace(b'"ETH/USDT"', b'"ETH\\u0000USDT"'))
     _same(fast, general)
@@ -84,12 +107,20 @@ def test_other_fields_are_still_bounded():
 _number = st.one_of(
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{0,40})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
-    st.sampled_from(["0E-8", "1e31", "", " 1", "1 ", "--1", "1.2.3", "\\u0031"]),
+    # Exponents far past the bound and i32, both signs, on zeros too.
+    st.from_regex(r"-?[01](\.[0-9]{0,3})?[eE][+-]?[0-9]{1,14}", fullmatch=True),
+    st.builds(lambda zeros, digits: "0" * zeros + "9" * digits,
+              st.integers(0, 2000), st.integers(1, 2000)),  # long digit runs
+    st.sampled_from(["0E-8", "1e31", "1e40", "0e99", "-1e31", "1e30", "9.99e30", "-0E+99",
+                     "1E+2147483647", "", " 1", "1 ", "--1", "1.2.3", "\\u0031"]),
 )
 _level = st.tuples(_number, _number).map(lambda pair: f'["{pair[0]}","{pair[1]}"]')
 
 
 @given(st.lists(_level, max_size=4), st.lists(_level, max_size=4))
+# A large zero on the general way's item-by-item walk (the sum of the side reaches 1e31):
+# models.event_bounds once refused it there, with the reason "None".
+@example([], ['["0E-8","9.99e30"]', '["0e99","1e30"]'])
 def test_any_levels_decode_as_the_general_way_does(bids, asks):
     _same(*_both(_delta(f"[{','.join(bids)}]", f"[{','.join(asks)}]")))
 

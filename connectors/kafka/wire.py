@@ -124,7 +124,8 @@ class WireDecoder:
         if topic == self._book_topic:
             book = self._decode_book(value)
             if book is not None:
-                _check_bounds(book)  # every field but the levels, which book_wire bounded
+                # Every field; a `Levels` bounded its own numbers, its length is checked here.
+                _check_bounds(book)
                 return self._belongs(book, topic)
         try:
             event = self._decode(value)
