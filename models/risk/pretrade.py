@@ -9,15 +9,20 @@ the new order is on, as if all of them filled (a resting order can fill at any t
 risk engine sees fills after the fact). An order *reduces exposure* when it is on the other
 side of the position and, with the working orders on its side, cannot take the position
 through zero. Reducing orders skip the position limits: they are the way back under them.
+
+The request, context and summary types are frozen msgspec structs, not frozen dataclasses:
+an executor makes three or four of them per order it checks, and a frozen dataclass's
+`__init__` (an `object.__setattr__` per field) cost ~1 µs each, a struct's ~0.1 µs.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+import msgspec
 
 from models.events import Side
 from models.instrument import Instrument, InstrumentRuleError
@@ -31,8 +36,7 @@ _BPS = Decimal(10_000)
 _NS_PER_MS = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
+class OrderRequest(msgspec.Struct, frozen=True):
     """An order the executor wants to send; `price` is None only for a market order."""
 
     instrument: Instrument
@@ -44,8 +48,7 @@ class OrderRequest:
     reduce_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RiskContext:
+class RiskContext(msgspec.Struct, frozen=True):
     """What the caller knows about the instrument at the moment of the check."""
 
     now_ns: int
@@ -55,8 +58,7 @@ class RiskContext:
     open_orders: Iterable[LiveOrder] = ()  # our working orders on this instrument
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     accepted: bool
     reason_code: str | None = None
     detail: str = ""
@@ -69,8 +71,7 @@ def reject(reason_code: str, detail: str) -> Decision:
     return Decision(False, reason_code, detail)
 
 
-@dataclass(frozen=True, slots=True)
-class OwnOrders:
+class OwnOrders(msgspec.Struct, frozen=True):
     """One pass over our working orders: what every check below needs of them."""
 
     count: int
