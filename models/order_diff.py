@@ -7,10 +7,15 @@ tolerance); everything else is cancelled or placed. Pure logic: the executor act
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
+
+import msgspec
 
 from models.events import Quote, Side
+
+T = TypeVar("T", bound="LiveOrder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +34,11 @@ class Tolerance:
     size_fraction: Decimal = Decimal(0)
 
 
-@dataclass(slots=True)
-class OrderActions:
-    cancels: list[str] = field(default_factory=list)
-    places: list[tuple[Side, Quote]] = field(default_factory=list)
+class OrderActions(msgspec.Struct):
+    """A struct, not a dataclass: the executor makes one per side of every intent."""
+
+    cancels: list[str] = msgspec.field(default_factory=list)
+    places: list[tuple[Side, Quote]] = msgspec.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.cancels or self.places)
@@ -45,7 +51,18 @@ def diff_side(
     tolerance: Tolerance,
     actions: OrderActions,
 ) -> None:
+    missing, unmatched = match_side(desired, live, tolerance)
+    actions.places.extend([(side, quote) for quote in missing])
+    actions.cancels.extend([o.client_order_id for o in unmatched])
+
+
+def match_side(
+    desired: Sequence[Quote], live: Iterable[T], tolerance: Tolerance
+) -> tuple[list[Quote], list[T]]:
+    """One side's diff: the desired quotes no live order covers (in order), and the live
+    orders no desired quote keeps (the orders themselves, for callers that act on them)."""
     unmatched = list(live)
+    missing = []
     max_price_move, size_fraction = tolerance.price, tolerance.size_fraction
     for quote in desired:
         price, size = quote.price, quote.size
@@ -59,8 +76,8 @@ def diff_side(
                 del unmatched[i]
                 break
         else:
-            actions.places.append((side, quote))
-    actions.cancels.extend([o.client_order_id for o in unmatched])
+            missing.append(quote)
+    return missing, unmatched
 
 
 def diff_orders(

@@ -1,19 +1,21 @@
 """From a desired state and our orders to the requests with the least churn.
 
-`models.order_diff` says which orders stay (within the tolerance) and which quotes are
-missing; here each missing quote gets its level (for its client order id), and a cancel and
-a place on the same side become one amend when the venue can amend in place and one amend
+`models.order_diff.match_side` says which orders stay (within the tolerance) and which quotes
+are missing; here each missing quote gets its level (for its client order id), and a cancel
+and a place on the same side become one amend when the venue can amend in place and one amend
 costs less of the rate limit than a cancel and a new order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import msgspec
 
 from models.events import OrderIntent, Quote, Side
 from models.execution.orders import TrackedOrder
-from models.order_diff import OrderActions, Tolerance, diff_side
+from models.order_diff import Tolerance, match_side
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +38,23 @@ class RequestCosts:
 UNIT_COSTS = RequestCosts()
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+# Structs, not dataclasses: a plan and its parts are made for every intent, and a frozen
+# dataclass's __init__ costs ~0.5 us (an object.__setattr__ per field), a struct's ~0.1 us.
+class Placement(msgspec.Struct, frozen=True):
     side: Side
     level: int  # index of the quote in the intent's bids or asks
     quote: Quote
 
 
-@dataclass(frozen=True, slots=True)
-class Amendment:
+class Amendment(msgspec.Struct, frozen=True):
     order: TrackedOrder
     quote: Quote
 
 
-@dataclass(slots=True)
-class Plan:
-    cancels: list[TrackedOrder] = field(default_factory=list)
-    amends: list[Amendment] = field(default_factory=list)
-    places: list[Placement] = field(default_factory=list)
+class Plan(msgspec.Struct):
+    cancels: list[TrackedOrder] = msgspec.field(default_factory=list)
+    amends: list[Amendment] = msgspec.field(default_factory=list)
+    places: list[Placement] = msgspec.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.cancels or self.amends or self.places)
@@ -68,20 +69,18 @@ def plan(
         live = [o for o in quoting if o.side == side]
         if not desired and not live:
             continue  # nothing wanted, nothing there
-        actions = OrderActions()
-        diff_side(side, desired, live, tolerance, actions)
-        if not actions:
+        missing, cancels = match_side(desired, live, tolerance)
+        if not missing and not cancels:
             continue  # every live order stays
-        by_id = {order.client_order_id: order for order in live}
-        cancels = [by_id[client_order_id] for client_order_id in actions.cancels]
-        places = _with_levels(side, desired, [quote for _, quote in actions.places])
+        places = _with_levels(side, desired, missing)
         if amend:
             pairs = min(len(cancels), len(places))
-            result.amends.extend(
-                Amendment(order, placement.quote)
-                for order, placement in zip(cancels[:pairs], places[:pairs], strict=True)
-            )
-            cancels, places = cancels[pairs:], places[pairs:]
+            if pairs:
+                result.amends.extend(
+                    Amendment(order, placement.quote)
+                    for order, placement in zip(cancels[:pairs], places[:pairs], strict=True)
+                )
+                cancels, places = cancels[pairs:], places[pairs:]
         result.cancels.extend(cancels)
         result.places.extend(places)
     return result
