@@ -11,8 +11,9 @@ instead of reading the recorded one, and do not handle the raw `@trade` stream. 
 therefore a dedicated decoder for this format, built on msgspec typed decoders (prices and sizes
 become exact `Decimal`s straight from Binance's strings). Depth levels, most of the data, are
 left raw by msgspec and parsed by the compiled book's `Levels` (exact numbers the book reads
-without a `Decimal`; see `models.events`); a level that is not a decimal number is a
-`bad_message` dead letter.
+without a `Decimal`; see `models.events`); a level that is not a decimal number, or holds
+one of 1e31 or more (`models.event_bounds`' bound, which `Levels` keeps), is a `bad_message`
+dead letter.
 
 Conventions:
 - venue and symbol are per file, identified from the file's first depth diff: futures diffs

@@ -21,9 +21,10 @@ offsets. Every `Decimal` is stored once as its exact text (`str` round-trips val
 exponent) in a dictionary, so loading builds each distinct price once and shares it instead
 of parsing every level: that is where decoding spends its time. Book sides come back as
 `Levels` (`models.events`; `LevelTable` parses each distinct text once), whose `Decimal`s are
-made only when read, as the Binance decoder's are; a side with a price `Levels` does not take
-(finer than 10^-18) comes back as its `Decimal` pairs. Dead letters (rare, free text)
-are kept whole as msgspec JSON. The events loaded equal the decoded ones field for field.
+made only when read, as the Binance decoder's are; a side with a number `Levels` does not
+take (a price finer than 10^-18, a number of 1e31 or more) comes back as its `Decimal` pairs.
+Dead letters (rare, free text) are kept whole as msgspec JSON. The events loaded equal the
+decoded ones field for field.
 """
 
 from __future__ import annotations
