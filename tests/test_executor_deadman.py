@@ -24,18 +24,18 @@ from connectors.execution.deadman import DEADMAN_CALLS, DeadManSwitch
 from connectors.execution.live import CcxtVenue
 from connectors.execution.venue import NewOrder
 from connectors.secrets import ExchangeCredentials
-from tests.ccxt_standin import BinanceSpotStandIn
+from tests.ccxt_standin import BinanceUsdmStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY, SECRET = "standin-key-7d3b", "standin-secret-51aa90"
-START = {"BTC": Decimal("1"), "USDT": Decimal("100000")}
+START = {"USDT": Decimal("100000")}
 PERP = "BTC/USDT:USDT"
 
 
-async def _venue(standin: BinanceSpotStandIn, timeout_s: float) -> CcxtVenue:
+async def _venue(standin: BinanceUsdmStandIn, timeout_s: float) -> CcxtVenue:
     return await CcxtVenue.connect(
         "binanceusdm", ExchangeCredentials(API_KEY, SECRET), sandbox=True,
-        config={"urls": standin.ccxt_usdm_urls()}, capacity=20,
+        config={"urls": standin.ccxt_urls()}, capacity=20,
         deadman_timeout_s=timeout_s, symbols=[PERP],
     )
 
@@ -77,7 +77,7 @@ def test_a_venue_without_one_is_said_so(caplog):
 
 def test_armed_at_connect_kept_alive_while_open_and_disarmed_by_close():
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+        async with BinanceUsdmStandIn(API_KEY, SECRET, START) as standin:
             venue = await _venue(standin, timeout_s=3)
             try:
                 assert standin.countdown_calls == [("BTCUSDT", 3000)]
@@ -122,7 +122,7 @@ asyncio.run(main(sys.argv[3]))
 def test_a_killed_executors_orders_are_cancelled_by_the_venue():
     """SIGKILL leaves no chance to cancel or disarm: the venue's countdown does it."""
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+        async with BinanceUsdmStandIn(API_KEY, SECRET, START) as standin:
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", _CHILD, API_KEY, SECRET, f"{standin.url}/fapi/v1", "5",
                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -149,7 +149,7 @@ def test_a_key_swap_leaves_the_switch_armed():
     from models.execution.plan import UNIT_COSTS
 
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+        async with BinanceUsdmStandIn(API_KEY, SECRET, START) as standin:
             async def connect(credentials):
                 return await _venue(standin, timeout_s=30)
 
@@ -175,7 +175,7 @@ def test_a_fenced_executors_close_leaves_the_switch_armed():
     from models.execution.plan import UNIT_COSTS
 
     async def scenario():
-        async with BinanceSpotStandIn(API_KEY, SECRET, START) as standin:
+        async with BinanceUsdmStandIn(API_KEY, SECRET, START) as standin:
             async def connect(credentials):
                 return await _venue(standin, timeout_s=30)
 
