@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal
 
 import msgspec
@@ -104,7 +103,7 @@ class SkewedStrategy:
 
     def quote(self, state: MarketState) -> DesiredQuotes:
         if self.skew:
-            state = replace(state, skew=state.skew + self.skew)
+            state = msgspec.structs.replace(state, skew=state.skew + self.skew)
         return self.inner.quote(state)
 
 

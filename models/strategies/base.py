@@ -18,9 +18,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class MarketState:
+
+# The state and the quotes are frozen msgspec structs, not frozen dataclasses: the quote engine
+# makes them on every requote, and a frozen dataclass's __init__ (an object.__setattr__ per
+# field) cost ~1.3 us for the state alone, a struct's ~0.1 us.
+class MarketState(msgspec.Struct, frozen=True):
     mid: float
     best_bid: float | None
     best_ask: float | None
@@ -32,14 +36,12 @@ class MarketState:
     skew: float = 0.0  # extra shift of the reservation price (price units)
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteLevel:
+class QuoteLevel(msgspec.Struct, frozen=True):
     price: float
     size: float
 
 
-@dataclass(frozen=True, slots=True)
-class DesiredQuotes:
+class DesiredQuotes(msgspec.Struct, frozen=True):
     bids: tuple[QuoteLevel, ...]
     asks: tuple[QuoteLevel, ...]
     reservation_price: float
