@@ -7,8 +7,9 @@
   (partitions, retention, compaction from the same `TopicSpec.configs()` that
   `quoteflow topics` applies);
 - `kafka-users.yaml`: one Strimzi `KafkaUser` (SCRAM-SHA-512) per principal of
-  `connectors.kafka.acls.PRINCIPALS`, its ACLs exactly `acl_bindings` (the ones the dev stack
-  and the tests apply), so each process can do only what that table says;
+  `connectors.kafka.acls.PRINCIPALS`, named `user_name` for the deployment's prefix (bare
+  for the base's empty one), its ACLs exactly `acl_bindings` (the ones the dev stack and the
+  tests apply), so each process can do only what that table says;
 - `realm-import.yaml`: a `KeycloakRealmImport` of `connectors/keycloak/realm-quoteflow.json`,
   the Grafana client's URLs moved to the cluster's host names and its secret a placeholder
   filled from the `grafana-oauth` Secret (made from OpenBao, never in a manifest);
@@ -42,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType  # noqa: E402
 
-from connectors.kafka.acls import PRINCIPALS, acl_bindings  # noqa: E402
+from connectors.kafka.acls import PRINCIPALS, acl_bindings, user_name  # noqa: E402
 from connectors.kafka.topics import TOPICS, topic_name  # noqa: E402
 from connectors.secrets.vault_setup import (  # noqa: E402
     api_policy,
@@ -106,7 +107,7 @@ def kafka_users() -> list[dict]:
         {
             "apiVersion": "kafka.strimzi.io/v1beta2",
             "kind": "KafkaUser",
-            "metadata": {"name": principal.name,
+            "metadata": {"name": user_name(principal.name, TOPIC_PREFIX),
                          "labels": {"strimzi.io/cluster": KAFKA_CLUSTER},
                          "annotations": {"quoteflow.io/purpose": principal.purpose}},
             "spec": {

@@ -23,14 +23,24 @@ def _fail(message: str) -> typer.Exit:
 
 @bus_app.command("principals")
 def principals(
-    out: Annotated[Path, typer.Option("--out", help="Directory for <process>.password files.",
+    out: Annotated[Path, typer.Option("--out", help="Directory for <user>.password files.",
                                       callback=output_dir)],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration; its "
                       "[kafka] section logs in as the broker's admin.")] = None,
 ) -> None:
-    """Create each process's SCRAM user with a new password and its ACLs for the deployment's
-    prefix (connectors/kafka/acls.py); write the passwords to files of mode 0600."""
-    from connectors.kafka.acls import PRINCIPALS, apply_acls, new_password, set_passwords
+    """Create or replace this deployment's SCRAM users (`<prefix>.<process>`, bare for the
+    empty prefix; connectors/kafka/acls.py) with new passwords and their ACLs for the
+    deployment's prefix; write the passwords to <user>.password files of mode 0600. Another
+    deployment's users are never touched."""
+    from connectors.kafka.acls import (
+        PRINCIPALS,
+        apply_acls,
+        nesting_deployments,
+        new_password,
+        scram_users,
+        set_passwords,
+        user_name,
+    )
     from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
     from quoteflow.config import ConfigError, load_config
 
@@ -39,19 +49,49 @@ def principals(
         admin = connect_admin(kafka)
     except (ConfigError, KafkaConfigError, KafkaUnavailable) as error:
         raise _fail(str(error)) from None
+    nesting = nesting_deployments(scram_users(admin, kafka.connect_timeout_s), kafka.prefix)
+    if nesting:
+        raise _fail(f"topic prefix {kafka.prefix!r} nests with the prefix of deployment(s) "
+                    f"{', '.join(repr(p) for p in nesting)} on this broker: their executor "
+                    "ids could not be told apart (docs/security.md); choose another prefix")
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    passwords = {principal.name: new_password() for principal in PRINCIPALS}
+    users = {principal.name: user_name(principal.name, kafka.prefix) for principal in PRINCIPALS}
+    passwords = {user: new_password() for user in users.values()}
     # The files first: a password the broker knows is never one nobody kept.
-    for name, password in passwords.items():
-        path = out / f"{name}.password"
+    for user, password in passwords.items():
+        path = out / f"{user}.password"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(password + "\n")
     set_passwords(admin, passwords)
     bindings = apply_acls(admin, kafka.prefix)
-    typer.echo(json.dumps({"principals": sorted(passwords), "acl_bindings": bindings,
-                           "prefix": kafka.prefix, "password_files": str(out)}))
+    typer.echo(json.dumps({"principals": sorted(users), "users": users,
+                           "acl_bindings": bindings, "prefix": kafka.prefix,
+                           "password_files": str(out)}))
+
+
+@bus_app.command("retire")
+def retire(
+    users: Annotated[list[str], typer.Argument(help="SCRAM user names, e.g. executor.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration; its "
+                      "[kafka] section logs in as the broker's admin.")] = None,
+) -> None:
+    """Delete users' ACLs and SCRAM credentials: the shared bare users (`executor`, ...) once
+    no process logs in as them any more (docs/security.md, upgrade to per-deployment users)."""
+    from connectors.kafka.acls import retire_users
+    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
+    from quoteflow.config import ConfigError, load_config
+
+    try:
+        kafka = load_config(config).kafka
+        admin = connect_admin(kafka)
+    except (ConfigError, KafkaConfigError, KafkaUnavailable) as error:
+        raise _fail(str(error)) from None
+    if kafka.username in users:
+        raise _fail(f"refusing to retire {kafka.username}, the user this command logs in as")
+    deleted = retire_users(admin, users, kafka.connect_timeout_s)
+    typer.echo(json.dumps({"retired": users, "acl_bindings_deleted": deleted}))
 
 
 @bus_app.command("signing-key")

@@ -28,7 +28,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka import KafkaConfig, connect_admin, ensure_topics, topic_name
-from connectors.kafka.acls import BY_NAME, apply_acls, new_password, set_passwords
+from connectors.kafka.acls import BY_NAME, apply_acls, new_password, set_passwords, user_name
 from connectors.kafka.config import read_client_env
 from quoteflow.config import load_config
 
@@ -98,13 +98,15 @@ def register_broker(directory: Path) -> str:
 
 
 def principal_config(deployment: KafkaConfig, name: str) -> KafkaConfig:
-    """`deployment` as process `name` of connectors.kafka.acls.PRINCIPALS: its SCRAM user
-    (a new password each call) and its ACLs for the deployment's prefix, made by the admin."""
+    """`deployment` as process `name` of connectors.kafka.acls.PRINCIPALS: the deployment's
+    SCRAM user of it (`user_name`; a new password each call) and its ACLs for the
+    deployment's prefix, made by the admin."""
     admin = connect_admin(kafka_config(deployment.bootstrap))
+    user = user_name(name, deployment.prefix)
     password = new_password()
-    set_passwords(admin, {name: password})
+    set_passwords(admin, {user: password})
     apply_acls(admin, deployment.prefix, [BY_NAME[name]])
-    return dataclasses.replace(deployment, username=name, password=password,
+    return dataclasses.replace(deployment, username=user, password=password,
                                password_file=None, client_id=f"test-{name}")
 
 

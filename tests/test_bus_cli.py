@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from typer.testing import CliRunner
@@ -23,12 +24,16 @@ def test_principals_get_private_password_files_and_only_their_rights(kafka_boots
     result = CliRunner().invoke(app, ["bus", "principals", "-c", str(config), "--out", str(out)])
 
     assert result.exit_code == 0, result.output
-    files = {path.stem: path for path in out.iterdir()}
-    assert sorted(files) == sorted(p.name for p in PRINCIPALS)
+    # The deployment's own users, `<prefix>.<process>`, each with its password file.
+    users = json.loads(result.output)["users"]
+    assert users == {p.name: f"{deployment.prefix}.{p.name}" for p in PRINCIPALS}
+    files = {path.name.removesuffix(".password"): path for path in out.iterdir()}
+    assert sorted(files) == sorted(users.values())
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in files.values())
 
     def as_(name: str):
-        return dataclasses.replace(deployment, username=name, password_file=str(files[name]))
+        return dataclasses.replace(deployment, username=users[name],
+                                   password_file=str(files[users[name]]))
 
     command = ControlCommand(command_id="c", ts=1, issued_by="x", action="pause")
     api = EventProducer(as_("api"))

@@ -28,7 +28,7 @@ import pytest
 import typer
 import yaml
 
-from connectors.kafka.acls import BY_NAME, PRINCIPALS, acl_bindings
+from connectors.kafka.acls import BY_NAME, PRINCIPALS, acl_bindings, user_name
 from connectors.kafka.topics import SPECS, TOPICS, topic_name
 from quoteflow.cli import app
 from quoteflow.config import load_config
@@ -430,12 +430,15 @@ PRINCIPAL_OF = {"flow quote": "quote", "flow arbitrage": "arbitrage", "flow pred
 def test_each_process_is_its_own_kafka_user_with_the_acls_of_the_principal_table(overlay):
     _, objects = overlay
     users = named(objects, "KafkaUser")
-    assert set(users) == {p.name for p in PRINCIPALS}
     config = deployment_config(objects)
-    for name, user in users.items():
-        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+    # The deployment's own user names (bare for the base's empty prefix).
+    process_of = {user_name(p.name, config.kafka.prefix): p.name for p in PRINCIPALS}
+    assert set(users) == set(process_of)
+    for user, resource in users.items():
+        name = process_of[user]
+        assert resource["spec"]["authentication"]["type"] == "scram-sha-512"
         acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"],
-                 op.upper(), a["host"]) for a in user["spec"]["authorization"]["acls"]
+                 op.upper(), a["host"]) for a in resource["spec"]["authorization"]["acls"]
                 for op in a["operations"]}
         strimzi_type = {"TOPIC": "topic", "GROUP": "group", "TRANSACTIONAL_ID": "transactionalId"}
         expected = {(strimzi_type[b.restype.name], b.name,
@@ -455,7 +458,7 @@ def test_each_process_is_its_own_kafka_user_with_the_acls_of_the_principal_table
             continue
         key = f"flow {ctx.params['name']}" if command == "flow" else command
         env = {e["name"]: e for e in container["env"]}
-        principal = PRINCIPAL_OF[key]
+        principal = user_name(PRINCIPAL_OF[key], config.kafka.prefix)
         assert env["QUOTEFLOW_KAFKA__USERNAME"]["value"] == principal, obj["metadata"]["name"]
         assert env["QUOTEFLOW_KAFKA__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": principal, "key": "password"}

@@ -25,6 +25,7 @@ from connectors.kafka import (
     topic_name,
 )
 from connectors.kafka.acls import PRINCIPALS, acl_bindings, new_password, set_passwords
+from connectors.kafka.transactions import role_scope
 from connectors.timescale import TimescaleConfig, connect
 from flows.execute_kafka import run_execute
 from flows.ingest import run_ingest
@@ -102,7 +103,7 @@ def test_a_client_without_credentials_cannot_connect_or_write(deployment):
 
 def test_a_wrong_password_is_refused_with_a_clear_error(deployment):
     api = principal_config(deployment, "api")
-    with pytest.raises(KafkaConfigError, match="refused us as api"):
+    with pytest.raises(KafkaConfigError, match=f"refused us as {deployment.prefix}.api "):
         connect_admin(dataclasses.replace(api, password="guessed", connect_timeout_s=5))
 
 
@@ -128,7 +129,7 @@ def test_the_table_gives_each_guarded_topic_one_writer():
         rights = {(b.name, b.operation.name) for b in bindings if b.restype.name == "TOPIC"}
         writes = {name for name, op in rights if op == "WRITE"}
         assert {b.name for b in bindings if b.restype.name == "TRANSACTIONAL_ID"} \
-            == set(principal.transactions)
+            == {role_scope(role, "p") for role in principal.transactions}
         assert writes == {topic_name("p", t) for t in principal.writes}
         assert ("p.control", "WRITE") not in rights or principal.name == "api"
         assert ("p.orders.intents", "WRITE") not in rights or principal.name == "quote"

@@ -9,6 +9,13 @@ only the quote flow `orders.intents`, only the executor `orders.events`.
 
 Every principal may DESCRIBE every topic of its deployment (names and partition counts,
 never data): producers check at start-up that all routed topics exist.
+
+Principals are per deployment: process `executor` of the deployment with topic prefix `prod`
+logs in as `prod.executor` (`user_name`, composed as `topic_name` composes topics; the empty
+prefix keeps the bare `executor`), granted only `prod.*` topics and only the group and
+transactional ids of its own deployment, `executor.prod.` (`role_scope`). So deployments
+sharing a broker (staging and prod) reach neither each other's topics nor each other's
+executor group or transactions, and setting one's passwords never replaces another's.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -26,29 +34,37 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 
 from connectors.kafka.topics import SPECS, TOPICS, topic_name
+from connectors.kafka.transactions import role_scope
 
 MARKET = ("md.book", "md.bbo", "md.trades")
 # Flows read with assigned partitions and keep offsets in their snapshots; librdkafka still
-# wants a group id (ours and Bytewax's), which they never commit to.
+# wants a group id (ours and Bytewax's), which they never commit to. These names stay shared
+# by deployments: a group's offsets are per topic, and a principal commits or fetches
+# offsets only of topics it may read or describe (its own deployment's), so a shared group
+# that is never joined carries nothing between deployments (docs/security.md).
 FLOW_GROUPS = ("quoteflow-unused", "BYTEWAX_IGNORED")
 _SCRAM_ITERATIONS = 8192
 
 
 @dataclass(frozen=True, slots=True)
 class BusPrincipal:
-    """A SCRAM user: the topics (base names) it reads and writes, the consumer-group name
-    prefixes it may join."""
+    """A process on the bus: the topics (base names) it reads and writes, the consumer-group
+    name prefixes it may join (shared by deployments, see `FLOW_GROUPS`), the roles whose
+    deployment-scoped group ids it may join (`role_scope`)."""
 
     name: str
     purpose: str
     writes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    # Transactional-id prefixes (`connectors.kafka.transactions`): it publishes in transactions.
+    # Roles whose groups `<role>.<prefix>.…` it joins (the executor's, `membership`).
+    scoped_groups: tuple[str, ...] = ()
+    # Roles whose transactional ids `<role>.<prefix>.…` it uses (`transactional_id`).
     transactions: tuple[str, ...] = ()
 
 
@@ -67,8 +83,8 @@ PRINCIPALS: tuple[BusPrincipal, ...] = (
     BusPrincipal("executor", "quoteflow execute: acts on intents and signed commands",
                  writes=("orders.events", "risk.events", "audit", "deadletter"),
                  # audit: its own chain's anchor, checked at every start
-                 reads=("orders.intents", "control", "audit", *MARKET), groups=("executor",),
-                 transactions=("executor",)),
+                 reads=("orders.intents", "control", "audit", *MARKET),
+                 scoped_groups=("executor",), transactions=("executor",)),
     BusPrincipal("surveillance", "the surveillance flow: alerts from our orders and fills",
                  writes=("surveillance.alerts", "deadletter"), reads=("orders.events",),
                  groups=FLOW_GROUPS),
@@ -91,9 +107,37 @@ def _check(principals: Iterable[BusPrincipal]) -> None:
 _check(PRINCIPALS)
 
 
+def user_name(process: str, prefix: str = "") -> str:
+    """The SCRAM user process `process` logs in as in the deployment with topic `prefix`:
+    `<prefix>.<process>`, bare for the empty prefix (the dev stack's, Kubernetes' base).
+    Process names hold no dot, so two deployments' user names never coincide."""
+    return topic_name(prefix, process)
+
+
+def nesting_deployments(users: Iterable[str], prefix: str) -> list[str]:
+    """The topic prefixes of the other deployments among `users` (a broker's SCRAM users)
+    whose ids cannot be told from deployment `prefix`'s: grants are by prefix, so
+    `executor.eu.` would cover `executor.eu.paper.<account>` (prefixes `eu` and `eu.paper`),
+    and `executor.-.` is both the empty prefix's and the prefix `-`'s."""
+    def scope(deployment: str) -> str:
+        return deployment or "-"
+
+    mine = scope(prefix)
+    others = {user.rpartition(".")[0] for user in users if user.rpartition(".")[2] in BY_NAME}
+    return sorted(other for other in others - {prefix}
+                  if scope(other) == mine or scope(other).startswith(f"{mine}.")
+                  or mine.startswith(f"{scope(other)}."))
+
+
+def scram_users(admin: AdminClient, timeout_s: float = 30.0) -> list[str]:
+    """Every user with a SCRAM credential on the broker."""
+    return list(admin.describe_user_scram_credentials(request_timeout=timeout_s).result())
+
+
 def acl_bindings(principal: BusPrincipal, prefix: str = "") -> list[AclBinding]:
-    """The ALLOW bindings that give `principal` exactly its rights in deployment `prefix`."""
-    user = f"User:{principal.name}"
+    """The ALLOW bindings that give `principal`'s user in deployment `prefix` exactly its
+    rights there."""
+    user = f"User:{user_name(principal.name, prefix)}"
 
     def allow(kind: ResourceType, name: str, operation: AclOperation,
               pattern: ResourcePatternType = ResourcePatternType.LITERAL) -> AclBinding:
@@ -107,9 +151,12 @@ def acl_bindings(principal: BusPrincipal, prefix: str = "") -> list[AclBinding]:
                  for name in principal.reads]
     bindings += [allow(ResourceType.GROUP, group, AclOperation.READ, ResourcePatternType.PREFIXED)
                  for group in principal.groups]
-    bindings += [allow(ResourceType.TRANSACTIONAL_ID, name, AclOperation.WRITE,
+    bindings += [allow(ResourceType.GROUP, role_scope(role, prefix), AclOperation.READ,
                        ResourcePatternType.PREFIXED)
-                 for name in principal.transactions]
+                 for role in principal.scoped_groups]
+    bindings += [allow(ResourceType.TRANSACTIONAL_ID, role_scope(role, prefix),
+                       AclOperation.WRITE, ResourcePatternType.PREFIXED)
+                 for role in principal.transactions]
     return bindings
 
 
@@ -117,7 +164,8 @@ def apply_acls(
     admin: AdminClient, prefix: str = "",
     principals: Iterable[BusPrincipal] = PRINCIPALS, timeout_s: float = 30.0,
 ) -> int:
-    """Create every principal's bindings (creating an existing one is a no-op); the count."""
+    """Create every principal's bindings in deployment `prefix` (creating an existing one
+    is a no-op); the count."""
     bindings = [b for p in principals for b in acl_bindings(p, prefix)]
     for future in admin.create_acls(bindings, request_timeout=timeout_s).values():
         future.result()
@@ -135,6 +183,26 @@ def set_passwords(
         upserts, request_timeout=timeout_s
     ).values():
         future.result()
+
+
+def retire_users(admin: AdminClient, users: Iterable[str], timeout_s: float = 30.0) -> int:
+    """Delete every ACL binding of each user and its SCRAM-SHA-512 credential (a user
+    without one is skipped): the upgrade's last step, when nothing logs in as the shared
+    bare user names any more. The number of bindings deleted."""
+    users = list(users)
+    filters = [AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{user}",
+                                None, AclOperation.ANY, AclPermissionType.ANY) for user in users]
+    deleted = sum(len(future.result()) for future in admin.delete_acls(
+        filters, request_timeout=timeout_s).values()) if filters else 0
+    known = set(scram_users(admin, timeout_s))
+    deletions = [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)
+                 for user in users if user in known]
+    if deletions:
+        for future in admin.alter_user_scram_credentials(
+            deletions, request_timeout=timeout_s
+        ).values():
+            future.result()
+    return deleted
 
 
 def new_password() -> str:

@@ -32,11 +32,18 @@ _FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
                      KafkaError._FATAL})
 
 
+def role_scope(name: str, prefix: str) -> str:
+    """What every id of role `name` in the deployment with topic `prefix` begins with,
+    `<name>.<prefix>.` (`-` for the empty prefix): the ACLs grant a deployment's principal
+    this prefix only, never another deployment's ids."""
+    return f"{name}.{prefix or '-'}."
+
+
 def transactional_id(name: str, config: KafkaConfig) -> str:
-    """One id per process role, deployment and account (`name` first: the ACLs grant ids by
-    prefix); two processes with the same id fence each other, as one executor per account
-    should. It is also the executor's consumer group and static instance id (`membership`)."""
-    return f"{name}.{config.prefix or '-'}.{config.account or '-'}"
+    """One id per process role, deployment and account, under `role_scope`; two processes
+    with the same id fence each other, as one executor per account should. It is also the
+    executor's consumer group and static instance id (`membership`)."""
+    return f"{role_scope(name, config.prefix)}{config.account or '-'}"
 
 
 class TransactionalProducer(EventProducer):
