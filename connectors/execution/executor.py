@@ -172,7 +172,9 @@ class Executor:
         # Orders moving away from the other side first: when the market jumps, the ask
         # moving up must leave before the bid follows, or the bid's check (rightly) finds
         # it would cross our own ask.
-        amends = sorted(actions.amends, key=_moves_towards_the_other_side)
+        amends = actions.amends
+        if len(amends) > 1:
+            amends = sorted(amends, key=_moves_towards_the_other_side)
         sends.extend(self._amend_checked(intent, a, now) for a in amends)
         # A re-applied intent's new orders get ids of their own: its first ones may have been
         # sent, and filled or cancelled since, and a client id is never sent for two orders.
@@ -208,12 +210,13 @@ class Executor:
         self, instrument: Instrument, side, size: Decimal, price: Decimal, now: int,
         open_orders: Iterable[TrackedOrder], client_order_id: str,
     ) -> bool:
-        mark = self._marks.get(instrument.key)
+        key = instrument.key
+        mark = self._marks.get(key)
         decision = self.risk.check(
             OrderRequest(instrument, side, size, price, post_only=self.config.post_only),
             RiskContext(
                 now, mid=mark[0] if mark else None, book_ts_ns=mark[1] if mark else None,
-                position=self.ledgers[instrument.key].quantity, open_orders=open_orders,
+                position=self.ledgers[key].quantity, open_orders=open_orders,
             ),
         )
         if self._audited:  # the payload is not even made for a store that drops it
@@ -468,6 +471,8 @@ class Executor:
             await self.cancel_all(command.target)
 
     def _drain_risk_now(self) -> list[RiskEvent]:
+        if not self.risk.has_events:
+            return []  # most checks accept: nothing to take
         events = self.risk.take_events()
         for event in events:
             self.audit("risk_event", event)

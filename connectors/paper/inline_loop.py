@@ -45,9 +45,10 @@ class InlineLoop:
         asyncio.events._set_running_loop(loop)
         try:
             while ready:
-                _drop_cancelled_timers(loop)
                 if scheduled:
-                    break  # something waits for a time: the loop proper handles it
+                    _drop_cancelled_timers(loop)
+                    if scheduled:
+                        break  # something waits for a time: the loop proper handles it
                 for _ in range(len(ready)):
                     handle = ready.popleft()
                     if not handle._cancelled:
@@ -61,7 +62,8 @@ class InlineLoop:
             asyncio.events._set_running_loop(None)
         if not task.done():
             loop.run_until_complete(task)
-        _drop_cancelled_timers(loop)
+        if scheduled:
+            _drop_cancelled_timers(loop)
         return task.result()
 
 

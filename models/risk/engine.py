@@ -69,6 +69,11 @@ class RiskEngine:
         for scope, state in scopes.items():
             self._states.escalate(scope, state)
 
+    @property
+    def has_events(self) -> bool:
+        """Whether `take_events` would hand anything back."""
+        return bool(self._events)
+
     def take_events(self) -> list[RiskEvent]:
         events, self._events = self._events, []
         return events
@@ -118,8 +123,16 @@ class RiskEngine:
     ) -> Decision | None:
         if reduces:
             return None  # the way back under the position limits is always open
+        # Each figure is worked out only when its limit is set: unset, its check passes.
         limits = self._limits.for_instrument(order.instrument.key)
-        worst = pretrade.worst_position(context.position, own, order.side, order.size)
+        if limits.max_position is not None:
+            worst = pretrade.worst_position(context.position, own, order.side, order.size)
+            decision = pretrade.check_position(worst, limits)
+            if decision is not None:
+                return decision
+        total_limit = self._limits.max_total_position
+        if total_limit is None:
+            return None
         if order.side == "buy":
             with_order = OwnOrders(own.count + 1, own.bought + order.size, own.sold, None, None)
         else:
@@ -127,9 +140,7 @@ class RiskEngine:
         total = others + pretrade.exposure_notional(
             context.position, with_order, mid, order.instrument
         )
-        return pretrade.check_position(worst, limits) or pretrade.check_total_position(
-            total, self._limits.max_total_position
-        )
+        return pretrade.check_total_position(total, total_limit)
 
     def _refresh_exposure(
         self, key: str, position: Decimal, own: OwnOrders, mid: Decimal, instrument: Instrument
