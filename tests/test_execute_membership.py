@@ -125,15 +125,19 @@ def test_each_deployment_and_account_has_a_group_its_acls_grant():
     kept = membership("executor", prod, "executor")
     assert (kept.group_id, kept.instance_id) == ("executor", "executor.prod.main")
     assert member.consumer_settings()["group.instance.id"] == "executor.prod.main"
-    # The executor principal may join the group (and the md.* groups under it) and use the
-    # transactional id: its grants are prefixes, the same `executor` for every deployment.
+    # The deployment's executor principal may join the group (and the md.* groups under it)
+    # and use the transactional id: its grants are the prefix of its own deployment's ids,
+    # never the shared group `executor` nor another deployment's.
     bindings = acl_bindings(BY_NAME["executor"], "prod")
     groups = [b.name for b in bindings if b.restype == ResourceType.GROUP
               and b.operation == AclOperation.READ
               and b.resource_pattern_type == ResourcePatternType.PREFIXED]
     transactions = [b.name for b in bindings if b.restype == ResourceType.TRANSACTIONAL_ID]
-    for name in (member.group_id, f"{member.group_id}.market.0123456789ab", "executor"):
+    assert groups == transactions == ["executor.prod."]
+    for name in (member.group_id, f"{member.group_id}.market.0123456789ab"):
         assert any(name.startswith(g) for g in groups), name
+    for name in ("executor", membership(ROLE, staging).group_id):
+        assert not any(name.startswith(g) for g in groups), name
     assert any(member.instance_id.startswith(t) for t in transactions)
     with pytest.raises(ValueError, match=r"execute\.group must not be empty"):
         ExecuteConfig(symbols=["BTC/USDT"], group=" ")
