@@ -316,7 +316,10 @@ class Executor:
     async def _cancel(self, order: TrackedOrder, reason: str) -> None:
         order.cancel_requested = True
         cid = order.client_order_id
-        self.audit("order_request", {"request": "cancel", "client_order_id": cid, "reason": reason})
+        if self._audited:
+            self.audit(
+                "order_request", {"request": "cancel", "client_order_id": cid, "reason": reason}
+            )
         venue, symbol = self.venue, order.symbol
         try:
             seen = await self.call(lambda: venue.cancel_order(cid, symbol), f"cancel {cid}")
@@ -408,7 +411,8 @@ class Executor:
 
     def apply_order_event(self, event: OrderEvent) -> None:
         news = self.tracker.apply(event)
-        self.audit("order_event", {"event": event, "news": news, "source": "push"})
+        if self._audited:
+            self.audit("order_event", {"event": event, "news": news, "source": "push"})
         if news:
             self._publish(event)
 
@@ -418,17 +422,19 @@ class Executor:
         if order is None or kind is None:
             return
         event = self._order_event(order, kind, None)
-        self.audit("order_event", {"event": event, "news": True, "source": source})
+        if self._audited:
+            self.audit("order_event", {"event": event, "news": True, "source": source})
         self._publish(event)
 
     def apply_fill(self, fill: Fill, source: str) -> bool:
         """Apply one execution once (by trade id); True when it was new."""
         news = self._trades.add((fill.venue, fill.trade_id))
         if not news:
-            if source == "push":  # a repeated message is worth a record; a re-read is not
+            if source == "push" and self._audited:  # a repeat is worth a record; a re-read not
                 self.audit("fill", {"fill": fill, "news": False, "source": source})
             return False
-        self.audit("fill", {"fill": fill, "news": True, "source": source})
+        if self._audited:
+            self.audit("fill", {"fill": fill, "news": True, "source": source})
         ledger = self.ledgers.get(f"{fill.venue}:{fill.symbol}")
         if ledger is None:
             self.audit("fill_unknown_instrument", fill)
