@@ -14,17 +14,21 @@ an endpoint a stand-in does not know.
   `GET /api/v3/account`, `GET /api/v3/myTrades`. Post-only is `LIMIT_MAKER`; rejections
   `-2010` (duplicate client id, would take, insufficient balance), `-2011`, `-2013`. Balances
   move with fills, fees in USDT.
-- `BinanceUsdmStandIn`, for ccxt's `binanceusdm` class (one BTCUSDT perpetual, one-way mode,
-  cross margin at a fixed leverage): `GET /fapi/v1/exchangeInfo`, `POST|DELETE|GET
-  /fapi/v1/order`, `GET /fapi/v1/openOrders`, `GET /fapi/v3/account`, `GET
-  /fapi/v1/userTrades`, and the exchange-side dead-man's switch `POST
-  /fapi/v1/countdownCancelAll` (`countdownTime` in ms, 0 disarms, each call replaces the
+- `BinanceUsdmStandIn`, for ccxt's `binanceusdm` class (one BTCUSDT perpetual with the real
+  one's filters, one-way mode, cross margin at a fixed leverage): `GET /fapi/v1/exchangeInfo`,
+  `POST|DELETE|GET /fapi/v1/order`, `GET /fapi/v1/openOrders`, `GET /fapi/v3/account`,
+  `GET /fapi/v1/userTrades`, and the exchange-side dead-man's switch
+  `POST /fapi/v1/countdownCancelAll` (`countdownTime` in ms, 0 disarms, each call replaces the
   symbol's countdown; when one runs out every open order of the symbol is cancelled, as
   Binance does). Post-only is `LIMIT` with `timeInForce=GTX`; rejections `-4116` (duplicate
   client id), `-5022` (post-only would take), `-2019` (margin: the open orders' and the
   position's notional over the leverage above the margin balance, a simplification of
   Binance's rule), `-2011`, `-2013`. A fill moves the position (average entry price),
   realises PnL when it reduces one, and takes its fee from the USDT wallet.
+
+ccxt maps Binance's error codes by the URL's host (`get_exceptions_by_url`); at 127.0.0.1 only
+its market-independent table applies, so e.g. USD-M's `-4116` arrives as `ExchangeError`, not
+the `InvalidOrder` ccxt gives it from fapi.binance.com.
 
 Both share one order book and matching: orders rest until the test's `fill()` executes part
 or all of one, which records a trade as the market's trade endpoint reports it.
@@ -83,12 +87,16 @@ class Fault:
     after_processing: bool = False  # the request takes effect, the answer is the fault
 
 
-class _BinanceStandIn:
+class BinanceStandIn:
     """What spot and USD-M share: serving, signing, faults, the order book and its matching.
     A market's class gives its routes, its order and trade shapes, its post-only flag, its
     funds check and how a fill moves the account."""
 
+    ccxt_id: str  # the ccxt class this market is for
+    ccxt_symbol: str  # its one market, unified
     maker_fee: Decimal
+    # The symbol's filters, as the real one's (models' instrument registry holds them too).
+    tick, step, min_notional = TICK, STEP, MIN_NOTIONAL
     duplicate = (-2010, "Duplicate order sent.")
     would_take = (-2010, "Order would immediately match and take.")
 
@@ -127,6 +135,14 @@ class _BinanceStandIn:
         in full has been logged in `requests`: the data is read before the close."""
         server = self._runner.server if self._runner is not None else None
         return 0 if server is None else len(server.connections)
+
+    def ccxt_urls(self) -> dict:
+        """ccxt's sandbox URLs pointed here (a config override for `urls.test`)."""
+        raise NotImplementedError
+
+    def ccxt_config(self) -> dict:
+        """The ccxt constructor settings for trading here."""
+        raise NotImplementedError
 
     # -- the matching the test drives ----------------------------------------------------------
 
@@ -221,9 +237,9 @@ class _BinanceStandIn:
         side, kind = params["side"], params["type"]
         post_only = self._post_only(params)
         price, quantity = Decimal(params["price"]), Decimal(params["quantity"])
-        if price % TICK or quantity % STEP:
+        if price % self.tick or quantity % self.step:
             raise _BinanceError(-1013, "Filter failure: PRICE_FILTER or LOT_SIZE")
-        if price * quantity < MIN_NOTIONAL:
+        if price * quantity < self.min_notional:
             raise _BinanceError(-1013, "Filter failure: NOTIONAL")
         client_order_id = params.get("newClientOrderId") or f"standin{self._next_order_id}"
         if any(o.client_order_id == client_order_id and o.is_open for o in self.orders.values()):
@@ -277,9 +293,10 @@ class _BinanceStandIn:
         return [t for t in self.trades if since <= t["time"] <= until]
 
 
-class BinanceSpotStandIn(_BinanceStandIn):
+class BinanceSpotStandIn(BinanceStandIn):
     """Binance spot, for ccxt's `binance` class; `balances` by asset, e.g. BTC and USDT."""
 
+    ccxt_id, ccxt_symbol = "binance", "BTC/USDT"
     maker_fee = MAKER_FEE
 
     def ccxt_urls(self) -> dict:
@@ -418,13 +435,15 @@ class BinanceSpotStandIn(_BinanceStandIn):
         }
 
 
-class BinanceUsdmStandIn(_BinanceStandIn):
+class BinanceUsdmStandIn(BinanceStandIn):
     """Binance USD-M futures, for ccxt's `binanceusdm` class; `balances` is the margin
     wallet, e.g. {"USDT": 100000}. Its dead-man's switch: `countdowns` (symbol -> the timer
     that cancels its open orders), `countdown_calls` (every arming, in order) and
     `countdown_cancels` (the client ids a countdown cancelled)."""
 
+    ccxt_id, ccxt_symbol = "binanceusdm", "BTC/USDT:USDT"
     maker_fee = Decimal("0.0002")  # VIP 0
+    tick, step, min_notional = Decimal("0.10"), Decimal("0.001"), Decimal("100")
     leverage = 20
     duplicate = (-4116, "ClientOrderId is duplicated.")
     would_take = (-5022, "Due to the order could not be executed as maker, the Post Only "
@@ -481,15 +500,15 @@ class BinanceUsdmStandIn(_BinanceStandIn):
                 "symbol": SYMBOL, "pair": SYMBOL, "contractType": "PERPETUAL",
                 "deliveryDate": 4133404800000, "onboardDate": 1569398400000,
                 "status": "TRADING", "baseAsset": BASE, "quoteAsset": QUOTE,
-                "marginAsset": QUOTE, "pricePrecision": 2, "quantityPrecision": 5,
+                "marginAsset": QUOTE, "pricePrecision": 2, "quantityPrecision": 3,
                 "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
                 "settlePlan": 0, "triggerProtect": "0.0500",
                 "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000",
-                     "tickSize": str(TICK)},
-                    {"filterType": "LOT_SIZE", "minQty": str(STEP), "maxQty": "1000",
-                     "stepSize": str(STEP)},
-                    {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                    {"filterType": "PRICE_FILTER", "minPrice": "261.10", "maxPrice": "809484",
+                     "tickSize": str(self.tick)},
+                    {"filterType": "LOT_SIZE", "minQty": str(self.step), "maxQty": "1000",
+                     "stepSize": str(self.step)},
+                    {"filterType": "MIN_NOTIONAL", "notional": str(self.min_notional)},
                 ],
                 "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
             }],

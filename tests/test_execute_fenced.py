@@ -85,6 +85,14 @@ def _ends_fenced(process: subprocess.Popen, log: Path, audit: Path, kafka) -> li
     return records
 
 
+def _successor(first_config: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """B's configuration: A's (its trail `tmp_path/audit.jsonl`) with its own audit file;
+    (the configuration, the audit file)."""
+    config, audit = tmp_path / "b.toml", tmp_path / "b.jsonl"
+    config.write_text(first_config.read_text().replace(str(tmp_path / "audit.jsonl"), str(audit)))
+    return config, audit
+
+
 def _ccxt(kafka, tmp_path: Path) -> tuple[_StandInThread, Path, dict[str, str]]:
     """The stand-in serving, the owner's key in the store, and A's configuration on them
     (its trail `tmp_path/audit.jsonl`)."""
@@ -134,10 +142,8 @@ def test_a_fenced_ccxt_executor_leaves_the_venue_to_its_successor(kafka_bootstra
     kafka = new_deployment(kafka_bootstrap)
     venue, first_config, env = _ccxt(kafka, tmp_path)
     standin = venue.standin
-    first_audit, second_audit = tmp_path / "audit.jsonl", tmp_path / "b.jsonl"
-    second_config = tmp_path / "b.toml"
-    second_config.write_text(
-        first_config.read_text().replace(str(first_audit), str(second_audit)))
+    first_audit = tmp_path / "audit.jsonl"
+    second_config, second_audit = _successor(first_config, tmp_path)
     first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
     first = _start(first_config, first_log, env)
     second = None

@@ -10,6 +10,7 @@ reachable from the test machines. A real Kafka broker; the executor is its own O
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from connectors.kafka import EventProducer
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.audit import canonical
 from models.events import OrderIntent, decode, encode
-from tests.ccxt_standin import BinanceSpotStandIn
+from tests.ccxt_standin import BinanceSpotStandIn, BinanceStandIn
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import kafka_toml, new_deployment
 from tests.test_execute_kafka import (
@@ -49,16 +51,18 @@ KEY, SECRET = "owner-key-1-abcdefgh", "owner-sec-1"
 
 
 class _StandInThread:
-    """The stand-in serving from a thread of its own, so it outlives every executor."""
+    """A stand-in serving from a thread of its own, so it outlives every executor: Binance
+    spot with the owner's key and START unless `make` builds another."""
 
-    def __init__(self) -> None:
+    def __init__(self, make: Callable[[], BinanceStandIn] | None = None) -> None:
+        self._make = make or (lambda: BinanceSpotStandIn(KEY, SECRET, START))
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.standin = self.call(self._open)
 
-    async def _open(self) -> BinanceSpotStandIn:
-        return await BinanceSpotStandIn(KEY, SECRET, START).__aenter__()
+    async def _open(self) -> BinanceStandIn:
+        return await self._make().__aenter__()
 
     def call(self, coroutine_function, *args):
         return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(30)
@@ -78,17 +82,22 @@ class _StandInThread:
         self._thread.join(10)
 
 
-def _write_config(path: Path, kafka, standin: BinanceSpotStandIn, tmp_path: Path) -> Path:
+def _write_config(path: Path, kafka, standin: BinanceStandIn, tmp_path: Path,
+                  execute: str = "") -> Path:
+    """`quoteflow execute` on the stand-in's market (`execute`: more `[execute]` lines)."""
     urls = standin.ccxt_urls()["test"]
+    fetch_markets = standin.ccxt_config().get("options", {}).get("fetchMarkets")
     path.write_text(
         kafka_toml(kafka)
         + f'[secrets]\nbackend = "local"\npath = "{tmp_path / "keys.json"}"\n'
-        + '[execute]\nvenue = "ccxt"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'
+        + f'[execute]\nvenue = "ccxt"\nexchange = "{standin.ccxt_id}"\n'
+        + f'symbols = ["{standin.ccxt_symbol}"]\n'
         + f'owner = "{OWNER}"\nsandbox = true\nintent_max_age_s = 60\nrate_limit_capacity = 50\n'
-        + f'reconcile_interval_s = 1.0\naudit_path = "{tmp_path / "audit.jsonl"}"\n'
+        + f'reconcile_interval_s = 1.0\naudit_path = "{tmp_path / "audit.jsonl"}"\n' + execute
         + "[execute.ccxt_options.urls.test]\n"
         + "".join(f'{name} = "{url}"\n' for name, url in urls.items())
-        + '[execute.ccxt_options.options.fetchMarkets]\ntypes = ["spot"]\n'
+        + ("" if fetch_markets is None else "[execute.ccxt_options.options.fetchMarkets]\n"
+           + f"types = {json.dumps(fetch_markets['types'])}\n")
     )
     return path
 

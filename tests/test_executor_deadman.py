@@ -41,7 +41,7 @@ async def _venue(standin: BinanceUsdmStandIn, timeout_s: float) -> CcxtVenue:
 
 
 def _order(client_order_id: str) -> NewOrder:
-    return NewOrder(client_order_id, PERP, "buy", Decimal("0.001"), Decimal("59000.00"))
+    return NewOrder(client_order_id, PERP, "buy", Decimal("0.002"), Decimal("59000.00"))
 
 
 async def _until(condition, timeout_s: float) -> bool:
@@ -110,7 +110,7 @@ async def main(url_base):
         config={"urls": {"test": {"fapiPublic": url_base, "fapiPrivate": url_base}}},
         capacity=20, deadman_timeout_s=float(sys.argv[4]), symbols=["BTC/USDT:USDT"])
     for name in ("qfkill1", "qfkill2"):
-        await venue.create_order(NewOrder(name, "BTC/USDT:USDT", "buy", Decimal("0.001"),
+        await venue.create_order(NewOrder(name, "BTC/USDT:USDT", "buy", Decimal("0.002"),
                                           Decimal("59000.00")))
     print("ready", flush=True)
     await asyncio.sleep(3600)
