@@ -32,6 +32,9 @@ the `InvalidOrder` ccxt gives it from fapi.binance.com.
 
 Both share one order book and matching: orders rest until the test's `fill()` executes part
 or all of one, which records a trade as the market's trade endpoint reports it.
+
+`StandInThread` serves a stand-in from an event loop on a thread of its own, for tests whose
+clients are other processes or run their own loop.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl
@@ -656,3 +661,43 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class StandInThread:
+    """A stand-in serving from an event loop on a thread of its own, from construction until
+    `close()` (or the end of a `with` block, which gives the stand-in): it outlives every
+    executor process a test starts and kills, and answers beside a caller's own loop (a
+    FastAPI test client's). `make` builds it, e.g. `lambda: BinanceSpotStandIn(key, secret,
+    balances)`. Its state is the loop's: read or change it through `call` or `read`."""
+
+    def __init__(self, make: Callable[[], BinanceStandIn]) -> None:
+        self._make = make
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.standin = self.call(self._open)
+
+    async def _open(self) -> BinanceStandIn:
+        return await self._make().__aenter__()
+
+    def call(self, coroutine_function, *args):
+        """Run `coroutine_function(*args)` on the stand-in's loop; its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(30)
+
+    def read(self, function):
+        """`function(standin)` run on the stand-in's loop, so every reading is consistent (and
+        a countdown due by then has fired)."""
+        async def on_loop():
+            return function(self.standin)
+        return self.call(on_loop)
+
+    def close(self) -> None:
+        self.call(self.standin.__aexit__, None, None, None)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> BinanceStandIn:
+        return self.standin
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -9,12 +9,10 @@ local Binance stand-in (`tests/ccxt_standin.py`): no exchange is reachable from 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -53,7 +51,7 @@ from quoteflow.config import (
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from quoteflow.suggestion_store import PATH_ENV, publish
-from tests.ccxt_standin import BinanceSpotStandIn
+from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
 from tests.keycloak_service import TestRealm, TestUser
@@ -117,25 +115,6 @@ class Api:
         return self.tokens(role)["access_token"]
 
 
-class StandInThread:
-    """The aiohttp stand-in on an event loop of its own, beside the test client's."""
-
-    def __init__(self, api_key: str, secret: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.standin = BinanceSpotStandIn(api_key, secret, {"USDT": Decimal(1000)})
-
-    def __enter__(self) -> BinanceSpotStandIn:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.standin.__aenter__(), self.loop).result(10)
-        return self.standin
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.standin.__aexit__(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def trading_events() -> list:
     """Order events, fills and positions of the quote flow on a slice of a real recording."""
@@ -157,7 +136,8 @@ def stack(
 ) -> Iterator[tuple[Api, Config, Path]]:
     directory = tmp_path_factory.mktemp("api")
     kafka = new_deployment(kafka_bootstrap)
-    with StandInThread(STANDIN_KEY, STANDIN_SECRET) as standin, \
+    with StandInThread(lambda: BinanceSpotStandIn(
+            STANDIN_KEY, STANDIN_SECRET, {"USDT": Decimal(1000)})) as standin, \
             fresh_database(postgres_dsn) as dsn:
         with connect(TimescaleConfig(dsn=dsn)) as conn:
             migrate(conn)

@@ -29,11 +29,11 @@ import pytest
 
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.events import OrderIntent, Quote
-from tests.ccxt_standin import SYMBOL, BinanceUsdmStandIn
+from tests.ccxt_standin import SYMBOL, BinanceUsdmStandIn, StandInThread
 from tests.kafka_service import new_deployment
 from tests.test_execute_fenced import _ends_fenced, _send, _start, _successor
 from tests.test_execute_kafka import OWNER, key_store, quote_intent, wait_for
-from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _StandInThread
+from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at
 from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
 pytestmark = pytest.mark.integration
@@ -53,17 +53,11 @@ def _intent(bid: str, ask: str) -> OrderIntent:
         asks=[Quote(Decimal(ask), SIZE)])
 
 
-class _Venue(_StandInThread):
-    """The USD-M stand-in on its own thread; `read` runs a function of it on its loop, so
-    every reading is consistent (and a countdown due by then has fired)."""
+class _Venue(StandInThread):
+    """The USD-M stand-in on its own thread, with the owner's key and WALLET."""
 
     def __init__(self) -> None:
         super().__init__(lambda: BinanceUsdmStandIn(KEY, SECRET, WALLET))
-
-    def read(self, function):
-        async def on_loop():
-            return function(self.standin)
-        return self.call(on_loop)
 
     def now(self) -> float:
         """The stand-in loop's clock, on which its countdowns run."""

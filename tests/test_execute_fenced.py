@@ -27,6 +27,7 @@ from connectors.kafka import EventConsumer, EventProducer
 from connectors.kafka.membership import membership
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from flows.execute_kafka import ORDER_TOPICS, ROLE
+from tests.ccxt_standin import StandInThread
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import new_deployment
 from tests.test_execute_kafka import (
@@ -37,7 +38,7 @@ from tests.test_execute_kafka import (
     wait_for,
     write_config,
 )
-from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _StandInThread
+from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _spot_venue
 from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
 pytestmark = pytest.mark.integration
@@ -93,12 +94,12 @@ def _successor(first_config: Path, tmp_path: Path) -> tuple[Path, Path]:
     return config, audit
 
 
-def _ccxt(kafka, tmp_path: Path) -> tuple[_StandInThread, Path, dict[str, str]]:
+def _ccxt(kafka, tmp_path: Path) -> tuple[StandInThread, Path, dict[str, str]]:
     """The stand-in serving, the owner's key in the store, and A's configuration on them
     (its trail `tmp_path/audit.jsonl`)."""
     store, environ, _ = key_store(tmp_path)
     store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _StandInThread()
+    venue = _spot_venue()
     config = ccxt_config(tmp_path / "a.toml", kafka, venue.standin, tmp_path)
     return venue, config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
 

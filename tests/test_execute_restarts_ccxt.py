@@ -9,7 +9,6 @@ reachable from the test machines. A real Kafka broker; the executor is its own O
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -18,7 +17,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from connectors.kafka import EventProducer
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.audit import canonical
 from models.events import OrderIntent, decode, encode
-from tests.ccxt_standin import BinanceSpotStandIn, BinanceStandIn
+from tests.ccxt_standin import BinanceSpotStandIn, BinanceStandIn, StandInThread
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import kafka_toml, new_deployment
 from tests.test_execute_kafka import (
@@ -50,36 +48,21 @@ KILLS = 4
 KEY, SECRET = "owner-key-1-abcdefgh", "owner-sec-1"
 
 
-class _StandInThread:
-    """A stand-in serving from a thread of its own, so it outlives every executor: Binance
-    spot with the owner's key and START unless `make` builds another."""
+def _spot_venue() -> StandInThread:
+    """Binance spot with the owner's key and START, serving from a thread of its own so it
+    outlives every executor."""
+    return StandInThread(lambda: BinanceSpotStandIn(KEY, SECRET, START))
 
-    def __init__(self, make: Callable[[], BinanceStandIn] | None = None) -> None:
-        self._make = make or (lambda: BinanceSpotStandIn(KEY, SECRET, START))
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.standin = self.call(self._open)
 
-    async def _open(self) -> BinanceStandIn:
-        return await self._make().__aenter__()
-
-    def call(self, coroutine_function, *args):
-        return asyncio.run_coroutine_threadsafe(coroutine_function(*args), self.loop).result(30)
-
-    def fill_one(self, rng: random.Random) -> bool:
-        async def fill() -> bool:
-            open_ids = self.standin.open_orders()
-            if not open_ids:
-                return False
-            self.standin.fill(rng.choice(open_ids), Decimal("0.0005"))
-            return True
-        return self.call(fill)
-
-    def close(self) -> None:
-        self.call(self.standin.__aexit__, None, None, None)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+def _fill_one(venue: StandInThread, rng: random.Random) -> bool:
+    """Fill part of one of the venue's open orders, picked by `rng`; False if none is open."""
+    def fill(standin: BinanceSpotStandIn) -> bool:
+        open_ids = standin.open_orders()
+        if not open_ids:
+            return False
+        standin.fill(rng.choice(open_ids), Decimal("0.0005"))
+        return True
+    return venue.read(fill)
 
 
 def _write_config(path: Path, kafka, standin: BinanceStandIn, tmp_path: Path,
@@ -108,7 +91,7 @@ def _deployment(kafka_bootstrap: str, tmp_path: Path):
     kafka = new_deployment(kafka_bootstrap)
     store, environ, _ = key_store(tmp_path)
     store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _StandInThread()
+    venue = _spot_venue()
     config = _write_config(tmp_path / "quoteflow.toml", kafka, venue.standin, tmp_path)
     env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
     log = tmp_path / "execute.log"
@@ -163,7 +146,7 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
             while len(standin.orders) < before + 2 and time.monotonic() < deadline:
                 assert process.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.05)
-            filled += venue.fill_one(rng)
+            filled += _fill_one(venue, rng)
             time.sleep(rng.uniform(0.0, 1.5))
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)

@@ -48,10 +48,11 @@ from quoteflow.config import (
     KeycloakConfig,
     SecretsConfig,
 )
+from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
 from tests.postgres_service import fresh_database
-from tests.test_api import Api, Recorder, StandInThread
+from tests.test_api import Api, Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -120,9 +121,9 @@ def canary_run(keycloak_realm, kafka_bootstrap, postgres_dsn, tmp_path_factory):
     kafka = new_deployment(kafka_bootstrap)
     environ = {MASTER_KEY_ENV: MasterKey.generate().to_base64(),
                CLIENT_SECRET_ENV: keycloak_realm.admin.client_secret("quoteflow-api")}
-    with RunLog(directory / "run.log"), StandInThread(CANARY_KEY, CANARY_SECRET) as standin, \
-            fresh_database(postgres_dsn) as dsn:
-        standin.balances.update({"BTC": Decimal(1), "USDT": Decimal(1_000_000)})
+    with RunLog(directory / "run.log"), StandInThread(lambda: BinanceSpotStandIn(
+            CANARY_KEY, CANARY_SECRET, {"BTC": Decimal(1), "USDT": Decimal(1_000_000)})
+    ) as standin, fresh_database(postgres_dsn) as dsn:
         ccxt_options = {**standin.ccxt_config(), "rateLimit": 1}
         config = Config(
             kafka=kafka, postgres=TimescaleConfig(dsn=dsn),
