@@ -51,10 +51,11 @@ from quoteflow.config import (
 from quoteflow.runner import run_paper_trading
 from quoteflow.sessions import TradingOptions
 from quoteflow.suggestion_store import PATH_ENV, publish
+from tests.api_client import Api, Recorder
 from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
-from tests.keycloak_service import TestRealm, TestUser
+from tests.keycloak_service import TestRealm
 from tests.postgres_service import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -67,52 +68,6 @@ STANDIN_KEY, STANDIN_SECRET = "standin-key-0a1b2c3d", "standin-secret-9f8e7d6c5b
 RISK = {"max_position": "0.5", "instruments": {"binance:BTC/USDT": {"max_order_size": "0.01"}}}
 # The API signs its commands, so the quote flow's gate can apply them (test_strategy_...).
 COMMAND_KEY = Ed25519PrivateKey.generate()
-
-
-class Recorder:
-    """Every response body the tests saw, for the leak scan at the end."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-
-
-class Api:
-    def __init__(self, client: TestClient, recorder: Recorder, realm: TestRealm) -> None:
-        self.client = client
-        self.recorder = recorder
-        self.realm = realm
-        self._tokens: dict[tuple[str, str], dict] = {}
-        self._users: dict[tuple[str, str], TestUser] = {}
-
-    def call(self, method: str, path: str, token: str | None = None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        response = self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
-        self.recorder.bodies.append(response.content)
-        return response
-
-    def tokens(self, role: str, client_id: str = "quoteflow-api") -> dict:
-        """This module's own logins: the realm's session cache would hand later modules
-        tokens that expired while the rest of the suite ran."""
-        if (role, client_id) not in self._tokens:
-            user = self.user(role, client_id)
-            otp = user.fresh_otp() if user.otp_secret else ""
-            self._tokens[role, client_id] = self.realm.login(user, client_id, otp=otp)
-        return self._tokens[role, client_id]
-
-    def user(self, role: str, client_id: str = "quoteflow-api") -> TestUser:
-        """This module's user with `role` for `client_id`: users of its own, so that no login
-        here comes right after the realm fixture's login of the same user (Keycloak refuses a
-        user's login while the one before is being booked, `TestRealm.wait_booked`)."""
-        if (role, client_id) not in self._users:
-            self._users[role, client_id] = self.realm.add_user(
-                role, otp=role in ("trader", "admin")
-            )
-        return self._users[role, client_id]
-
-    def token(self, role: str) -> str:
-        return self.tokens(role)["access_token"]
 
 
 @pytest.fixture(scope="module")

@@ -48,11 +48,11 @@ from quoteflow.config import (
     KeycloakConfig,
     SecretsConfig,
 )
+from tests.api_client import Api, Recorder
 from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.conftest import SHARED_DATA
 from tests.kafka_service import new_deployment, read_topic
 from tests.postgres_service import fresh_database
-from tests.test_api import Api, Recorder
 
 pytestmark = pytest.mark.integration
 
