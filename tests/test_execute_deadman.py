@@ -30,9 +30,17 @@ import pytest
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.events import OrderIntent, Quote
 from tests.ccxt_standin import SYMBOL, BinanceUsdmStandIn, StandInThread
+from tests.execute_runs import (
+    OWNER,
+    ends_fenced,
+    key_store,
+    quote_intent,
+    send,
+    start_execute,
+    successor_config,
+    wait_for,
+)
 from tests.kafka_service import new_deployment
-from tests.test_execute_fenced import _ends_fenced, _send, _start, _successor
-from tests.test_execute_kafka import OWNER, key_store, quote_intent, wait_for
 from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at
 from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
@@ -83,7 +91,7 @@ def _deployment(kafka_bootstrap: str, tmp_path: Path):
 
 def _quoting(venue: _Venue, kafka, intent: OrderIntent) -> set[str]:
     """Send the intent and wait for its quotes to rest; their client ids."""
-    _send(kafka, intent)
+    send(kafka, intent)
     wait_for(lambda: venue.read(_quotes_at) == _desired(intent), "the intent's quotes")
     return set(venue.read(lambda s: s.open_orders()))
 
@@ -111,7 +119,7 @@ def test_a_killed_executors_orders_are_cancelled_by_the_exchanges_countdown(
     venue itself cancels every open order."""
     kafka, venue, config, env = _deployment(kafka_bootstrap, tmp_path)
     log = tmp_path / "a.log"
-    process = _start(config, log, env)
+    process = start_execute(config, log, env)
     try:
         resting = _quoting(venue, kafka, _intent("59990.00", "60010.00"))
         assert len(resting) == 2 and venue.armed_until() is not None
@@ -139,7 +147,7 @@ def test_a_running_executor_keeps_its_orders_past_many_countdowns_and_disarms_on
     countdown, leaving none armed."""
     kafka, venue, config, env = _deployment(kafka_bootstrap, tmp_path)
     log = tmp_path / "a.log"
-    process = _start(config, log, env)
+    process = start_execute(config, log, env)
     try:
         resting = _quoting(venue, kafka, _intent("59990.00", "60010.00"))
         # The countdown standing now runs out at `first`; unless re-armed, the quotes go then.
@@ -174,15 +182,15 @@ def test_a_fenced_executor_leaves_the_countdown_armed_for_its_successor(
     re-arming explains. B's own stop disarms it."""
     kafka, venue, first_config, env = _deployment(kafka_bootstrap, tmp_path)
     first_audit = tmp_path / "audit.jsonl"
-    second_config, _ = _successor(first_config, tmp_path)
+    second_config, _ = successor_config(first_config, tmp_path)
     first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
-    first = _start(first_config, first_log, env)
+    first = start_execute(first_config, first_log, env)
     second = None
     try:
         resting = _quoting(venue, kafka, _intent("59990.00", "60010.00"))
         calls = venue.read(lambda s: len(s.countdown_calls))
-        second = _start(second_config, second_log, env)
-        _ends_fenced(first, first_log, first_audit, kafka)
+        second = start_execute(second_config, second_log, env)
+        ends_fenced(first, first_log, first_audit, kafka)
         assert set(venue.read(lambda s: s.countdown_calls[calls:])) == {ARMED}  # no disarm
         at_exit = venue.armed_until()
         assert at_exit is not None

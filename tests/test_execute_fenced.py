@@ -16,28 +16,30 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from connectors.audit_store import topic_links, unpublished_tail, verify_anchored, verify_audit
-from connectors.kafka import EventConsumer, EventProducer
+from connectors.audit_store import topic_links, verify_anchored
+from connectors.kafka import EventConsumer
 from connectors.kafka.membership import membership
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from flows.execute_kafka import ORDER_TOPICS, ROLE
 from tests.ccxt_standin import StandInThread
-from tests.flow_runs import QUOTEFLOW
-from tests.kafka_service import new_deployment
-from tests.test_execute_kafka import (
+from tests.execute_runs import (
     OWNER,
     audit_records,
+    ends_fenced,
     key_store,
     quote_intent,
+    send,
+    start_execute,
+    successor_config,
     wait_for,
     write_config,
 )
+from tests.kafka_service import new_deployment
 from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _spot_venue
 from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
@@ -46,52 +48,9 @@ pytestmark = pytest.mark.integration
 CANCEL = ("DELETE", "/api/v3/order")
 
 
-def _start(config: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen([str(QUOTEFLOW), "execute", "--config", str(config)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def _send(kafka, *intents) -> None:
-    producer = EventProducer(kafka)
-    for intent in intents:
-        producer.send(intent)
-    producer.close()
-
-
 def _took(audit: Path, intent):
     return lambda: any(r["action"] == "intent" and r["payload"]["intent_id"] == intent.intent_id
                        for r in audit_records(audit))
-
-
-def _ends_fenced(process: subprocess.Popen, log: Path, audit: Path, kafka) -> list[dict]:
-    """A exited 1 with one line, its trail ends with its `fenced` record (after which it
-    neither acted nor shut down), and nothing of it after the fence reached Kafka."""
-    assert process.wait(60) == 1, log.read_text()[-3000:]
-    text = log.read_text()
-    assert "Traceback" not in text, text[-3000:]
-    assert "another process" in text.strip().splitlines()[-1]
-    records = audit_records(audit)
-    assert verify_audit(audit).ok
-    last = records[-1]
-    assert (last["action"], last["payload"]["executor"]) == ("state", "fenced")
-    assert "another process" in last["payload"]["reason"]
-    assert not [r for r in records if r["action"] == "state"
-                and r["payload"]["executor"] == "shutdown"]
-    # Not on the audit topic: a run that continues this file publishes it, as the outbox's
-    # tail (the records of the transaction the fence aborted come before it).
-    anchored = {link.hash for link in topic_links(kafka)}
-    assert last["hash"] not in anchored
-    assert unpublished_tail(audit, topic_links(kafka))[-1].hash == last["hash"]
-    return records
-
-
-def _successor(first_config: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """B's configuration: A's (its trail `tmp_path/audit.jsonl`) with its own audit file;
-    (the configuration, the audit file)."""
-    config, audit = tmp_path / "b.toml", tmp_path / "b.jsonl"
-    config.write_text(first_config.read_text().replace(str(tmp_path / "audit.jsonl"), str(audit)))
-    return config, audit
 
 
 def _ccxt(kafka, tmp_path: Path) -> tuple[StandInThread, Path, dict[str, str]]:
@@ -108,14 +67,14 @@ def test_a_fenced_paper_executor_stops_without_its_shutdown(kafka_bootstrap, tmp
     kafka = new_deployment(kafka_bootstrap)
     first_audit, second_audit = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
-    first = _start(write_config(tmp_path / "a.toml", kafka, first_audit), first_log)
+    first = start_execute(write_config(tmp_path / "a.toml", kafka, first_audit), first_log)
     second = None
     try:
         before = quote_intent("59990.00", "60010.00")
-        _send(kafka, before)
+        send(kafka, before)
         wait_for(_took(first_audit, before), "A to take the first intent")
-        second = _start(write_config(tmp_path / "b.toml", kafka, second_audit), second_log)
-        records = _ends_fenced(first, first_log, first_audit, kafka)
+        second = start_execute(write_config(tmp_path / "b.toml", kafka, second_audit), second_log)
+        records = ends_fenced(first, first_log, first_audit, kafka)
         # A's orders were never cancelled: no shutdown's cancel-all, no cancel at all.
         assert [r for r in records if r["action"] == "order_request"
                 and r["payload"]["request"] == "create"]
@@ -123,7 +82,7 @@ def test_a_fenced_paper_executor_stops_without_its_shutdown(kafka_bootstrap, tmp
                     and r["payload"]["request"] == "cancel"]
         # B trades on.
         after = quote_intent("59980.00", "60020.00")
-        _send(kafka, after)
+        send(kafka, after)
         wait_for(_took(second_audit, after), "B to take the next intent")
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, second_log.read_text()[-3000:]
@@ -144,24 +103,24 @@ def test_a_fenced_ccxt_executor_leaves_the_venue_to_its_successor(kafka_bootstra
     venue, first_config, env = _ccxt(kafka, tmp_path)
     standin = venue.standin
     first_audit = tmp_path / "audit.jsonl"
-    second_config, second_audit = _successor(first_config, tmp_path)
+    second_config, second_audit = successor_config(first_config, tmp_path)
     first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
-    first = _start(first_config, first_log, env)
+    first = start_execute(first_config, first_log, env)
     second = None
     try:
         before, after = quote_intent("59990.00", "60010.00"), quote_intent("59980.00", "60020.00")
-        _send(kafka, before)
+        send(kafka, before)
         wait_for(lambda: _quotes_at(standin) == _desired(before), "A's quotes")
         seen = len(standin.requests)
-        second = _start(second_config, second_log, env)
-        records = _ends_fenced(first, first_log, first_audit, kafka)
+        second = start_execute(second_config, second_log, env)
+        records = ends_fenced(first, first_log, first_audit, kafka)
         # Between B's start and A's exit: no cancel reached the venue, and A's quotes rest.
         assert CANCEL not in standin.requests[seen:]
         assert _quotes_at(standin) == _desired(before)
         assert not [r for r in records if r["action"] == "order_request"
                     and r["payload"]["request"] == "cancel"]
         # B trades on: the quotes it adopted from A move to the next intent's.
-        _send(kafka, after)
+        send(kafka, after)
         wait_for(lambda: _quotes_at(standin) == _desired(after), "B to quote the next intent")
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, second_log.read_text()[-3000:]
@@ -196,10 +155,10 @@ def test_an_executor_fenced_by_its_group_member_alone_cancels_and_publishes_noth
     standin = venue.standin
     audit, log = tmp_path / "audit.jsonl", tmp_path / "a.log"
     member = membership(ROLE, kafka)
-    first = _start(config, log, env)
+    first = start_execute(config, log, env)
     try:
         quotes = quote_intent("59990.00", "60010.00")
-        _send(kafka, quotes)
+        send(kafka, quotes)
         wait_for(lambda: _quotes_at(standin) == _desired(quotes), "A's quotes")
         seen = len(standin.requests)
         successor = EventConsumer(kafka, member.group_id, ORDER_TOPICS, eof=True,
@@ -207,7 +166,7 @@ def test_an_executor_fenced_by_its_group_member_alone_cancels_and_publishes_noth
         try:
             while first.poll() is None:
                 successor.poll(10, 0.1)
-            records = _ends_fenced(first, log, audit, kafka)
+            records = ends_fenced(first, log, audit, kafka)
         finally:
             successor.close()
         assert CANCEL not in standin.requests[seen:]

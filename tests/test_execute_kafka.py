@@ -20,7 +20,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from bytewax.testing import run_main
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
@@ -28,70 +27,32 @@ from connectors.audit_store import verify_audit
 from connectors.execution.keys import NoExchangeKey
 from connectors.kafka import EventProducer, KafkaConfig, topic_name
 from connectors.kafka.command_keys import CommandsConfig
-from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials, LocalSecretStore, MasterKey
+from connectors.secrets import ExchangeCredentials
 from flows.execute_kafka import run_execute
-from flows.ingest import run_ingest
-from flows.processes import MARKET_TOPICS, build_flow
+from flows.processes import MARKET_TOPICS
 from models.command_signing import public_key_text, sign
-from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Position, Quote, decode
-from quoteflow.api.services import open_secret_store
+from models.events import ControlCommand, Fill, OrderEvent, OrderIntent, Position
 from quoteflow.cli import app
-from quoteflow.config import Config, ConfigError, ExecuteConfig, SecretsConfig, load_config
+from quoteflow.config import Config, ConfigError, ExecuteConfig, load_config
 from tests.ccxt_standin import BinanceSpotStandIn
-from tests.conftest import SHARED_DATA
-from tests.kafka_service import kafka_toml, new_deployment, read_topic
+from tests.execute_runs import (
+    OWNER,
+    START,
+    WAIT_S,
+    audit_records,
+    deployment_with_intents,
+    events_on,
+    key_store,
+    paper_settings,
+    quote_intent,
+    wait_for,
+    write_config,
+)
+from tests.kafka_service import new_deployment, read_topic
 
 pytestmark = pytest.mark.integration
 
-SPOT_BTC = SHARED_DATA / "binance/spot/btcusdt_20240808.gz"
 TERMINAL = {"fill", "cancel", "reject"}
-WAIT_S = 60
-
-
-def deployment_with_intents(bootstrap: str) -> KafkaConfig:
-    """A fresh deployment: the recording on md.*, the quote flow's intents on orders.intents."""
-    kafka = new_deployment(bootstrap)
-    run_ingest("replay", kafka, paths=[SPOT_BTC])
-    run_main(build_flow("quote", Config(kafka=kafka), tail=False))
-    return kafka
-
-
-def paper_settings(tmp_path: Path, **overrides) -> ExecuteConfig:
-    # The paper venue's rate limit is wall-clock: a replay runs far faster than the market did.
-    return ExecuteConfig(symbols=["BTC/USDT"], paper_rate_limit_ms=0.01,
-                         rate_limit_capacity=1000, audit_path=str(tmp_path / "audit.jsonl"),
-                         **overrides)
-
-
-def write_config(path: Path, kafka: KafkaConfig, audit: Path) -> Path:
-    path.write_text(
-        kafka_toml(kafka)
-        + f'[execute]\nsymbols = ["BTC/USDT"]\npaper_rate_limit_ms = 0.01\n'
-        f'rate_limit_capacity = 1000\naudit_path = "{audit}"\n'
-    )
-    return path
-
-
-def events_on(kafka: KafkaConfig, topic: str) -> list:
-    return [decode(value) for _, _, value in read_topic(kafka, topic)]
-
-
-def audit_records(path: Path) -> list[dict]:
-    """The complete lines of an audit file the executor may be appending to right now."""
-    if not path.exists():
-        return []
-    complete, _, _ = path.read_bytes().rpartition(b"\n")
-    return [json.loads(line) for line in complete.splitlines() if line]
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
 
 
 def signed_position(fills: list[Fill]) -> Decimal:
@@ -252,14 +213,7 @@ def _order_events(kafka: KafkaConfig) -> list[OrderEvent]:
 
 # -- the ccxt venue and the owner's keys ------------------------------------------------------
 
-OWNER, OTHER = "trader-subject-1", "trader-subject-2"
-START = {"BTC": Decimal("1"), "USDT": Decimal("100000")}
-
-
-def key_store(tmp_path: Path) -> tuple[LocalSecretStore, dict[str, str], SecretsConfig]:
-    environ = {MASTER_KEY_ENV: MasterKey.generate().to_base64()}
-    secrets = SecretsConfig(backend="local", path=str(tmp_path / "keys.json"))
-    return open_secret_store(secrets, environ), environ, secrets
+OTHER = "trader-subject-2"  # an owner besides OWNER
 
 
 def ccxt_settings(tmp_path: Path, standin: BinanceSpotStandIn) -> ExecuteConfig:
@@ -268,16 +222,6 @@ def ccxt_settings(tmp_path: Path, standin: BinanceSpotStandIn) -> ExecuteConfig:
         ccxt_options=standin.ccxt_config(),
         key_poll_interval_s=0.2, intent_max_age_s=60, rate_limit_capacity=50,
         audit_path=str(tmp_path / "audit.jsonl"),
-    )
-
-
-def quote_intent(bid: str, ask: str) -> OrderIntent:
-    now = time.time_ns()
-    return OrderIntent(
-        intent_id=uuid.uuid4().hex, venue="binance", symbol="BTC/USDT", ts=now,
-        strategy="test", bids=[Quote(Decimal(bid), Decimal("0.001"))],
-        asks=[Quote(Decimal(ask), Decimal("0.001"))], reference_mid=Decimal("60000.05"),
-        trigger_receive_ts=now,
     )
 
 

@@ -28,9 +28,9 @@ from connectors.kafka.topics import SPECS
 from flows.execute_kafka import ORDER_TOPICS, ROLE, run_execute
 from models.events import OrderIntent
 from quoteflow.config import Config, ExecuteConfig
+from tests.execute_runs import audit_records, paper_settings, wait_for, write_config
 from tests.flow_runs import QUOTEFLOW
 from tests.kafka_service import kafka_config, new_deployment, principal_config
-from tests.test_execute_kafka import audit_records, paper_settings, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -32,15 +32,16 @@ from models.audit import canonical
 from models.command_signing import public_key_text, sign
 from models.events import ControlCommand, Fill, OrderIntent, decode, encode
 from quoteflow.config import Config
-from tests.flow_runs import QUOTEFLOW
-from tests.kafka_service import new_deployment
-from tests.test_execute_kafka import (
+from tests.execute_runs import (
     audit_records,
     deployment_with_intents,
     events_on,
     paper_settings,
+    resumes_per_run,
     write_config,
 )
+from tests.flow_runs import QUOTEFLOW
+from tests.kafka_service import new_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -98,17 +99,6 @@ def _handled(records: list[dict]) -> Counter:
             continue
         handled[intent_id] += 1
     return handled
-
-
-def resumes_per_run(records: list[dict]) -> list[int]:
-    """How many `intent_resumed` records each run wrote, in the order of the runs."""
-    runs: list[int] = []
-    for record in records:
-        if record["action"] == "state" and record["payload"].get("executor") == "start":
-            runs.append(0)
-        elif record["action"] == "intent_resumed":
-            runs[-1] += 1
-    return runs
 
 
 def test_execute_killed_at_random_points_never_doubles_or_orphans_an_order(

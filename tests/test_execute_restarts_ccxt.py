@@ -28,18 +28,18 @@ from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.audit import canonical
 from models.events import OrderIntent, decode, encode
 from tests.ccxt_standin import BinanceSpotStandIn, BinanceStandIn, StandInThread
-from tests.flow_runs import QUOTEFLOW
-from tests.kafka_service import kafka_toml, new_deployment
-from tests.test_execute_kafka import (
+from tests.execute_runs import (
     OWNER,
     START,
     audit_records,
     events_on,
     key_store,
     quote_intent,
+    resumes_per_run,
     wait_for,
 )
-from tests.test_execute_restarts import resumes_per_run
+from tests.flow_runs import QUOTEFLOW
+from tests.kafka_service import kafka_toml, new_deployment
 
 pytestmark = pytest.mark.integration
 

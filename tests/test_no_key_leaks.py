@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
@@ -51,6 +50,7 @@ from quoteflow.config import (
 from tests.api_client import Api, Recorder
 from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.conftest import SHARED_DATA
+from tests.execute_runs import WAIT_S, wait_for
 from tests.kafka_service import new_deployment, read_topic
 from tests.postgres_service import fresh_database
 
@@ -60,15 +60,6 @@ RECORDING = SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz"
 CANARY_KEY = "canaryEXECkey-5e0b1d7f93a24c68"
 CANARY_SECRET = "canaryEXECsecret-0f6a2e91c4b7d358"
 CANARIES = (CANARY_KEY, CANARY_SECRET)
-WAIT_S = 60
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + WAIT_S
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 class RunLog:

@@ -26,7 +26,7 @@ from flows.processes import build_flow
 from models.command_signing import public_key_text, sign
 from models.events import ControlCommand, DeadLetter, Trade, encode
 from quoteflow.config import Config
-from tests.test_execute_kafka import (
+from tests.execute_runs import (
     WAIT_S,
     audit_records,
     deployment_with_intents,
