@@ -29,6 +29,7 @@ import pytest
 
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.events import OrderIntent, Quote
+from tests.ccxt_executor_runs import KEY, SECRET, ccxt_config, desired_quotes, open_quotes
 from tests.ccxt_standin import SYMBOL, BinanceUsdmStandIn, StandInThread
 from tests.execute_runs import (
     OWNER,
@@ -41,8 +42,6 @@ from tests.execute_runs import (
     wait_for,
 )
 from tests.kafka_service import new_deployment
-from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at
-from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +91,7 @@ def _deployment(kafka_bootstrap: str, tmp_path: Path):
 def _quoting(venue: _Venue, kafka, intent: OrderIntent) -> set[str]:
     """Send the intent and wait for its quotes to rest; their client ids."""
     send(kafka, intent)
-    wait_for(lambda: venue.read(_quotes_at) == _desired(intent), "the intent's quotes")
+    wait_for(lambda: venue.read(open_quotes) == desired_quotes(intent), "the intent's quotes")
     return set(venue.read(lambda s: s.open_orders()))
 
 

@@ -26,6 +26,14 @@ from connectors.kafka import EventConsumer
 from connectors.kafka.membership import membership
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from flows.execute_kafka import ORDER_TOPICS, ROLE
+from tests.ccxt_executor_runs import (
+    KEY,
+    SECRET,
+    ccxt_config,
+    desired_quotes,
+    open_quotes,
+    spot_venue,
+)
 from tests.ccxt_standin import StandInThread
 from tests.execute_runs import (
     OWNER,
@@ -40,8 +48,6 @@ from tests.execute_runs import (
     write_config,
 )
 from tests.kafka_service import new_deployment
-from tests.test_execute_restarts_ccxt import KEY, SECRET, _desired, _quotes_at, _spot_venue
-from tests.test_execute_restarts_ccxt import _write_config as ccxt_config
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +64,7 @@ def _ccxt(kafka, tmp_path: Path) -> tuple[StandInThread, Path, dict[str, str]]:
     (its trail `tmp_path/audit.jsonl`)."""
     store, environ, _ = key_store(tmp_path)
     store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _spot_venue()
+    venue = spot_venue()
     config = ccxt_config(tmp_path / "a.toml", kafka, venue.standin, tmp_path)
     return venue, config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
 
@@ -110,18 +116,19 @@ def test_a_fenced_ccxt_executor_leaves_the_venue_to_its_successor(kafka_bootstra
     try:
         before, after = quote_intent("59990.00", "60010.00"), quote_intent("59980.00", "60020.00")
         send(kafka, before)
-        wait_for(lambda: _quotes_at(standin) == _desired(before), "A's quotes")
+        wait_for(lambda: open_quotes(standin) == desired_quotes(before), "A's quotes")
         seen = len(standin.requests)
         second = start_execute(second_config, second_log, env)
         records = ends_fenced(first, first_log, first_audit, kafka)
         # Between B's start and A's exit: no cancel reached the venue, and A's quotes rest.
         assert CANCEL not in standin.requests[seen:]
-        assert _quotes_at(standin) == _desired(before)
+        assert open_quotes(standin) == desired_quotes(before)
         assert not [r for r in records if r["action"] == "order_request"
                     and r["payload"]["request"] == "cancel"]
         # B trades on: the quotes it adopted from A move to the next intent's.
         send(kafka, after)
-        wait_for(lambda: _quotes_at(standin) == _desired(after), "B to quote the next intent")
+        wait_for(lambda: open_quotes(standin) == desired_quotes(after),
+                 "B to quote the next intent")
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, second_log.read_text()[-3000:]
         orders = list(standin.orders.values())
@@ -159,7 +166,7 @@ def test_an_executor_fenced_by_its_group_member_alone_cancels_and_publishes_noth
     try:
         quotes = quote_intent("59990.00", "60010.00")
         send(kafka, quotes)
-        wait_for(lambda: _quotes_at(standin) == _desired(quotes), "A's quotes")
+        wait_for(lambda: open_quotes(standin) == desired_quotes(quotes), "A's quotes")
         seen = len(standin.requests)
         successor = EventConsumer(kafka, member.group_id, ORDER_TOPICS, eof=True,
                                   **member.consumer_settings())
@@ -170,7 +177,7 @@ def test_an_executor_fenced_by_its_group_member_alone_cancels_and_publishes_noth
         finally:
             successor.close()
         assert CANCEL not in standin.requests[seen:]
-        assert _quotes_at(standin) == _desired(quotes)
+        assert open_quotes(standin) == desired_quotes(quotes)
         assert not [r for r in records if r["action"] == "order_request"
                     and r["payload"]["request"] == "cancel"]
     finally:

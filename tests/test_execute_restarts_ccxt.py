@@ -9,7 +9,6 @@ reachable from the test machines. A real Kafka broker; the executor is its own O
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -27,10 +26,17 @@ from connectors.kafka import EventProducer
 from connectors.secrets import MASTER_KEY_ENV, ExchangeCredentials
 from models.audit import canonical
 from models.events import OrderIntent, decode, encode
-from tests.ccxt_standin import BinanceSpotStandIn, BinanceStandIn, StandInThread
+from tests.ccxt_executor_runs import (
+    KEY,
+    SECRET,
+    ccxt_config,
+    desired_quotes,
+    open_quotes,
+    spot_venue,
+)
+from tests.ccxt_standin import BinanceSpotStandIn, StandInThread
 from tests.execute_runs import (
     OWNER,
-    START,
     audit_records,
     events_on,
     key_store,
@@ -39,19 +45,12 @@ from tests.execute_runs import (
     wait_for,
 )
 from tests.flow_runs import QUOTEFLOW
-from tests.kafka_service import kafka_toml, new_deployment
+from tests.kafka_service import new_deployment
 
 pytestmark = pytest.mark.integration
 
 SEED = 1105
 KILLS = 4
-KEY, SECRET = "owner-key-1-abcdefgh", "owner-sec-1"
-
-
-def _spot_venue() -> StandInThread:
-    """Binance spot with the owner's key and START, serving from a thread of its own so it
-    outlives every executor."""
-    return StandInThread(lambda: BinanceSpotStandIn(KEY, SECRET, START))
 
 
 def _fill_one(venue: StandInThread, rng: random.Random) -> bool:
@@ -65,34 +64,14 @@ def _fill_one(venue: StandInThread, rng: random.Random) -> bool:
     return venue.read(fill)
 
 
-def _write_config(path: Path, kafka, standin: BinanceStandIn, tmp_path: Path,
-                  execute: str = "") -> Path:
-    """`quoteflow execute` on the stand-in's market (`execute`: more `[execute]` lines)."""
-    urls = standin.ccxt_urls()["test"]
-    fetch_markets = standin.ccxt_config().get("options", {}).get("fetchMarkets")
-    path.write_text(
-        kafka_toml(kafka)
-        + f'[secrets]\nbackend = "local"\npath = "{tmp_path / "keys.json"}"\n'
-        + f'[execute]\nvenue = "ccxt"\nexchange = "{standin.ccxt_id}"\n'
-        + f'symbols = ["{standin.ccxt_symbol}"]\n'
-        + f'owner = "{OWNER}"\nsandbox = true\nintent_max_age_s = 60\nrate_limit_capacity = 50\n'
-        + f'reconcile_interval_s = 1.0\naudit_path = "{tmp_path / "audit.jsonl"}"\n' + execute
-        + "[execute.ccxt_options.urls.test]\n"
-        + "".join(f'{name} = "{url}"\n' for name, url in urls.items())
-        + ("" if fetch_markets is None else "[execute.ccxt_options.options.fetchMarkets]\n"
-           + f"types = {json.dumps(fetch_markets['types'])}\n")
-    )
-    return path
-
-
 def _deployment(kafka_bootstrap: str, tmp_path: Path):
     """A fresh deployment, the owner's key in the store, the stand-in serving, and a function
     starting `quoteflow execute` on them as its own OS process (so it can be SIGKILLed)."""
     kafka = new_deployment(kafka_bootstrap)
     store, environ, _ = key_store(tmp_path)
     store.put(OWNER, "binance", ExchangeCredentials(KEY, SECRET))
-    venue = _spot_venue()
-    config = _write_config(tmp_path / "quoteflow.toml", kafka, venue.standin, tmp_path)
+    venue = spot_venue()
+    config = ccxt_config(tmp_path / "quoteflow.toml", kafka, venue.standin, tmp_path)
     env = {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
     log = tmp_path / "execute.log"
 
@@ -175,7 +154,7 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
                  if r["action"] == "order_request" and r["payload"]["request"] == "cancel"}
     by_id = {o.client_order_id: o for o in orders}
     assert {(by_id[c].side, by_id[c].price, by_id[c].quantity - by_id[c].executed)
-            for c in cancelled} == _desired(last)
+            for c in cancelled} == desired_quotes(last)
     assert all(n >= 1 for n in resumes_per_run(records)[1:])  # each restart re-applied one
     # Positions continue across restarts and equal the venue's trades, each applied once.
     fills = [r["payload"]["fill"] for r in records
@@ -201,16 +180,6 @@ def test_ccxt_executor_killed_at_random_points_never_doubles_or_orphans_an_order
 # -- the intent a kill took between its `intent` record and its orders ------------------------
 
 
-def _quotes_at(standin: BinanceSpotStandIn) -> set[tuple[str, Decimal, Decimal]]:
-    return {(o.side, o.price, o.quantity - o.executed) for o in standin.orders.values()
-            if o.status in ("NEW", "PARTIALLY_FILLED")}
-
-
-def _desired(intent: OrderIntent) -> set[tuple[str, Decimal, Decimal]]:
-    return ({("BUY", q.price, q.size) for q in intent.bids}
-            | {("SELL", q.price, q.size) for q in intent.asks})
-
-
 def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
     kafka_bootstrap, tmp_path
 ):
@@ -229,7 +198,8 @@ def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
         producer.send(before)
         producer.flush()
         first = start()
-        wait_for(lambda: _quotes_at(standin) == _desired(before), "the first intent's quotes")
+        wait_for(lambda: open_quotes(standin) == desired_quotes(before),
+                 "the first intent's quotes")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         producer.send(last)
@@ -238,7 +208,7 @@ def test_an_intent_recorded_just_before_a_kill_is_acted_on_after_the_restart(
             trail.append(time.time_ns(), "executor", "intent", last)
 
         second = start()
-        wait_for(lambda: _quotes_at(standin) == _desired(last), "the last intent's quotes")
+        wait_for(lambda: open_quotes(standin) == desired_quotes(last), "the last intent's quotes")
         second.send_signal(signal.SIGKILL)
         second.wait(timeout=30)
         third = start("--until-end")
