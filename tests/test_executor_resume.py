@@ -24,7 +24,7 @@ from models.audit import AuditChain
 from models.events import ControlCommand, OrderIntent
 from models.execution.past_run import past_run
 from models.risk import RiskEngine, TradingState, parse_limits
-from tests.test_executor_service import INSTRUMENT, Market, _audit, _open_at_venue
+from tests.paper_executor import INSTRUMENT, Market, audit_trail, open_at_venue
 
 AGE_NS = 1_000_000_000
 
@@ -92,13 +92,13 @@ def test_the_intent_a_kill_took_before_its_orders_is_acted_on_after_the_restart(
 
     third, store, resumed = _run(market, tmp_path)  # acted on in full: nothing to send
     assert resumed == [last]
-    records_before = len(_audit(tmp_path))
+    records_before = len(audit_trail(tmp_path))
     asyncio.run(_restart(third, resumed))
     store.close()
     market.settle()
     assert _quotes(market) == _desired(last)
 
-    records = _audit(tmp_path)
+    records = audit_trail(tmp_path)
     assert not [r for r in records[records_before:] if r["action"] == "order_request"]
     resumes = [(r["payload"]["intent"]["intent_id"], r["payload"]["generation"])
                for r in records if r["action"] == "intent_resumed"]
@@ -121,9 +121,9 @@ def test_a_resumed_intent_still_passes_the_risk_state_and_its_instrument(market,
     second, store, resumed = _run(market, tmp_path)
     asyncio.run(_restart(second, resumed))
     store.close()
-    dropped = [r["payload"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    dropped = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "intent_dropped"]
     assert dropped == [{"intent_id": "foreign", "reason": "UNKNOWN_INSTRUMENT"}]
-    assert _open_at_venue(market) == set()
+    assert open_at_venue(market) == set()
 
 
 def _command(action: str, target: str = "binance:BTC/USDT") -> ControlCommand:
@@ -144,15 +144,15 @@ def test_a_kill_survives_the_restart_and_its_scope_is_not_quoted_again(market, t
     for event in first.risk.take_events():
         first.audit("risk_event", event)
     store.close()
-    assert len(_open_at_venue(market)) == 2
+    assert len(open_at_venue(market)) == 2
 
     second, store, resumed = _run(market, tmp_path)
     assert second.risk.state("binance", "BTC/USDT") is TradingState.HALTED
     asyncio.run(_restart(second, resumed))
     store.close()
     market.settle()
-    assert _open_at_venue(market) == set()
-    dropped = [r["payload"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    assert open_at_venue(market) == set()
+    dropped = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "intent_dropped"]
     assert dropped == [{"intent_id": "before", "reason": "HALTED"}]
 
 
@@ -236,7 +236,7 @@ def test_a_resumed_intent_superseded_by_its_own_copy_read_again_is_acted_on_once
     market.settle()
     store.close()
     assert _quotes(market) == _desired(last)
-    tail = [(r["action"], r["payload"].get("reason")) for r in _audit(tmp_path)
+    tail = [(r["action"], r["payload"].get("reason")) for r in audit_trail(tmp_path)
             if r["action"] in ("intent", "intent_resumed", "intent_dropped")][1:]
     assert tail == [("intent_resumed", None), ("intent_dropped", "SUPERSEDED"),
                     ("intent_resumed", None), ("intent", None), ("intent_dropped", "DUPLICATE")]

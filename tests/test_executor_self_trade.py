@@ -16,7 +16,7 @@ import pytest
 from flows.execute import ExecutorService, ServiceConfig
 from models.events import OrderIntent, Quote, RiskEvent
 from models.execution.client_ids import client_order_id
-from tests.test_executor_service import Market, _audit, _executor, _open_at_venue
+from tests.paper_executor import Market, audit_trail, open_at_venue, paper_executor
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def _as(strategy: str, intent: OrderIntent, **changes) -> OrderIntent:
 
 
 def test_an_order_crossing_another_strategys_resting_order_is_refused(market, tmp_path):
-    executor, emitted, store = _executor(market, tmp_path)
+    executor, emitted, store = paper_executor(market, tmp_path)
     # Far from the touch, so the recorded market fills nothing meanwhile.
     a = _as("mm-a", market.intent("a1", bid_ticks=5000, ask_ticks=5000))
     ask_of_a = a.asks[0].price
@@ -53,11 +53,11 @@ def test_an_order_crossing_another_strategys_resting_order_is_refused(market, tm
     assert reject.reason_code == "SELF_TRADE"
     assert f"would reach our ask {ask_of_a}" in reject.detail
     # A's quotes were not touched by B's intent; B's own ask went out, its bid did not.
-    assert _open_at_venue(market) == {
+    assert open_at_venue(market) == {
         client_order_id("a1", "buy", 0), client_order_id("a1", "sell", 0),
         client_order_id("b1", "sell", 0),
     }
-    decisions = [r["payload"] for r in _audit(tmp_path) if r["action"] == "risk_decision"]
+    decisions = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "risk_decision"]
     refused = [d for d in decisions if not d["accepted"]]
     assert [(d["client_order_id"], d["reason_code"]) for d in refused] == [
         (client_order_id("b1", "buy", 0), "SELF_TRADE"),
@@ -65,7 +65,7 @@ def test_an_order_crossing_another_strategys_resting_order_is_refused(market, tm
 
 
 def test_each_strategys_intents_supersede_only_its_own(market, tmp_path):
-    executor, _, store = _executor(market, tmp_path)
+    executor, _, store = paper_executor(market, tmp_path)
     service = ExecutorService(executor, ServiceConfig(poll_interval_s=0.001))
 
     async def scenario():
@@ -75,9 +75,9 @@ def test_each_strategys_intents_supersede_only_its_own(market, tmp_path):
         await service.submit(_as("mm-b", market.intent("b1", bid_ticks=70, ask_ticks=70)))
         await service.submit(_as("mm-a", market.intent("a2", bid_ticks=60, ask_ticks=60)))
         running = asyncio.create_task(service.run(stop))
-        while len(_open_at_venue(market)) < 4:
+        while len(open_at_venue(market)) < 4:
             await asyncio.sleep(0.001)
-        assert _open_at_venue(market) == {
+        assert open_at_venue(market) == {
             client_order_id(i, side, 0) for i in ("a2", "b1") for side in ("buy", "sell")
         }
         stop.set()
@@ -86,5 +86,5 @@ def test_each_strategys_intents_supersede_only_its_own(market, tmp_path):
 
     asyncio.run(scenario())
     store.close()
-    dropped = [r["payload"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    dropped = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "intent_dropped"]
     assert dropped == [{"intent_id": "a1", "reason": "SUPERSEDED"}]

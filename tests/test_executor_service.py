@@ -5,76 +5,24 @@ differences, and the asyncio service that feeds it."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 from decimal import Decimal
 
 import msgspec
 import pytest
 
-from connectors.audit_store import AuditStore, verify_audit
-from connectors.execution.executor import Executor, ExecutorConfig
-from connectors.execution.rate_limiter import AsyncRateLimiter
+from connectors.audit_store import verify_audit
 from connectors.execution.reconcile import reconcile
-from connectors.paper.adapter import PaperVenueAdapter
-from connectors.paper.market import PaperMarket
-from connectors.paper.venue import PaperVenue
-from connectors.replay.recordings import Recordings
-from connectors.venues.market_cache import instrument_for
 from flows.execute import ExecutorService, ServiceConfig
 from models.events import (
     ControlCommand,
-    DeadLetter,
     OrderEvent,
-    OrderIntent,
-    Quote,
     RiskEvent,
 )
 from models.execution.client_ids import client_order_id
 from models.execution.orders import TrackedOrder
-from models.risk import RiskEngine, parse_limits
-from tests.conftest import SHARED_DATA
+from tests.paper_executor import INSTRUMENT, Market, audit_trail, open_at_venue, paper_executor
 
-SPOT_BTC = SHARED_DATA / "binance" / "spot" / "btcusdt_20240808.gz"
-INSTRUMENT = instrument_for("binance", "BTC/USDT")
 D = Decimal
-
-
-class Market:
-    """The paper venue and an L2 book, advanced through the recording on demand."""
-
-    def __init__(self) -> None:
-        self.paper = PaperVenue([INSTRUMENT])
-        self.adapter = PaperVenueAdapter(
-            self.paper, "binance", AsyncRateLimiter.from_ccxt(0.01, capacity=100)
-        )
-        self.market = PaperMarket(self.paper, self.adapter, [INSTRUMENT])
-        self.book = self.market.book("BTC/USDT")
-        self._events = (e for e in Recordings([SPOT_BTC]).events() if not isinstance(e, DeadLetter))
-
-    def advance(self, count: int) -> None:
-        for event in itertools.islice(self._events, count):
-            self.market.apply(event)
-
-    def settle(self) -> None:
-        """Advance until every request in flight has reached the venue (its latency)."""
-        while self.paper.in_flight:
-            self.advance(1)
-
-    @property
-    def mid(self) -> Decimal:
-        return (self.book.best_bid()[0] + self.book.best_ask()[0]) / 2
-
-    def intent(self, intent_id: str, bid_ticks: int = 50, ask_ticks: int = 50,
-               size: str = "0.001", ts: int | None = None) -> OrderIntent:
-        now = self.paper.now_ns if ts is None else ts
-        bid = self.book.best_bid()[0] - bid_ticks * INSTRUMENT.tick_size
-        ask = self.book.best_ask()[0] + ask_ticks * INSTRUMENT.tick_size
-        return OrderIntent(
-            intent_id=intent_id, venue="binance", symbol="BTC/USDT", ts=now, strategy="test",
-            bids=[Quote(bid, D(size))], asks=[Quote(ask, D(size))], reference_mid=self.mid,
-            trigger_receive_ts=now,
-        )
 
 
 @pytest.fixture
@@ -85,27 +33,8 @@ def market(shared_data) -> Market:
     return market
 
 
-def _executor(market: Market, tmp_path, limits=None, **config):
-    emitted: list = []
-    store = AuditStore(tmp_path / "audit.jsonl", sync_every=0)
-    executor = Executor(
-        market.adapter, [INSTRUMENT], RiskEngine(parse_limits(limits or {})),
-        emit=emitted.append, clock=lambda: market.paper.now_ns, audit=store,
-        config=ExecutorConfig(**config),
-    )
-    return executor, emitted, store
-
-
-def _audit(tmp_path) -> list[dict]:
-    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
-
-
-def _open_at_venue(market: Market) -> set[str]:
-    return {o["clientOrderId"] for o in market.paper.fetch_open_orders()}
-
-
 def test_duplicate_stale_out_of_order_and_foreign_intents_are_dropped(market, tmp_path):
-    executor, _, store = _executor(market, tmp_path, max_intent_age_ns=1_000_000_000)
+    executor, _, store = paper_executor(market, tmp_path, max_intent_age_ns=1_000_000_000)
     now = market.paper.now_ns
 
     async def scenario():
@@ -117,26 +46,27 @@ def test_duplicate_stale_out_of_order_and_foreign_intents_are_dropped(market, tm
 
     asyncio.run(scenario())
     store.close()
-    reasons = [r["payload"]["reason"] for r in _audit(tmp_path) if r["action"] == "intent_dropped"]
+    reasons = [r["payload"]["reason"] for r in audit_trail(tmp_path)
+               if r["action"] == "intent_dropped"]
     assert reasons == ["DUPLICATE", "STALE", "OUT_OF_ORDER", "UNKNOWN_INSTRUMENT"]
-    assert _open_at_venue(market) == {client_order_id("a", "buy", 0),
+    assert open_at_venue(market) == {client_order_id("a", "buy", 0),
                                       client_order_id("a", "sell", 0)}
 
 
 def test_a_risk_rejection_is_a_risk_event_and_nothing_is_sent(market, tmp_path):
-    executor, emitted, store = _executor(market, tmp_path, limits={"price_band_bps": "5"})
+    executor, emitted, store = paper_executor(market, tmp_path, limits={"price_band_bps": "5"})
     # 50 ticks of 0.01 from a ~60000 mid is well inside 5 bps; 5000 ticks is not.
     asyncio.run(executor.on_intent(market.intent("far", bid_ticks=5000, ask_ticks=50)))
     store.close()
     [reject] = [e for e in emitted if isinstance(e, RiskEvent)]
     assert (reject.kind, reject.reason_code) == ("reject", "PRICE_BAND")
-    assert _open_at_venue(market) == {client_order_id("far", "sell", 0)}
-    decisions = [r["payload"] for r in _audit(tmp_path) if r["action"] == "risk_decision"]
+    assert open_at_venue(market) == {client_order_id("far", "sell", 0)}
+    decisions = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "risk_decision"]
     assert sorted(d["accepted"] for d in decisions) == [False, True]
 
 
 def test_reducing_cancels_what_adds_exposure_and_halted_cancels_everything(market, tmp_path):
-    executor, emitted, store = _executor(market, tmp_path)
+    executor, emitted, store = paper_executor(market, tmp_path)
 
     def command(action, target="*"):
         return ControlCommand(command_id=action, ts=market.paper.now_ns, issued_by="ops",
@@ -144,20 +74,20 @@ def test_reducing_cancels_what_adds_exposure_and_halted_cancels_everything(marke
 
     async def scenario():
         await executor.on_intent(market.intent("q"))
-        assert len(_open_at_venue(market)) == 2
+        assert len(open_at_venue(market)) == 2
         # Flat: both sides add exposure, so REDUCING pulls both.
         await executor.on_command(command("reduce", "binance:BTC/USDT"))
         market.settle()
         await executor.pump()
-        assert _open_at_venue(market) == set()
+        assert open_at_venue(market) == set()
         await executor.on_command(command("resume"))
         await executor.on_intent(market.intent("r"))
-        assert len(_open_at_venue(market)) == 2
+        assert len(open_at_venue(market)) == 2
         await executor.on_command(command("pause", "binance"))
         market.settle()
-        assert _open_at_venue(market) == set()
+        assert open_at_venue(market) == set()
         await executor.on_intent(market.intent("s"))
-        assert _open_at_venue(market) == set()
+        assert open_at_venue(market) == set()
         market.settle()  # the venue's answers take the response latency to come back
         await executor.pump()
 
@@ -171,7 +101,7 @@ def test_reducing_cancels_what_adds_exposure_and_halted_cancels_everything(marke
 
 
 def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market, tmp_path):
-    executor, emitted, store = _executor(market, tmp_path,
+    executor, emitted, store = paper_executor(market, tmp_path,
                                          initial_balances={"USDT": D("1000")})
 
     async def scenario():
@@ -202,7 +132,7 @@ def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market
         assert "manual1" in {o.client_order_id for o in executor.tracker}
         await executor.shutdown()
         market.settle()
-        assert _open_at_venue(market) == set()
+        assert open_at_venue(market) == set()
 
     asyncio.run(scenario())
     store.close()
@@ -212,7 +142,7 @@ def test_reconciliation_finds_every_kind_of_difference_and_the_venue_wins(market
 
 
 def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(market, tmp_path):
-    executor, _, store = _executor(market, tmp_path)
+    executor, _, store = paper_executor(market, tmp_path)
     service = ExecutorService(executor, ServiceConfig(poll_interval_s=0.001,
                                                       reconcile_interval_s=0.01))
 
@@ -221,7 +151,7 @@ def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(mark
         for name in ("one", "two", "three"):  # queued before the service starts
             await service.submit(market.intent(name))
         running = asyncio.create_task(service.run(stop))
-        while len(_open_at_venue(market)) < 2:
+        while len(open_at_venue(market)) < 2:
             await asyncio.sleep(0.001)
         market.advance(500)
         await asyncio.sleep(0.05)  # a few polls and reconciliations
@@ -231,8 +161,8 @@ def test_the_service_acts_on_the_newest_intent_and_cancels_all_when_stopped(mark
 
     asyncio.run(scenario())
     store.close()
-    assert _open_at_venue(market) == set()
-    records = _audit(tmp_path)
+    assert open_at_venue(market) == set()
+    records = audit_trail(tmp_path)
     dropped = [r["payload"] for r in records if r["action"] == "intent_dropped"]
     assert dropped == [{"intent_id": "one", "reason": "SUPERSEDED"},
                        {"intent_id": "two", "reason": "SUPERSEDED"}]
@@ -248,7 +178,7 @@ class _Fenced(Exception):
 def test_an_abandoned_service_stops_without_its_shutdown(market, tmp_path, how):
     """`abandon()` (the transport was fenced) or an `abandon_on` error from the executor's
     output: the service stops, no cancel is sent and the orders stay open at the venue."""
-    executor, _, store = _executor(market, tmp_path)
+    executor, _, store = paper_executor(market, tmp_path)
     refused = False
 
     def publish(record):  # the transport, refusing once fenced (after the file append)
@@ -264,7 +194,7 @@ def test_an_abandoned_service_stops_without_its_shutdown(market, tmp_path, how):
         nonlocal refused
         await service.submit(market.intent("quote"))
         running = asyncio.create_task(service.run(asyncio.Event()))
-        while len(_open_at_venue(market)) < 2:
+        while len(open_at_venue(market)) < 2:
             await asyncio.sleep(0.001)
         if how == "abandon":
             service.abandon()
@@ -279,7 +209,7 @@ def test_an_abandoned_service_stops_without_its_shutdown(market, tmp_path, how):
     asyncio.run(scenario())
     store.close()
     assert cancels == []
-    records = _audit(tmp_path)
+    records = audit_trail(tmp_path)
     assert not [r for r in records if r["action"] == "state"]
     assert not [r for r in records if r["action"] == "order_request"
                 and r["payload"]["request"] == "cancel"]

@@ -13,7 +13,7 @@ import pytest
 
 from models.events import Fill, OrderIntent, Quote, RiskEvent
 from models.surveillance import SurveillanceConfig, survey
-from tests.test_executor_service import INSTRUMENT, Market, _executor
+from tests.paper_executor import INSTRUMENT, Market, paper_executor
 
 TICK = INSTRUMENT.tick_size
 
@@ -30,7 +30,7 @@ class Trader:
 
     def __init__(self, market: Market, tmp_path) -> None:
         self.market = market
-        self.executor, self.emitted, self.store = _executor(market, tmp_path)
+        self.executor, self.emitted, self.store = paper_executor(market, tmp_path)
         self._count = 0
 
     def quote(self, bids: list[tuple], asks: list[tuple]) -> None:
