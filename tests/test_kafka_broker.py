@@ -38,8 +38,8 @@ from connectors.replay.recordings import Recordings
 from models.events import DeadLetter, Trade, decode, encode
 from tests import kafka_service
 from tests.conftest import BINANCE_FILES
+from tests.event_samples import sample_events
 from tests.kafka_service import _free_port, fresh_prefix, new_deployment, read_topic
-from tests.test_kafka_wire import sample_events
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from models.events import (
     Trade,
     encode,
 )
-from tests.test_kafka_wire import sample_events
+from tests.event_samples import sample_events
 
 D = Decimal
 TS = 1_723_161_254_000_000_000
