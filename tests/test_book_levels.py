@@ -34,7 +34,7 @@ from models.events import (
     to_builtins,
 )
 from models.sequencing import BinanceSpotRule
-from tests.test_book import ReferenceBook, assert_same_book, spot_streams
+from tests.reference_book import ReferenceBook, assert_same_book, spot_streams
 
 D = Decimal
 _pairs = msgspec.json.Decoder(list[tuple[Decimal, Decimal]])
