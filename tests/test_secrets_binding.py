@@ -23,7 +23,7 @@ from connectors.secrets import (
 )
 from connectors.secrets.local_store import _Keys
 from connectors.secrets.sealing import legacy_record_aad, seal
-from tests.test_secrets_stores import _raw_record, _vault_store, _write_raw
+from tests.vault_stores import raw_record, vault_store_on, write_raw
 
 EDITS = [
     ("api_key_masked", "AAAA…ZZZZ"),
@@ -87,14 +87,14 @@ def test_a_store_without_its_salt_is_a_clear_error(tmp_path):
 
 @pytest.mark.integration
 def test_an_edited_field_of_a_vault_record_fails_authentication(openbao):
-    store = _vault_store(openbao)
+    store = vault_store_on(openbao)
     info = store.put("alice", "binance", _credentials())
-    record = _raw_record(store, "alice", "binance", info.key_id)
+    record = raw_record(store, "alice", "binance", info.key_id)
     for field, value in EDITS:
-        _write_raw(store, "alice", "binance", info.key_id, {**record, field: value})
+        write_raw(store, "alice", "binance", info.key_id, {**record, field: value})
         with pytest.raises(TamperedRecordError, match="failed authentication"):
             store.get("alice", "binance", info.key_id)
         with pytest.raises(TamperedRecordError):
             store.list("alice")
-    _write_raw(store, "alice", "binance", info.key_id, record)
+    write_raw(store, "alice", "binance", info.key_id, record)
     assert store.list("alice")[0] == info

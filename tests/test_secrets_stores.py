@@ -32,7 +32,8 @@ from connectors.secrets import (
 )
 from connectors.secrets.leak_scan import scan_bytes
 from connectors.secrets.vault_setup import executor_role
-from tests.openbao_service import EXECUTOR_OWNER, OpenBao
+from tests.openbao_service import EXECUTOR_OWNER
+from tests.vault_stores import raw_record, vault_store_on, write_raw
 
 
 def _canary_credentials() -> ExchangeCredentials:
@@ -44,23 +45,16 @@ def _canary_credentials() -> ExchangeCredentials:
     )
 
 
-def _vault_store(openbao: OpenBao) -> VaultSecretStore:
-    """A store under a fresh path prefix, logged in with the root token."""
-    return VaultSecretStore.from_settings(
-        openbao.root_settings(path_prefix=f"qf-{uuid.uuid4().hex[:8]}")
-    )
-
-
 @pytest.fixture(params=["local", "vault"])
 def store(request, tmp_path, openbao):
     if request.param == "local":
         return LocalSecretStore(tmp_path / "keys.json", MasterKey.generate())
-    return _vault_store(openbao)
+    return vault_store_on(openbao)
 
 
 @pytest.fixture
 def vault_store(openbao):
-    return _vault_store(openbao)
+    return vault_store_on(openbao)
 
 
 # -- the contract, on every backend -------------------------------------------------------
@@ -140,20 +134,10 @@ def test_bad_identifiers_are_refused_before_the_backend_is_touched(store):
 # -- the Vault backend ------------------------------------------------------------------
 
 
-def _raw_record(store: VaultSecretStore, owner: str, exchange: str, key_id: str) -> dict:
-    return store._read(owner, exchange, key_id)[0]
-
-
-def _write_raw(store: VaultSecretStore, owner: str, exchange: str, key_id: str, record: dict):
-    store._kv.create_or_update_secret(
-        path=store._path(owner, exchange, key_id), secret=record, mount_point=store._kv_mount
-    )
-
-
 def test_vault_holds_only_wrapped_keys_and_ciphertext(vault_store):
     credentials = _canary_credentials()
     info = vault_store.put("alice", "okx", credentials)
-    record = _raw_record(vault_store, "alice", "okx", info.key_id)
+    record = raw_record(vault_store, "alice", "okx", info.key_id)
     assert record["wrapped_key"].startswith("vault:v")
     stored = repr(record).encode()
     for canary in credentials.as_tuple():
@@ -162,7 +146,7 @@ def test_vault_holds_only_wrapped_keys_and_ciphertext(vault_store):
 
 def test_no_plaintext_ever_reaches_vault(openbao):
     """The raw audit log holds every request and response body: no credential is in any."""
-    store = _vault_store(openbao)
+    store = vault_store_on(openbao)
     credentials = _canary_credentials()
     info = store.put("alice", "kucoin", credentials)
     assert store.get("alice", "kucoin", info.key_id) == credentials
@@ -177,10 +161,10 @@ def test_no_plaintext_ever_reaches_vault(openbao):
 @pytest.mark.parametrize("field", ["ciphertext", "nonce"])
 def test_vault_record_with_a_flipped_byte_fails_authentication(vault_store, field):
     info = vault_store.put("alice", "binance", _canary_credentials())
-    record = _raw_record(vault_store, "alice", "binance", info.key_id)
+    record = raw_record(vault_store, "alice", "binance", info.key_id)
     raw = bytearray(base64.b64decode(record[field]))
     raw[-1] ^= 0x80
-    _write_raw(
+    write_raw(
         vault_store,
         "alice",
         "binance",
@@ -194,17 +178,17 @@ def test_vault_record_with_a_flipped_byte_fails_authentication(vault_store, fiel
 @pytest.mark.parametrize("value", ["not base64!", 12])
 def test_vault_record_whose_nonce_is_not_base64_is_refused_as_tampered(vault_store, value):
     info = vault_store.put("alice", "binance", _canary_credentials())
-    record = _raw_record(vault_store, "alice", "binance", info.key_id)
-    _write_raw(vault_store, "alice", "binance", info.key_id, {**record, "nonce": value})
+    record = raw_record(vault_store, "alice", "binance", info.key_id)
+    write_raw(vault_store, "alice", "binance", info.key_id, {**record, "nonce": value})
     with pytest.raises(TamperedRecordError, match="nonce is not"):
         vault_store.get("alice", "binance", info.key_id)
 
 
 def test_vault_record_copied_to_another_owner_or_exchange_fails_authentication(vault_store):
     info = vault_store.put("alice", "binance", _canary_credentials())
-    record = _raw_record(vault_store, "alice", "binance", info.key_id)
+    record = raw_record(vault_store, "alice", "binance", info.key_id)
     for owner, exchange in (("mallory", "binance"), ("alice", "binanceusdm")):
-        _write_raw(
+        write_raw(
             vault_store,
             owner,
             exchange,
@@ -217,12 +201,12 @@ def test_vault_record_copied_to_another_owner_or_exchange_fails_authentication(v
 
 def test_vault_record_with_an_altered_wrapped_key_is_refused_by_transit(vault_store):
     info = vault_store.put("alice", "binance", _canary_credentials())
-    record = _raw_record(vault_store, "alice", "binance", info.key_id)
+    record = raw_record(vault_store, "alice", "binance", info.key_id)
     prefix, _, body = record["wrapped_key"].rpartition(":")
     raw = bytearray(base64.b64decode(body))
     raw[-1] ^= 0x01
     altered = f"{prefix}:{base64.b64encode(raw).decode()}"
-    _write_raw(vault_store, "alice", "binance", info.key_id, {**record, "wrapped_key": altered})
+    write_raw(vault_store, "alice", "binance", info.key_id, {**record, "wrapped_key": altered})
     with pytest.raises(TamperedRecordError, match="Transit refused to unwrap"):
         vault_store.get("alice", "binance", info.key_id)
 
@@ -253,7 +237,7 @@ def test_wrapping_key_rotation_interrupted_then_finished_loses_nothing(vault_sto
     with pytest.raises(ConnectionError):
         vault_store.rotate_wrapping_key(progress=crash_after_first)
     versions = {
-        _raw_record(vault_store, o, e, k)["wrapped_key"].split(":")[1]
+        raw_record(vault_store, o, e, k)["wrapped_key"].split(":")[1]
         for k, (o, e, _) in placed.items()
     }
     assert len(versions) == 2  # a mix of old and new wrappings...
@@ -261,7 +245,7 @@ def test_wrapping_key_rotation_interrupted_then_finished_loses_nothing(vault_sto
         assert vault_store.get(owner, exchange, key_id) == credentials  # ...that all decrypt
     assert vault_store.rotate_wrapping_key() == len(placed)
     versions = {
-        _raw_record(vault_store, o, e, k)["wrapped_key"].split(":")[1]
+        raw_record(vault_store, o, e, k)["wrapped_key"].split(":")[1]
         for k, (o, e, _) in placed.items()
     }
     assert len(versions) == 1
