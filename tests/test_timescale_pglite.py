@@ -28,7 +28,12 @@ from connectors.timescale.migrations import (
     timescale_available,
 )
 from connectors.timescale.schema import TABLES
-from tests.test_grafana_panels import PANELS, RECORDED, _run, filled_database  # noqa: F401
+from tests.dashboard_database import (  # noqa: F401 (the fixture)
+    PANELS,
+    RECORDED,
+    filled_database_fixture,
+    run_panel_sql,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -118,7 +123,7 @@ def _copy_rows(source: psycopg.Connection, target: psycopg.Connection) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def both(filled_database, timescale):  # noqa: F811
+def both(filled_database, timescale):
     """(plain PostgreSQL, TimescaleDB) holding the same rows around the compared window."""
     copied = _copy_rows(filled_database.conn, timescale)
     assert copied["md_trades"] > 0 and copied["fills"] > 0
@@ -138,7 +143,7 @@ def _rounded(row: tuple) -> tuple:
 def _answers(conn: psycopg.Connection) -> dict[str, tuple[tuple, list]]:
     answers = {}
     for dashboard, panel in PANELS:
-        columns, rows = _run(conn, panel.sql, COMPARED)
+        columns, rows = run_panel_sql(conn, panel.sql, COMPARED)
         answers[f"{dashboard.uid}:{panel.title}"] = (
             tuple(columns), sorted(map(_rounded, rows), key=_order))
     return answers
