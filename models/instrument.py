@@ -51,6 +51,11 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.venue}:{self.symbol}"
 
     @property
+    def is_contract(self) -> bool:
+        """A derivative (perpetual or future): it has a settlement currency, spot has none."""
+        return self.settle is not None
+
+    @property
     def settle_currency(self) -> str:
         return self.settle or self.quote
 

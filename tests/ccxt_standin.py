@@ -17,6 +17,7 @@ an endpoint a stand-in does not know.
 - `BinanceUsdmStandIn`, for ccxt's `binanceusdm` class (one BTCUSDT perpetual with the real
   one's filters, one-way mode, cross margin at a fixed leverage): `GET /fapi/v1/exchangeInfo`,
   `POST|DELETE|GET /fapi/v1/order`, `GET /fapi/v1/openOrders`, `GET /fapi/v3/account`,
+  `GET /fapi/v3/positionRisk` with `GET /fapi/v1/leverageBracket` (ccxt's `fetch_positions`),
   `GET /fapi/v1/userTrades`, and the exchange-side dead-man's switch
   `POST /fapi/v1/countdownCancelAll` (`countdownTime` in ms, 0 disarms, each call replaces the
   symbol's countdown; when one runs out every open order of the symbol is cancelled, as
@@ -490,6 +491,8 @@ class BinanceUsdmStandIn(BinanceStandIn):
             ("GET", "/fapi/v1/order"): self._query_order,
             ("GET", "/fapi/v1/openOrders"): self._open_orders,
             ("GET", "/fapi/v3/account"): self._account,
+            ("GET", "/fapi/v3/positionRisk"): self._position_risk,
+            ("GET", "/fapi/v1/leverageBracket"): self._leverage_bracket,
             ("GET", "/fapi/v1/userTrades"): self._my_trades,
             ("POST", "/fapi/v1/countdownCancelAll"): self._countdown_cancel_all,
         }
@@ -644,6 +647,32 @@ class BinanceUsdmStandIn(BinanceStandIn):
                 "initialMargin": str(position_margin), "maintMargin": "0", "updateTime": now,
             }],
         }
+
+    def _position_risk(self, params: dict) -> list[dict]:
+        """The open position (v3 lists only symbols with one), as ccxt's `fetch_positions`
+        asks for it by default."""
+        if not self.position:
+            return []
+        position_margin, order_margin = self._initial_margin()
+        return [{
+            "symbol": SYMBOL, "positionSide": "BOTH", "positionAmt": str(self.position),
+            "entryPrice": str(self.entry_price), "breakEvenPrice": str(self.entry_price),
+            "markPrice": str(self._mark()),
+            "unRealizedProfit": str(self._margin_balance() - self.balances.get(QUOTE, 0)),
+            "liquidationPrice": "0", "isolatedMargin": "0",
+            "notional": str(self.position * self._mark()), "marginAsset": QUOTE,
+            "isolatedWallet": "0", "initialMargin": str(position_margin + order_margin),
+            "maintMargin": "0", "positionInitialMargin": str(position_margin),
+            "openOrderInitialMargin": str(order_margin), "adl": 0, "bidNotional": "0",
+            "askNotional": "0", "updateTime": _now_ms(),
+        }]
+
+    def _leverage_bracket(self, params: dict) -> list[dict]:
+        """The symbol's first notional bracket (ccxt loads them before reading positions)."""
+        return [{"symbol": SYMBOL, "brackets": [{
+            "bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
+            "maintMarginRatio": 0.004, "cum": 0.0,
+        }]}]
 
 
 class _BinanceError(Exception):

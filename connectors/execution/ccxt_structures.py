@@ -70,3 +70,38 @@ def fill(trade: dict, venue: str, client_order_id: str, quote_currency: str) -> 
 _CAUSALITY = (
     "cause", "cause_exchange_ts", "order_trigger_exchange_ts", "order_arrival_exchange_ts"
 )
+
+
+def wallet_totals(balance: dict) -> dict[str, Decimal]:
+    """Total per currency from a ccxt balance, as fills and fees move it.
+
+    For futures accounts ccxt's `total` is the margin balance (Binance USD-M and COIN-M:
+    `marginBalance`), which adds the open positions' unrealized PnL at the venue's mark price;
+    our fills imply the wallet balance. Where the raw answer lists its assets with a
+    `walletBalance` (Binance's futures accounts) that is taken; every other currency, and
+    every spot account, keeps ccxt's `total`.
+    """
+    totals = {
+        currency: decimal(total)
+        for currency, total in (balance.get("total") or {}).items() if total is not None
+    }
+    info = balance.get("info")
+    assets = info.get("assets") if isinstance(info, dict) else None
+    for asset in assets if isinstance(assets, list) else ():
+        wallet = decimal(asset.get("walletBalance")) if isinstance(asset, dict) else None
+        if wallet is not None and asset.get("asset") in totals:
+            totals[asset["asset"]] = wallet
+    return totals
+
+
+def signed_contracts(positions: list[dict]) -> dict[str, Decimal]:
+    """Signed contracts per symbol from ccxt position structures (`contracts` is unsigned,
+    `side` long or short; hedge mode's two sides of a symbol add up)."""
+    held: dict[str, Decimal] = {}
+    for position in positions:
+        contracts = decimal(position.get("contracts")) or Decimal(0)
+        if position.get("side") == "short":
+            contracts = -contracts
+        symbol = position["symbol"]
+        held[symbol] = held.get(symbol, Decimal(0)) + contracts
+    return {symbol: contracts for symbol, contracts in held.items() if contracts}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -48,6 +48,7 @@ class FaultyVenue:
         self.id = inner.id
         self.costs = inner.costs
         self.supports_amend = inner.supports_amend
+        self.holds_positions = inner.holds_positions
         self.rates = rates
         self.counts: Counter[str] = Counter()
         self._random = random.Random(seed)
@@ -118,6 +119,11 @@ class FaultyVenue:
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self._request("fetch_balance", self.inner.fetch_balance)
+
+    async def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        return await self._request(
+            "fetch_positions", lambda: self.inner.fetch_positions(symbols)
+        )
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]:
         return await self._request(

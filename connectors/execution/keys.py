@@ -21,7 +21,7 @@ process run at DEBUG would write the key into its logs (the canary test found it
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -93,6 +93,7 @@ class KeyedVenue:
         self.id = venue_id
         self.costs = costs
         self.supports_amend = supports_amend
+        self.holds_positions = True  # a live (ccxt) venue's account
         self.key: KeyInUse | None = None
         self._connect = connect
         self._venue: Venue | None = None
@@ -134,6 +135,9 @@ class KeyedVenue:
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self._live().fetch_balance()
+
+    async def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        return await self._live().fetch_positions(symbols)
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]:
         return await self._live().fetch_my_trades(symbol, since_ns)

@@ -9,6 +9,9 @@
 - Orders are addressed by our client order id (ccxt's unified `clientOrderId` param).
 - Every new order also carries `order_params`: the exchange's own self-trade prevention mode
   where it has one (`connectors.venues.order_params`, e.g. Binance `selfTradePreventionMode`).
+- Balances are wallet balances (`ccxt_structures.wallet_totals`: a futures account's ccxt
+  `total` includes unrealized PnL) and derivatives are positions (`fetch_positions`, signed
+  contracts per symbol), as a futures account keeps them: `holds_positions`.
 - A 429's `Retry-After` header is put on the exception (`retry_after_s`) for the retry policy.
 - There is no push channel here (ccxt.pro's `watch_orders` would be one): `poll_events` is
   empty and the executor sees changes through reconciliation's queries.
@@ -58,6 +61,7 @@ class CcxtVenue:
         self.id = exchange.id
         self.costs = costs
         self.supports_amend = supports_amend
+        self.holds_positions = True
         self._limiter = limiter
         exchange.number = str
         exchange.enableRateLimit = True  # so ccxt calls throttle(cost) before each request
@@ -172,10 +176,11 @@ class CcxtVenue:
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         balance = await self._call(self.exchange.fetch_balance)
-        return {
-            currency: ccxt_structures.decimal(total)
-            for currency, total in balance["total"].items() if total is not None
-        }
+        return ccxt_structures.wallet_totals(balance)
+
+    async def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        positions = await self._call(lambda: self.exchange.fetch_positions(list(symbols)))
+        return ccxt_structures.signed_contracts(positions)
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]:
         since_ms = None if since_ns is None else since_ns // ccxt_structures.NS_PER_MS

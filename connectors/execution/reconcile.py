@@ -1,4 +1,4 @@
-"""Reconciliation: ask the venue for open orders, our trades and balances; its view wins.
+"""Reconciliation: ask the venue for open orders, our trades, balances and positions.
 
 Run at start-up and periodically (and on a venue without a push channel, it is how order
 changes are seen at all). Every difference is audited as a `reconcile` record naming it:
@@ -11,6 +11,20 @@ changes are seen at all). Every difference is audited as a `reconcile` record na
 | `ORDER_LOST` | tracked as pending, unknown to the venue after the arrival grace: rejected |
 | `MISSING_FILL` | a trade of ours we had not applied: applied to the position |
 | `BALANCE` | a currency's total differs from what our fills imply: the venue's total is kept |
+| `POSITION` | a derivative's signed contracts at the venue differ from our ledger's: reported |
+
+On a venue that holds positions (`Venue.holds_positions`: a live futures account), a
+derivative's fills move only the wallet of its settlement currency, by realized PnL − fees,
+and that wallet balance (not the margin balance, which adds unrealized PnL at the venue's mark)
+is what `BALANCE` compares; its position is the venue's `fetch_positions`. The paper venue
+books every fill as a cash flow, so there derivatives are compared as spot, as before.
+
+A `POSITION` difference is only reported, with both figures: the venue is the truth for what
+we hold, but the ledger is our fills and their prices, and a position that moved without a
+trade of ours (a liquidation, ADL, a trade by another client on the account) has no fill to
+book; inventing one would make up a price and PnL. Trades of ours are found by `MISSING_FILL`
+first, in the same pass. Risk still reads the ledger's position; the venue's figure is in
+the audit record and `ReconcileReport.positions` for whoever halts on it.
 """
 
 from __future__ import annotations
@@ -22,13 +36,19 @@ import ccxt
 
 from connectors.execution.executor import Executor
 from models.execution.orders import PENDING
-from models.execution.reconcile import compare_balances, compare_open_orders, expected_balances
+from models.execution.reconcile import (
+    compare_balances,
+    compare_open_orders,
+    compare_positions,
+    expected_balances,
+)
 
 
 @dataclass(slots=True)
 class ReconcileReport:
     differences: dict[str, int] = field(default_factory=dict)
     balances: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    positions: dict[str, Decimal] = field(default_factory=dict)  # the venue's signed contracts
     error: str | None = None
 
     def count(self, difference: str) -> None:
@@ -43,6 +63,7 @@ async def reconcile(executor: Executor, trades_since_ns: int | None = None) -> R
         await _orders(executor, report)
         await _trades(executor, report, trades_since_ns)
         await _balances(executor, report)
+        await _positions(executor, report)
     except ccxt.BaseError as error:
         report.error = f"{type(error).__name__}: {error}"
         executor.audit("reconcile_failed", {"error": report.error})
@@ -95,8 +116,24 @@ async def _trades(executor: Executor, report: ReconcileReport, since_ns: int | N
 async def _balances(executor: Executor, report: ReconcileReport) -> None:
     venue = executor.venue
     actual = await executor.call(venue.fetch_balance, "fetch_balance")
-    expected = expected_balances(executor.config.initial_balances, executor.ledgers.values())
+    expected = expected_balances(
+        executor.config.initial_balances, executor.ledgers.values(),
+        futures_account=venue.holds_positions,
+    )
     report.balances = compare_balances(expected, actual)
     for currency, (ours, theirs) in report.balances.items():
         _difference(executor, report, "BALANCE", currency=currency, expected=ours, venue=theirs)
     executor.balances = actual
+
+
+async def _positions(executor: Executor, report: ReconcileReport) -> None:
+    venue = executor.venue
+    ledgers = [ledger for ledger in executor.ledgers.values() if ledger.instrument.is_contract]
+    if not venue.holds_positions or not ledgers:
+        return
+    symbols = [ledger.instrument.symbol for ledger in ledgers]
+    report.positions = await executor.call(
+        lambda: venue.fetch_positions(symbols), "fetch_positions"
+    )
+    for symbol, (ours, theirs) in compare_positions(ledgers, report.positions).items():
+        _difference(executor, report, "POSITION", symbol=symbol, ledger=ours, venue=theirs)

@@ -8,6 +8,7 @@ whichever the kind: `ccxt.NetworkError` and its family are worth a retry, every 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -34,6 +35,11 @@ class Venue(Protocol):
     id: str  # ccxt exchange id (the `venue` of events)
     costs: RequestCosts
     supports_amend: bool  # an in-place modify that keeps the client order id
+    # Derivatives are positions the venue reports (`fetch_positions`) in an account whose
+    # settlement-currency wallet moves by realized PnL − fees (a live futures account). False
+    # on the paper venue, whose books are cash flows for every instrument
+    # (connectors/paper/balances.py).
+    holds_positions: bool
 
     async def create_order(self, order: NewOrder) -> VenueOrder: ...
 
@@ -58,7 +64,12 @@ class Venue(Protocol):
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]: ...
 
     async def fetch_balance(self) -> dict[str, Decimal]:
-        """Total per currency."""
+        """Total per currency; on a futures account the wallet balance (no unrealized PnL)."""
+        ...
+
+    async def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """Signed contracts per symbol of `symbols` (derivatives), flat ones left out; asked
+        only when `holds_positions`."""
         ...
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]: ...

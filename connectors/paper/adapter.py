@@ -10,6 +10,7 @@ bucket holds back leaves later instead of blocking.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import ccxt
@@ -27,6 +28,7 @@ from models.execution.plan import UNIT_COSTS, RequestCosts
 
 class PaperVenueAdapter:
     supports_amend = True  # edit_order keeps the order and its client id
+    holds_positions = False  # every fill is a cash flow (connectors/paper/balances.py)
 
     def __init__(
         self, venue: PaperVenue, venue_id: str,
@@ -98,6 +100,9 @@ class PaperVenueAdapter:
     async def fetch_balance(self) -> dict[str, Decimal]:
         await self._limiter.acquire(self.costs.fetch_balance)
         return dict(self.venue.fetch_balance()["total"])
+
+    async def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        raise ccxt.NotSupported("the paper venue books derivatives as cash flows, no positions")
 
     async def fetch_my_trades(self, symbol: str, since_ns: int | None = None) -> list[Fill]:
         await self._limiter.acquire(self.costs.fetch_my_trades)
