@@ -9,6 +9,7 @@ of one strategy that would cross a resting order of the other is refused (`SELF_
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from flows.execute import ExecutorService, ServiceConfig
 from models.events import OrderIntent, Quote, RiskEvent
 from models.execution.client_ids import client_order_id
-from tests.paper_executor import Market, audit_trail, open_at_venue, paper_executor
+from tests.paper_executor import INSTRUMENT, Market, audit_trail, open_at_venue, paper_executor
 
 
 @pytest.fixture
@@ -88,3 +89,36 @@ def test_each_strategys_intents_supersede_only_its_own(market, tmp_path):
     store.close()
     dropped = [r["payload"] for r in audit_trail(tmp_path) if r["action"] == "intent_dropped"]
     assert dropped == [{"intent_id": "a1", "reason": "SUPERSEDED"}]
+
+
+def test_quotes_jumping_past_each_other_move_the_far_side_first(market, tmp_path):
+    """After a jump the new bid reaches our old ask: the ask is amended away first and the
+    bid's risk check sees it at its new price. (Checked all up front, as before, the bid was
+    judged against the ask's old price, refused as SELF_TRADE and cancelled, not moved.)"""
+    executor, _, store = paper_executor(market, tmp_path)
+    tick = INSTRUMENT.tick_size
+    first = market.intent("j1", bid_ticks=5000, ask_ticks=5000)
+    old_ask, size = first.asks[0].price, first.asks[0].size
+
+    async def scenario():
+        await executor.on_intent(first)
+        market.settle()
+        await executor.pump()
+        jumped = msgspec.structs.replace(
+            market.intent("j2"), bids=[Quote(old_ask, size)],
+            asks=[Quote(old_ask + 5000 * tick, size)],
+        )
+        await executor.on_intent(jumped)
+
+    asyncio.run(scenario())
+    store.close()
+    trail = audit_trail(tmp_path)
+    refused = [r["payload"] for r in trail
+               if r["action"] == "risk_decision" and not r["payload"]["accepted"]]
+    assert refused == []
+    amends = [(r["payload"]["client_order_id"], Decimal(r["payload"]["price"])) for r in trail
+              if r["action"] == "order_request" and r["payload"]["request"] == "amend"]
+    assert amends == [
+        (client_order_id("j1", "sell", 0), old_ask + 5000 * tick),
+        (client_order_id("j1", "buy", 0), old_ask),
+    ]

@@ -171,15 +171,21 @@ class Executor:
             await asyncio.sleep(0)
         # Orders moving away from the other side first: when the market jumps, the ask
         # moving up must leave before the bid follows, or the bid's check (rightly) finds
-        # it would cross our own ask.
+        # it would cross our own ask. Each amend and new order is checked when its turn
+        # comes (`_gather` starts them in this order, each up to its first wait, and an
+        # amend takes its new price before it waits), so a check sees the requests before
+        # it: checked all at once up front, the bid was still checked against the ask's
+        # old price, refused as SELF_TRADE and cancelled instead of moved.
         amends = actions.amends
         if len(amends) > 1:
             amends = sorted(amends, key=_moves_towards_the_other_side)
-        sends.extend(self._amend_checked(intent, a, now) for a in amends)
+        sends.extend(_in_turn(self._amend_checked, intent, a, now) for a in amends)
         # A re-applied intent's new orders get ids of their own: its first ones may have been
         # sent, and filled or cancelled since, and a client id is never sent for two orders.
         ids_from = f"{intent.intent_id}/resume{generation}" if generation else intent.intent_id
-        sends.extend(self._create_checked(intent, p, now, ids_from) for p in actions.places)
+        sends.extend(
+            _in_turn(self._create_checked, intent, p, now, ids_from) for p in actions.places
+        )
         await _gather(sends)
 
     def drop_intent(self, intent: OrderIntent, reason: str) -> None:
@@ -640,6 +646,11 @@ def _reason(error: BaseException) -> str:
 
 async def _done() -> None:
     return None
+
+
+async def _in_turn(check_then_send: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """`check_then_send(*args)` run when this coroutine starts, not when it is made."""
+    await check_then_send(*args)
 
 
 async def _gather(awaitables: list[Awaitable[None]]) -> None:
