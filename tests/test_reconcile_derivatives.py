@@ -12,10 +12,12 @@ answer) and `fetch_positions` (`positionRisk` v3) as Binance does.
 from __future__ import annotations
 
 import asyncio
+import doctest
 import json
 import time
 from decimal import Decimal
 
+import models.execution.reconcile
 from connectors.audit_store import AuditStore, verify_audit
 from connectors.execution import ccxt_structures
 from connectors.execution.executor import Executor, ExecutorConfig
@@ -58,6 +60,11 @@ def _ledger(instrument: Instrument, *fills: tuple[str, str, str, str]) -> Positi
 
 
 # -- the pure part -----------------------------------------------------------------------------
+
+
+def test_doctests():
+    result = doctest.testmod(models.execution.reconcile)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_a_linear_wallet_moves_by_realized_pnl_less_fees_through_partial_closes_and_a_flip():
