@@ -346,6 +346,7 @@ class _Process:
                                 Decimal(settings.size_tolerance)),
             max_intent_age_ns=int(settings.intent_max_age_s * _NS_PER_S),
             post_only=settings.post_only,
+            initial_balances=settings.balances(),
         )
 
     # -- keys (ccxt venues) -------------------------------------------------------------------

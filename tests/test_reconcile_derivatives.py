@@ -17,6 +17,8 @@ import json
 import time
 from decimal import Decimal
 
+import pytest
+
 import models.execution.reconcile
 from connectors.audit_store import AuditStore, verify_audit
 from connectors.execution import ccxt_structures
@@ -32,6 +34,7 @@ from models.execution.client_ids import client_order_id
 from models.execution.reconcile import compare_balances, compare_positions, expected_balances
 from models.instrument import Instrument
 from models.risk import RiskEngine, parse_limits
+from quoteflow.config import ConfigError, load_config
 from tests.ccxt_standin import BinanceUsdmStandIn
 
 D = Decimal
@@ -210,3 +213,17 @@ def test_a_futures_account_reconciles_with_our_fills_and_fees(tmp_path):
     text = json.dumps(position)
     assert '"ledger": "0.001"' in text and '"venue": "0.005"' in text, text
     assert _differences(audit_path, "BALANCE") == []
+
+
+def test_initial_balances_are_configured_exactly(tmp_path):
+    path = tmp_path / "execute.toml"
+
+    def load(balances: str):
+        path.write_text(f'[execute]\nsymbols = ["{PERP}"]\ninitial_balances = {balances}\n')
+        return load_config(path, {})
+
+    config = load('{ USDT = "100000.10" }')
+    assert config.execute.balances() == {"USDT": D("100000.10")}
+    for bad in ('{ USDT = "-1" }', '{ USDT = "lots" }', '{ USDT = "NaN" }'):
+        with pytest.raises(ConfigError, match=r"execute\.initial_balances\.USDT must be a number"):
+            load(bad)

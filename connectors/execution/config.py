@@ -31,6 +31,10 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "both" both, "off" sends nothing. quoteflow's pre-trade SELF_TRADE check applies anyway.
     self_trade_prevention: str = "taker"
     reconcile_interval_s: float = 30.0
+    # The account's balances before this audit file's first run, e.g. {"USDT": "100000"} (a
+    # futures account: its wallet): reconciliation's `BALANCE` compares the venue's totals
+    # with these plus every run's fills and fees. Unset currencies start at 0.
+    initial_balances: dict[str, str] = {}
     # The exchange-side dead-man's switch where the venue has one (connectors/execution/
     # deadman.py): the venue cancels our orders this long after the executor stops re-arming
     # it (every third of it). 0 turns it off.
@@ -64,6 +68,7 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("execute.deadman_timeout_s must be >= 0 (0 turns it off)")
         if self.venue == "ccxt":
             check_timeout(self.exchange, self.deadman_timeout_s)
+        self.balances()  # each a Decimal >= 0, or a clear error
         for name in ("price_tolerance", "size_tolerance"):
             try:
                 valid = Decimal(getattr(self, name)) >= 0
@@ -71,3 +76,17 @@ class ExecuteConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 valid = False
             if not valid:
                 raise ValueError(f"execute.{name} must be a number >= 0")
+
+    def balances(self) -> dict[str, Decimal]:
+        """`initial_balances` as exact amounts."""
+        amounts = {}
+        for currency, amount in self.initial_balances.items():
+            try:
+                amounts[currency] = Decimal(amount)
+                valid = amounts[currency].is_finite() and amounts[currency] >= 0
+            except ArithmeticError:
+                valid = False
+            if not valid:
+                raise ValueError(
+                    f"execute.initial_balances.{currency} must be a number >= 0, not {amount!r}")
+        return amounts
