@@ -152,16 +152,20 @@ def _intent(intent_id: str, bid: str, ask: str, size: str) -> OrderIntent:
     )
 
 
+def _records(audit_path) -> list[dict]:
+    return [json.loads(line) for line in audit_path.read_text().splitlines()]
+
+
 def _differences(audit_path, kind: str) -> list[dict]:
-    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
-    return [r for r in records if json.dumps(r).find(f'"difference": "{kind}"') >= 0]
+    return [r for r in _records(audit_path) if json.dumps(r).find(f'"difference": "{kind}"') >= 0]
 
 
 def test_a_futures_account_reconciles_with_our_fills_and_fees(tmp_path):
     """Fills seen only by reconciliation (MISSING_FILL) leave no BALANCE or POSITION
     difference, with a position open (the margin balance then differs from the wallet by
     its unrealized PnL) and after a partial close; a position changed at the venue without
-    a trade of ours is a POSITION difference, reported with both figures."""
+    a trade of ours is a POSITION difference, reported with both figures, which risk's
+    position check counts until the venue agrees again."""
     audit_path = tmp_path / "audit.jsonl"
 
     async def scenario():
@@ -172,7 +176,8 @@ def test_a_futures_account_reconciles_with_our_fills_and_fees(tmp_path):
             )
             store = AuditStore(audit_path)
             executor = Executor(
-                venue, [LINEAR], RiskEngine(parse_limits({"price_band_bps": "100"})),
+                venue, [LINEAR],
+                RiskEngine(parse_limits({"price_band_bps": "100", "max_position": "0.006"})),
                 emit=lambda event: None, audit=store,
                 config=ExecutorConfig(initial_balances=START,
                                       retry=RetryPolicy(base_delay_s=0.01)),
@@ -202,6 +207,18 @@ def test_a_futures_account_reconciles_with_our_fills_and_fees(tmp_path):
                 report = await reconcile(executor)
                 assert report.differences == {"POSITION": 1}
                 assert ledger.quantity == D("0.001")  # reported, no fill invented
+                assert executor.unbooked == {LINEAR.key: D("0.004")}
+                # Risk counts the venue's 0.005: a 0.002 bid could reach 0.007, over 0.006
+                # (0.003 on the ledger alone); the ask reduces it and goes out.
+                await executor.on_intent(_intent("i2", "59980.0", "60020.0", "0.002"))
+                assert set(standin.open_orders()) == {client_order_id("i2", "sell", 0)}
+                refused = [r for r in _records(audit_path) if r["action"] == "risk_decision"
+                           and not r["payload"]["accepted"]]
+                assert [r["payload"]["reason_code"] for r in refused] == ["MAX_POSITION"]
+
+                standin.position -= D("0.004")  # the venue agrees with us again
+                report = await reconcile(executor)
+                assert "POSITION" not in report.differences and executor.unbooked == {}
             finally:
                 store.close()
                 await venue.close()

@@ -106,6 +106,9 @@ class Executor:
         self.instruments = {i.key: i for i in instruments if i.venue == venue.id}
         self.ledgers = {key: PositionLedger(i) for key, i in self.instruments.items()}
         self.balances: dict[str, Decimal] = {}  # the venue's, from the last reconciliation
+        # Contracts the venue holds beyond our fills, per instrument key (the last
+        # reconciliation's POSITION differences): risk counts them, the ledgers (PnL) do not.
+        self.unbooked: dict[str, Decimal] = {}
         self._emit = emit
         self._clock = clock
         self._append = audit.append if audit is not None else AuditChain().append
@@ -222,7 +225,7 @@ class Executor:
             OrderRequest(instrument, side, size, price, post_only=self.config.post_only),
             RiskContext(
                 now, mid=mark[0] if mark else None, book_ts_ns=mark[1] if mark else None,
-                position=self.ledgers[key].quantity, open_orders=open_orders,
+                position=self._risk_position(key), open_orders=open_orders,
             ),
         )
         if self._audited:  # the payload is not even made for a store that drops it
@@ -524,8 +527,16 @@ class Executor:
         return list(self.tracker.working(scope))
 
     def _adds_exposure(self, order: TrackedOrder) -> bool:
-        position = self.ledgers[order.instrument_key].quantity
+        position = self._risk_position(order.instrument_key)
         return position >= 0 if order.side == "buy" else position <= 0
+
+    def _risk_position(self, key: str) -> Decimal:
+        """What we hold as far as risk is concerned: our fills, plus what the venue holds
+        beyond them."""
+        position = self.ledgers[key].quantity
+        if self.unbooked:  # a lookup only while the venue disagrees
+            position += self.unbooked.get(key, ZERO)
+        return position
 
     async def open_at_venue(self, scope: str = GLOBAL) -> list[VenueOrder]:
         """What the venue reports open for our instruments in `scope`, one query per symbol

@@ -11,7 +11,7 @@ changes are seen at all). Every difference is audited as a `reconcile` record na
 | `ORDER_LOST` | tracked as pending, unknown to the venue after the arrival grace: rejected |
 | `MISSING_FILL` | a trade of ours we had not applied: applied to the position |
 | `BALANCE` | a currency's total differs from what our fills imply: the venue's total is kept |
-| `POSITION` | a derivative's signed contracts at the venue differ from our ledger's: reported |
+| `POSITION` | a derivative's contracts at the venue differ from our ledger's: risk counts it |
 
 On a venue that holds positions (`Venue.holds_positions`: a live futures account), a
 derivative's fills move only the wallet of its settlement currency, by realized PnL − fees,
@@ -19,12 +19,13 @@ and that wallet balance (not the margin balance, which adds unrealized PnL at th
 is what `BALANCE` compares; its position is the venue's `fetch_positions`. The paper venue
 books every fill as a cash flow, so there derivatives are compared as spot, as before.
 
-A `POSITION` difference is only reported, with both figures: the venue is the truth for what
-we hold, but the ledger is our fills and their prices, and a position that moved without a
-trade of ours (a liquidation, ADL, a trade by another client on the account) has no fill to
-book; inventing one would make up a price and PnL. Trades of ours are found by `MISSING_FILL`
-first, in the same pass. Risk still reads the ledger's position; the venue's figure is in
-the audit record and `ReconcileReport.positions` for whoever halts on it.
+A `POSITION` difference is audited with both figures but not booked: the venue is the truth
+for what we hold, but the ledger is our fills and their prices, and a position that moved
+without a trade of ours (a liquidation, ADL, a trade by another client on the account) has no
+fill to book; inventing one would make up a price and PnL. Trades of ours are found by
+`MISSING_FILL` first, in the same pass. Risk counts the difference until a pass finds none
+(`Executor.unbooked`): its position checks see our fills plus what the venue holds beyond
+them, while PnL stays our fills'.
 """
 
 from __future__ import annotations
@@ -135,5 +136,9 @@ async def _positions(executor: Executor, report: ReconcileReport) -> None:
     report.positions = await executor.call(
         lambda: venue.fetch_positions(symbols), "fetch_positions"
     )
+    keys = {ledger.instrument.symbol: ledger.instrument.key for ledger in ledgers}
+    unbooked = {}
     for symbol, (ours, theirs) in compare_positions(ledgers, report.positions).items():
         _difference(executor, report, "POSITION", symbol=symbol, ledger=ours, venue=theirs)
+        unbooked[keys[symbol]] = theirs - ours
+    executor.unbooked = unbooked
