@@ -17,6 +17,7 @@ import json
 import time
 from decimal import Decimal
 
+import ccxt
 import pytest
 
 import models.execution.reconcile
@@ -230,6 +231,40 @@ def test_a_futures_account_reconciles_with_our_fills_and_fees(tmp_path):
     text = json.dumps(position)
     assert '"ledger": "0.001"' in text and '"venue": "0.005"' in text, text
     assert _differences(audit_path, "BALANCE") == []
+
+
+def test_an_exchange_without_a_positions_endpoint_still_reconciles_the_rest(tmp_path):
+    """ccxt reads no positions from some exchanges (`NotSupported`): the pass audits that and
+    ends without an error, its order, trade and balance steps standing."""
+    audit_path = tmp_path / "audit.jsonl"
+
+    async def no_positions(*_args, **_kwargs):
+        raise ccxt.NotSupported("fetchPositions() is not supported yet")
+
+    async def scenario():
+        async with BinanceUsdmStandIn(API_KEY, SECRET, START) as standin:
+            venue = await CcxtVenue.connect(
+                "binanceusdm", ExchangeCredentials(API_KEY, SECRET), sandbox=True,
+                config=standin.ccxt_config(), capacity=20,
+            )
+            venue.exchange.fetch_positions = no_positions
+            store = AuditStore(audit_path)
+            executor = Executor(
+                venue, [LINEAR], RiskEngine(parse_limits({"price_band_bps": "100"})),
+                emit=lambda event: None, audit=store,
+                config=ExecutorConfig(initial_balances=START),
+            )
+            try:
+                report = await reconcile(executor)
+            finally:
+                store.close()
+                await venue.close()
+            return report
+
+    report = asyncio.run(scenario())
+    assert (report.differences, report.error) == ({}, None)
+    actions = [r["action"] for r in _records(audit_path)]
+    assert "reconcile_positions_unavailable" in actions and "reconcile_failed" not in actions
 
 
 def test_initial_balances_are_configured_exactly(tmp_path):

@@ -133,9 +133,15 @@ async def _positions(executor: Executor, report: ReconcileReport) -> None:
     if not venue.holds_positions or not ledgers:
         return
     symbols = [ledger.instrument.symbol for ledger in ledgers]
-    report.positions = await executor.call(
-        lambda: venue.fetch_positions(symbols), "fetch_positions"
-    )
+    try:
+        report.positions = await executor.call(
+            lambda: venue.fetch_positions(symbols), "fetch_positions"
+        )
+    except ccxt.NotSupported as error:
+        # An exchange ccxt reads no positions from: nothing to compare, the rest of the pass
+        # stands (not a failed pass, which would hide the steps after it).
+        executor.audit("reconcile_positions_unavailable", {"error": str(error)})
+        return
     keys = {ledger.instrument.symbol: ledger.instrument.key for ledger in ledgers}
     unbooked = {}
     for symbol, (ours, theirs) in compare_positions(ledgers, report.positions).items():
