@@ -33,6 +33,7 @@ from tests.ccxt_executor_runs import KEY, SECRET, ccxt_config, desired_quotes, o
 from tests.ccxt_standin import SYMBOL, BinanceUsdmStandIn, StandInThread
 from tests.execute_runs import (
     OWNER,
+    audit_records,
     ends_fenced,
     key_store,
     quote_intent,
@@ -84,7 +85,8 @@ def _deployment(kafka_bootstrap: str, tmp_path: Path):
     store.put(OWNER, BinanceUsdmStandIn.ccxt_id, ExchangeCredentials(KEY, SECRET))
     venue = _Venue()
     config = ccxt_config(tmp_path / "a.toml", kafka, venue.standin, tmp_path,
-                         f"deadman_timeout_s = {TIMEOUT_S}\n")
+                         f"deadman_timeout_s = {TIMEOUT_S}\n"
+                         f'initial_balances = {{ USDT = "{WALLET["USDT"]}" }}\n')
     return kafka, venue, config, {**os.environ, MASTER_KEY_ENV: environ[MASTER_KEY_ENV]}
 
 
@@ -166,6 +168,12 @@ def test_a_running_executor_keeps_its_orders_past_many_countdowns_and_disarms_on
         disarm = max(n for n, r in enumerate(requests)
                      if r == ("POST", "/fapi/v1/countdownCancelAll"))
         assert last_cancel < disarm
+        # The futures wallet reconciles with the configured start (no fill happened): every
+        # pass while it ran, its positions step included, found nothing.
+        records = audit_records(tmp_path / "audit.jsonl")
+        ends = [r["payload"]["differences"] for r in records if r["action"] == "reconcile_end"]
+        assert ends and all(differences == {} for differences in ends), ends
+        assert not [r for r in records if r["action"] == "reconcile_failed"]
     finally:
         _stop(process)
         venue.close()
