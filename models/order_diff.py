@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-import msgspec
-
 from models.events import Quote, Side
 
 T = TypeVar("T", bound="LiveOrder")
@@ -32,28 +30,6 @@ class Tolerance:
 
     price: Decimal = Decimal(0)
     size_fraction: Decimal = Decimal(0)
-
-
-class OrderActions(msgspec.Struct):
-    """A struct, not a dataclass: the executor makes one per side of every intent."""
-
-    cancels: list[str] = msgspec.field(default_factory=list)
-    places: list[tuple[Side, Quote]] = msgspec.field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.cancels or self.places)
-
-
-def diff_side(
-    side: Side,
-    desired: Sequence[Quote],
-    live: Iterable[LiveOrder],
-    tolerance: Tolerance,
-    actions: OrderActions,
-) -> None:
-    missing, unmatched = match_side(desired, live, tolerance)
-    actions.places.extend([(side, quote) for quote in missing])
-    actions.cancels.extend([o.client_order_id for o in unmatched])
 
 
 def match_side(
@@ -78,20 +54,3 @@ def match_side(
         else:
             missing.append(quote)
     return missing, unmatched
-
-
-def diff_orders(
-    bids: Sequence[Quote],
-    asks: Sequence[Quote],
-    live: Iterable[LiveOrder],
-    tolerance: Tolerance = Tolerance(),
-) -> OrderActions:
-    """Cancels for live orders no desired quote keeps, places for quotes no live order covers."""
-    live_bids: list[LiveOrder] = []
-    live_asks: list[LiveOrder] = []
-    for order in live:
-        (live_bids if order.side == "buy" else live_asks).append(order)
-    actions = OrderActions()
-    diff_side("buy", bids, live_bids, tolerance, actions)
-    diff_side("sell", asks, live_asks, tolerance, actions)
-    return actions
