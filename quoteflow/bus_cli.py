@@ -21,6 +21,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _admin(config: Path | None):
+    """The configuration's `[kafka]` section and an admin client on it, or a one-line exit."""
+    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
+    from quoteflow.config import ConfigError, load_config
+
+    try:
+        kafka = load_config(config).kafka
+        return kafka, connect_admin(kafka)
+    except (ConfigError, KafkaConfigError, KafkaUnavailable) as error:
+        raise _fail(str(error)) from None
+
+
 @bus_app.command("principals")
 def principals(
     out: Annotated[Path, typer.Option("--out", help="Directory for <user>.password files.",
@@ -32,6 +44,8 @@ def principals(
     empty prefix; connectors/kafka/acls.py) with new passwords and their ACLs for the
     deployment's prefix; write the passwords to <user>.password files of mode 0600. Another
     deployment's users are never touched."""
+    from confluent_kafka import KafkaException
+
     from connectors.kafka.acls import (
         PRINCIPALS,
         apply_acls,
@@ -41,15 +55,12 @@ def principals(
         set_passwords,
         user_name,
     )
-    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
-    from quoteflow.config import ConfigError, load_config
 
+    kafka, admin = _admin(config)
     try:
-        kafka = load_config(config).kafka
-        admin = connect_admin(kafka)
-    except (ConfigError, KafkaConfigError, KafkaUnavailable) as error:
-        raise _fail(str(error)) from None
-    nesting = nesting_deployments(scram_users(admin, kafka.connect_timeout_s), kafka.prefix)
+        nesting = nesting_deployments(scram_users(admin, kafka.connect_timeout_s), kafka.prefix)
+    except KafkaException as error:
+        raise _fail(f"cannot list the broker's users: {error}") from None
     if nesting:
         raise _fail(f"topic prefix {kafka.prefix!r} nests with the prefix of deployment(s) "
                     f"{', '.join(repr(p) for p in nesting)} on this broker: their executor "
@@ -64,8 +75,11 @@ def principals(
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(password + "\n")
-    set_passwords(admin, passwords)
-    bindings = apply_acls(admin, kafka.prefix)
+    try:
+        set_passwords(admin, passwords)
+        bindings = apply_acls(admin, kafka.prefix)
+    except KafkaException as error:
+        raise _fail(f"cannot set the deployment's users up: {error}") from None
     typer.echo(json.dumps({"principals": sorted(users), "users": users,
                            "acl_bindings": bindings, "prefix": kafka.prefix,
                            "password_files": str(out)}))
@@ -79,18 +93,17 @@ def retire(
 ) -> None:
     """Delete users' ACLs and SCRAM credentials: the shared bare users (`executor`, ...) once
     no process logs in as them any more (docs/security.md, upgrade to per-deployment users)."""
-    from connectors.kafka.acls import retire_users
-    from connectors.kafka.config import KafkaConfigError, KafkaUnavailable, connect_admin
-    from quoteflow.config import ConfigError, load_config
+    from confluent_kafka import KafkaException
 
-    try:
-        kafka = load_config(config).kafka
-        admin = connect_admin(kafka)
-    except (ConfigError, KafkaConfigError, KafkaUnavailable) as error:
-        raise _fail(str(error)) from None
+    from connectors.kafka.acls import retire_users
+
+    kafka, admin = _admin(config)
     if kafka.username in users:
         raise _fail(f"refusing to retire {kafka.username}, the user this command logs in as")
-    deleted = retire_users(admin, users, kafka.connect_timeout_s)
+    try:
+        deleted = retire_users(admin, users, kafka.connect_timeout_s)
+    except KafkaException as error:
+        raise _fail(f"cannot retire {', '.join(users)}: {error}") from None
     typer.echo(json.dumps({"retired": users, "acl_bindings_deleted": deleted}))
 
 
