@@ -182,13 +182,11 @@ class Executor:
         amends = actions.amends
         if len(amends) > 1:
             amends = sorted(amends, key=_moves_towards_the_other_side)
-        sends.extend(_in_turn(self._amend_checked, intent, a, now) for a in amends)
+        sends.extend(self._amend_checked(intent, a, now) for a in amends)
         # A re-applied intent's new orders get ids of their own: its first ones may have been
         # sent, and filled or cancelled since, and a client id is never sent for two orders.
         ids_from = f"{intent.intent_id}/resume{generation}" if generation else intent.intent_id
-        sends.extend(
-            _in_turn(self._create_checked, intent, p, now, ids_from) for p in actions.places
-        )
+        sends.extend(self._create_checked(intent, p, now, ids_from) for p in actions.places)
         await _gather(sends)
 
     def drop_intent(self, intent: OrderIntent, reason: str) -> None:
@@ -236,10 +234,11 @@ class Executor:
         self._drain_risk_now()
         return decision.accepted
 
-    def _create_checked(
+    async def _create_checked(
         self, intent: OrderIntent, placement: Placement, now: int, ids_from: str
-    ) -> Awaitable[None]:
-        """Risk-check synchronously (so the next check sees this order), then send."""
+    ) -> None:
+        """Risk-check when its turn comes, synchronously up to the send (so the next check
+        sees this order), then send."""
         instrument = self.instruments[intent.key]
         cid = client_order_id(
             ids_from, placement.side, placement.level, self.config.client_id_prefix
@@ -249,26 +248,27 @@ class Executor:
             instrument, placement.side, quote.size, quote.price, now,
             self.tracker.working(intent.key), cid,
         ):
-            return _done()
+            return
         order = TrackedOrder(
             client_order_id=cid, venue=instrument.venue, symbol=instrument.symbol,
             side=placement.side, price=quote.price, amount=quote.size, sent_ts=now,
             strategy=intent.strategy,
         )
         self.tracker.add(order)
-        return self._create(order, intent.intent_id, intent.trigger_exchange_ts)
+        await self._create(order, intent.intent_id, intent.trigger_exchange_ts)
 
-    def _amend_checked(
-        self, intent: OrderIntent, amendment: Amendment, now: int
-    ) -> Awaitable[None]:
+    async def _amend_checked(self, intent: OrderIntent, amendment: Amendment, now: int) -> None:
+        """Risk-check when its turn comes (an amend before it has taken its new price),
+        then amend, or cancel the order if refused."""
         order, quote = amendment.order, amendment.quote
         others = [o for o in self.tracker.working(intent.key) if o is not order]
         if not self._risk_check(
             self.instruments[intent.key], order.side, quote.size, quote.price, now, others,
             order.client_order_id,
         ):
-            return self._cancel(order, "AMEND_REFUSED_BY_RISK")
-        return self._amend_order(
+            await self._cancel(order, "AMEND_REFUSED_BY_RISK")
+            return
+        await self._amend_order(
             order, quote.price, order.filled + quote.size, intent.trigger_exchange_ts
         )
 
@@ -653,15 +653,6 @@ def _moves_towards_the_other_side(amendment: Amendment) -> bool:
 
 def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-async def _done() -> None:
-    return None
-
-
-async def _in_turn(check_then_send: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """`check_then_send(*args)` run when this coroutine starts, not when it is made."""
-    await check_then_send(*args)
 
 
 async def _gather(awaitables: list[Awaitable[None]]) -> None:
