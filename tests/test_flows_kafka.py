@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from bytewax.testing import run_main
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.kafka import KafkaConfig, KafkaUnavailable, MissingTopicsError, topic_name
 from connectors.kafka.flow_io import CoPartitionedSource, NotCoPartitionedError
@@ -188,3 +188,63 @@ def test_configuration_errors_are_clear(kafka_bootstrap):
         quote_options(Config(quote=QuoteConfig(strategy="no-such-strategy")))
     with pytest.raises(ValueError, match="prediction_weight"):
         quote_options(Config(quote=QuoteConfig(prediction_weight=-1)))
+
+
+def _drain(parts: dict[str, object], first: str) -> dict[str, list]:
+    """Every part's events until each ends, the parts called in turn as one worker does;
+    `first` is called alone until every other part has ended."""
+    out: dict[str, list] = {name: [] for name in parts}
+    live = dict(parts)
+    while live:
+        for name, part in list(live.items()):
+            if name == first and len(live) > 1:
+                continue
+            try:
+                for chunk in part.next_batch():
+                    out[name] += chunk
+            except StopIteration:
+                part.close()
+                del live[name]
+    return out
+
+
+def test_one_worker_reads_all_its_partitions_through_one_consumer(kafka_bootstrap, events):
+    """A worker's partitions share one librdkafka consumer (one fetch at the broker, not one
+    per partition), and each still gets exactly its own messages in order, also those fetched
+    while another partition asked, and also once it is the last partition left; its snapshot
+    then is the end of each topic."""
+    config = new_deployment(kafka_bootstrap)
+    publish(config, events)
+    source = CoPartitionedSource(config, ["md.book", "md.bbo", "md.trades"], tail=False)
+    names = source.list_parts()
+    parts = {name: source.build_part("market", name, None) for name in names}
+    assert len({id(part._shared) for part in parts.values()}) == 1
+    ends = _highs(config, source._topics, len(names))
+    # The busiest partition waits while the others read (and fetch for it) to their ends.
+    busiest = max(names, key=lambda name: sum(high[int(name)] for high in ends.values()))
+    read = _drain(parts, first=busiest)
+    assert sum(len(chunk) for chunk in read.values()) == len(events)
+    instruments = [{(e.venue, e.symbol) for e in chunk} for chunk in read.values() if chunk]
+    assert len(instruments) > 1  # several partitions had data
+    assert sum(map(len, instruments)) == len(set().union(*instruments))  # each in one partition
+    for chunk in read.values():
+        assert [e.receive_ts for e in chunk] == sorted(e.receive_ts for e in chunk)
+    for name, part in parts.items():
+        # Nothing read from an empty topic partition: it would start from the beginning.
+        assert part.snapshot() == {
+            topic: ends[topic][int(name)] or OFFSET_BEGINNING for topic in ends
+        }
+    assert not source._consumers  # the last partition to leave closed the consumer
+
+
+
+def _highs(config: KafkaConfig, topics: list[str], partitions: int) -> dict[str, list[int]]:
+    consumer = Consumer(config.client_settings() | {"group.id": "highs"})
+    try:
+        return {
+            topic: [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(partitions)]
+            for topic in topics
+        }
+    finally:
+        consumer.close()

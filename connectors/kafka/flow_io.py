@@ -13,6 +13,12 @@ the merge costs no latency live; librdkafka's end-of-partition event would come 
 the next fetch response, up to `fetch.wait.max.ms` later. Each topic's snapshot offset is
 its first message not yet emitted.
 
+A worker reads all its partitions of a source through one librdkafka consumer
+(`_WorkerConsumer`), not one consumer per partition: each consumer keeps a fetch open at the
+broker that is answered whenever one of its partitions gets data, so six market partitions on
+six consumers cost the broker six fetch responses where one would do. At 20,000 events/s that
+was most of the broker's CPU on a 2-core box (docs/benchmarks.md, "One consumer per worker").
+
 Errors never stop the flow unless they cannot heal: librdkafka reconnects to a broker that
 went away by itself, so connection errors are logged (rate-limited) and polling backs off
 until messages flow again; a fatal error, a vanished topic or an offset the broker no longer
@@ -24,6 +30,7 @@ The sink is `connectors.kafka.bytewax_io.KafkaEventSink` (its outage policy is t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -83,7 +90,7 @@ def _order_ts(event: Event) -> int:
 class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
     def __init__(
         self,
-        settings: dict,
+        shared: _WorkerConsumer,
         topics: list[str],
         index: int,
         offsets: dict[str, int],
@@ -98,8 +105,10 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._until = until
         self._halted = halted
         self._ended = False  # `until` was true of an event: nothing more is read
-        self._consumer = Consumer(settings | {"error_cb": self._on_client_error})
-        self._consumer.assign([TopicPartition(t, index, offsets[t]) for t in topics])
+        self._shared = shared
+        self._consumer = shared.consumer
+        shared.join(index, [TopicPartition(t, index, offsets[t]) for t in topics],
+                    self._on_client_error)
         self._partitions = {t: TopicPartition(t, index) for t in topics}
         self._topics = topics
         self._index = index
@@ -118,7 +127,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             raise StopIteration
         # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
         self._awake = None
-        messages = self._consumer.consume(self._batch_size, 0)
+        messages = self._shared.consume(self._index, self._batch_size)
         now_ns = time.time_ns()
         decode, buffers, at_end = self._decode, self._buffers, self._at_end
         next_offset = self._next_offset
@@ -233,7 +242,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         }
 
     def close(self) -> None:
-        self._consumer.close()
+        self._shared.leave(self._index)
 
     def _on_partition_error(self, topic: str, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -252,6 +261,64 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
     def _back_off(self) -> None:
         self._backoff_s = min(max(self._backoff_s * 2, _MIN_BACKOFF_S), _MAX_BACKOFF_S)
         self._awake = datetime.now(UTC) + timedelta(seconds=self._backoff_s)
+
+
+
+class _WorkerConsumer:
+    """One librdkafka consumer for every partition of a source that one worker reads.
+
+    Each partition index joins with its topic partitions; `consume(index)` fetches for all
+    of them at once and keeps what belongs to the other indexes until they ask. A worker
+    calls its partitions from its own thread only, so nothing here is locked. The consumer
+    closes when the last partition leaves.
+    """
+
+    def __init__(self, settings: dict, on_closed: Callable[[], None]):
+        self._on_error: dict[int, Callable[[KafkaError], None]] = {}
+        self.consumer = Consumer(settings | {"error_cb": self._client_error})
+        self._inboxes: dict[int, list] = {}
+        self._assigned: dict[int, list[TopicPartition]] = {}
+        self._on_closed = on_closed
+
+    def join(
+        self, index: int, partitions: list[TopicPartition],
+        on_error: Callable[[KafkaError], None],
+    ) -> None:
+        self.consumer.incremental_assign(partitions)
+        self._assigned[index] = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        self._inboxes[index] = []
+        self._on_error[index] = on_error
+
+    def consume(self, index: int, batch_size: int) -> list:
+        inboxes = self._inboxes
+        mine = inboxes[index]
+        if len(inboxes) == 1 and not mine:  # alone, and nothing kept from when it was not
+            return self.consumer.consume(batch_size, 0)
+        for message in self.consumer.consume(batch_size, 0):
+            if message.topic() is None:
+                mine.append(message)  # a client-wide error names no partition: ours to report
+                continue
+            inbox = inboxes.get(message.partition())
+            if inbox is not None:  # else its partition has left, its offsets snapshotted
+                inbox.append(message)
+        inboxes[index] = []
+        return mine
+
+    def leave(self, index: int) -> None:
+        self._inboxes.pop(index, None)
+        self._on_error.pop(index, None)
+        assigned = self._assigned.pop(index, [])
+        if self._inboxes:
+            if assigned:
+                self.consumer.incremental_unassign(assigned)
+            return
+        self.consumer.close()
+        self._on_closed()
+
+    def _client_error(self, error: KafkaError) -> None:
+        # Every partition on this consumer waits alike: each backs off.
+        for on_error in list(self._on_error.values()):
+            on_error(error)
 
 
 class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
@@ -283,6 +350,17 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
             raise ValueError("CoPartitionedSource needs at least one topic")
         self._tail = tail
         self._batch_size = batch_size
+        self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
+
+    def _worker_consumer(self, settings: dict) -> _WorkerConsumer:
+        """This worker's consumer of the source: its thread builds and polls its partitions."""
+        thread = threading.get_ident()
+        shared = self._consumers.get(thread)
+        if shared is None:
+            shared = self._consumers[thread] = _WorkerConsumer(
+                settings, lambda: self._consumers.pop(thread, None)
+            )
+        return shared
 
     def list_parts(self) -> list[str]:
         admin = connect_admin(self._config)
@@ -310,7 +388,8 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
             "fetch.wait.max.ms": _IDLE_FETCH_WAIT_MS,
         }
         return _CoPartition(
-            settings, self._topics, int(for_part), offsets, WireDecoder(self._config.prefix),
+            self._worker_consumer(settings), self._topics, int(for_part), offsets,
+            WireDecoder(self._config.prefix),
             tail=self._tail, batch_size=self._batch_size, until=self._until,
             halted=self._halted,
         )
