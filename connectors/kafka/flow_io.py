@@ -1,4 +1,4 @@
-"""Kafka source and sink for long-running flows: deterministic replays, patient with brokers.
+"""Kafka sources for long-running flows: deterministic replays, patient with brokers.
 
 `CoPartitionedSource` reads the same partition index of several topics as one Bytewax
 partition. quoteflow's producers key every market topic by `venue:symbol` with the same
@@ -12,6 +12,10 @@ watermark of the fetch that brought it, so a caught-up live consumer knows it at
 the merge costs no latency live; librdkafka's end-of-partition event would come only with
 the next fetch response, up to `fetch.wait.max.ms` later. Each topic's snapshot offset is
 its first message not yet emitted.
+
+`KafkaEventSource` reads each partition of any topics on its own, for a reader to which order
+across topics means nothing (the persist flow). Both emit each poll as one list of typed
+events (a chunk: Bytewax's cost is per item), dead letters in place of bad messages.
 
 A worker reads all its partitions of a source through one librdkafka consumer
 (`_WorkerConsumer`), not one consumer per partition: each consumer keeps a fetch open at the
@@ -91,6 +95,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
     def __init__(
         self,
         shared: _WorkerConsumer,
+        name: str,
         topics: list[str],
         index: int,
         offsets: dict[str, int],
@@ -106,8 +111,9 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         self._halted = halted
         self._ended = False  # `until` was true of an event: nothing more is read
         self._shared = shared
+        self._name = name
         self._consumer = shared.consumer
-        shared.join(index, [TopicPartition(t, index, offsets[t]) for t in topics],
+        shared.join(name, [TopicPartition(t, index, offsets[t]) for t in topics],
                     self._on_client_error)
         self._partitions = {t: TopicPartition(t, index) for t in topics}
         self._topics = topics
@@ -127,7 +133,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
             raise StopIteration
         # Called, so any back-off is over; a stale wake-up time would make Bytewax spin.
         self._awake = None
-        messages = self._shared.consume(self._index, self._batch_size)
+        messages = self._shared.consume(self._name, self._batch_size)
         now_ns = time.time_ns()
         decode, buffers, at_end = self._decode, self._buffers, self._at_end
         next_offset = self._next_offset
@@ -242,7 +248,7 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
         }
 
     def close(self) -> None:
-        self._shared.leave(self._index)
+        self._shared.leave(self._name)
 
     def _on_partition_error(self, topic: str, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -267,47 +273,53 @@ class _CoPartition(StatefulSourcePartition[list[Event], dict[str, int]]):
 class _WorkerConsumer:
     """One librdkafka consumer for every partition of a source that one worker reads.
 
-    Each partition index joins with its topic partitions; `consume(index)` fetches for all
-    of them at once and keeps what belongs to the other indexes until they ask. A worker
-    calls its partitions from its own thread only, so nothing here is locked. The consumer
-    closes when the last partition leaves.
+    Each Bytewax partition joins, by its name, with its topic partitions; `consume(name)`
+    fetches for all of them at once and keeps what belongs to the others until they ask. A
+    worker calls its partitions from its own thread only, so nothing here is locked. The
+    consumer closes when the last partition leaves.
     """
 
     def __init__(self, settings: dict, on_closed: Callable[[], None]):
-        self._on_error: dict[int, Callable[[KafkaError], None]] = {}
+        self._on_error: dict[str, Callable[[KafkaError], None]] = {}
         self.consumer = Consumer(settings | {"error_cb": self._client_error})
-        self._inboxes: dict[int, list] = {}
-        self._assigned: dict[int, list[TopicPartition]] = {}
+        self._inboxes: dict[str, list] = {}
+        self._routes: dict[tuple[str, int], str] = {}  # (topic, partition) → its part's name
+        self._assigned: dict[str, list[TopicPartition]] = {}
         self._on_closed = on_closed
 
     def join(
-        self, index: int, partitions: list[TopicPartition],
+        self, name: str, partitions: list[TopicPartition],
         on_error: Callable[[KafkaError], None],
     ) -> None:
         self.consumer.incremental_assign(partitions)
-        self._assigned[index] = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-        self._inboxes[index] = []
-        self._on_error[index] = on_error
+        self._assigned[name] = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        self._routes.update(((tp.topic, tp.partition), name) for tp in partitions)
+        self._inboxes[name] = []
+        self._on_error[name] = on_error
 
-    def consume(self, index: int, batch_size: int) -> list:
+    def consume(self, name: str, batch_size: int) -> list:
         inboxes = self._inboxes
-        mine = inboxes[index]
+        mine = inboxes[name]
         if len(inboxes) == 1 and not mine:  # alone, and nothing kept from when it was not
             return self.consumer.consume(batch_size, 0)
+        routes = self._routes
         for message in self.consumer.consume(batch_size, 0):
-            if message.topic() is None:
+            topic = message.topic()
+            if topic is None:
                 mine.append(message)  # a client-wide error names no partition: ours to report
                 continue
-            inbox = inboxes.get(message.partition())
-            if inbox is not None:  # else its partition has left, its offsets snapshotted
-                inbox.append(message)
-        inboxes[index] = []
+            owner = routes.get((topic, message.partition()))
+            if owner is not None:  # else its part has left, its offsets snapshotted
+                inboxes[owner].append(message)
+        inboxes[name] = []
         return mine
 
-    def leave(self, index: int) -> None:
-        self._inboxes.pop(index, None)
-        self._on_error.pop(index, None)
-        assigned = self._assigned.pop(index, [])
+    def leave(self, name: str) -> None:
+        self._inboxes.pop(name, None)
+        self._on_error.pop(name, None)
+        assigned = self._assigned.pop(name, [])
+        for tp in assigned:
+            self._routes.pop((tp.topic, tp.partition), None)
         if self._inboxes:
             if assigned:
                 self.consumer.incremental_unassign(assigned)
@@ -321,7 +333,35 @@ class _WorkerConsumer:
             on_error(error)
 
 
-class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
+class _WorkerSources:
+    """What the sources below share: each worker's one consumer, and its settings."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self._config = config
+        self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
+
+    def _worker_consumer(self) -> _WorkerConsumer:
+        """This worker's consumer of the source: its thread builds and polls its partitions."""
+        thread = threading.get_ident()
+        shared = self._consumers.get(thread)
+        if shared is None:
+            settings = self._config.client_settings() | {
+                "group.id": "quoteflow-unused",  # required by librdkafka; offsets are ours
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "error",
+                # The broker answers a fetch as soon as a byte arrives (fetch.min.bytes=1), so
+                # this only bounds an idle one; short waits buy no latency and multiply idle
+                # fetches per consumer (5 ms took a third of a core from broker and flow each).
+                "fetch.wait.max.ms": _IDLE_FETCH_WAIT_MS,
+            }
+            shared = self._consumers[thread] = _WorkerConsumer(
+                settings, lambda: self._consumers.pop(thread, None)
+            )
+        return shared
+
+
+class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], dict[str, int]]):
     """Chunks of events from `topics` (base names), partition i of each merged by receive time.
 
     `tail=False` ends each partition once every topic's partition is at its end: replays and
@@ -342,7 +382,7 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         emitted), whatever `tail` says: a lockstep replay's last mark. `halted`: every
         partition ends, whatever `tail` says, once it returns true (a step of the flow
         found a condition it cannot go on from, `flows.halt`)."""
-        self._config = config
+        super().__init__(config)
         self._until = until
         self._halted = halted
         self._topics = [topic_name(config.prefix, t) for t in topics]
@@ -350,17 +390,6 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
             raise ValueError("CoPartitionedSource needs at least one topic")
         self._tail = tail
         self._batch_size = batch_size
-        self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
-
-    def _worker_consumer(self, settings: dict) -> _WorkerConsumer:
-        """This worker's consumer of the source: its thread builds and polls its partitions."""
-        thread = threading.get_ident()
-        shared = self._consumers.get(thread)
-        if shared is None:
-            shared = self._consumers[thread] = _WorkerConsumer(
-                settings, lambda: self._consumers.pop(thread, None)
-            )
-        return shared
 
     def list_parts(self) -> list[str]:
         admin = connect_admin(self._config)
@@ -377,19 +406,66 @@ class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
         self, step_id: str, for_part: str, resume_state: dict[str, int] | None
     ) -> _CoPartition:
         offsets = dict.fromkeys(self._topics, OFFSET_BEGINNING) | (resume_state or {})
-        settings = self._config.client_settings() | {
-            "group.id": "quoteflow-unused",  # required by librdkafka; offsets are ours
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
-            # The broker answers a fetch as soon as a byte arrives (fetch.min.bytes=1), so
-            # this only bounds an idle one; short waits buy no latency and multiply idle
-            # fetches per consumer (5 ms took a third of a core from broker and flow each).
-            "fetch.wait.max.ms": _IDLE_FETCH_WAIT_MS,
-        }
         return _CoPartition(
-            self._worker_consumer(settings), self._topics, int(for_part), offsets,
+            self._worker_consumer(), for_part, self._topics, int(for_part), offsets,
             WireDecoder(self._config.prefix),
             tail=self._tail, batch_size=self._batch_size, until=self._until,
             halted=self._halted,
         )
+
+
+class _OnePartition(StatefulSourcePartition[list[Event], int | None]):
+    """One topic's partition read alone; its state the next offset to read."""
+
+    def __init__(self, inner: _CoPartition, topic: str):
+        self._inner = inner
+        self._topic = topic
+
+    def next_batch(self) -> list[list[Event]]:
+        return self._inner.next_batch()
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> int | None:
+        return self._inner.snapshot()[self._topic]
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class KafkaEventSource(_WorkerSources, FixedPartitionedSource[list[Event], int | None]):
+    """Chunks of events from every partition of `topics` (base names, any partition counts),
+    each partition on its own: for a reader to which order across topics means nothing (the
+    persist flow). Bytewax partition `i-topic` is partition i of the topic; its state is the
+    offset of the next message to read.
+
+    `tail=False` ends each partition at its end: replays and tests run to completion.
+    """
+
+    def __init__(
+        self, config: KafkaConfig, topics: Iterable[str], *, tail: bool = True,
+        batch_size: int = 1000,
+    ):
+        super().__init__(config)
+        self._topics = [topic_name(config.prefix, t) for t in topics]
+        self._tail = tail
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        admin = connect_admin(self._config)
+        require_topics(admin, self._topics, self._config.connect_timeout_s)
+        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
+        return [f"{index}-{topic}" for topic in self._topics
+                for index in sorted(listed[topic].partitions)]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _OnePartition:
+        index, topic = for_part.split("-", 1)
+        offset = OFFSET_BEGINNING if resume_state is None else resume_state
+        inner = _CoPartition(
+            self._worker_consumer(), for_part, [topic], int(index), {topic: offset},
+            WireDecoder(self._config.prefix), tail=self._tail, batch_size=self._batch_size,
+        )
+        return _OnePartition(inner, topic)
