@@ -55,6 +55,7 @@ def principals(
         set_passwords,
         user_name,
     )
+    from connectors.kafka.replays import carry_shared_marker
 
     kafka, admin = _admin(config)
     try:
@@ -77,12 +78,15 @@ def principals(
             file.write(password + "\n")
     try:
         set_passwords(admin, passwords)
+        # Before the grants narrow to the deployment's own groups: as the admin, who may.
+        carried = carry_shared_marker(kafka)
         bindings = apply_acls(admin, kafka.prefix)
     except KafkaException as error:
         raise _fail(f"cannot set the deployment's users up: {error}") from None
     typer.echo(json.dumps({"principals": sorted(users), "users": users,
                            "acl_bindings": bindings, "prefix": kafka.prefix,
-                           "password_files": str(out)}))
+                           "password_files": str(out),
+                           "replay_marker_partitions_carried": carried}))
 
 
 @bus_app.command("retire")

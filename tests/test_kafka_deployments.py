@@ -18,7 +18,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -41,12 +48,17 @@ from connectors.kafka.acls import (
     user_name,
 )
 from connectors.kafka.membership import membership
+from connectors.kafka.replays import SHARED_REPLAY_GROUP, replay_group
 from connectors.kafka.transactions import role_scope, transactional_id
 from flows.execute_kafka import ORDER_TOPICS, ROLE
+from flows.ingest import run_ingest
 from quoteflow.cli import app
+from tests.conftest import SHARED_DATA
 from tests.kafka_service import kafka_toml, new_deployment, principal_config
 
 pytestmark = pytest.mark.integration
+
+SPOT_ETH = SHARED_DATA / "binance/spot/ethusdt_20240808.gz"
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +271,80 @@ def test_retire_deletes_a_shared_users_acls_and_password(kafka_bootstrap, tmp_pa
     assert left == []
     himself = CliRunner().invoke(app, ["bus", "retire", a.username, "-c", str(config)])
     assert himself.exit_code == 2 and "refusing to retire" in himself.output
+
+
+def _commit_error(config: KafkaConfig, group: str) -> KafkaError | None:
+    """What committing a replay marker of the deployment's md.book partition 0 to `group`
+    answers (the marker's one write: an OffsetCommit), asked as `config`'s user."""
+    marker = TopicPartition(topic_name(config.prefix, "md.book"), 0, 0, "done:x")
+    admin = connect_admin(config)  # kept: a client dropped mid-request fails it
+    (future,) = admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [marker])], request_timeout=30).values()
+    try:
+        future.result()
+        return None
+    except KafkaException as error:
+        return error.args[0]
+
+
+def test_ingest_keeps_its_replay_marker_in_its_own_deployments_group(deployments):
+    """A's ingest commits its replay marker to A's group only: not to B's, and not to the
+    group every deployment shared before (where one could break another's replays)."""
+    a, b = deployments
+    ingest = principal_config(a, "ingest")
+    assert _commit_error(ingest, replay_group(a.prefix)) is None
+    for group in (replay_group(b.prefix), SHARED_REPLAY_GROUP):
+        error = _commit_error(ingest, group)
+        assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, group
+
+
+def test_an_upgraded_deployment_keeps_its_replay_marker_and_loses_the_old_grant(
+    kafka_bootstrap, tmp_path
+):
+    """Upgrading: the marker the shared group held for the deployment's topics moves to its
+    own group when `bus principals` runs (as the admin), so the same replay again publishes
+    nothing; the shared group's grant an older version gave the ingest user is deleted."""
+    a = new_deployment(kafka_bootstrap)
+    replayed = run_ingest("replay", a, paths=[SPOT_ETH])
+    assert replayed["published"] is True
+    admin = connect_admin(a)
+    # As the version before left it: the marker in the shared group, and its grant.
+    own = Consumer(a.client_settings() | {"group.id": replay_group(a.prefix)})
+    marker = own.committed(_market_partitions(a), timeout=10)
+    own.close()
+    assert marker and all(m.metadata for m in marker)
+    shared = Consumer(a.client_settings() | {"group.id": SHARED_REPLAY_GROUP})
+    shared.commit(offsets=marker, asynchronous=False)
+    shared.close()
+    for future in admin.delete_consumer_groups([replay_group(a.prefix)],
+                                               request_timeout=30).values():
+        future.result()
+    old_grant = AclBinding(ResourceType.GROUP, "ingest", ResourcePatternType.PREFIXED,
+                           f"User:{user_name('ingest', a.prefix)}", "*", AclOperation.READ,
+                           AclPermissionType.ALLOW)
+    for future in admin.create_acls([old_grant], request_timeout=30).values():
+        future.result()
+
+    config = tmp_path / "a.toml"
+    config.write_text(kafka_toml(a))
+    result = CliRunner().invoke(app, ["bus", "principals", "-c", str(config),
+                                      "--out", str(tmp_path / "bus")])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["replay_marker_partitions_carried"] == len(marker)
+    again = run_ingest("replay", a, paths=[SPOT_ETH])
+    assert again == {"replay": replayed["replay"], "published": False,
+                     "messages": again["messages"]}
+    left = admin.describe_acls(AclBindingFilter(
+        ResourceType.GROUP, None, ResourcePatternType.ANY,
+        f"User:{user_name('ingest', a.prefix)}", None, AclOperation.ANY,
+        AclPermissionType.ANY), request_timeout=30).result()
+    assert [(x.name, x.resource_pattern_type) for x in left] == [
+        (role_scope("ingest", a.prefix), ResourcePatternType.PREFIXED)]
+
+
+def _market_partitions(config: KafkaConfig) -> list[TopicPartition]:
+    listed = connect_admin(config).list_topics(timeout=10).topics
+    return [TopicPartition(topic_name(config.prefix, t), p)
+            for t in ("md.book", "md.bbo", "md.trades")
+            for p in sorted(listed[topic_name(config.prefix, t)].partitions)]

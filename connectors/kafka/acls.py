@@ -70,7 +70,7 @@ class BusPrincipal:
 
 PRINCIPALS: tuple[BusPrincipal, ...] = (
     BusPrincipal("ingest", "quoteflow ingest: market data onto md.*",
-                 writes=(*MARKET, "deadletter"), reads=MARKET, groups=("ingest",)),
+                 writes=(*MARKET, "deadletter"), reads=MARKET, scoped_groups=("ingest",)),
     BusPrincipal("quote", "the quote flow: intents from market data, fills, predictions and "
                  "signed commands (each acknowledged)",
                  writes=("orders.intents", "control.acks", "deadletter"),
@@ -164,12 +164,35 @@ def apply_acls(
     admin: AdminClient, prefix: str = "",
     principals: Iterable[BusPrincipal] = PRINCIPALS, timeout_s: float = 30.0,
 ) -> int:
-    """Create every principal's bindings in deployment `prefix` (creating an existing one
-    is a no-op); the count."""
+    """Give every principal's user in deployment `prefix` exactly its bindings: create them
+    (creating an existing one is a no-op), then delete any other binding the user has (a
+    grant an older version gave, or one made by hand); the count created."""
+    principals = list(principals)
     bindings = [b for p in principals for b in acl_bindings(p, prefix)]
     for future in admin.create_acls(bindings, request_timeout=timeout_s).values():
         future.result()
+    wanted = {_fields(binding) for binding in bindings}
+    stale = [
+        AclBindingFilter(*_fields(binding))
+        for principal in principals
+        for binding in _bindings_of(admin, user_name(principal.name, prefix), timeout_s)
+        if _fields(binding) not in wanted
+    ]
+    if stale:
+        for future in admin.delete_acls(stale, request_timeout=timeout_s).values():
+            future.result()
     return len(bindings)
+
+
+def _fields(binding: AclBinding) -> tuple:
+    return (binding.restype, binding.name, binding.resource_pattern_type, binding.principal,
+            binding.host, binding.operation, binding.permission_type)
+
+
+def _bindings_of(admin: AdminClient, user: str, timeout_s: float) -> list[AclBinding]:
+    every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{user}",
+                             None, AclOperation.ANY, AclPermissionType.ANY)
+    return list(admin.describe_acls(every, request_timeout=timeout_s).result())
 
 
 def set_passwords(

@@ -3,14 +3,19 @@ doubles the market data.
 
 A replay's id is a digest of its recordings' bytes, in order: the same files give the same
 id, and the same events (replay is deterministic). The marker lives in Kafka beside the
-data, as the committed offsets of a consumer group nothing consumes with (`REPLAY_GROUP`):
-for each partition of `md.book`, `md.bbo` and `md.trades`, the offset is where the topic
-ended and the metadata says `started:<id>` (while publishing) or `done:<id>`. So:
+data, as the committed offsets of a consumer group nothing consumes with, the deployment's
+own (`replay_group`): for each partition of `md.book`, `md.bbo` and `md.trades`, the offset
+is where the topic ended and the metadata says `started:<id>` (while publishing) or
+`done:<id>`. So:
 
 - topics empty → publish;
 - the marker says `done:<id>` and nothing was added since → already there, publish nothing;
 - anything else (another replay, live data, an interrupted replay) → refuse; `clear` (the
   CLI's `--fresh`) deletes the topics' records first, which needs DELETE on the topics.
+
+Before, every deployment kept its marker in one shared group, `ingest.replays`, so one
+deployment's ingest could join it and break another's marker commits. A deployment's group
+without a marker yet takes the shared group's, once, if its user may still read it.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from connectors.kafka.config import KafkaConfig, connect_admin, settled
 from connectors.kafka.topics import topic_name
+from connectors.kafka.transactions import role_scope
 
 MARKET_TOPICS = ("md.book", "md.bbo", "md.trades")
-# Under the ingest principal's group prefix (connectors.kafka.acls): it may commit there.
-REPLAY_GROUP = "ingest.replays"
+ROLE = "ingest"
+# Every deployment's marker group before they had their own (read once, to carry it over).
+SHARED_REPLAY_GROUP = "ingest.replays"
 _CHUNK = 1 << 20
 Status = Literal["empty", "done", "other"]
 
@@ -38,6 +51,21 @@ class ReplayState:
     status: Status
     messages: int  # on the market topics now
     marker: str | None  # what the marker says, e.g. "done:3f2a…" (None: no marker)
+
+
+def replay_group(prefix: str) -> str:
+    """The marker group of the deployment with topic `prefix`: under ingest's scope there
+    (`role_scope`), which its user alone is granted (connectors.kafka.acls)."""
+    return f"{role_scope(ROLE, prefix)}replays"
+
+
+def carry_shared_marker(config: KafkaConfig) -> int:
+    """`ReplayMarker.carry_shared` for the deployment, if its market topics exist yet."""
+    listed = connect_admin(config).list_topics(timeout=config.connect_timeout_s).topics
+    if any(topic_name(config.prefix, t) not in listed for t in MARKET_TOPICS):
+        return 0
+    with ReplayMarker(config) as marker:
+        return marker.carry_shared()
 
 
 def replay_id(paths: Sequence[str | Path]) -> str:
@@ -57,8 +85,11 @@ class ReplayMarker:
     def __init__(self, config: KafkaConfig, topics: Iterable[str] = MARKET_TOPICS):
         self._config = config
         self._topics = [topic_name(config.prefix, t) for t in topics]
-        self._consumer = Consumer(
-            config.client_settings() | {"group.id": REPLAY_GROUP, "enable.auto.commit": False}
+        self._consumer = self._group_client(replay_group(config.prefix))
+
+    def _group_client(self, group: str) -> Consumer:
+        return Consumer(
+            self._config.client_settings() | {"group.id": group, "enable.auto.commit": False}
         )
 
     def close(self) -> None:
@@ -88,10 +119,9 @@ class ReplayMarker:
     def state(self, replay: str) -> ReplayState:
         ends = self._ends()
         messages = sum(high - low for low, high in ends.values())
-        timeout = self._config.connect_timeout_s
-        committed = settled(lambda: self._consumer.committed(
-            [TopicPartition(t, p) for t, p in ends], timeout=timeout
-        ), timeout)
+        committed = self._committed(self._consumer, ends)
+        if not any(c.metadata for c in committed):
+            committed = self._carry_shared(ends) or committed
         markers = {c.metadata or None for c in committed}
         marker = markers.pop() if len(markers) == 1 else None
         if messages == 0:
@@ -100,6 +130,48 @@ class ReplayMarker:
         if marker == f"done:{replay}" and untouched:
             return ReplayState("done", messages, marker)
         return ReplayState("other", messages, marker)
+
+    def _committed(
+        self, consumer: Consumer, ends: dict[tuple[str, int], tuple[int, int]]
+    ) -> list[TopicPartition]:
+        timeout = self._config.connect_timeout_s
+        return settled(lambda: consumer.committed(
+            [TopicPartition(t, p) for t, p in ends], timeout=timeout
+        ), timeout)
+
+    def _carry_shared(
+        self, ends: dict[tuple[str, int], tuple[int, int]]
+    ) -> list[TopicPartition]:
+        """The shared group's marker of our topics, committed to our own group ([] when it
+        has none, or our user may not read it: a deployment set up after the change). Read
+        with the admin API: a consumer of a group it may not use waits for a coordinator
+        until its timeout instead of being refused."""
+        admin = connect_admin(self._config)
+        wanted = [TopicPartition(t, p) for t, p in ends]
+        (future,) = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(SHARED_REPLAY_GROUP, wanted)],
+            request_timeout=self._config.connect_timeout_s).values()
+        try:
+            committed = future.result().topic_partitions
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.GROUP_AUTHORIZATION_FAILED:
+                raise
+            return []
+        carried = [TopicPartition(c.topic, c.partition, c.offset, c.metadata)
+                   for c in committed if c.metadata and c.offset >= 0]
+        if carried:
+            settled(lambda: self._consumer.commit(offsets=carried, asynchronous=False),
+                    self._config.connect_timeout_s)
+        return carried
+
+    def carry_shared(self) -> int:
+        """Our group takes the shared group's marker if it has none of its own yet (the
+        upgrade, done by `quoteflow bus principals` before it narrows the grants, and by
+        the first replay after); the partitions carried."""
+        ends = self._ends()
+        if any(c.metadata for c in self._committed(self._consumer, ends)):
+            return 0
+        return len(self._carry_shared(ends))
 
     def mark(self, replay: str, stage: Literal["started", "done"]) -> None:
         offsets = [TopicPartition(t, p, high, f"{stage}:{replay}")
@@ -119,4 +191,7 @@ class ReplayMarker:
         return sum(high - low for low, high in ends.values())
 
 
-__all__ = ["REPLAY_GROUP", "KafkaException", "ReplayMarker", "ReplayState", "replay_id"]
+__all__ = [
+    "SHARED_REPLAY_GROUP", "KafkaException", "ReplayMarker", "ReplayState",
+    "carry_shared_marker", "replay_group", "replay_id",
+]
