@@ -25,6 +25,7 @@ from connectors.kafka import EventConsumer, EventProducer, KafkaConfig, connect_
 from connectors.kafka.acls import BY_NAME, acl_bindings
 from connectors.kafka.membership import carry_offsets, membership
 from connectors.kafka.topics import SPECS
+from connectors.kafka.transactions import role_scope
 from flows.execute_kafka import ORDER_TOPICS, ROLE, run_execute
 from models.events import OrderIntent
 from quoteflow.config import Config, ExecuteConfig
@@ -283,9 +284,11 @@ def test_an_upgraded_deployment_takes_over_the_shared_groups_offsets(kafka_boots
 
 def test_acls_narrowed_to_the_new_names_leave_nothing_to_carry(kafka_bootstrap):
     """A principal without a grant for the shared group starts its own group from nothing
-    (the `ingest` user here: its groups are `ingest*` only); one without a grant for the new
-    group is refused, as its consumer would be."""
-    ingest = principal_config(new_deployment(kafka_bootstrap), "ingest")
-    assert carry_offsets(ingest, ROLE, "ingest.new", ["md.book"]) == []
+    (the `ingest` user here: its groups are its deployment's `ingest.<prefix>.` only); one
+    without a grant for the new group is refused, as its consumer would be."""
+    deployment = new_deployment(kafka_bootstrap)
+    ingest = principal_config(deployment, "ingest")
+    own = role_scope("ingest", deployment.prefix)
+    assert carry_offsets(ingest, ROLE, f"{own}new", ["md.book"]) == []
     with pytest.raises(KafkaException, match="GROUP_AUTHORIZATION_FAILED"):
-        carry_offsets(ingest, "ingest.old", f"{ROLE}.new", ["md.book"])
+        carry_offsets(ingest, f"{own}old", f"{ROLE}.new", ["md.book"])
