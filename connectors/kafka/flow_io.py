@@ -334,11 +334,24 @@ class _WorkerConsumer:
 
 
 class _WorkerSources:
-    """What the sources below share: each worker's one consumer, and its settings."""
+    """What the sources below share: their topics (base names; the deployment prefix is
+    added), each worker's one consumer and its settings."""
 
-    def __init__(self, config: KafkaConfig) -> None:
+    def __init__(
+        self, config: KafkaConfig, topics: Iterable[str], tail: bool, batch_size: int
+    ) -> None:
         self._config = config
+        self._topics = [topic_name(config.prefix, t) for t in topics]
+        self._tail = tail
+        self._batch_size = batch_size
         self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
+
+    def _partitions(self) -> dict[str, list[int]]:
+        """Each topic's partitions; missing topics are a start-up error."""
+        admin = connect_admin(self._config)
+        require_topics(admin, self._topics, self._config.connect_timeout_s)
+        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
+        return {topic: sorted(listed[topic].partitions) for topic in self._topics}
 
     def _worker_consumer(self) -> _WorkerConsumer:
         """This worker's consumer of the source: its thread builds and polls its partitions."""
@@ -382,20 +395,14 @@ class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], di
         emitted), whatever `tail` says: a lockstep replay's last mark. `halted`: every
         partition ends, whatever `tail` says, once it returns true (a step of the flow
         found a condition it cannot go on from, `flows.halt`)."""
-        super().__init__(config)
+        super().__init__(config, topics, tail, batch_size)
         self._until = until
         self._halted = halted
-        self._topics = [topic_name(config.prefix, t) for t in topics]
         if not self._topics:
             raise ValueError("CoPartitionedSource needs at least one topic")
-        self._tail = tail
-        self._batch_size = batch_size
 
     def list_parts(self) -> list[str]:
-        admin = connect_admin(self._config)
-        require_topics(admin, self._topics, self._config.connect_timeout_s)
-        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
-        counts = {topic: len(listed[topic].partitions) for topic in self._topics}
+        counts = {topic: len(partitions) for topic, partitions in self._partitions().items()}
         if len(set(counts.values())) != 1:
             raise NotCoPartitionedError(
                 f"topics read as one stream need equal partition counts, got {counts}"
@@ -447,17 +454,11 @@ class KafkaEventSource(_WorkerSources, FixedPartitionedSource[list[Event], int |
         self, config: KafkaConfig, topics: Iterable[str], *, tail: bool = True,
         batch_size: int = 1000,
     ):
-        super().__init__(config)
-        self._topics = [topic_name(config.prefix, t) for t in topics]
-        self._tail = tail
-        self._batch_size = batch_size
+        super().__init__(config, topics, tail, batch_size)
 
     def list_parts(self) -> list[str]:
-        admin = connect_admin(self._config)
-        require_topics(admin, self._topics, self._config.connect_timeout_s)
-        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
-        return [f"{index}-{topic}" for topic in self._topics
-                for index in sorted(listed[topic].partitions)]
+        return [f"{index}-{topic}" for topic, partitions in self._partitions().items()
+                for index in partitions]
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
