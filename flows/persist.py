@@ -19,7 +19,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from connectors.kafka import KafkaConfig
-from connectors.kafka.flow_io import KafkaEventSource
+from connectors.kafka.bytewax_io import KafkaEventSource
 from connectors.kafka.topics import TOPICS
 from connectors.timescale import TimescaleConfig, TimescaleSink, WriterStats, route
 from connectors.timescale.source import PositionedSource

@@ -11,17 +11,11 @@ from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.kafka import KafkaConfig, KafkaUnavailable, MissingTopicsError, topic_name
-from connectors.kafka.flow_io import (
-    CoPartitionedSource,
-    KafkaEventSource,
-    NotCoPartitionedError,
-)
+from connectors.kafka.flow_io import CoPartitionedSource, NotCoPartitionedError
 from connectors.venues.market_cache import instrument_for
 from flows.processes import build_flow, build_quote_kafka_flow, quote_options
 from models.events import (
     ArbSignal,
-    BookDelta,
-    BookSnapshot,
     DeadLetter,
     Fill,
     OrderEvent,
@@ -241,28 +235,6 @@ def test_one_worker_reads_all_its_partitions_through_one_consumer(kafka_bootstra
             topic: ends[topic][int(name)] or OFFSET_BEGINNING for topic in ends
         }
     assert not source._consumers  # the last partition to leave closed the consumer
-
-
-def test_topics_of_any_partition_counts_are_read_through_one_consumer(kafka_bootstrap, events):
-    """`KafkaEventSource` (the persist flow's): a part per topic partition, 6 + 3 of them on
-    one consumer, each part's state the offset after what it emitted."""
-    config = new_deployment(kafka_bootstrap)
-    publish(config, events)
-    source = KafkaEventSource(config, ["md.book", "orders.events"], tail=False)
-    names = source.list_parts()
-    assert len(names) == 9
-    parts = {name: source.build_part("events", name, None) for name in names}
-    assert len({id(part._inner._shared) for part in parts.values()}) == 1
-    read = _drain(parts, first=names[0])
-    book = [e for e in events if type(e) in (BookDelta, BookSnapshot)]
-    assert sum(len(chunk) for chunk in read.values()) == len(book)
-    ends = _highs(config, [topic_name(config.prefix, "md.book")], 6)
-    for name, part in parts.items():
-        index, topic = name.split("-", 1)
-        if topic.endswith("md.book") and ends[topic][int(index)]:
-            assert part.snapshot() == ends[topic][int(index)]
-    assert not source._consumers
-
 
 
 def _highs(config: KafkaConfig, topics: list[str], partitions: int) -> dict[str, list[int]]:

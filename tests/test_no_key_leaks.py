@@ -29,7 +29,7 @@ from bytewax.testing import run_main
 from fastapi.testclient import TestClient
 
 from connectors.kafka import EventProducer, topic_name
-from connectors.kafka.flow_io import KafkaEventSource
+from connectors.kafka.bytewax_io import KafkaEventSource
 from connectors.kafka.topics import TOPICS
 from connectors.secrets import MASTER_KEY_ENV, MasterKey
 from connectors.secrets.leak_scan import scan_bytes, scan_paths

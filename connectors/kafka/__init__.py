@@ -3,7 +3,7 @@
 See docs/kafka.md for the topic table, keys, wire format and delivery guarantees.
 """
 
-from connectors.kafka.bytewax_io import KafkaEventSink
+from connectors.kafka.bytewax_io import KafkaEventSink, KafkaEventSource
 from connectors.kafka.config import (
     KafkaConfig,
     KafkaConfigError,
@@ -11,7 +11,6 @@ from connectors.kafka.config import (
     connect_admin,
 )
 from connectors.kafka.consumer import EventConsumer, KafkaConsumeError
-from connectors.kafka.flow_io import KafkaEventSource
 from connectors.kafka.producer import EventProducer, KafkaDeliveryError, ProducerStats
 from connectors.kafka.routing import routes
 from connectors.kafka.topics import (

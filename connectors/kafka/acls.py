@@ -43,11 +43,11 @@ from connectors.kafka.transactions import role_scope
 
 MARKET = ("md.book", "md.bbo", "md.trades")
 # Flows read with assigned partitions and keep offsets in their snapshots; librdkafka still
-# wants a group id (connectors.kafka.flow_io's), which they never commit to. The name stays
-# shared by deployments: a group's offsets are per topic, and a principal commits or fetches
+# wants a group id (ours and Bytewax's), which they never commit to. These names stay shared
+# by deployments: a group's offsets are per topic, and a principal commits or fetches
 # offsets only of topics it may read or describe (its own deployment's), so a shared group
 # that is never joined carries nothing between deployments (docs/security.md).
-FLOW_GROUPS = ("quoteflow-unused",)
+FLOW_GROUPS = ("quoteflow-unused", "BYTEWAX_IGNORED")
 _SCRAM_ITERATIONS = 8192
 
 

@@ -1,4 +1,4 @@
-"""Kafka sources for long-running flows: deterministic replays, patient with brokers.
+"""Kafka source for long-running flows: deterministic replays, patient with brokers.
 
 `CoPartitionedSource` reads the same partition index of several topics as one Bytewax
 partition. quoteflow's producers key every market topic by `venue:symbol` with the same
@@ -13,9 +13,8 @@ the merge costs no latency live; librdkafka's end-of-partition event would come 
 the next fetch response, up to `fetch.wait.max.ms` later. Each topic's snapshot offset is
 its first message not yet emitted.
 
-`KafkaEventSource` reads each partition of any topics on its own, for a reader to which order
-across topics means nothing (the persist flow). Both emit each poll as one list of typed
-events (a chunk: Bytewax's cost is per item), dead letters in place of bad messages.
+Each poll leaves as one list of typed events (a chunk: Bytewax's cost is per item), dead
+letters in place of bad messages.
 
 A worker reads all its partitions of a source through one librdkafka consumer
 (`_WorkerConsumer`), not one consumer per partition: each consumer keeps a fetch open at the
@@ -334,8 +333,8 @@ class _WorkerConsumer:
 
 
 class _WorkerSources:
-    """What the sources below share: their topics (base names; the deployment prefix is
-    added), each worker's one consumer and its settings."""
+    """A source's topics (base names; the deployment prefix is added), each worker's one
+    consumer and its settings."""
 
     def __init__(
         self, config: KafkaConfig, topics: Iterable[str], tail: bool, batch_size: int
@@ -419,54 +418,3 @@ class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], di
             tail=self._tail, batch_size=self._batch_size, until=self._until,
             halted=self._halted,
         )
-
-
-class _OnePartition(StatefulSourcePartition[list[Event], int | None]):
-    """One topic's partition read alone; its state the next offset to read."""
-
-    def __init__(self, inner: _CoPartition, topic: str):
-        self._inner = inner
-        self._topic = topic
-
-    def next_batch(self) -> list[list[Event]]:
-        return self._inner.next_batch()
-
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
-
-    def snapshot(self) -> int | None:
-        return self._inner.snapshot()[self._topic]
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class KafkaEventSource(_WorkerSources, FixedPartitionedSource[list[Event], int | None]):
-    """Chunks of events from every partition of `topics` (base names, any partition counts),
-    each partition on its own: for a reader to which order across topics means nothing (the
-    persist flow). Bytewax partition `i-topic` is partition i of the topic; its state is the
-    offset of the next message to read.
-
-    `tail=False` ends each partition at its end: replays and tests run to completion.
-    """
-
-    def __init__(
-        self, config: KafkaConfig, topics: Iterable[str], *, tail: bool = True,
-        batch_size: int = 1000,
-    ):
-        super().__init__(config, topics, tail, batch_size)
-
-    def list_parts(self) -> list[str]:
-        return [f"{index}-{topic}" for topic, partitions in self._partitions().items()
-                for index in partitions]
-
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: int | None
-    ) -> _OnePartition:
-        index, topic = for_part.split("-", 1)
-        offset = OFFSET_BEGINNING if resume_state is None else resume_state
-        inner = _CoPartition(
-            self._worker_consumer(), for_part, [topic], int(index), {topic: offset},
-            WireDecoder(self._config.prefix), tail=self._tail, batch_size=self._batch_size,
-        )
-        return _OnePartition(inner, topic)

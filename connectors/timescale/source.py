@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from connectors.kafka.flow_io import KafkaEventSource
+from connectors.kafka.bytewax_io import KafkaEventSource
 from connectors.timescale import positions
 from connectors.timescale.config import TimescaleConfig, connect
 from connectors.timescale.migrations import migrate
