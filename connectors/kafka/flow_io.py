@@ -332,48 +332,7 @@ class _WorkerConsumer:
             on_error(error)
 
 
-class _WorkerSources:
-    """A source's topics (base names; the deployment prefix is added), each worker's one
-    consumer and its settings."""
-
-    def __init__(
-        self, config: KafkaConfig, topics: Iterable[str], tail: bool, batch_size: int
-    ) -> None:
-        self._config = config
-        self._topics = [topic_name(config.prefix, t) for t in topics]
-        self._tail = tail
-        self._batch_size = batch_size
-        self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
-
-    def _partitions(self) -> dict[str, list[int]]:
-        """Each topic's partitions; missing topics are a start-up error."""
-        admin = connect_admin(self._config)
-        require_topics(admin, self._topics, self._config.connect_timeout_s)
-        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
-        return {topic: sorted(listed[topic].partitions) for topic in self._topics}
-
-    def _worker_consumer(self) -> _WorkerConsumer:
-        """This worker's consumer of the source: its thread builds and polls its partitions."""
-        thread = threading.get_ident()
-        shared = self._consumers.get(thread)
-        if shared is None:
-            settings = self._config.client_settings() | {
-                "group.id": "quoteflow-unused",  # required by librdkafka; offsets are ours
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "error",
-                # The broker answers a fetch as soon as a byte arrives (fetch.min.bytes=1), so
-                # this only bounds an idle one; short waits buy no latency and multiply idle
-                # fetches per consumer (5 ms took a third of a core from broker and flow each).
-                "fetch.wait.max.ms": _IDLE_FETCH_WAIT_MS,
-            }
-            shared = self._consumers[thread] = _WorkerConsumer(
-                settings, lambda: self._consumers.pop(thread, None)
-            )
-        return shared
-
-
-class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], dict[str, int]]):
+class CoPartitionedSource(FixedPartitionedSource[list[Event], dict[str, int]]):
     """Chunks of events from `topics` (base names), partition i of each merged by receive time.
 
     `tail=False` ends each partition once every topic's partition is at its end: replays and
@@ -394,14 +353,21 @@ class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], di
         emitted), whatever `tail` says: a lockstep replay's last mark. `halted`: every
         partition ends, whatever `tail` says, once it returns true (a step of the flow
         found a condition it cannot go on from, `flows.halt`)."""
-        super().__init__(config, topics, tail, batch_size)
-        self._until = until
-        self._halted = halted
+        self._config = config
+        self._topics = [topic_name(config.prefix, t) for t in topics]
         if not self._topics:
             raise ValueError("CoPartitionedSource needs at least one topic")
+        self._tail = tail
+        self._batch_size = batch_size
+        self._until = until
+        self._halted = halted
+        self._consumers: dict[int, _WorkerConsumer] = {}  # by worker thread
 
     def list_parts(self) -> list[str]:
-        counts = {topic: len(partitions) for topic, partitions in self._partitions().items()}
+        admin = connect_admin(self._config)
+        require_topics(admin, self._topics, self._config.connect_timeout_s)
+        listed = admin.list_topics(timeout=self._config.connect_timeout_s).topics
+        counts = {topic: len(listed[topic].partitions) for topic in self._topics}
         if len(set(counts.values())) != 1:
             raise NotCoPartitionedError(
                 f"topics read as one stream need equal partition counts, got {counts}"
@@ -418,3 +384,23 @@ class CoPartitionedSource(_WorkerSources, FixedPartitionedSource[list[Event], di
             tail=self._tail, batch_size=self._batch_size, until=self._until,
             halted=self._halted,
         )
+
+    def _worker_consumer(self) -> _WorkerConsumer:
+        """This worker's consumer of the source: its thread builds and polls its partitions."""
+        thread = threading.get_ident()
+        shared = self._consumers.get(thread)
+        if shared is None:
+            settings = self._config.client_settings() | {
+                "group.id": "quoteflow-unused",  # required by librdkafka; offsets are ours
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "error",
+                # The broker answers a fetch as soon as a byte arrives (fetch.min.bytes=1), so
+                # this only bounds an idle one; short waits buy no latency and multiply idle
+                # fetches per consumer (5 ms took a third of a core from broker and flow each).
+                "fetch.wait.max.ms": _IDLE_FETCH_WAIT_MS,
+            }
+            shared = self._consumers[thread] = _WorkerConsumer(
+                settings, lambda: self._consumers.pop(thread, None)
+            )
+        return shared
